@@ -1,0 +1,211 @@
+"""Settings: defaults < TOML file < environment, validated once at start-up.
+
+The TOML file comes from ``--config PATH`` or ``INVOICE_SYNC_CONFIG``; environment variables use
+the ``INVOICE_SYNC_`` prefix with ``__`` for nesting (``INVOICE_SYNC_WORKER__BATCH_SIZE=50``).
+Tokens come from exactly one of ``token``, ``token_env`` or ``token_file`` and are held as
+``SecretStr`` so they never print. Any problem is a ``ConfigError`` whose message is one line
+naming the key.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from worker.durations import RateLimit, parse_duration, parse_rate
+from worker.errors import ConfigError
+
+Duration = Annotated[float, BeforeValidator(parse_duration), Field(ge=0)]
+Rate = Annotated[RateLimit, BeforeValidator(lambda v: v if isinstance(v, RateLimit) else parse_rate(v))]
+
+DEFAULT_TEST_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class WorkerSettings(_Section):
+    batch_size: int = Field(default=100, ge=1, le=10_000)
+    poll_interval: Duration = 5.0
+    lease: Duration = 300.0
+    shutdown_grace: Duration = 30.0
+    max_attempts: int = Field(default=10, ge=1)
+    base_retry_delay: Duration = 2.0
+    max_retry_delay: Duration = 3600.0
+    unknown_outcome: Literal["park", "retry"] = "park"
+    flush_interval: Duration = 0.05
+    pause_cooldown: Duration = 300.0
+
+
+class HttpSettings(_Section):
+    connect_timeout: Duration = 5.0
+    request_timeout: Duration = 30.0
+
+
+class ObserveSettings(_Section):
+    log_format: Literal["auto", "json", "console"] = "auto"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    listen: str = "127.0.0.1:9464"
+
+
+class AccountSettings(BaseModel):
+    """One provider account. Keys beyond the common ones belong to the provider's options."""
+
+    model_config = ConfigDict(extra="allow")
+
+    provider: str
+    base_url: str
+    token: SecretStr | None = None
+    token_env: str | None = None
+    token_file: Path | None = None
+    rate_limit: Rate = Field(default_factory=lambda: parse_rate("60/minute"))
+    concurrency: int = Field(default=4, ge=1, le=1000)
+
+    @model_validator(mode="after")
+    def _at_most_one_token_source(self) -> AccountSettings:
+        given = [k for k in ("token", "token_env", "token_file") if getattr(self, k) is not None]
+        if len(given) > 1:
+            raise ValueError(f"give one of token, token_env, token_file, not {' and '.join(given)}")
+        return self
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+    def resolve_token(self) -> SecretStr | None:
+        """The token from wherever the config says it lives; ``ConfigError`` if it is not there."""
+        if self.token is not None:
+            return self.token
+        if self.token_env is not None:
+            value = os.environ.get(self.token_env)
+            if not value:
+                raise ConfigError(f"token_env: environment variable {self.token_env} is not set")
+            return SecretStr(value.strip())
+        if self.token_file is not None:
+            try:
+                return SecretStr(self.token_file.read_text(encoding="utf-8").strip())
+            except OSError as exc:
+                raise ConfigError(f"token_file: cannot read {self.token_file}: {exc.strerror}") from exc
+        return None
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="INVOICE_SYNC_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    database_url: SecretStr | None = None
+    worker: WorkerSettings = WorkerSettings()
+    http: HttpSettings = HttpSettings()
+    observe: ObserveSettings = ObserveSettings()
+    accounts: dict[str, AccountSettings] = {}
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The TOML file is passed as init values; the environment must win over it.
+        return (env_settings, init_settings)
+
+    def database_dsn(self) -> str:
+        if self.database_url is None:
+            raise ConfigError("database_url: not set (config file or INVOICE_SYNC_DATABASE_URL)")
+        return self.database_url.get_secret_value()
+
+    def secrets(self) -> list[str]:
+        """Every secret value in this config, for log redaction."""
+        found: list[str] = []
+        if self.database_url is not None:
+            found.extend(_dsn_password(self.database_url.get_secret_value()))
+        for account in self.accounts.values():
+            try:
+                token = account.resolve_token()
+            except ConfigError:
+                token = None
+            if token is not None:
+                found.append(token.get_secret_value())
+            for key, value in account.options.items():
+                if "secret" in key and isinstance(value, str):
+                    found.append(value)
+        return [s for s in found if len(s) >= 4]
+
+
+def _dsn_password(dsn: str) -> list[str]:
+    from urllib.parse import urlsplit
+
+    try:
+        password = urlsplit(dsn).password
+    except ValueError:
+        return []
+    return [password] if password else []
+
+
+def config_path(explicit: str | None) -> Path | None:
+    chosen = explicit or os.environ.get("INVOICE_SYNC_CONFIG")
+    return Path(chosen) if chosen else None
+
+
+def load_settings(path: Path | None) -> Settings:
+    """Read and validate the configuration; raise ``ConfigError`` with one readable line."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"config file {path}: {exc.strerror}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path}: not valid TOML: {exc}") from exc
+    try:
+        settings = Settings(**data)
+    except ValidationError as exc:
+        raise ConfigError(describe_config_error(exc)) from exc
+    _check_accounts(settings)
+    return settings
+
+
+def _check_accounts(settings: Settings) -> None:
+    from worker.providers import PROVIDERS
+
+    for name, account in settings.accounts.items():
+        spec = PROVIDERS.get(account.provider)
+        if spec is None:
+            known = ", ".join(sorted(PROVIDERS))
+            raise ConfigError(f"accounts.{name}.provider: {account.provider!r} is not one of {known}")
+        try:
+            spec.options.model_validate(account.options)
+        except ValidationError as exc:
+            raise ConfigError(describe_config_error(exc, prefix=f"accounts.{name}")) from exc
+        if spec.needs_token and account.token is None and account.token_env is None and (
+            account.token_file is None
+        ):
+            raise ConfigError(f"accounts.{name}: give one of token, token_env, token_file")
+
+
+def describe_config_error(exc: ValidationError, prefix: str = "") -> str:
+    """The first problem as one line: ``worker.batch_size: Input should be ...``."""
+    first = exc.errors(include_url=False, include_input=False)[0]
+    parts = [prefix] if prefix else []
+    parts.extend(str(p) for p in first["loc"])
+    where = ".".join(parts) or "config"
+    message = first["msg"].removeprefix("Value error, ")
+    extra = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"{where}: {message}{extra}"

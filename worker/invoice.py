@@ -1,0 +1,157 @@
+"""The canonical invoice: the provider-neutral document producers write to the outbox (version 1).
+
+Money and quantities arrive as JSON numbers or decimal strings and are held as ``Decimal``, so
+``0.1 + 0.2`` never reaches a tax document. Every object refuses unknown keys: a typo such as
+``"unit_prise"`` must fail loudly, not silently drop a price. Size limits bound what a hostile or
+broken producer can make the worker hold in memory or send on.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, model_validator
+
+# 15 significant digits survive a round trip through a JSON float exactly, which is what the
+# providers' JSON bodies carry; 4 decimal places cover paise, cents and fractional quantities.
+Money = Annotated[Decimal, Field(ge=0, max_digits=15, decimal_places=4, allow_inf_nan=False)]
+Quantity = Annotated[Decimal, Field(gt=0, max_digits=15, decimal_places=4, allow_inf_nan=False)]
+Rate = Annotated[Decimal, Field(ge=0, le=100, max_digits=7, decimal_places=4, allow_inf_nan=False)]
+Name = Annotated[str, Field(min_length=1, max_length=500)]
+Text = Annotated[str, Field(max_length=5000)]
+Short = Annotated[str, Field(max_length=200)]
+ProviderId = Annotated[str, Field(min_length=1, max_length=100)] | Annotated[int, Field(ge=0)]
+
+InvoiceType = Literal[
+    "invoice",
+    "quotation",
+    "credit_note",
+    "purchase_bill",
+    "purchase_return",
+    "delivery_challan",
+    "sales_order",
+    "purchase_order",
+]
+
+SCHEMA_VERSION = 1
+MAX_LINES = 1000
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+class Address(_Strict):
+    street: Short | None = None
+    city: Short | None = None
+    state: Short | None = None
+    postal_code: Annotated[str, Field(max_length=20)] | None = None
+    country: Annotated[str, Field(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2")] | None = (
+        None
+    )
+
+
+class Customer(_Strict):
+    id: ProviderId | None = Field(default=None, description="The provider's id for this customer.")
+    name: Name | None = None
+    phone: Annotated[str, Field(max_length=30)] | None = None
+    email: Annotated[str, Field(max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")] | None = None
+    tax_id: Annotated[str, Field(max_length=30)] | None = None
+    address: Address | None = None
+
+
+class Line(_Strict):
+    name: Name
+    description: Text | None = None
+    quantity: Quantity
+    unit_price: Money
+    tax_rate: Rate | None = None
+    price_includes_tax: StrictBool = Field(
+        default=True, description="Whether unit_price already includes tax (BillClap's default)."
+    )
+    hsn: Annotated[str, Field(max_length=20)] | None = None
+    discount: Money = Decimal(0)
+    discount_type: Literal["amount", "percent"] = Field(
+        default="amount", description="amount: per unit, in the invoice currency; percent: of the price."
+    )
+    product_id: ProviderId | None = None
+
+    @model_validator(mode="after")
+    def _percent_at_most_100(self) -> Line:
+        if self.discount_type == "percent" and self.discount > 100:
+            raise ValueError("a percent discount cannot exceed 100")
+        return self
+
+
+class Charge(_Strict):
+    name: Name
+    amount: Money
+    tax_rate: Rate = Decimal(0)
+    hsn: Annotated[str, Field(max_length=20)] | None = None
+
+
+class Invoice(_Strict):
+    """One invoice as a producer writes it to ``invoice_sync.outbox.payload``."""
+
+    type: InvoiceType = "invoice"
+    number: Annotated[str, Field(min_length=1, max_length=60)] | None = Field(
+        default=None,
+        description="Your invoice number. Send one: it is what makes a retry safe at BillClap and Refrens.",
+    )
+    issue_date: date | None = None
+    due_date: date | None = None
+    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$", description="ISO 4217")] | None = None
+    customer: Customer | None = None
+    cash_sale: StrictBool = False
+    lines: Annotated[list[Line], Field(min_length=1, max_length=MAX_LINES)]
+    charges: Annotated[list[Charge], Field(max_length=100)] = []
+    discount: Money = Decimal(0)
+    amount_paid: Money | None = None
+    notes: Text | None = None
+    provider_options: Annotated[dict[str, Any], Field(max_length=50)] = Field(
+        default_factory=dict,
+        description="Merged into the provider's request body last, for fields the canonical form lacks.",
+    )
+
+    @model_validator(mode="after")
+    def _customer_named_unless_cash_sale(self) -> Invoice:
+        if not self.cash_sale and (self.customer is None or not self.customer.name):
+            raise ValueError("customer.name is required unless cash_sale is true")
+        return self
+
+
+def parse_invoice(payload: Any) -> Invoice:
+    """Validate a payload as stored in the outbox (a dict, or JSON text).
+
+    Raises ``pydantic.ValidationError``; callers turn it into ``invalid_payload``.
+    """
+    if isinstance(payload, str | bytes):
+        return Invoice.model_validate_json(payload)
+    return Invoice.model_validate(payload)
+
+
+def describe_validation_error(exc: ValidationError, limit: int = 10) -> str:
+    """pydantic's message, one line per problem, without echoing the (possibly huge) input."""
+    lines = []
+    for error in exc.errors(include_url=False, include_input=False)[:limit]:
+        where = ".".join(str(part) for part in error["loc"]) or "payload"
+        lines.append(f"{where}: {error['msg']}")
+    more = exc.error_count() - limit
+    if more > 0:
+        lines.append(f"... and {more} more")
+    return "; ".join(lines)
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema producers can validate against before they write to the outbox."""
+    schema = Invoice.model_json_schema(mode="validation")
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = f"https://invoice-sync.dev/schema/invoice/v{SCHEMA_VERSION}.json"
+    return schema
+
+
+def json_schema_text() -> str:
+    return json.dumps(json_schema(), indent=2, sort_keys=True)

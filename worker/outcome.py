@@ -1,0 +1,87 @@
+"""The values a provider call returns; each decides what happens to the outbox row.
+
+A provider adapter never touches the database: it returns one of these and the engine applies
+it (Oban's ``perform/1`` return values, River's ``JobCancel``/``JobSnooze``).
+
+- ``Synced``: the provider holds the invoice; the row moves to ``invoice_sync.synced``.
+- ``Retry``: try again later; ``outcome_unknown`` marks an attempt that may have reached the
+  provider, so the next attempt must take a safe path (same number, lookup, tag scan).
+- ``RateLimited``: the provider asked us to slow down; the row is rescheduled without spending
+  an attempt, and the account waits ``after`` seconds.
+- ``DeadLetter``: a human must look; the row moves to ``invoice_sync.dead_letter``.
+- ``PauseAccount``: the account itself is broken (credits, token, plan, our configuration);
+  ``invoice`` says what happens to the row that found out, and the account stops claiming.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+
+class Reason(StrEnum):
+    """Stable dead-letter reason codes (DESIGN.md); used in the table, logs and metric labels."""
+
+    CREDITS_EXPIRED = "credits_expired"
+    DUPLICATE = "duplicate"
+    REJECTED = "rejected"
+    INVALID_PAYLOAD = "invalid_payload"
+    AUTH_FAILED = "auth_failed"
+    FORBIDDEN = "forbidden"
+    EXHAUSTED = "exhausted"
+    AMBIGUOUS = "ambiguous"
+
+
+class PauseReason(StrEnum):
+    """Why an account stopped claiming; shown by `status` and `accounts list`."""
+
+    CREDITS_EXPIRED = "credits_expired"
+    AUTH_FAILED = "auth_failed"
+    FORBIDDEN = "forbidden"
+    MISCONFIGURED = "misconfigured"
+    OPERATOR = "operator"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Synced:
+    provider_invoice_id: str
+    invoice_number: str | None = None
+    link: str | None = None
+    pdf_url: str | None = None
+    response: Any = None
+    recovered: bool = False
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Retry:
+    error: str
+    after: float | None = None
+    outcome_unknown: bool = False
+    http_status: int | None = None
+    response: Any = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RateLimited:
+    error: str
+    after: float | None = None
+    http_status: int | None = 429
+    response: Any = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class DeadLetter:
+    reason: Reason
+    error: str
+    http_status: int | None = None
+    response: Any = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class PauseAccount:
+    reason: PauseReason
+    invoice: Retry | DeadLetter
+
+
+Outcome = Synced | Retry | RateLimited | DeadLetter | PauseAccount

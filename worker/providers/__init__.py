@@ -1,0 +1,8 @@
+"""The provider registry: each adapter module contributes one ``ProviderSpec``."""
+
+from __future__ import annotations
+
+from worker.providers.base import ProviderSpec
+from worker.providers.billclap import SPEC as BILLCLAP
+
+PROVIDERS: dict[str, ProviderSpec] = {spec.name: spec for spec in (BILLCLAP,)}

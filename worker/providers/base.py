@@ -1,0 +1,125 @@
+"""The provider protocol: what every adapter implements, and the values it works with.
+
+An adapter maps a canonical ``Invoice`` to its provider's request, makes the HTTP call, and
+classifies the answer into an ``Outcome`` (``worker.outcome``). It never touches the database and
+never sleeps for a retry: the engine owns both. Adding a provider means an adapter module with a
+``SPEC`` (registered in ``worker.providers``) and a sandbox; nothing else changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, ClassVar, Protocol
+
+from pydantic import BaseModel
+
+from worker.invoice import Invoice
+from worker.outcome import Outcome
+
+# What we keep of a provider's answer in synced.response / dead_letter.response: enough to
+# diagnose, never a multi-megabyte page.
+RESPONSE_LIMIT = 8 * 1024
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Attempt:
+    """One try at creating one invoice."""
+
+    outbox_id: int
+    account: str
+    idempotency_key: str
+    invoice: Invoice
+    number: int
+    prior_unknown: bool
+    """An earlier attempt may have reached the provider, and what it did there is unknown."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Credentials:
+    """What an adapter needs to authenticate; ``token`` is already resolved from env or file."""
+
+    base_url: str
+    token: str | None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class HttpTimeouts:
+    connect: float
+    total: float
+
+
+class Provider(Protocol):
+    """An invoicing provider's adapter, one instance per configured account."""
+
+    name: ClassVar[str]
+
+    def retry_is_safe(self, invoice: Invoice) -> bool:
+        """Whether sending this invoice again after an unknown outcome cannot create a second one.
+
+        True when the provider refuses a repeated invoice number, or when the adapter itself
+        looks for the earlier attempt's invoice before sending again.
+        """
+        ...
+
+    async def create_invoice(self, attempt: Attempt) -> Outcome:
+        """Create the invoice at the provider and classify the answer. Never raises for an
+        answer the provider gave; transport failures become ``Retry`` values too."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections."""
+        ...
+
+
+ProviderFactory = Callable[[Credentials, Any, HttpTimeouts], Provider]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ProviderSpec:
+    """How the engine and config know a provider: its name, its account options, its factory.
+
+    ``options`` is a pydantic model of the provider-specific keys of ``[accounts.NAME]`` (e.g.
+    Refrens ``url_key``); the config refuses keys it does not declare.
+    """
+
+    name: str
+    options: type[BaseModel]
+    factory: ProviderFactory
+    needs_token: bool = True
+
+
+class NoOptions(BaseModel):
+    """For providers without account options beyond the common ones."""
+
+    model_config = {"extra": "forbid"}
+
+
+def json_number(value: Decimal) -> int | float:
+    """A Decimal as the JSON number a provider expects (models cap values at 15 digits, so the
+    float is exact to the last digit written)."""
+    if value == value.to_integral_value():
+        return int(value)
+    return float(value)
+
+
+def bounded(body: Any, limit: int = RESPONSE_LIMIT) -> Any:
+    """A provider's answer cut to a size the database should keep."""
+    import json
+
+    text = body if isinstance(body, str) else json.dumps(body, default=str)
+    if len(text) <= limit:
+        return body
+    return {"truncated": True, "head": text[:limit]}
+
+
+def merge_options(body: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
+    """``provider_options`` merged into the request body last (DESIGN.md); nested objects merge."""
+    merged = dict(body)
+    for key, value in options.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge_options(merged[key], value)
+        else:
+            merged[key] = value
+    return merged

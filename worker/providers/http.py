@@ -1,0 +1,73 @@
+"""The HTTP exchange every adapter makes, with aiohttp's failures translated at this one seam.
+
+An adapter gets back a ``Reply`` (any status, body parsed as JSON when it is JSON) or a
+``TransportError`` whose ``sent`` flag says whether the provider may have acted on the request.
+That flag is what "never duplicate" rests on: a timeout after the request went out is an unknown
+outcome, a refused connection is not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+from worker.errors import TransportError
+from worker.providers.base import HttpTimeouts
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Reply:
+    status: int
+    headers: Mapping[str, str]
+    body: Any
+    """Parsed JSON when the body is JSON, else the text (possibly empty)."""
+
+
+def new_session(timeouts: HttpTimeouts, *, limit: int = 100) -> aiohttp.ClientSession:
+    """A client session with our timeouts; one per account, so accounts never share headers."""
+    timeout = aiohttp.ClientTimeout(total=timeouts.total, sock_connect=timeouts.connect)
+    connector = aiohttp.TCPConnector(limit=limit, limit_per_host=limit)
+    return aiohttp.ClientSession(timeout=timeout, connector=connector, raise_for_status=False)
+
+
+async def request(
+    session: aiohttp.ClientSession,
+    method: str,
+    url: str,
+    *,
+    headers: Mapping[str, str],
+    json_body: Any = None,
+    params: Mapping[str, str] | None = None,
+) -> Reply:
+    """Send one request and read the whole answer; raise ``TransportError`` if none arrived."""
+    data = None if json_body is None else json.dumps(json_body, separators=(",", ":"))
+    try:
+        async with session.request(
+            method, url, headers=headers, data=data, params=params
+        ) as response:
+            text = await response.text()
+            return Reply(status=response.status, headers=response.headers, body=_parse(text))
+    except aiohttp.ClientConnectorError as exc:
+        # The TCP connection never opened: nothing reached the provider.
+        raise TransportError(f"cannot connect: {exc.os_error or exc}", sent=False) from exc
+    except aiohttp.ConnectionTimeoutError as exc:
+        raise TransportError("timed out connecting", sent=False) from exc
+    except (TimeoutError, asyncio.TimeoutError) as exc:
+        raise TransportError("timed out waiting for the answer", sent=True) from exc
+    except aiohttp.ClientError as exc:
+        # Reset, disconnect or a broken payload after the request was written.
+        raise TransportError(f"connection failed: {type(exc).__name__}: {exc}", sent=True) from exc
+
+
+def _parse(text: str) -> Any:
+    if not text:
+        return ""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
