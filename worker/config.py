@@ -13,6 +13,7 @@ import os
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -29,7 +30,9 @@ from worker.durations import RateLimit, parse_duration, parse_rate
 from worker.errors import ConfigError
 
 Duration = Annotated[float, BeforeValidator(parse_duration), Field(ge=0)]
-Rate = Annotated[RateLimit, BeforeValidator(lambda v: v if isinstance(v, RateLimit) else parse_rate(v))]
+Rate = Annotated[
+    RateLimit, BeforeValidator(lambda v: v if isinstance(v, RateLimit) else parse_rate(v))
+]
 
 DEFAULT_TEST_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
@@ -99,7 +102,9 @@ class AccountSettings(BaseModel):
             try:
                 return SecretStr(self.token_file.read_text(encoding="utf-8").strip())
             except OSError as exc:
-                raise ConfigError(f"token_file: cannot read {self.token_file}: {exc.strerror}") from exc
+                raise ConfigError(
+                    f"token_file: cannot read {self.token_file}: {exc.strerror}"
+                ) from exc
         return None
 
 
@@ -150,8 +155,6 @@ class Settings(BaseSettings):
 
 
 def _dsn_password(dsn: str) -> list[str]:
-    from urllib.parse import urlsplit
-
     try:
         password = urlsplit(dsn).password
     except ValueError:
@@ -183,19 +186,25 @@ def load_settings(path: Path | None) -> Settings:
 
 
 def _check_accounts(settings: Settings) -> None:
-    from worker.providers import PROVIDERS
+    # Imported here: the providers' modules are heavier than config and need none of it.
+    from worker.providers import PROVIDERS  # noqa: PLC0415
 
     for name, account in settings.accounts.items():
         spec = PROVIDERS.get(account.provider)
         if spec is None:
             known = ", ".join(sorted(PROVIDERS))
-            raise ConfigError(f"accounts.{name}.provider: {account.provider!r} is not one of {known}")
+            raise ConfigError(
+                f"accounts.{name}.provider: {account.provider!r} is not one of {known}"
+            )
         try:
             spec.options.model_validate(account.options)
         except ValidationError as exc:
             raise ConfigError(describe_config_error(exc, prefix=f"accounts.{name}")) from exc
-        if spec.needs_token and account.token is None and account.token_env is None and (
-            account.token_file is None
+        if (
+            spec.needs_token
+            and account.token is None
+            and account.token_env is None
+            and (account.token_file is None)
         ):
             raise ConfigError(f"accounts.{name}: give one of token, token_env, token_file")
 

@@ -18,7 +18,7 @@ _RATE_UNITS = {
 def parse_duration(value: str | float) -> float:
     """``"30s"``, ``"5m"``, ``"250ms"``, ``"1h"``, ``"2d"`` or a number of seconds, as seconds."""
     if isinstance(value, bool):
-        raise ValueError("expected a duration such as '30s' or '5m'")
+        raise TypeError("expected a duration such as '30s' or '5m'")
     if isinstance(value, int | float):
         seconds = float(value)
     else:

@@ -49,9 +49,9 @@ class Address(_Strict):
     city: Short | None = None
     state: Short | None = None
     postal_code: Annotated[str, Field(max_length=20)] | None = None
-    country: Annotated[str, Field(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2")] | None = (
-        None
-    )
+    country: (
+        Annotated[str, Field(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2")] | None
+    ) = None
 
 
 class Customer(_Strict):
@@ -75,7 +75,8 @@ class Line(_Strict):
     hsn: Annotated[str, Field(max_length=20)] | None = None
     discount: Money = Decimal(0)
     discount_type: Literal["amount", "percent"] = Field(
-        default="amount", description="amount: per unit, in the invoice currency; percent: of the price."
+        default="amount",
+        description="amount: per unit, in the invoice currency; percent: of the price.",
     )
     product_id: ProviderId | None = None
 

@@ -8,6 +8,7 @@ never sleeps for a retry: the engine owns both. Adding a provider means an adapt
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -106,8 +107,6 @@ def json_number(value: Decimal) -> int | float:
 
 def bounded(body: Any, limit: int = RESPONSE_LIMIT) -> Any:
     """A provider's answer cut to a size the database should keep."""
-    import json
-
     text = body if isinstance(body, str) else json.dumps(body, default=str)
     if len(text) <= limit:
         return body

@@ -8,7 +8,6 @@ outcome, a refused connection is not.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -57,7 +56,7 @@ async def request(
         raise TransportError(f"cannot connect: {exc.os_error or exc}", sent=False) from exc
     except aiohttp.ConnectionTimeoutError as exc:
         raise TransportError("timed out connecting", sent=False) from exc
-    except (TimeoutError, asyncio.TimeoutError) as exc:
+    except TimeoutError as exc:
         raise TransportError("timed out waiting for the answer", sent=True) from exc
     except aiohttp.ClientError as exc:
         # Reset, disconnect or a broken payload after the request was written.

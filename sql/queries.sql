@@ -1,0 +1,247 @@
+-- Every runtime query of invoice-sync, one `-- name:` block each, loaded once by worker/queries.py.
+-- The Python method that runs a query carries the query's name.
+
+-- name: outbox_claim
+-- Lease up to n due rows per account for worker $1, recording the attempt before any HTTP call.
+-- $2 accounts, $3 how many each wants, $4 lease seconds, $5 probe cool-down seconds.
+WITH requested AS (
+    SELECT r.account, r.n, s.paused, s.throttled_until
+      FROM unnest($2::text[], $3::int[]) AS r(account, n)
+      LEFT JOIN invoice_sync.account_state s ON s.account = r.account
+),
+-- A paused account gets one probe row per cool-down, deployment-wide: the UPDATE takes the row
+-- lock, so of two replicas racing here only the first sees probe_at <= now() and returns it.
+probing AS (
+    UPDATE invoice_sync.account_state s
+       SET probe_at = now() + make_interval(secs => $5), updated_at = now()
+      FROM requested r
+     WHERE s.account = r.account AND s.paused AND s.probe_at <= now()
+       AND (s.throttled_until IS NULL OR s.throttled_until <= now())
+    RETURNING s.account
+),
+wanted AS (
+    SELECT account, n FROM requested
+     WHERE NOT coalesce(paused, false)
+       AND (throttled_until IS NULL OR throttled_until <= now())
+    UNION ALL
+    SELECT account, 1 FROM probing
+),
+-- The CTE picks and locks the rows; SKIP LOCKED lets concurrent workers take disjoint rows
+-- instead of queueing behind each other. The outer UPDATE then stamps the lease and the attempt.
+due AS (
+    SELECT c.id, c.outcome_unknown AS prior_unknown
+      FROM wanted w
+     CROSS JOIN LATERAL (
+        SELECT o.id, o.outcome_unknown
+          FROM invoice_sync.outbox o
+         WHERE o.account = w.account AND o.state = 'pending' AND o.available_at <= now()
+         ORDER BY o.available_at, o.id
+         LIMIT w.n
+           FOR UPDATE SKIP LOCKED
+     ) c
+)
+UPDATE invoice_sync.outbox o
+   SET state = 'running',
+       attempts = o.attempts + 1,
+       outcome_unknown = true,
+       lease_owner = $1,
+       lease_expires_at = now() + make_interval(secs => $4),
+       first_attempt_at = coalesce(o.first_attempt_at, now()),
+       updated_at = now()
+  FROM due
+ WHERE o.id = due.id
+RETURNING o.id, o.account, o.idempotency_key, o.payload::text AS payload, o.attempts,
+          o.first_attempt_at, o.created_at, due.prior_unknown,
+          o.account IN (SELECT account FROM probing) AS probe;
+
+-- name: outbox_record
+-- Apply a batch of outcomes ($2, a JSON array) in one statement: synced and dead rows move out
+-- of the outbox, retries and releases go back to pending. Fenced by the attempt number, which
+-- only a new claim changes: a worker whose row was re-claimed cannot overwrite that attempt.
+WITH result AS (
+    SELECT *
+      FROM jsonb_to_recordset($2::jsonb) AS r(
+          id bigint, attempt int, kind text, delay float8, spend boolean, unknown boolean,
+          reason text, error text, http_status int, response jsonb, provider text,
+          provider_invoice_id text, invoice_number text, link text, pdf_url text,
+          recovered boolean)
+),
+owned AS (
+    SELECT o.id, o.account, o.idempotency_key, o.payload, o.attempts, o.first_attempt_at,
+           r.kind, r.delay, r.spend, r.unknown, r.reason, r.error, r.http_status, r.response,
+           r.provider, r.provider_invoice_id, r.invoice_number, r.link, r.pdf_url, r.recovered
+      FROM invoice_sync.outbox o
+      JOIN result r ON r.id = o.id
+     WHERE o.attempts = r.attempt AND (o.lease_owner = $1 OR o.lease_owner IS NULL)
+       FOR UPDATE OF o
+),
+to_synced AS (
+    INSERT INTO invoice_sync.synced (outbox_id, account, idempotency_key, provider,
+                                     provider_invoice_id, invoice_number, link, pdf_url,
+                                     attempts, recovered, response)
+    SELECT id, account, idempotency_key, provider, provider_invoice_id, invoice_number, link,
+           pdf_url, attempts, coalesce(recovered, false), response
+      FROM owned WHERE kind = 'synced'
+    -- A key can only be here twice if a producer re-inserted it before the first row moved;
+    -- the first invoice stands, the row still leaves the outbox.
+    ON CONFLICT (account, idempotency_key) DO NOTHING
+    RETURNING outbox_id
+),
+to_dead AS (
+    INSERT INTO invoice_sync.dead_letter (outbox_id, account, idempotency_key, payload, reason,
+                                          error, http_status, response, attempts,
+                                          first_attempt_at)
+    SELECT id, account, idempotency_key, payload, reason, error, http_status, response,
+           attempts, first_attempt_at
+      FROM owned WHERE kind = 'dead'
+    RETURNING outbox_id
+),
+removed AS (
+    DELETE FROM invoice_sync.outbox o
+     USING owned
+     WHERE o.id = owned.id AND owned.kind IN ('synced', 'dead')
+    RETURNING o.id
+),
+rescheduled AS (
+    UPDATE invoice_sync.outbox o
+       SET state = 'pending',
+           attempts = o.attempts - CASE WHEN owned.spend THEN 0 ELSE 1 END,
+           outcome_unknown = owned.unknown,
+           available_at = now() + make_interval(secs => owned.delay),
+           lease_owner = NULL,
+           lease_expires_at = NULL,
+           last_error = coalesce(owned.error, o.last_error),
+           updated_at = now()
+      FROM owned
+     WHERE o.id = owned.id AND owned.kind = 'retry'
+    RETURNING o.id
+)
+SELECT coalesce((SELECT array_agg(id) FROM owned), '{}') AS applied,
+       (SELECT count(*) FROM to_synced) AS synced,
+       (SELECT count(*) FROM to_dead) AS dead,
+       (SELECT count(*) FROM removed) AS removed,
+       (SELECT count(*) FROM rescheduled) AS rescheduled;
+
+-- name: outbox_rescue
+-- Return rows whose lease expired (their worker died or stalled) to pending. outcome_unknown
+-- stays true, so the next attempt knows the last one may have reached the provider.
+WITH expired AS (
+    SELECT id FROM invoice_sync.outbox
+     WHERE state = 'running' AND lease_expires_at < now()
+     ORDER BY lease_expires_at
+     LIMIT $1
+       FOR UPDATE SKIP LOCKED
+)
+UPDATE invoice_sync.outbox o
+   SET state = 'pending', lease_owner = NULL, lease_expires_at = NULL, available_at = now(),
+       updated_at = now()
+  FROM expired
+ WHERE o.id = expired.id
+RETURNING o.id, o.account, o.attempts;
+
+-- name: outbox_unfinished
+-- How many rows of the given accounts are pending (due or scheduled) or in flight, leaving out
+-- accounts that are paused (they wait for a human; `run --drain` must not wait for them).
+SELECT count(*) FILTER (WHERE s.paused IS NOT TRUE) AS unfinished,
+       count(*) FILTER (WHERE s.paused) AS held_by_paused
+  FROM invoice_sync.outbox o
+  LEFT JOIN invoice_sync.account_state s ON s.account = o.account
+ WHERE o.account = ANY($1::text[]);
+
+-- name: account_apply
+-- Pause or throttle accounts ($1, a JSON array with at most one entry per account). A pause
+-- keeps its first paused_at; a throttle only ever extends.
+WITH action AS (
+    SELECT *
+      FROM jsonb_to_recordset($1::jsonb) AS a(
+          account text, pause_reason text, pause_error text, probe_in float8, throttle float8)
+)
+INSERT INTO invoice_sync.account_state AS s (account, paused, pause_reason, pause_error,
+                                             paused_at, probe_at, throttled_until)
+SELECT account, pause_reason IS NOT NULL, pause_reason, pause_error,
+       CASE WHEN pause_reason IS NOT NULL THEN now() END,
+       now() + make_interval(secs => probe_in),
+       now() + make_interval(secs => throttle)
+  FROM action
+ON CONFLICT (account) DO UPDATE SET
+    paused = s.paused OR excluded.paused,
+    pause_reason = CASE WHEN excluded.paused THEN excluded.pause_reason ELSE s.pause_reason END,
+    pause_error = CASE WHEN excluded.paused THEN excluded.pause_error ELSE s.pause_error END,
+    paused_at = CASE WHEN excluded.paused AND NOT s.paused THEN now() ELSE s.paused_at END,
+    probe_at = CASE WHEN excluded.paused THEN excluded.probe_at ELSE s.probe_at END,
+    throttled_until = greatest(s.throttled_until, excluded.throttled_until),
+    updated_at = now()
+RETURNING account, paused, pause_reason;
+
+-- name: account_pause
+-- An operator's pause: no probes; only `accounts resume` ends it.
+INSERT INTO invoice_sync.account_state AS s (account, paused, pause_reason, pause_error, paused_at)
+VALUES ($1, true, 'operator', $2, now())
+ON CONFLICT (account) DO UPDATE SET
+    paused = true, pause_reason = 'operator', pause_error = $2, paused_at = now(),
+    probe_at = NULL, updated_at = now()
+RETURNING account;
+
+-- name: account_resume
+-- Resume an account now, whatever paused it.
+UPDATE invoice_sync.account_state
+   SET paused = false, pause_reason = NULL, pause_error = NULL, paused_at = NULL, probe_at = NULL,
+       throttled_until = NULL, updated_at = now()
+ WHERE account = $1
+RETURNING account;
+
+-- name: account_state_list
+-- Every account with stored state (paused, throttled, or once was).
+SELECT account, paused, pause_reason, pause_error, paused_at, probe_at, throttled_until
+  FROM invoice_sync.account_state
+ ORDER BY account;
+
+-- name: status_outbox
+-- Outbox rows by account and state, with the oldest pending row's age in seconds.
+SELECT account, state, count(*) AS count,
+       extract(epoch FROM now() - min(created_at)) AS oldest_age,
+       count(*) FILTER (WHERE outcome_unknown AND state = 'pending') AS unknown_outcome,
+       count(*) FILTER (WHERE available_at > now()) AS scheduled
+  FROM invoice_sync.outbox
+ GROUP BY account, state
+ ORDER BY account, state;
+
+-- name: status_synced
+-- Synced invoices by account, and how many were recovered by a lookup.
+SELECT account, count(*) AS count, count(*) FILTER (WHERE recovered) AS recovered,
+       count(*) FILTER (WHERE synced_at > now() - interval '1 minute') AS last_minute
+  FROM invoice_sync.synced
+ GROUP BY account
+ ORDER BY account;
+
+-- name: status_dead_letter
+-- Dead letters not yet replayed, by account and reason.
+SELECT account, reason, count(*) AS count
+  FROM invoice_sync.dead_letter
+ WHERE replayed_at IS NULL
+ GROUP BY account, reason
+ ORDER BY account, reason;
+
+-- name: enqueue_staging_create
+-- A per-transaction staging table that COPY fills, so a chunk lands in one INSERT.
+CREATE TEMP TABLE enqueue_staging (
+    account text NOT NULL,
+    idempotency_key text NOT NULL,
+    payload jsonb NOT NULL,
+    available_at timestamptz
+) ON COMMIT DROP;
+
+-- name: enqueue_from_staging
+-- Insert the staged chunk; repeated keys (in the chunk, the outbox or synced) are skipped.
+WITH inserted AS (
+    INSERT INTO invoice_sync.outbox (account, idempotency_key, payload, available_at)
+    SELECT account, idempotency_key, payload, coalesce(available_at, now())
+      FROM enqueue_staging
+    ON CONFLICT (account, idempotency_key) DO NOTHING
+    RETURNING 1
+)
+SELECT count(*) FROM inserted;
+
+-- name: migrations_applied
+-- Versions already applied to this database.
+SELECT version FROM invoice_sync.schema_migrations ORDER BY version;

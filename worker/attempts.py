@@ -1,0 +1,73 @@
+"""One attempt at one claimed row: validate, apply the unknown-outcome policy, wait for the rate
+limit, call the provider, decide. Returns a ``Decision``; never writes to the database."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import structlog
+from pydantic import ValidationError
+
+from worker.config import WorkerSettings
+from worker.decide import Decision, dead_letter, decide
+from worker.invoice import Invoice, describe_validation_error, parse_invoice
+from worker.outbox import Claimed
+from worker.outcome import Outcome, Reason, Retry
+from worker.providers.base import Attempt
+from worker.runtime import AccountRuntime
+
+log = structlog.get_logger(__name__)
+
+
+class Attempter:
+    def __init__(self, settings: WorkerSettings, rand: Callable[[], float]) -> None:
+        self._settings = settings
+        self._rand = rand
+
+    async def attempt(
+        self, row: Claimed, runtime: AccountRuntime, on_send: Callable[[], None]
+    ) -> Decision:
+        """Run one attempt; ``on_send`` is called just before the request may leave."""
+        try:
+            invoice = parse_invoice(row.payload)
+        except ValidationError as exc:
+            return dead_letter(row, Reason.INVALID_PAYLOAD, describe_validation_error(exc))
+        parked = self._park_if_unsafe(row, runtime, invoice)
+        if parked is not None:
+            return parked
+        await runtime.gate.permit()
+        on_send()
+        outcome = await self._call(row, runtime, invoice)
+        return decide(
+            outcome, row, provider=runtime.provider_name, settings=self._settings, rand=self._rand
+        )
+
+    def _park_if_unsafe(
+        self, row: Claimed, runtime: AccountRuntime, invoice: Invoice
+    ) -> Decision | None:
+        if not row.prior_unknown or runtime.provider.retry_is_safe(invoice):
+            return None
+        if self._settings.unknown_outcome == "retry":
+            log.warning("invoice.unsafe_retry", account=row.account, outbox_id=row.id)
+            return None
+        error = (
+            f"an earlier attempt's outcome is unknown and {runtime.provider_name} offers no safe "
+            "retry for this invoice (it has no number to refuse a repeat and no lookup): check "
+            "the provider for it, then replay or purge this row"
+        )
+        return dead_letter(row, Reason.AMBIGUOUS, error)
+
+    async def _call(self, row: Claimed, runtime: AccountRuntime, invoice: Invoice) -> Outcome:
+        attempt = Attempt(
+            outbox_id=row.id,
+            account=row.account,
+            idempotency_key=row.idempotency_key,
+            invoice=invoice,
+            number=row.attempt,
+            prior_unknown=row.prior_unknown,
+        )
+        try:
+            return await runtime.provider.create_invoice(attempt)
+        except Exception as exc:
+            log.exception("provider.adapter_error", account=row.account, outbox_id=row.id)
+            return Retry(error=f"adapter error: {type(exc).__name__}", outcome_unknown=True)

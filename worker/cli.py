@@ -1,0 +1,91 @@
+"""``invoice-sync``: argparse subcommands, each a thin wrapper over library calls.
+
+Exit codes: 0 done, 1 failure, 2 bad usage or config. An operator's mistake (bad config, no
+database, an unreadable file) prints one line, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import structlog
+
+from worker import __version__
+from worker.config import Settings, config_path, load_settings
+from worker.errors import ConfigError, InputError, InvoiceSyncError
+from worker.observe import configure_logging
+
+Handler = Callable[[argparse.Namespace, Settings], int]
+
+EPILOG = """examples:
+  invoice-sync --config invoice-sync.toml migrate
+  invoice-sync --config invoice-sync.toml run
+  invoice-sync --config invoice-sync.toml run --drain
+  invoice-sync --config invoice-sync.toml enqueue invoices.jsonl
+  invoice-sync --config invoice-sync.toml status --json
+  invoice-sync sandbox --provider billclap --port 8081
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="invoice-sync",
+        description="Turns rows in a PostgreSQL outbox into invoices at an invoicing provider.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--config", metavar="PATH", help="TOML config (env INVOICE_SYNC_CONFIG)")
+    parser.add_argument("--version", action="version", version=f"invoice-sync {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    from worker import commands as handlers  # noqa: PLC0415 - keeps `--help` fast
+
+    handlers.register(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Handler = args.handler
+    try:
+        settings = Settings() if args.command in {"schema", "sandbox"} else _settings(args)
+        return handler(args, settings)
+    except ConfigError as exc:
+        print(f"invoice-sync: config error: {exc}", file=sys.stderr)
+        return 2
+    except InputError as exc:
+        print(f"invoice-sync: {exc}", file=sys.stderr)
+        return 2
+    except InvoiceSyncError as exc:
+        print(f"invoice-sync: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    settings = load_settings(config_path(args.config))
+    daemon = args.command == "run"
+    configure_logging(
+        fmt=settings.observe.log_format,
+        level=settings.observe.log_level,
+        secrets=settings.secrets(),
+        stream=None if daemon else sys.stderr,
+    )
+    return settings
+
+
+def run_async(coro: Coroutine[Any, Any, int]) -> int:
+    return asyncio.run(coro)
+
+
+log = structlog.get_logger(__name__)
+
+
+def print_json(value: Any) -> None:
+    print(json.dumps(value, indent=2, default=str))

@@ -1,0 +1,80 @@
+"""The connector: connections and "run this query", with asyncpg's errors translated here.
+
+Nothing above this module imports asyncpg's exceptions; the store and the CLI see
+``StoreError``. Nothing here knows what an invoice is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+import asyncpg
+
+from worker.errors import StoreError
+
+T = TypeVar("T")
+
+# Errors that mean "the database is not there right now", as opposed to a statement it refused.
+UNAVAILABLE = (OSError, asyncio.TimeoutError, asyncpg.CannotConnectNowError,
+               asyncpg.ConnectionDoesNotExistError, asyncpg.InterfaceError)  # fmt: skip
+
+
+class StoreUnavailableError(StoreError):
+    """The database could not be reached; the operation may be retried."""
+
+
+async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
+    """A pool; ``StoreError`` with a readable reason when the database cannot be reached."""
+    try:
+        pool = await asyncpg.create_pool(
+            dsn, min_size=min_size, max_size=max_size, command_timeout=60, timeout=10
+        )
+    except (asyncpg.InvalidCatalogNameError, asyncpg.InvalidAuthorizationSpecificationError) as exc:
+        raise StoreError(f"cannot connect to the database: {exc}") from exc
+    except UNAVAILABLE as exc:
+        raise StoreUnavailableError(f"cannot connect to the database: {describe(exc)}") from exc
+    except ValueError as exc:
+        raise StoreError(f"database_url is not a valid PostgreSQL URL: {exc}") from exc
+    assert pool is not None
+    return pool
+
+
+async def connect(dsn: str) -> asyncpg.Connection:
+    """One connection outside the pool (LISTEN, migrations under an advisory lock)."""
+    try:
+        return await asyncpg.connect(dsn, timeout=10)
+    except UNAVAILABLE as exc:
+        raise StoreUnavailableError(f"cannot connect to the database: {describe(exc)}") from exc
+    except (asyncpg.PostgresError, ValueError) as exc:
+        raise StoreError(f"cannot connect to the database: {exc}") from exc
+
+
+async def run(action: Callable[[], Awaitable[T]]) -> T:
+    """Run a database action, translating asyncpg's errors into ours."""
+    try:
+        return await action()
+    except UNAVAILABLE as exc:
+        raise StoreUnavailableError(f"database unavailable: {describe(exc)}") from exc
+    except asyncpg.UndefinedTableError as exc:
+        raise StoreError(f"{exc} (has `invoice-sync migrate` been run?)") from exc
+    except asyncpg.PostgresError as exc:
+        raise StoreError(f"database error: {exc}") from exc
+
+
+@asynccontextmanager
+async def transaction(pool: asyncpg.Pool) -> AsyncIterator[Any]:
+    """A connection in a transaction, errors translated."""
+    try:
+        async with pool.acquire() as conn, conn.transaction():
+            yield conn
+    except UNAVAILABLE as exc:
+        raise StoreUnavailableError(f"database unavailable: {describe(exc)}") from exc
+    except asyncpg.PostgresError as exc:
+        raise StoreError(f"database error: {exc}") from exc
+
+
+def describe(exc: BaseException) -> str:
+    return str(exc) or type(exc).__name__

@@ -1,0 +1,142 @@
+"""What a provider's outcome means for the outbox row: a pure function, so the policy (retry
+budget, backoff, Retry-After, pauses) is tested without a database or a clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from worker.backoff import honour_retry_after, retry_delay
+from worker.config import WorkerSettings
+from worker.outbox import AccountAction, Claimed, Resolution
+from worker.outcome import (
+    DeadLetter,
+    Outcome,
+    PauseAccount,
+    RateLimited,
+    Reason,
+    Retry,
+    Synced,
+)
+
+# When a provider says "slow down" without saying for how long.
+DEFAULT_RATE_LIMIT_WAIT = 60.0
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Decision:
+    resolution: Resolution
+    account_action: AccountAction | None = None
+    event: str
+    """The log event the resolution is reported under once it is written."""
+
+
+def decide(
+    outcome: Outcome,
+    row: Claimed,
+    *,
+    provider: str,
+    settings: WorkerSettings,
+    rand: Callable[[], float],
+) -> Decision:
+    """Map one attempt's outcome to the row's fate (and the account's, for pauses)."""
+    if isinstance(outcome, Synced):
+        return _synced(outcome, row, provider)
+    if isinstance(outcome, DeadLetter):
+        return dead_letter(
+            row, outcome.reason, outcome.error, outcome.http_status, outcome.response
+        )
+    if isinstance(outcome, RateLimited):
+        return _rate_limited(outcome, row)
+    if isinstance(outcome, PauseAccount):
+        inner = decide(outcome.invoice, row, provider=provider, settings=settings, rand=rand)
+        pause = AccountAction(
+            account=row.account,
+            pause_reason=outcome.reason.value,
+            pause_error=outcome.invoice.error,
+            probe_in=settings.pause_cooldown,
+        )
+        return Decision(resolution=inner.resolution, account_action=pause, event=inner.event)
+    return _retry(outcome, row, settings, rand)
+
+
+def _synced(outcome: Synced, row: Claimed, provider: str) -> Decision:
+    resolution = Resolution(
+        id=row.id,
+        attempt=row.attempt,
+        kind="synced",
+        provider=provider,
+        provider_invoice_id=outcome.provider_invoice_id,
+        invoice_number=outcome.invoice_number,
+        link=outcome.link,
+        pdf_url=outcome.pdf_url,
+        response=outcome.response,
+        recovered=outcome.recovered,
+    )
+    return Decision(resolution=resolution, event="invoice.synced")
+
+
+def _retry(
+    outcome: Retry, row: Claimed, settings: WorkerSettings, rand: Callable[[], float]
+) -> Decision:
+    if row.attempt >= settings.max_attempts:
+        error = f"gave up after {row.attempt} attempts; last error: {outcome.error}"
+        return dead_letter(row, Reason.EXHAUSTED, error, outcome.http_status, outcome.response)
+    backoff = retry_delay(
+        row.attempt, base=settings.base_retry_delay, cap=settings.max_retry_delay, rand=rand
+    )
+    resolution = Resolution(
+        id=row.id,
+        attempt=row.attempt,
+        kind="retry",
+        delay=honour_retry_after(outcome.after, backoff),
+        # Once an attempt may have reached the provider, every later attempt must take the safe
+        # path, even if a later one failed cleanly.
+        unknown=row.prior_unknown or outcome.outcome_unknown,
+        error=outcome.error,
+        http_status=outcome.http_status,
+    )
+    return Decision(resolution=resolution, event="invoice.retry_scheduled")
+
+
+def _rate_limited(outcome: RateLimited, row: Claimed) -> Decision:
+    wait = honour_retry_after(outcome.after, DEFAULT_RATE_LIMIT_WAIT)
+    resolution = release(row, delay=wait, error=outcome.error)
+    throttle = AccountAction(account=row.account, throttle=wait)
+    return Decision(resolution=resolution, account_action=throttle, event="invoice.rate_limited")
+
+
+def dead_letter(
+    row: Claimed,
+    reason: Reason,
+    error: str,
+    http_status: int | None = None,
+    response: object = None,
+) -> Decision:
+    resolution = Resolution(
+        id=row.id,
+        attempt=row.attempt,
+        kind="dead",
+        reason=reason.value,
+        error=error,
+        http_status=http_status,
+        response=response,
+    )
+    return Decision(resolution=resolution, event="invoice.dead_lettered")
+
+
+def release(
+    row: Claimed, *, delay: float = 0.0, error: str | None = None, sent: bool = False
+) -> Resolution:
+    """Give the row back without spending its attempt (not sent, or sent and cut short)."""
+    return Resolution(
+        id=row.id,
+        attempt=row.attempt,
+        kind="retry",
+        delay=delay,
+        # A call cut short after it went out spends the attempt and leaves the outcome unknown.
+        spend=sent,
+        unknown=row.prior_unknown or sent,
+        error=error,
+    )

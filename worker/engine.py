@@ -1,0 +1,250 @@
+"""The loop: wake up, claim, dispatch, and shut down gracefully. No SQL here (the store has it),
+no HTTP (the adapters have it).
+
+Each claimed row runs as its own task under its account's concurrency cap and rate limit; the
+finished attempts go to the flusher, which writes them in batches. On ``stop()`` the engine stops
+claiming, gives back rows whose call has not started, lets started calls finish within the grace
+period, writes every outcome and returns. ``force()`` (a second signal) cuts the grace short;
+rows cut off mid-call are released as unknown-outcome, so another worker takes the safe path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import structlog
+
+from worker.attempts import Attempter
+from worker.chores import PeriodicChore
+from worker.config import WorkerSettings
+from worker.database import StoreUnavailableError
+from worker.decide import Decision, release
+from worker.events import report
+from worker.flusher import Finished, Flusher
+from worker.listener import Listener
+from worker.outbox import AccountAction, Claimed, Outbox, RecordSummary
+from worker.runtime import AccountRuntime
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(kw_only=True, slots=True)
+class _InFlight:
+    row: Claimed
+    runtime: AccountRuntime
+    started: float
+    sent: bool = False
+
+
+class Engine:
+    def __init__(
+        self,
+        *,
+        outbox: Outbox,
+        runtimes: dict[str, AccountRuntime],
+        settings: WorkerSettings,
+        listen_dsn: str | None,
+        rand: Callable[[], float] = random.random,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._outbox = outbox
+        self._runtimes = runtimes
+        self._settings = settings
+        self._clock = clock
+        self._attempter = Attempter(settings, rand)
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._forced = False
+        self._tasks: dict[asyncio.Task[None], _InFlight] = {}
+        # Accounts this process saw paused: later rows hitting the same wall are given back.
+        self._paused: set[str] = set()
+        # Accounts whose pause or throttle is decided but maybe not written yet: not claimed.
+        self._pausing: set[str] = set()
+        self._hold_until: dict[str, float] = {}
+        self._flusher = Flusher(outbox, interval=settings.flush_interval, report=self._report)
+        self._listener = Listener(listen_dsn, self._wake) if listen_dsn else None
+        rescue_every = max(min(settings.lease / 4, 30.0), 0.2)
+        self._rescue = PeriodicChore("lease_rescue", rescue_every, self._rescue_expired)
+
+    def stop(self) -> None:
+        """Begin a graceful shutdown (first SIGTERM/SIGINT)."""
+        if not self._stopping.is_set():
+            log.info("worker.stopping", in_flight=len(self._tasks))
+        self._stopping.set()
+        self._wake.set()
+
+    def force(self) -> None:
+        """Cut the grace period short (second signal)."""
+        self._forced = True
+        self.stop()
+        for task in self._tasks:
+            task.cancel()
+
+    async def run(self, *, drain: bool = False) -> None:
+        log.info(
+            "worker.started", worker_id=self._outbox.worker_id, accounts=sorted(self._runtimes)
+        )
+        if self._listener is not None:
+            self._listener.start()
+        self._flusher.start()
+        self._rescue.start()
+        try:
+            await self._loop(drain=drain)
+        finally:
+            await self._shutdown()
+
+    async def _loop(self, *, drain: bool) -> None:
+        unavailable = 0
+        while not self._stopping.is_set():
+            try:
+                claimed, wanted = await self._claim()
+                unavailable = 0
+                if claimed and claimed == wanted:
+                    continue  # every slot filled: more rows may be due right now
+                if drain and await self._drained():
+                    return
+            except StoreUnavailableError as exc:
+                unavailable += 1
+                log.warning("store.unavailable", error=str(exc))
+                await self._sleep(min(2.0**unavailable, 30.0))
+                continue
+            await self._sleep(self._settings.poll_interval)
+
+    async def _claim(self) -> tuple[int, int]:
+        now = self._clock()
+        wants = {
+            name: rt.gate.free()
+            for name, rt in self._runtimes.items()
+            if rt.gate.free() and name not in self._pausing and self._hold_until.get(name, 0) <= now
+        }
+        if not wants:
+            return 0, 0
+        wanted = sum(wants.values())
+        rows = await self._outbox.outbox_claim(
+            wants, lease=self._settings.lease, probe_cooldown=self._settings.pause_cooldown
+        )
+        for row in rows:
+            if not row.probe:
+                self._paused.discard(row.account)  # claimable again: someone resumed it
+            self._dispatch(row)
+        return len(rows), wanted
+
+    def _dispatch(self, row: Claimed) -> None:
+        runtime = self._runtimes[row.account]
+        runtime.gate.take()
+        flight = _InFlight(row=row, runtime=runtime, started=self._clock())
+        task = asyncio.create_task(self._process(flight), name=f"row:{row.id}")
+        self._tasks[task] = flight
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        flight = self._tasks.pop(task)
+        flight.runtime.gate.give()
+        self._wake.set()
+
+    async def _process(self, flight: _InFlight) -> None:
+        row = flight.row
+
+        def mark_sent() -> None:
+            flight.sent = True
+
+        try:
+            decision = await self._attempter.attempt(row, flight.runtime, mark_sent)
+        except asyncio.CancelledError:
+            error = "cut short by shutdown" if flight.sent else None
+            decision = Decision(
+                resolution=release(row, sent=flight.sent, error=error), event="invoice.released"
+            )
+        decision = self._once_per_pause(decision, row)
+        self._flusher.add(
+            Finished(
+                row=row,
+                decision=decision,
+                provider=flight.runtime.provider_name,
+                duration=self._clock() - flight.started,
+            )
+        )
+
+    def _once_per_pause(self, decision: Decision, row: Claimed) -> Decision:
+        """The first row to find an account broken takes the pause's fate; rows already in
+        flight that hit the same wall go back to pending instead of flooding the dead letters,
+        and so does a probe that finds the account still broken (the pause is refreshed)."""
+        action = decision.account_action
+        if action is None:
+            return decision
+        if action.throttle is not None:
+            self._hold_until[row.account] = self._clock() + action.throttle
+        if action.pause_reason is None:
+            return decision
+        self._pausing.add(row.account)
+        error = decision.resolution.error
+        if row.probe:
+            return Decision(
+                resolution=release(row, error=error),
+                account_action=action,
+                event="invoice.probe_failed",
+            )
+        if row.account in self._paused:
+            return Decision(resolution=release(row, error=error), event="invoice.released")
+        self._paused.add(row.account)
+        return decision
+
+    def _report(
+        self,
+        batch: Sequence[Finished],
+        summary: RecordSummary,
+        actions: Sequence[AccountAction],
+        resumed: Sequence[str],
+    ) -> None:
+        report(batch, summary, actions, resumed)
+        for action in actions:
+            # Written: the claim query now skips the account for every replica.
+            self._pausing.discard(action.account)
+        for account in resumed:
+            self._paused.discard(account)
+
+    async def _drained(self) -> bool:
+        if self._tasks or not self._flusher.idle:
+            return False
+        unfinished, held = await self._outbox.outbox_unfinished(sorted(self._runtimes))
+        if unfinished:
+            return False
+        if held:
+            log.warning("worker.drain_left_paused", rows=held)
+        return True
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout=seconds)
+        self._wake.clear()
+
+    async def _rescue_expired(self) -> None:
+        rescued = await self._outbox.outbox_rescue()
+        if rescued:
+            log.warning("lease.rescued", rows=len(rescued), outbox_ids=rescued[:20])
+            self._wake.set()
+
+    async def _shutdown(self) -> None:
+        # Rows still waiting for a rate-limit permit have not been sent: give them back now.
+        for task, flight in list(self._tasks.items()):
+            if not flight.sent:
+                task.cancel()
+        if self._tasks:
+            grace = 0.0 if self._forced else self._settings.shutdown_grace
+            _done, late = await asyncio.wait(list(self._tasks), timeout=grace)
+            for task in late:
+                task.cancel()
+            if late:
+                await asyncio.wait(late)
+        await self._rescue.stop()
+        if self._listener is not None:
+            await self._listener.stop()
+        await self._flusher.close(attempts=2 if self._forced else 10)
+        for runtime in self._runtimes.values():
+            await runtime.provider.aclose()
+        log.info("worker.stopped", worker_id=self._outbox.worker_id)

@@ -1,0 +1,127 @@
+"""Collects finished attempts and writes them in batches: one ``outbox_record`` per flush.
+
+A flush that cannot reach the database keeps its batch in memory and tries again, so results
+of calls that already happened are not lost to a short outage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
+
+import structlog
+
+from worker.decide import Decision
+from worker.errors import StoreError
+from worker.outbox import AccountAction, Claimed, Outbox, RecordSummary
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Finished:
+    """One attempt, decided, waiting to be written."""
+
+    row: Claimed
+    decision: Decision
+    provider: str
+    duration: float
+
+
+Report = Callable[[Sequence[Finished], RecordSummary, Sequence[AccountAction], Sequence[str]], None]
+
+
+class Flusher:
+    def __init__(
+        self, outbox: Outbox, *, interval: float, report: Report, max_batch: int = 500
+    ) -> None:
+        self._outbox = outbox
+        self._interval = interval
+        self._report = report
+        self._max_batch = max_batch
+        self._pending: list[Finished] = []
+        self._kick = asyncio.Event()
+        self._lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def idle(self) -> bool:
+        return not self._pending and not self._lock.locked()
+
+    def add(self, item: Finished) -> None:
+        self._pending.append(item)
+        if len(self._pending) >= self._max_batch:
+            self._kick.set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="flusher")
+
+    async def close(self, *, attempts: int = 10) -> None:
+        """Stop the periodic flush and write what is left, retrying a while if the database
+        is down. Rows still unwritten after that are rescued from their leases later."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        for _ in range(attempts):
+            if not self._pending:
+                return
+            if not await self.flush():
+                await asyncio.sleep(1.0)
+        if self._pending:
+            log.error("flusher.abandoned", rows=len(self._pending))
+
+    async def _run(self) -> None:
+        failures = 0
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._kick.wait(), timeout=self._interval)
+            self._kick.clear()
+            if await self.flush():
+                failures = 0
+            else:
+                failures += 1
+                await asyncio.sleep(min(2.0**failures, 30.0))
+
+    async def flush(self) -> bool:
+        """Write everything pending; False if the database could not take it (kept for later)."""
+        async with self._lock:
+            batch, self._pending = self._pending, []
+            if not batch:
+                return True
+            actions = merge_account_actions(f.decision.account_action for f in batch)
+            resume = sorted(
+                {
+                    f.row.account
+                    for f in batch
+                    if f.row.probe and f.decision.resolution.kind == "synced"
+                }
+            )
+            try:
+                summary = await self._outbox.outbox_record(
+                    [f.decision.resolution for f in batch], account_actions=actions, resume=resume
+                )
+            except StoreError as exc:
+                self._pending = batch + self._pending
+                log.warning("flusher.failed", error=str(exc), rows=len(batch))
+                return False
+        self._report(batch, summary, actions, resume)
+        return True
+
+
+def merge_account_actions(actions: Iterable[AccountAction | None]) -> list[AccountAction]:
+    """At most one action per account: the first pause, and the longest throttle."""
+    merged: dict[str, AccountAction] = {}
+    for action in actions:
+        if action is None:
+            continue
+        seen = merged.get(action.account)
+        if seen is None:
+            merged[action.account] = action
+            continue
+        throttle = max(seen.throttle or 0.0, action.throttle or 0.0) or None
+        if seen.pause_reason is None and action.pause_reason is not None:
+            seen = replace(action, throttle=seen.throttle)
+        merged[action.account] = replace(seen, throttle=throttle)
+    return list(merged.values())

@@ -1,0 +1,62 @@
+"""LISTEN for the outbox trigger's NOTIFY on a dedicated connection, reconnecting when it drops.
+
+A notification only sets the engine's wake event; the engine's poll interval remains the
+fallback, so a lost notification delays a row by at most one poll.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import structlog
+
+from worker import database
+from worker.errors import StoreError
+
+log = structlog.get_logger(__name__)
+
+CHANNEL = "invoice_sync_outbox"
+
+
+class Listener:
+    def __init__(self, dsn: str, wake: asyncio.Event) -> None:
+        self._dsn = dsn
+        self._wake = wake
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="listener")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _run(self) -> None:
+        delay = 1.0
+        while True:
+            try:
+                await self._listen_until_lost()
+                delay = 1.0
+            except StoreError as exc:
+                log.warning("listener.disconnected", error=str(exc), retry_in=delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)
+
+    async def _listen_until_lost(self) -> None:
+        conn = await database.connect(self._dsn)
+        lost = asyncio.Event()
+        try:
+            conn.add_termination_listener(lambda _conn: lost.set())
+            await conn.add_listener(CHANNEL, self._on_notify)
+            # Rows may have arrived while we were not listening.
+            self._wake.set()
+            await lost.wait()
+        finally:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(conn.close(), timeout=2)
+
+    def _on_notify(self, *_args: Any) -> None:
+        self._wake.set()

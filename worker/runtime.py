@@ -1,0 +1,45 @@
+"""Builds each configured account's runtime: its provider adapter and its limits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from worker.config import AccountSettings, Settings
+from worker.errors import ConfigError
+from worker.limits import AccountGate
+from worker.providers import PROVIDERS
+from worker.providers.base import Credentials, HttpTimeouts, Provider
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class AccountRuntime:
+    name: str
+    provider_name: str
+    provider: Provider
+    gate: AccountGate
+
+
+def build_runtimes(settings: Settings) -> dict[str, AccountRuntime]:
+    """One runtime per ``[accounts.NAME]``; ``ConfigError`` if a provider cannot be built."""
+    timeouts = HttpTimeouts(
+        connect=settings.http.connect_timeout, total=settings.http.request_timeout
+    )
+    return {name: _build(name, account, timeouts) for name, account in settings.accounts.items()}
+
+
+def _build(name: str, account: AccountSettings, timeouts: HttpTimeouts) -> AccountRuntime:
+    spec = PROVIDERS.get(account.provider)
+    if spec is None:
+        raise ConfigError(f"accounts.{name}.provider: unknown provider {account.provider!r}")
+    token = account.resolve_token()
+    credentials = Credentials(
+        base_url=account.base_url.rstrip("/"),
+        token=None if token is None else token.get_secret_value(),
+    )
+    options = spec.options.model_validate(account.options)
+    return AccountRuntime(
+        name=name,
+        provider_name=spec.name,
+        provider=spec.factory(credentials, options, timeouts),
+        gate=AccountGate(rate=account.rate_limit, concurrency=account.concurrency),
+    )
