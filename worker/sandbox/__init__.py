@@ -1,0 +1,19 @@
+"""Local servers that behave like each provider's documented API, with fault injection.
+
+``SANDBOXES`` maps a provider name to its app factory: ``factory(faults=FaultConfig | None,
+**options) -> aiohttp.web.Application``. Every sandbox shares the fault middleware
+(``faults``) and the ``/_sandbox/`` introspection routes (``introspection``); ``server`` runs
+one, in-process for tests or from the CLI.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from aiohttp import web
+
+from worker.sandbox import billclap
+
+SANDBOXES: dict[str, Callable[..., web.Application]] = {
+    "billclap": billclap.create_app,
+}

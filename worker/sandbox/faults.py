@@ -1,0 +1,159 @@
+"""Fault injection for every sandbox: one aiohttp middleware in front of the provider's API routes.
+
+The faults are the failures the worker must survive without losing or duplicating an invoice:
+
+- ``latency`` (+ up to ``jitter``) seconds before each answer: slow providers, timeouts.
+- ``error_rate``: HTTP 500 with a generic, non-business error; nothing is created.
+- ``stall_rate``: commit-then-stall. The invoice IS created, then the answer waits
+  ``stall_seconds`` (past the client's timeout): the unknown-outcome case that makes retries
+  dangerous.
+- ``reset_rate``: the connection is reset with no answer; nothing is created.
+- ``rate429_rate``: HTTP 429 with ``Retry-After: retry_after``; nothing is created.
+
+One uniform draw per request picks at most one of reset, 429, error and stall, so the rates are
+probabilities that must add up to at most 1. The draw comes from a ``random.Random`` seeded with
+``seed`` so a chaos run can be replayed. Introspection routes (``/_sandbox/``) never see faults.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import socket
+import struct
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+INTROSPECTION_PREFIX = "/_sandbox/"
+RATE_FIELDS = ("reset_rate", "rate429_rate", "error_rate", "stall_rate")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class FaultConfig:
+    """What to inject; rates are probabilities per API request."""
+
+    latency: float = 0.0
+    jitter: float = 0.0
+    error_rate: float = 0.0
+    stall_rate: float = 0.0
+    stall_seconds: float = 30.0
+    reset_rate: float = 0.0
+    rate429_rate: float = 0.0
+    retry_after: float = 1.0
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        for field in fields(self):
+            value = getattr(self, field.name)
+            if field.name != "seed" and (not isinstance(value, int | float) or value < 0):
+                raise ValueError(f"faults.{field.name}: must be a number >= 0, got {value!r}")
+        if any(getattr(self, name) > 1 for name in RATE_FIELDS):
+            raise ValueError("faults: each rate must be between 0 and 1")
+        if sum(getattr(self, name) for name in RATE_FIELDS) > 1:
+            raise ValueError("faults: the rates add up to more than 1")
+
+    def updated(self, changes: Mapping[str, Any]) -> FaultConfig:
+        """A copy with ``changes`` applied; ``ValueError`` names an unknown or invalid key."""
+        known = {field.name for field in fields(self)}
+        unknown = sorted(set(changes) - known)
+        if unknown:
+            raise ValueError(f"faults: unknown keys {', '.join(unknown)}")
+        return replace(self, **changes)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Faults:
+    """The current fault config, its random source, and counts of what was injected."""
+
+    def __init__(self, config: FaultConfig | None = None) -> None:
+        self.config = FaultConfig()
+        self.injected: dict[str, int] = {}
+        self.configure(config or FaultConfig())
+
+    def configure(self, config: FaultConfig) -> None:
+        """Replace the config; a new seed restarts the random sequence (replayable runs)."""
+        # Not cryptographic: a reproducible sequence of coin flips is the point.
+        self._rng = random.Random(config.seed)  # noqa: S311
+        self.config = config
+
+    def reset_counts(self) -> None:
+        self.injected = {}
+
+    def pick(self) -> str | None:
+        """The fault for this request (``reset``, ``rate429``, ``error``, ``stall``) or None."""
+        draw, edge = self._rng.random(), 0.0
+        for name in RATE_FIELDS:
+            edge += getattr(self.config, name)
+            if draw < edge:
+                return name.removesuffix("_rate")
+        return None
+
+    def delay(self) -> float:
+        jitter = self.config.jitter
+        return self.config.latency + (self._rng.uniform(0, jitter) if jitter else 0.0)
+
+    def count(self, kind: str) -> None:
+        self.injected[kind] = self.injected.get(kind, 0) + 1
+
+
+FAULTS = web.AppKey("faults", Faults)
+INJECTED = web.RequestKey("injected_fault", str)
+"""The fault injected into this request, for the request log."""
+
+
+@web.middleware
+async def fault_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Inject the configured faults into API requests (see the module docstring)."""
+    if request.path.startswith(INTROSPECTION_PREFIX):
+        return await handler(request)
+    faults = request.app[FAULTS]
+    delay = faults.delay()
+    if delay:
+        faults.count("latency")
+        await asyncio.sleep(delay)
+    kind = faults.pick()
+    if kind is not None:
+        faults.count(kind)
+        request[INJECTED] = kind
+    if kind == "reset":
+        return _reset(request)
+    if kind == "rate429":
+        return _too_many_requests(faults.config.retry_after)
+    if kind == "error":
+        return web.json_response({"status": False, "error": "Internal Server Error"}, status=500)
+    response = await handler(request)
+    if kind == "stall":
+        # The handler has committed; the client times out and never learns of it.
+        await asyncio.sleep(faults.config.stall_seconds)
+    return response
+
+
+def _reset(request: web.Request) -> web.StreamResponse:
+    """Abort the connection with a TCP reset: the client gets no status line at all.
+
+    The returned response is never written: aiohttp finds the transport closed, treats it as
+    a client disconnect and drops the connection quietly.
+    """
+    transport = request.transport
+    if transport is not None:
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            # SO_LINGER 0 turns close() into a RST instead of an orderly FIN.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        transport.abort()
+    return web.Response(status=500)
+
+
+def _too_many_requests(retry_after: float) -> web.Response:
+    seconds = f"{retry_after:g}" if retry_after != int(retry_after) else str(int(retry_after))
+    return web.json_response(
+        {"status": False, "message": "Too many requests"},
+        status=429,
+        headers={"Retry-After": seconds},
+    )
