@@ -7,13 +7,10 @@ database, an unreadable file) prints one line, never a traceback.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from typing import Any
-
-import structlog
 
 from worker import __version__
 from worker.config import Settings, config_path, load_settings
@@ -78,13 +75,6 @@ def _settings(args: argparse.Namespace) -> Settings:
         stream=None if daemon else sys.stderr,
     )
     return settings
-
-
-def run_async(coro: Coroutine[Any, Any, int]) -> int:
-    return asyncio.run(coro)
-
-
-log = structlog.get_logger(__name__)
 
 
 def print_json(value: Any) -> None:

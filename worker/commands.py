@@ -7,7 +7,7 @@ import asyncio
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import asyncpg
 
@@ -23,7 +23,6 @@ from worker.runtime import build_runtimes
 from worker.status import gather_status, render_status
 
 T = TypeVar("T")
-Sub = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -182,6 +181,3 @@ async def _with_pool(settings: Settings, action: Callable[[asyncpg.Pool], Awaita
 
 async def _with_outbox(settings: Settings, action: Callable[[Outbox], Awaitable[T]]) -> T:
     return await _with_pool(settings, lambda pool: action(Outbox(pool, worker_id=worker_id())))
-
-
-_ = Any  # re-exported names kept for type checkers
