@@ -7,10 +7,8 @@ database, an unreadable file) prints one line, never a traceback.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Callable
-from typing import Any
 
 from worker import __version__
 from worker.config import Settings, config_path, load_settings
@@ -75,7 +73,3 @@ def _settings(args: argparse.Namespace) -> Settings:
         stream=None if daemon else sys.stderr,
     )
     return settings
-
-
-def print_json(value: Any) -> None:
-    print(json.dumps(value, indent=2, default=str))

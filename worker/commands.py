@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -114,9 +115,7 @@ def cmd_enqueue(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     status = asyncio.run(_with_pool(settings, gather_status))
     if args.json:
-        from worker.cli import print_json  # noqa: PLC0415 - avoids an import cycle
-
-        print_json(status)
+        print(json.dumps(status, indent=2, default=str))
     else:
         print(render_status(status))
     return 0

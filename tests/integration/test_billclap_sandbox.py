@@ -13,6 +13,7 @@ import pytest
 from aiohttp import web
 from structlog.testing import capture_logs
 
+from tests import factories
 from worker.invoice import parse_invoice
 from worker.outcome import (
     DeadLetter,
@@ -42,20 +43,12 @@ EXPIRED = "sandbox-expired-token"
 
 
 def invoice(number: str | None = "WEB-1", **changes: Any) -> dict[str, Any]:
-    doc: dict[str, Any] = {
-        "type": "invoice",
-        "number": number,
-        "issue_date": "2026-07-01",
-        "currency": "INR",
-        "customer": {"name": "Acme Traders", "phone": "+919876543210"},
-        "lines": [
-            {"name": "Consulting Service", "quantity": 1, "unit_price": 1000, "tax_rate": 18}
-        ],
+    """The shared test invoice plus a charge, paid in full (1000 incl. 18% + 50 + 18% = 1059)."""
+    base: dict[str, Any] = {
         "charges": [{"name": "Packaging", "amount": 50, "tax_rate": 18, "hsn": "9985"}],
         "amount_paid": 1059,
     }
-    doc.update(copy.deepcopy(changes))
-    return doc
+    return factories.invoice(number, **(base | copy.deepcopy(changes)))
 
 
 def attempt_for(doc: dict[str, Any], *, prior_unknown: bool = False) -> Attempt:

@@ -24,10 +24,8 @@ unrecognised after a request arrived is treated as "may have been created": a Re
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 from worker.errors import TransportError
@@ -42,7 +40,7 @@ from worker.outcome import (
     Synced,
 )
 from worker.providers.base import Attempt, bounded
-from worker.providers.http import Reply
+from worker.providers.http import Reply, retry_after
 
 PERMISSION = "you don't have permission"
 CREDITS_EXPIRED = "credits expired"
@@ -94,18 +92,6 @@ def classify_transport_error(exc: TransportError) -> Retry:
             outcome_unknown=True,
         )
     return Retry(error=f"BillClap: {exc}; the request was not sent", outcome_unknown=False)
-
-
-def retry_after(value: str | None, now: datetime) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP-date), or None
-    when it is absent or unreadable (the engine's own backoff then applies)."""
-    if value is None or not value.strip():
-        return None
-    try:
-        seconds = float(value.strip())
-    except ValueError:
-        return _seconds_until(value, now)
-    return seconds if math.isfinite(seconds) and seconds >= 0 else None
 
 
 def message_of(body: Any) -> str:
@@ -237,13 +223,3 @@ def _text(what: str, body: Any, status: int) -> str:
 def _normalised(message: str) -> str:
     text = message.replace("\u2019", "'").replace("cannot", "can not").casefold()
     return " ".join(text.split())
-
-
-def _seconds_until(value: str, now: datetime) -> float | None:
-    try:
-        when = parsedate_to_datetime(value.strip())
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - now).total_seconds())
