@@ -3,7 +3,8 @@
 ``SANDBOXES`` maps a provider name to its app factory: ``factory(faults=FaultConfig | None,
 **options) -> aiohttp.web.Application``. Every sandbox shares the fault middleware
 (``faults``) and the ``/_sandbox/`` introspection routes (``introspection``); ``server`` runs
-one, in-process for tests or from the CLI.
+one, in-process for tests or from the CLI. ``PROFILES`` holds each sandbox module's ``PROFILE``
+(``profile``): what provider-neutral tests and the demo need to drive it.
 """
 
 from __future__ import annotations
@@ -13,7 +14,12 @@ from collections.abc import Callable
 from aiohttp import web
 
 from worker.sandbox import billclap
+from worker.sandbox.profile import SandboxProfile
 
 SANDBOXES: dict[str, Callable[..., web.Application]] = {
     "billclap": billclap.create_app,
+}
+
+PROFILES: dict[str, SandboxProfile] = {
+    "billclap": billclap.PROFILE,
 }

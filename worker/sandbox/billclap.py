@@ -29,9 +29,33 @@ from worker.sandbox.billclap_books import BillClapBooks
 from worker.sandbox.billclap_totals import BillClapRefusal
 from worker.sandbox.faults import FaultConfig
 from worker.sandbox.introspection import BOOKS, sandbox_app
+from worker.sandbox.profile import Failure, SandboxProfile
 
 CREATE_PATH = "/api/web/invoice/create-invoice"
 PERMISSION_ERROR = "You don't have permission to access this resource: API integration"
+PROFILE_TOKEN = "sandbox-token"  # noqa: S105 -- a sandbox credential, public by design
+
+
+def _overpaid(payload: dict[str, Any]) -> dict[str, Any]:
+    # More received than BillClap's computed total: "Received amount can not be greater ...".
+    return {**payload, "amount_paid": 10**9}
+
+
+PROFILE = SandboxProfile(
+    provider="billclap",
+    token=PROFILE_TOKEN,
+    options={"tokens": [PROFILE_TOKEN]},
+    account={},
+    failures={
+        Failure.AUTH_FAILED: {"tokens": []},
+        Failure.FORBIDDEN: {"api_plan": False},
+        Failure.CREDITS_EXPIRED: {"credits": 0},
+    },
+    rejected=_overpaid,
+    identity=lambda record: record.get("invoice_number"),
+    numbers_invoices=True,
+    reconciles=False,
+)
 
 
 def create_app(*, faults: FaultConfig | None = None, **options: Any) -> web.Application:
