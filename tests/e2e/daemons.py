@@ -38,9 +38,9 @@ def daemons(config: Path, count: int, logs: Path) -> Iterator[list[subprocess.Po
                 proc.wait()
 
 
-async def wait_until_drained(dsn: str, timeout: float) -> None:
-    """Until the outbox is empty; ``AssertionError`` with the states left after ``timeout``."""
-    deadline = time.monotonic() + timeout
+async def wait_until_drained(dsn: str, within: float) -> None:
+    """Until the outbox is empty; ``AssertionError`` with the states left after ``within`` s."""
+    deadline = time.monotonic() + within
     conn = await asyncpg.connect(dsn)
     try:
         while True:
