@@ -29,10 +29,10 @@ FAILURES, COOLDOWN, CONCURRENCY = 3, 1.0, 4
 
 
 def post_json(url: str, body: Any) -> Any:
-    request = urllib.request.Request(  # noqa: S310 -- loopback sandbox
+    request = urllib.request.Request(
         url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
     )
-    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+    with urllib.request.urlopen(request, timeout=10) as response:
         return json.loads(response.read())
 
 
@@ -76,7 +76,9 @@ async def test_a_provider_outage_opens_the_breaker_and_loses_nothing(
     conn = await asyncpg.connect(dsn)
     try:
         synced = await conn.fetchval("SELECT count(*) FROM invoice_sync.synced")
-        dead = await conn.fetch("SELECT idempotency_key, reason, error FROM invoice_sync.dead_letter")
+        dead = await conn.fetch(
+            "SELECT idempotency_key, reason, error FROM invoice_sync.dead_letter"
+        )
     finally:
         await conn.close()
     logs = read_logs(tmp_path / "logs")
