@@ -1,42 +1,19 @@
-"""sql/roles.sql: the producer can only enqueue and read results; the worker runs the daemon.
-
-Roles are cluster-wide: the two group roles stay (roles.sql creates them when missing, and
-every test database that granted to them is dropped), while each test's LOGIN users get unique
-names and are dropped at the end.
-"""
+"""sql/roles.sql: the producer can only enqueue and read results; the worker runs the daemon."""
 
 from __future__ import annotations
 
 import json
-import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
 
 from tests.e2e.processes import TOKEN, cli, get_json, sandbox, write_config
 from tests.factories import invoice
-
-ROLES_SQL = Path(__file__).resolve().parents[2] / "sql" / "roles.sql"
-
-
-def as_user(dsn: str, user: str, password: str) -> str:
-    """The same database URL, logging in as another user."""
-    parts = urlsplit(dsn)
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{user}:{password}@{host}"))
-
-
-async def apply_roles(dsn: str) -> None:
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.execute(ROLES_SQL.read_text(encoding="utf-8"))
-    finally:
-        await conn.close()
+from tests.logins import apply_roles, login
 
 
 @dataclass(frozen=True)
@@ -49,20 +26,8 @@ class Logins:
 async def logins(dsn: str) -> AsyncIterator[Logins]:
     """roles.sql applied to a fresh database, and one LOGIN user in each group role."""
     await apply_roles(dsn)
-    suffix = secrets.token_hex(4)
-    password = secrets.token_hex(12)
-    users = {"producer": f"isp_{suffix}", "worker": f"isw_{suffix}"}
-    admin = await asyncpg.connect(dsn)
-    try:
-        for group, user in users.items():
-            await admin.execute(
-                f"CREATE ROLE {user} LOGIN PASSWORD '{password}' IN ROLE invoice_sync_{group}"
-            )
-        yield Logins(**{group: as_user(dsn, user, password) for group, user in users.items()})
-    finally:
-        for user in users.values():
-            await admin.execute(f"DROP ROLE IF EXISTS {user}")
-        await admin.close()
+    async with login(dsn, "producer") as producer, login(dsn, "worker") as worker:
+        yield Logins(producer=producer, worker=worker)
 
 
 async def connected(dsn: str, action: Callable[[asyncpg.Connection], Awaitable[Any]]) -> Any:
