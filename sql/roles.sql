@@ -51,6 +51,11 @@ GRANT USAGE ON SCHEMA invoice_sync TO invoice_sync_worker, invoice_sync_producer
 GRANT SELECT, INSERT, UPDATE, DELETE ON invoice_sync.outbox TO invoice_sync_worker;
 GRANT SELECT, INSERT, UPDATE, DELETE ON invoice_sync.dead_letter TO invoice_sync_worker;
 GRANT SELECT, INSERT, UPDATE ON invoice_sync.account_state TO invoice_sync_worker;
+-- The deployment-wide rate limit: each claim refills and takes from its account's bucket.
+GRANT SELECT, INSERT, UPDATE ON invoice_sync.rate_bucket TO invoice_sync_worker;
+GRANT EXECUTE ON FUNCTION invoice_sync.rate_bucket_level(double precision, timestamptz,
+                                                        double precision, double precision)
+    TO invoice_sync_worker;
 -- Synced rows are the record of invoices that exist at a provider: the worker adds, never edits.
 GRANT SELECT, INSERT ON invoice_sync.synced TO invoice_sync_worker;
 GRANT SELECT ON invoice_sync.schema_migrations TO invoice_sync_worker;

@@ -14,6 +14,7 @@ import pytest
 from tests.e2e.processes import TOKEN, cli, get_json, sandbox, write_config
 from tests.factories import invoice
 from tests.logins import apply_roles, login
+from worker.migrate import latest_version
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,7 @@ async def test_the_producer_enqueues_and_reads_results_but_touches_nothing_else(
             "UPDATE invoice_sync.synced SET link = 'x'",
             "DELETE FROM invoice_sync.dead_letter",
             "SELECT * FROM invoice_sync.account_state",
+            "SELECT * FROM invoice_sync.rate_bucket",
             "SELECT * FROM invoice_sync.schema_migrations",
             "CREATE TABLE invoice_sync.mine (id int)",
             "TRUNCATE invoice_sync.outbox",
@@ -98,7 +100,10 @@ async def test_the_worker_cannot_change_the_schema_or_rewrite_history(
     conn = await asyncpg.connect(logins.worker)
     try:
         # What the daemon does at start-up: the schema check, LISTEN, the advisory lock.
-        assert await conn.fetchval("SELECT max(version) FROM invoice_sync.schema_migrations") == 1
+        assert (
+            await conn.fetchval("SELECT max(version) FROM invoice_sync.schema_migrations")
+            == latest_version()
+        )
         await conn.execute("LISTEN invoice_sync_outbox")
         assert await conn.fetchval("SELECT pg_try_advisory_lock(7311202611)")
         for statement in (
