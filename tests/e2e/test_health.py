@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import signal
 import socket
 import subprocess
@@ -20,6 +21,8 @@ from tests.e2e.processes import TOKEN, cli, get_json, sandbox, write_config
 from tests.factories import invoice
 
 pytestmark = pytest.mark.e2e
+
+OPERATIONS = Path(__file__).resolve().parents[2] / "docs" / "operations.md"
 
 
 def free_port() -> int:
@@ -106,5 +109,10 @@ async def test_probes_and_metrics_of_a_running_daemon(dsn: str, tmp_path: Path) 
     assert "invoice_sync_flush_duration_seconds_count" in metrics
     assert "invoice_sync_database_up 1.0" in metrics
     assert TOKEN not in metrics
+    table = OPERATIONS.read_text().split("## Metrics", 1)[1].split("\n## ", 1)[0]
+    documented = re.findall(r"^\| `(invoice_sync_\w+)`", table, re.MULTILINE)
+    assert len(documented) >= 10
+    for name in documented:  # docs/operations.md lists what the daemon really exports
+        assert f"# HELP {name} " in metrics, name
     checked = promtool_check(metrics)
     assert checked.returncode == 0, checked.stdout + checked.stderr
