@@ -43,6 +43,7 @@ class _InFlight:
     runtime: AccountRuntime
     started: float
     sent: bool = False
+    recorded: bool = False
 
 
 class Engine:
@@ -196,25 +197,32 @@ class Engine:
     def _finished(self, task: asyncio.Task[None]) -> None:
         flight = self._tasks.pop(task)
         flight.runtime.gate.give()
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.error("invoice.attempt_crashed", outbox_id=flight.row.id, error=repr(exc))
+        if not flight.recorded:
+            # Cancelled (shutdown) before the attempt decided, possibly before the task even
+            # started running: give the row back now rather than leave it to its lease.
+            self._record(flight, self._cut_short(flight))
         self._wake.set()
 
     async def _process(self, flight: _InFlight) -> None:
-        row = flight.row
-
         def mark_sent() -> None:
             flight.sent = True
 
-        try:
-            decision = await self._attempter.attempt(row, flight.runtime, mark_sent)
-        except asyncio.CancelledError:
-            error = "cut short by shutdown" if flight.sent else None
-            decision = Decision(
-                resolution=release(row, sent=flight.sent, error=error), event="invoice.released"
-            )
-        decision = self._breaker(self._once_per_pause(decision, row), flight.runtime)
+        decision = await self._attempter.attempt(flight.row, flight.runtime, mark_sent)
+        decision = self._breaker(self._once_per_pause(decision, flight.row), flight.runtime)
+        self._record(flight, decision)
+
+    def _cut_short(self, flight: _InFlight) -> Decision:
+        error = "cut short by shutdown" if flight.sent else None
+        resolution = release(flight.row, sent=flight.sent, error=error)
+        return Decision(resolution=resolution, event="invoice.released")
+
+    def _record(self, flight: _InFlight, decision: Decision) -> None:
+        flight.recorded = True
         self._flusher.add(
             Finished(
-                row=row,
+                row=flight.row,
                 decision=decision,
                 provider=flight.runtime.provider_name,
                 duration=self._clock() - flight.started,
