@@ -25,8 +25,11 @@ Every canonical field has a place or a stated reason not to:
   overcharge the customer.
 - ``charges`` → extra ``items`` (quantity 1, the charge's tax rate and HSN): Refrens has no
   additional charges, and as items they count in its totals exactly as they should.
-- ``discount`` (invoice level) has no documented request field either (only ``discountType``
-  shows in answers); it is refused before sending rather than dropped.
+- ``discount`` (invoice level, off the grand total as at BillClap) has no documented request
+  field either (only ``discountType`` shows in answers). It is spread over every item as one
+  percentage, ``discount / gross total``, taken off each rate: the total then falls by exactly
+  the discount (to the paisa), and each line's tax falls with its taxable value, which is how a
+  discount agreed at sale is taxed under GST. A discount above the gross total is refused.
 - ``amount_paid``: payments are recorded separately at Refrens; the invoice is created unpaid.
 - ``notes``: no documented field; dropped. ``contact`` is the business's own contact block and
   ``email`` asks Refrens to mail the invoice: both only through ``provider_options``.
@@ -73,10 +76,21 @@ def build_request(invoice: Invoice) -> dict[str, Any]:
     if invoice.currency is not None:
         body["currency"] = invoice.currency
     body["billedTo"] = billed_to(invoice.customer, cash_sale=invoice.cash_sale)
-    body["items"] = [item(line) for line in invoice.lines] + [
-        charge_item(charge) for charge in invoice.charges
+    factor = 1 - invoice.discount / gross_total(invoice) if invoice.discount else Decimal(1)
+    body["items"] = [item(line, factor) for line in invoice.lines] + [
+        charge_item(charge, factor) for charge in invoice.charges
     ]
     return merge_options(body, invoice.provider_options)
+
+
+def gross_total(invoice: Invoice) -> Decimal:
+    """What the items come to with tax, before the invoice-level discount."""
+    lines = sum(
+        (unit_rate(line) * line.quantity * (100 + (line.tax_rate or 0)) / 100)
+        for line in invoice.lines
+    )
+    charges = sum(charge.amount * (100 + charge.tax_rate) / 100 for charge in invoice.charges)
+    return Decimal(lines) + Decimal(charges)
 
 
 def billed_to(customer: Customer | None, *, cash_sale: bool) -> dict[str, Any]:
@@ -107,11 +121,12 @@ def gst_state(customer: Customer) -> str | None:
     return code_from_gstin(customer.tax_id) or code_from_name(state)
 
 
-def item(line: Line) -> dict[str, Any]:
-    """One ``items`` entry; ``rate`` is the unit price after discount and before tax."""
+def item(line: Line, factor: Decimal = Decimal(1)) -> dict[str, Any]:
+    """One ``items`` entry; ``rate`` is the unit price after discounts and before tax
+    (``factor`` is what the invoice-level discount leaves of every rate)."""
     entry: dict[str, Any] = {
         "name": line.name,
-        "rate": json_number(unit_rate(line)),
+        "rate": json_number(_rounded(unit_rate(line) * factor)),
         "quantity": json_number(line.quantity),
     }
     if line.tax_rate is not None:
@@ -124,22 +139,22 @@ def item(line: Line) -> dict[str, Any]:
 
 
 def unit_rate(line: Line) -> Decimal:
-    """The pre-tax unit price net of the line's discount (``refuse_unsupported`` has made sure
-    the discount does not exceed the price)."""
+    """The exact pre-tax unit price net of the line's discount (``refuse_unsupported`` has
+    made sure the discount does not exceed the price)."""
     if line.discount_type == "percent":
         net = line.unit_price * (100 - line.discount) / 100
     else:
         net = line.unit_price - line.discount
     if line.price_includes_tax and line.tax_rate:
-        net = (net * 100 / (100 + line.tax_rate)).quantize(RATE_PLACES, ROUND_HALF_UP)
+        net = net * 100 / (100 + line.tax_rate)
     return net
 
 
-def charge_item(charge: Charge) -> dict[str, Any]:
+def charge_item(charge: Charge, factor: Decimal = Decimal(1)) -> dict[str, Any]:
     """A charge as an item of quantity 1; its amount is before tax, as on every provider."""
     entry: dict[str, Any] = {
         "name": charge.name,
-        "rate": json_number(charge.amount),
+        "rate": json_number(_rounded(charge.amount * factor)),
         "quantity": 1,
         "gstRate": json_number(charge.tax_rate),
     }
@@ -154,15 +169,17 @@ def _unsupported(invoice: Invoice) -> str | None:
             f"type: Refrens has no {invoice.type!r} document; it creates invoices only "
             "(type 'invoice'; a bill of supply with provider_options.invoiceType = 'BOS')"
         )
-    if invoice.discount:
-        return (
-            "discount: Refrens documents no request field for an invoice-level discount; "
-            "give the discount on the lines instead"
-        )
     for index, line in enumerate(invoice.lines):
         if line.discount_type == "amount" and line.discount > line.unit_price:
             return f"lines.{index}.discount: the discount exceeds the unit price"
+    if invoice.discount and invoice.discount > gross_total(invoice):
+        return "discount: the discount exceeds the invoice's total"
     return None
+
+
+def _rounded(rate: Decimal) -> Decimal:
+    # Six places keep rate x quantity x (1 + tax) on the intended amount to the paisa.
+    return rate.quantize(RATE_PLACES, ROUND_HALF_UP)
 
 
 def _missing_customer_fields(billed_to: dict[str, Any]) -> str | None:

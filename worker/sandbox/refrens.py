@@ -68,12 +68,17 @@ def create_app(*, faults: FaultConfig | None = None, **options: Any) -> web.Appl
     """The Refrens sandbox app; ``options`` are ``RefrensSandboxOptions`` keys (plus ``token``,
     shorthand for one accepted bearer token)."""
     books = RefrensBooks(**options)
-    app = sandbox_app(books, faults)
+    app = sandbox_app(books, faults, fault_body=_fault_body)
     app.router.add_post(LOGIN_PATH, _feathers(login))
     app.router.add_post(INVOICES_PATH, _feathers(create_invoice))
     app.router.add_get(INVOICES_PATH, _feathers(find_invoices))
     app.router.add_get(INVOICE_PATH, _feathers(get_invoice))
     return app
+
+
+def _fault_body(status: int, message: str) -> dict[str, Any]:
+    # Injected 429s and 500s come from Refrens' Feathers app, so they look like its errors.
+    return FeathersError(status, message).as_json()
 
 
 def books_of(app: web.Application) -> RefrensBooks:
