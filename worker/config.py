@@ -93,6 +93,15 @@ class AccountSettings(BaseModel):
             raise ValueError(f"give one of token, token_env, token_file, not {' and '.join(given)}")
         return self
 
+    @model_validator(mode="after")
+    def _hide_option_secrets(self) -> AccountSettings:
+        # Provider options naming a secret (Refrens app_secret) must not print, as tokens don't.
+        extra = self.model_extra or {}
+        for key, value in extra.items():
+            if _names_secret(key) and isinstance(value, str):
+                extra[key] = SecretStr(value)
+        return self
+
     @property
     def options(self) -> dict[str, Any]:
         return dict(self.model_extra or {})
@@ -163,7 +172,7 @@ class Settings(BaseSettings):
 def _option_secrets(account: AccountSettings) -> list[str]:
     """Secrets among a provider's account options: every ``SecretStr`` of the validated options
     model (which resolves ``*_env``/``*_file`` sources, e.g. Refrens ``app_secret``); for options
-    that do not validate, any string under a key naming a secret."""
+    that do not validate, the values ``AccountSettings`` hid under keys naming a secret."""
     from worker.providers import PROVIDERS  # noqa: PLC0415 -- see _check_accounts
 
     spec = PROVIDERS.get(account.provider)
@@ -173,13 +182,18 @@ def _option_secrets(account: AccountSettings) -> list[str]:
         options = None
     if options is None:
         return [
-            value
+            value.get_secret_value()
             for key, value in account.options.items()
-            if "secret" in key and not key.endswith(("_env", "_file")) and isinstance(value, str)
+            if _names_secret(key) and isinstance(value, SecretStr)
         ]
     return [
         value.get_secret_value() for value in vars(options).values() if isinstance(value, SecretStr)
     ]
+
+
+def _names_secret(key: str) -> bool:
+    """An option key holding a secret value (not the name of where one lives)."""
+    return "secret" in key and not key.endswith(("_env", "_file"))
 
 
 def _dsn_password(dsn: str) -> list[str]:

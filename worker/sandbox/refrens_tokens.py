@@ -81,6 +81,13 @@ class TokenIssuer:
         if issued.app_id not in apps:
             raise not_authenticated("Invalid login")
 
+    def expire_all(self) -> None:
+        """Make every token issued so far expired, as if their lifetime had passed (tests)."""
+        self._issued = {
+            jti: Issued(app_id=i.app_id, expires_at=time.monotonic(), exp=i.exp)
+            for jti, i in self._issued.items()
+        }
+
     def _sign(self, payload: dict[str, Any]) -> str:
         header = _b64(json.dumps({"alg": "HS256", "typ": "access"}, separators=(",", ":")))
         body = _b64(json.dumps(payload, separators=(",", ":")))
