@@ -84,7 +84,8 @@ class AccountSettings(BaseModel):
     rate_limit: Rate = Field(default_factory=lambda: parse_rate("60/minute"))
     concurrency: int = Field(default=4, ge=1, le=1000)
     rate_burst: float | None = Field(default=None, ge=1)
-    """Requests the deployment may send at once after a quiet spell; one second's worth."""
+    """Requests the deployment may send at once after a quiet spell (default: 90% of one
+    second's worth, at least 1; see ``worker.limits.default_burst``)."""
 
     @model_validator(mode="after")
     def _at_most_one_token_source(self) -> AccountSettings:

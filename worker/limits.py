@@ -69,6 +69,17 @@ class Breaker:
         return self._cooldown
 
 
+def default_burst(rate: RateLimit) -> float:
+    """Nine tenths of one second's requests, never less than one.
+
+    A provider enforcing "R per second" usually keeps a bucket of R. Ours starts counting
+    refills when a token is taken, the provider's only when the request arrives, so right after
+    an idle spell (both buckets full) ours runs ahead by R times that delay; the tenth held back
+    absorbs up to 100 ms of it. Steady-state throughput does not depend on the burst.
+    """
+    return max(1.0, float(math.floor(rate.per_second * 0.9)))
+
+
 class AccountGate:
     def __init__(
         self,
@@ -80,10 +91,7 @@ class AccountGate:
     ) -> None:
         self.rate = rate
         self.concurrency = concurrency
-        # One second's worth of requests by default, never less than one: a provider that
-        # enforces "R per second" as a bucket of R tolerates it, and a smaller burst costs
-        # nothing at steady state.
-        self.burst = float(burst) if burst is not None else max(1.0, math.floor(rate.per_second))
+        self.burst = float(burst) if burst is not None else default_burst(rate)
         self.breaker = breaker
         self.inflight = 0
         self._limiter = AsyncLimiter(max_rate=rate.count, time_period=rate.period)

@@ -60,8 +60,8 @@ def test_rate_limits_and_429s_do_not_move_the_breaker() -> None:
     assert breaker.blocked_for() == 0
 
 
-def test_default_burst_is_one_second_of_requests_and_never_below_one() -> None:
-    assert AccountGate(rate=parse_rate("20/second"), concurrency=1).burst == 20
+def test_default_burst_is_most_of_one_second_of_requests_and_never_below_one() -> None:
+    assert AccountGate(rate=parse_rate("20/second"), concurrency=1).burst == 18
     assert AccountGate(rate=parse_rate("60/minute"), concurrency=1).burst == 1
     assert AccountGate(rate=parse_rate("10/hour"), concurrency=1).burst == 1
     request = AccountGate(rate=parse_rate("60/minute"), concurrency=1, burst=3).claim_request(2)
