@@ -45,6 +45,7 @@ async def call(
     url: str,
     body: Any = None,
     headers: dict[str, str] | None = None,
+    *,
     params: dict[str, str] | None = None,
 ) -> tuple[int, Any]:
     data = body if isinstance(body, str) else None
