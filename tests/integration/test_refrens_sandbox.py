@@ -535,3 +535,50 @@ async def test_secrets_never_reach_outcomes_or_logs(adapters: list[Refrens], mod
         assert secret not in repr(outcome)
         assert secret not in repr(logs)
         assert secret not in repr(adapter)
+
+
+# --- a lookup that fails ------------------------------------------------------------------
+
+
+def conflict_then(status: int) -> web.Application:
+    """A Refrens that refuses the number, then fails the lookup with ``status``."""
+
+    async def create(_request: web.Request) -> web.Response:
+        body = {"name": "Conflict", "message": "exists", "code": 409, "className": "conflict"}
+        return web.json_response(body, status=409)
+
+    async def find(_request: web.Request) -> web.Response:
+        body = {"name": "Failure", "message": "lookup failed", "code": status}
+        return web.json_response(body, status=status, headers={"Retry-After": "5"})
+
+    app = web.Application()
+    app.router.add_post(INVOICES, create)
+    app.router.add_get(INVOICES, find)
+    return app
+
+
+@pytest.mark.parametrize(
+    ("status", "kind"), [(500, Retry), (400, Retry), (429, RateLimited), (403, PauseAccount)]
+)
+async def test_failed_lookup_is_tried_again_later(
+    adapters: list[Refrens], status: int, kind: type
+) -> None:
+    runner = web.AppRunner(conflict_then(status))
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        adapter = Refrens(
+            Credentials(base_url=f"http://127.0.0.1:{runner.addresses[0][1]}", token=TOKEN),
+            RefrensOptions(url_key=URL_KEY),
+            HttpTimeouts(connect=1, total=5),
+        )
+        adapters.append(adapter)
+        outcome = await send(adapter, invoice("LF-1"), prior_unknown=True)
+    finally:
+        await runner.cleanup()
+    assert isinstance(outcome, kind), outcome
+    if isinstance(outcome, Retry):
+        # Not a verdict on the invoice: the row stays "outcome unknown" and reconciles again.
+        assert "will look again" in outcome.error
+    if isinstance(outcome, RateLimited):
+        assert outcome.after == 5.0
