@@ -13,13 +13,15 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from worker.sandbox import billclap
+from worker.sandbox import billclap, refrens
 from worker.sandbox.profile import SandboxProfile
 
 SANDBOXES: dict[str, Callable[..., web.Application]] = {
     "billclap": billclap.create_app,
+    "refrens": refrens.create_app,
 }
 
 PROFILES: dict[str, SandboxProfile] = {
     "billclap": billclap.PROFILE,
+    "refrens": refrens.PROFILE,
 }
