@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
+from typing import NoReturn
 
 from worker import __version__
 from worker.config import Settings, config_path, load_settings
@@ -27,8 +28,19 @@ EPILOG = """examples:
 """
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with a usage mistake as one line (exit 2) rather than the usage block.
+
+    Subcommands' parsers are made with the parent's class, so this reaches every level.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    # Typed as the base class: the subcommand modules take ArgumentParser's subparsers.
+    parser: argparse.ArgumentParser = Parser(
         prog="invoice-sync",
         description="Turns rows in a PostgreSQL outbox into invoices at an invoicing provider.",
         epilog=EPILOG,
