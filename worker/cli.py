@@ -24,6 +24,9 @@ EPILOG = """examples:
   invoice-sync --config invoice-sync.toml run --drain
   invoice-sync --config invoice-sync.toml enqueue invoices.jsonl
   invoice-sync --config invoice-sync.toml status --json
+  invoice-sync --config invoice-sync.toml status --watch --until-drained
+  invoice-sync --config invoice-sync.toml dlq list --reason rejected --since 2h
+  invoice-sync --config invoice-sync.toml dlq replay 4711 --payload fixed-4711.json
   invoice-sync sandbox --provider billclap --port 8081
 """
 

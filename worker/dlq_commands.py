@@ -53,7 +53,12 @@ def register(commands: Subparsers) -> None:
     show = _add(actions, "show", "everything about one dead letter", cmd_show)
     show.add_argument("id", help="the dead letter's id (its outbox id, as `dlq list` shows)")
     show.add_argument("--json", action="store_true", help="print JSON")
-    replay = _add(actions, "replay", "move dead letters back to the outbox", cmd_replay)
+    replay = _add(
+        actions,
+        "replay",
+        "move dead letters back to the outbox as new pending rows (refuses keys already synced or queued, and dead letters already replayed)",
+        cmd_replay,
+    )
     replay.add_argument("ids", nargs="*", help="dead letter ids (or select with the filters)")
     _add_filters(replay)
     replay.add_argument("--all", action="store_true",
