@@ -35,7 +35,8 @@ class Readout:
     running: Mapping[str, int] = field(default_factory=dict)
     synced: Mapping[str, int] = field(default_factory=dict)
     dead: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
-    paused: Mapping[str, str] = field(default_factory=dict)  # account -> why
+    paused: Mapping[str, str] = field(default_factory=dict)  # account -> pause reason
+    pause_errors: Mapping[str, str] = field(default_factory=dict)  # account -> what happened
 
     @property
     def finished(self) -> int:
@@ -63,7 +64,8 @@ class AccountProgress:
 @dataclass(frozen=True, kw_only=True, slots=True)
 class WatchSnapshot:
     """One refresh of the watch. ``rate`` is rows finished per second over the sliding window
-    (None until two readings exist); ``eta`` the seconds left for accounts not paused."""
+    (None until two readings exist); ``eta`` the seconds left for accounts not paused;
+    ``paused`` each paused account with its reason and error (the table shows the reason)."""
 
     elapsed: float
     accounts: tuple[AccountProgress, ...]
@@ -135,7 +137,15 @@ def build_snapshot(readout: Readout, *, elapsed: float, rate: float | None) -> W
         rate=rate,
         eta=_eta(flowing, rate),
         reasons=tuple(sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP_REASONS]),
-        paused=tuple(sorted(readout.paused.items())),
+        paused=tuple(
+            (
+                name,
+                f"{reason}: {readout.pause_errors[name]}"
+                if name in readout.pause_errors
+                else reason,
+            )
+            for name, reason in sorted(readout.paused.items())
+        ),
     )
 
 
@@ -158,8 +168,7 @@ def render_snapshot(snapshot: WatchSnapshot) -> RenderableType:
         )  # fmt: skip
     parts: list[RenderableType] = [table, Text(summary(snapshot))]
     if snapshot.paused:
-        paused = ", ".join(f"{name} ({why})" for name, why in snapshot.paused)
-        parts.append(Text(f"paused: {paused}", style="yellow"))
+        parts.append(Text(f"paused: {paused(snapshot)}", style="yellow"))
     if snapshot.reasons:
         parts.append(Text(f"dead letters since the watch began: {reasons(snapshot)}"))
     if not snapshot.accounts:
@@ -176,6 +185,8 @@ def render_line(snapshot: WatchSnapshot) -> str:
                       f"pending {a.pending} in flight {a.running} dead {a.dead}{state}")  # fmt: skip
     if len(snapshot.accounts) > LINE_ACCOUNTS:
         fields.append(f"and {len(snapshot.accounts) - LINE_ACCOUNTS} more accounts")
+    if snapshot.paused:
+        fields.append(f"paused: {paused(snapshot)}")
     if snapshot.reasons:
         fields.append(f"dead: {reasons(snapshot)}")
     return " | ".join(fields)
@@ -187,6 +198,10 @@ def summary(snapshot: WatchSnapshot) -> str:
     return (f"total {snapshot.finished}/{snapshot.total} "
             f"{percent(snapshot.finished, snapshot.total)}  rate {rate}  eta {eta}  "
             f"elapsed {clock(snapshot.elapsed)}")  # fmt: skip
+
+
+def paused(snapshot: WatchSnapshot) -> str:
+    return ", ".join(f"{name} ({why})" for name, why in snapshot.paused)
 
 
 def reasons(snapshot: WatchSnapshot) -> str:

@@ -44,22 +44,22 @@ class WatchStore:
         )
         return started
 
-    async def status_watch_remaining(self) -> tuple[dict[str, int], dict[str, int]]:
+    async def status_watch_remaining(
+        self, conn: asyncpg.Connection
+    ) -> tuple[dict[str, int], dict[str, int]]:
         """(pending, running) row counts by account."""
-        rows = await database.run(lambda: self._pool.fetch(self._q["status_watch_remaining"]))
         by_state: dict[str, dict[str, int]] = {"pending": {}, "running": {}}
-        for row in rows:
+        for row in await conn.fetch(self._q["status_watch_remaining"]):
             by_state[row["state"]][row["account"]] = row["count"]
         return by_state["pending"], by_state["running"]
 
     async def status_watch_finished(
-        self, since: datetime
+        self, conn: asyncpg.Connection, since: datetime
     ) -> tuple[dict[str, int], dict[str, dict[str, int]]]:
         """(synced by account, dead-lettered by account and reason) since ``since``."""
-        rows = await database.run(lambda: self._pool.fetch(self._q["status_watch_finished"], since))
         synced: dict[str, int] = {}
         dead: dict[str, dict[str, int]] = {}
-        for row in rows:
+        for row in await conn.fetch(self._q["status_watch_finished"], since):
             if row["kind"] == "synced":
                 synced[row["account"]] = row["count"]
             else:
@@ -67,12 +67,31 @@ class WatchStore:
         return synced, dead
 
     async def read(self, since: datetime) -> Readout:
-        """Everything one refresh shows."""
-        pending, running = await self.status_watch_remaining()
-        synced, dead = await self.status_watch_finished(since)
+        """Everything one refresh shows.
+
+        The two counts share one snapshot (REPEATABLE READ): read apart, a row finishing between
+        them would be counted both as unfinished and as finished, and the total would wobble.
+        """
+
+        async def counts() -> tuple[tuple[dict[str, int], dict[str, int]],
+                                    tuple[dict[str, int], dict[str, dict[str, int]]]]:  # fmt: skip
+            async with (
+                self._pool.acquire() as conn,
+                conn.transaction(isolation="repeatable_read", readonly=True),
+            ):
+                return (
+                    await self.status_watch_remaining(conn),
+                    await self.status_watch_finished(conn, since),
+                )
+
+        (pending, running), (synced, dead) = await database.run(counts)
         states = await AccountStore(self._pool).account_state_list()
-        paused = {s.account: _why(s.pause_reason, s.pause_error) for s in states if s.paused}
-        return Readout(pending=pending, running=running, synced=synced, dead=dead, paused=paused)
+        paused = [s for s in states if s.paused]
+        return Readout(
+            pending=pending, running=running, synced=synced, dead=dead,
+            paused={s.account: s.pause_reason or "paused" for s in paused},
+            pause_errors={s.account: s.pause_error for s in paused if s.pause_error},
+        )  # fmt: skip
 
 
 async def watch(pool: asyncpg.Pool, *, interval: float, until_drained: bool, out: TextIO) -> int:
@@ -99,7 +118,3 @@ async def watch(pool: asyncpg.Pool, *, interval: float, until_drained: bool, out
             if until_drained and snapshot.drained:
                 return 0
             await asyncio.sleep(interval)
-
-
-def _why(reason: str | None, error: str | None) -> str:
-    return f"{reason}: {error}" if error else reason or "paused"

@@ -176,6 +176,8 @@ def test_status_watch_until_drained_follows_a_drain_to_100_percent(
     assert len(lines) >= 3, out
     assert "\x1b[" not in out  # not a terminal: plain lines, no cursor codes
     assert lines[-1].startswith("total 200/200 100.0%"), lines[-1]
+    # Every refresh reads one snapshot: the total never wobbles while rows move between tables.
+    assert all(line.split()[1].endswith("/200") for line in lines), out
     assert "shop 200/200 100.0% pending 0 in flight 0 dead 0" in lines[-1]
     assert any("100.0%" not in line for line in lines), "the watch never saw the load unfinished"
 

@@ -19,7 +19,8 @@ READOUT = Readout(
     running={"shop": 16},
     synced={"shop": 700, "other": 10},
     dead={"shop": {"rejected": 30, "duplicate": 4}, "other": {"credits_expired": 1}},
-    paused={"other": "credits_expired: no credits left"},
+    paused={"other": "credits_expired"},
+    pause_errors={"other": "no credits left"},
 )
 
 
@@ -52,6 +53,8 @@ def test_live_view_shows_bars_rate_eta_pauses_and_reasons() -> None:
     assert "eta 10s" in text
     assert "elapsed 1m15s" in text
     assert "paused: other (credits_expired: no credits left)" in text
+    [other_row] = [line for line in text.splitlines() if line.startswith("other")]
+    assert other_row.rstrip().endswith("paused: credits_expired")  # the state column: the reason
     assert "rejected=30, duplicate=4, credits_expired=1" in text
 
 
@@ -60,6 +63,10 @@ def test_plain_line_has_each_account_and_reaches_100_percent_when_done() -> None
     assert "\n" not in line
     assert "shop 734/1000 73.4% pending 250 in flight 16 dead 34" in line
     assert "rate -" in line
+    assert "other 11/51 21.5% pending 40 in flight 0 dead 1 paused: credits_expired |" in line
+    assert line.endswith(
+        "paused: other (credits_expired: no credits left) | dead: rejected=30, duplicate=4, credits_expired=1"
+    )
     done = Readout(synced={"shop": 999}, dead={"shop": {"rejected": 1}})
     snapshot = build_snapshot(done, elapsed=40, rate=30.0)
     assert snapshot.drained
