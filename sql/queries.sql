@@ -292,3 +292,127 @@ SELECT version FROM invoice_sync.schema_migrations ORDER BY version;
 SELECT account, count(*) AS unfinished, extract(epoch FROM now() - min(created_at)) AS oldest_age
   FROM invoice_sync.outbox
  GROUP BY account;
+
+-- name: dead_letter_list
+-- Dead letters, newest first, filtered by $1 reason, $2 account, $3 dead since (each NULL for
+-- any), $4 whether replayed rows are included; at most $5 rows (NULL for all).
+SELECT outbox_id AS id, account, idempotency_key, reason, error, http_status, attempts,
+       first_attempt_at, dead_at, replayed_at, replayed_to
+  FROM invoice_sync.dead_letter
+ WHERE ($1::text IS NULL OR reason = $1)
+   AND ($2::text IS NULL OR account = $2)
+   AND ($3::timestamptz IS NULL OR dead_at >= $3)
+   AND ($4::boolean OR replayed_at IS NULL)
+ ORDER BY dead_at DESC, outbox_id DESC
+ LIMIT $5::bigint;
+
+-- name: dead_letter_show
+-- One dead letter, everything about it (payload and provider response as JSON text).
+SELECT outbox_id AS id, account, idempotency_key, payload::text AS payload, reason, error,
+       http_status, response::text AS response, attempts, first_attempt_at, dead_at,
+       replayed_at, replayed_to
+  FROM invoice_sync.dead_letter
+ WHERE outbox_id = $1;
+
+-- name: dead_letter_replay
+-- Move the dead letters $1 (ids) back to the outbox as new pending rows with no attempts,
+-- with payload $2 instead of the stored one when it is not NULL, and record the replay.
+-- Refused, and left as they are: rows already replayed, keys already synced (never sent
+-- twice), keys already in the outbox (a producer re-enqueued them, or a row of this batch
+-- with the same key took the place). Returns one row per dead letter found.
+WITH chosen AS (
+    -- The row lock makes two concurrent replays of one dead letter wait for each other; the
+    -- second then sees replayed_at set and refuses.
+    SELECT d.outbox_id, d.account, d.idempotency_key, coalesce($2::jsonb, d.payload) AS payload,
+           d.replayed_at
+      FROM invoice_sync.dead_letter d
+     WHERE d.outbox_id = ANY($1::bigint[])
+       FOR UPDATE
+),
+verdict AS (
+    SELECT c.*,
+           CASE
+               WHEN c.replayed_at IS NOT NULL THEN 'already_replayed'
+               WHEN EXISTS (SELECT 1 FROM invoice_sync.synced s
+                             WHERE s.account = c.account
+                               AND s.idempotency_key = c.idempotency_key) THEN 'synced'
+               WHEN EXISTS (SELECT 1 FROM invoice_sync.outbox o
+                             WHERE o.account = c.account
+                               AND o.idempotency_key = c.idempotency_key) THEN 'in_outbox'
+           END AS refused
+      FROM chosen c
+),
+inserted AS (
+    -- ON CONFLICT covers two dead letters of one key in this batch (the first wins) and a
+    -- producer racing us; the outbox's BEFORE INSERT trigger skips a key synced meanwhile.
+    INSERT INTO invoice_sync.outbox (account, idempotency_key, payload, replayed_from)
+    SELECT account, idempotency_key, payload, outbox_id
+      FROM verdict
+     WHERE refused IS NULL
+     ORDER BY outbox_id
+    ON CONFLICT (account, idempotency_key) DO NOTHING
+    RETURNING id, replayed_from
+),
+marked AS (
+    UPDATE invoice_sync.dead_letter d
+       SET replayed_at = now(), replayed_to = i.id
+      FROM inserted i
+     WHERE d.outbox_id = i.replayed_from
+    RETURNING d.outbox_id
+)
+SELECT v.outbox_id AS id, v.account, v.idempotency_key, i.id AS replayed_to,
+       CASE WHEN i.id IS NULL THEN coalesce(v.refused, 'in_outbox') END AS refused
+  FROM verdict v
+  LEFT JOIN inserted i ON i.replayed_from = v.outbox_id
+ ORDER BY v.outbox_id;
+
+-- name: dead_letter_purge
+-- Delete dead letters that died more than $1 seconds ago, of reason $2 and account $3 (NULL
+-- for any); with $4 true nothing is deleted. Counts by account and reason either way.
+WITH doomed AS (
+    SELECT outbox_id, account, reason
+      FROM invoice_sync.dead_letter
+     WHERE dead_at < now() - make_interval(secs => $1::float8)
+       AND ($2::text IS NULL OR reason = $2)
+       AND ($3::text IS NULL OR account = $3)
+),
+deleted AS (
+    DELETE FROM invoice_sync.dead_letter d
+     USING doomed
+     WHERE d.outbox_id = doomed.outbox_id AND NOT $4::boolean
+    RETURNING d.outbox_id
+)
+SELECT account, reason, count(*) AS count, (SELECT count(*) FROM deleted) AS deleted
+  FROM doomed
+ GROUP BY account, reason
+ ORDER BY account, reason;
+
+-- name: status_watch_start
+-- The database's clock: `status --watch` counts finished rows from this instant.
+SELECT now() AS started_at;
+
+-- name: status_watch_remaining
+-- Unfinished rows by account and state. Each half reads one of the outbox's partial indexes
+-- (claim: pending, lease: running), so the cost follows the rows left, not the table's churn.
+SELECT account, 'pending' AS state, count(*) AS count
+  FROM invoice_sync.outbox
+ WHERE state = 'pending'
+ GROUP BY account
+UNION ALL
+SELECT account, 'running' AS state, count(*) AS count
+  FROM invoice_sync.outbox
+ WHERE state = 'running'
+ GROUP BY account;
+
+-- name: status_watch_finished
+-- Rows finished since $1, by account: synced, and dead-lettered by reason. Range scans of the
+-- synced_at and dead_at indexes (migration 002), never the whole history.
+SELECT account, 'synced' AS kind, NULL::text AS reason, count(*) AS count
+  FROM invoice_sync.synced
+ WHERE synced_at >= $1
+ GROUP BY account
+UNION ALL
+SELECT account, 'dead' AS kind, reason, count(*) AS count
+  FROM invoice_sync.dead_letter
+ WHERE dead_at >= $1
+ GROUP BY account, reason;
