@@ -38,3 +38,49 @@ async def enqueue(
 async def table_count(pool: asyncpg.Pool, table: str) -> int:
     count: int = await pool.fetchval(f"SELECT count(*) FROM invoice_sync.{table}")
     return count
+
+
+def full_invoice(number: str | None = "FULL-1") -> dict[str, Any]:
+    """An invoice that sets every canonical field, with values every provider can take: the
+    tax rates 0, 5, 12 and 18, a customer with a full address, a charge, a discount, a partial
+    payment below any provider's computed total."""
+    return invoice(
+        number,
+        due_date="2026-07-15",
+        customer={
+            "id": None,
+            "name": "Acme Traders",
+            "phone": "+919876543210",
+            "email": "ap@acme.example",
+            "tax_id": "29ABCDE1234F1Z5",
+            "address": {
+                "street": "123 MG Road",
+                "city": "Bengaluru",
+                "state": "Karnataka",
+                "postal_code": "560001",
+                "country": "IN",
+            },
+        },
+        cash_sale=False,
+        lines=[
+            {
+                "name": "Consulting Service",
+                "description": "July retainer",
+                "quantity": 2,
+                "unit_price": 1000,
+                "tax_rate": 18,
+                "price_includes_tax": False,
+                "hsn": "998314",
+                "discount": 5,
+                "discount_type": "percent",
+                "product_id": None,
+            },
+            {"name": "Notebook", "quantity": 3, "unit_price": "45.50", "tax_rate": 12},
+            {"name": "Rice 5kg", "quantity": 1, "unit_price": 320, "tax_rate": 5},
+            {"name": "Training voucher", "quantity": 1, "unit_price": 500, "tax_rate": 0},
+        ],
+        charges=[{"name": "Packaging", "amount": 50, "tax_rate": 18, "hsn": "9985"}],
+        discount=10,
+        amount_paid=100,
+        notes="Thank you for your business",
+    )

@@ -62,7 +62,7 @@ def create_app(*, faults: FaultConfig | None = None, **options: Any) -> web.Appl
     """The BillClap sandbox app; ``options`` are ``BillClapSandboxOptions`` keys (plus ``token``,
     shorthand for one API token)."""
     books = BillClapBooks(**options)
-    app = sandbox_app(books, faults)
+    app = sandbox_app(books, faults, fault_body=_fault_body)
     app.router.add_post(CREATE_PATH, create_invoice)
     return app
 
@@ -130,6 +130,13 @@ async def _json_object(request: web.Request) -> dict[str, Any]:
         # Express hands the handler whatever parsed; a list or string has no party_detail.
         raise BillClapRefusal("Party detail is required")
     return body
+
+
+def _fault_body(status: int, message: str) -> dict[str, Any]:
+    # BillClap's Express app answers its own failures as {"status": false, ...}.
+    if status == 429:
+        return {"status": False, "message": message}
+    return {"status": False, "error": message}
 
 
 def _error(message: str) -> web.Response:

@@ -21,7 +21,7 @@ import asyncio
 import random
 import socket
 import struct
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
@@ -103,6 +103,10 @@ class Faults:
 
 
 FAULTS = web.AppKey("faults", Faults)
+FaultBody = Callable[[int, str], Any]
+FAULT_BODY: web.AppKey[FaultBody] = web.AppKey("fault_body")
+"""How this provider words an injected 429 or 500: ``body(status, message)``, so a fault looks
+like the provider's own error (a generic shape when the sandbox sets none)."""
 INJECTED = web.RequestKey("injected_fault", str)
 """The fault injected into this request, for the request log."""
 
@@ -123,10 +127,11 @@ async def fault_middleware(request: web.Request, handler: Handler) -> web.Stream
         request[INJECTED] = kind
     if kind == "reset":
         return _reset(request)
+    body = request.app.get(FAULT_BODY, _generic_body)
     if kind == "rate429":
-        return _too_many_requests(faults.config.retry_after)
+        return _too_many_requests(faults.config.retry_after, body)
     if kind == "error":
-        return web.json_response({"status": False, "error": "Internal Server Error"}, status=500)
+        return web.json_response(body(500, "Internal Server Error"), status=500)
     response = await handler(request)
     if kind == "stall":
         # The handler has committed; the client times out and never learns of it.
@@ -150,10 +155,14 @@ def _reset(request: web.Request) -> web.StreamResponse:
     return web.Response(status=500)
 
 
-def _too_many_requests(retry_after: float) -> web.Response:
+def _generic_body(status: int, message: str) -> dict[str, Any]:
+    return {"status": status, "error": message}
+
+
+def _too_many_requests(retry_after: float, body: FaultBody) -> web.Response:
     seconds = f"{retry_after:g}" if retry_after != int(retry_after) else str(int(retry_after))
     return web.json_response(
-        {"status": False, "message": "Too many requests"},
+        body(429, "Too many requests"),
         status=429,
         headers={"Retry-After": seconds},
     )

@@ -23,9 +23,11 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from worker.sandbox.faults import (
+    FAULT_BODY,
     FAULTS,
     INJECTED,
     INTROSPECTION_PREFIX,
+    FaultBody,
     FaultConfig,
     Faults,
     fault_middleware,
@@ -93,9 +95,14 @@ BOOKS = web.AppKey("books", Books)
 INITIAL_FAULTS = web.AppKey("initial_faults", FaultConfig)
 
 
-def sandbox_app(books: Books, faults: FaultConfig | None = None) -> web.Application:
-    """An app with stats, fault injection and introspection; the provider adds its routes."""
+def sandbox_app(
+    books: Books, faults: FaultConfig | None = None, *, fault_body: FaultBody | None = None
+) -> web.Application:
+    """An app with stats, fault injection and introspection; the provider adds its routes.
+    ``fault_body(status, message)`` shapes injected 429s and 500s like the provider's errors."""
     app = web.Application(middlewares=[stats_middleware, fault_middleware])
+    if fault_body is not None:
+        app[FAULT_BODY] = fault_body
     app[BOOKS] = books
     app[STATS] = Stats()
     app[FAULTS] = Faults(faults)
