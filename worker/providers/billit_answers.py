@@ -55,7 +55,7 @@ MISCONFIGURED = {
     415: "does not accept our Content-Type",
 }
 # 422 fields that hold ids read from /account: a refusal of one may mean the cache is stale.
-ACCOUNT_ID_FIELDS = ("vatid", "paymentmethod", "billerid", "invoicetypeid")
+ACCOUNT_ID_FIELDS = ("vatid", "paymentmethod", "billerid")
 
 
 def _utcnow() -> datetime:
@@ -164,7 +164,7 @@ def field_errors(body: Any) -> dict[str, Any]:
 
 
 def refuses_account_ids(reply: Reply) -> bool:
-    """A 422 naming an id that came from ``/account`` (vat, payment method, biller, type)."""
+    """A 422 naming an id that came from ``/account`` (vat, payment method, biller)."""
     if reply.status != 422:
         return False
     names = [name.replace("_", "").casefold() for name in field_errors(reply.body)]

@@ -18,8 +18,10 @@ Every canonical field has a place or a stated reason not to:
   amount discount per unit is taken off the price, which keeps the total exact where a
   converted percentage would not), ``measurementUnit`` (the account option).
 - ``charges`` → extra ``products[]`` rows (quantity 1, their amount as the net price).
-- ``amount_paid`` → ``isPaid`` and ``paymentMethod`` when it covers the total; Billit records
-  paid or unpaid only, so a partial payment is refused rather than misstated.
+- ``amount_paid`` → ``isPaid`` and ``paymentMethod`` when it covers the total (computed here
+  from the canonical form, to the cent). Billit records paid or unpaid only: a partial payment
+  leaves the invoice unpaid, to be recorded in Billit by hand. This never changes the document
+  itself, unlike dropping a discount would, which is why it is not refused.
 - ``discount`` (invoice level): Billit has no such field; a non-zero one is refused (put it on
   the lines). ``currency``: no field either; an invoice in another currency than the
   account's is refused. ``hsn``, ``product_id`` and ``notes`` have no documented Billit field
@@ -101,12 +103,6 @@ def _unsupported(invoice: Invoice, options: BillitOptions) -> str | None:
             f"type {invoice.type!r}: no Billit invoiceTypeId for it; set invoice_type_id"
             " (or invoice_type_ids) on the account, or provider_options.invoiceTypeId"
         )
-    paid, total = invoice.amount_paid, gross_total(invoice)
-    if paid and paid < total - CENT:
-        return (
-            f"amount_paid: Billit records an invoice as paid or unpaid; {paid} of {total} "
-            "is a partial payment it cannot represent"
-        )
     return None
 
 
@@ -147,7 +143,7 @@ def build_request(
         body["billerId"] = facts.biller_id
     body["products"] = [product(line, facts, options) for line in invoice.lines]
     body["products"] += [charge_product(charge, facts, options) for charge in invoice.charges]
-    if invoice.amount_paid:
+    if is_paid(invoice):
         body["isPaid"] = True
         method = options.payment_method_id or next(iter(facts.payment_methods), None)
         if method is not None:
@@ -187,6 +183,12 @@ def charge_product(charge: Charge, facts: AccountFacts, options: BillitOptions) 
     if options.measurement_unit is not None:
         item["measurementUnit"] = options.measurement_unit
     return item
+
+
+def is_paid(invoice: Invoice) -> bool:
+    """Whether ``amount_paid`` covers the whole invoice (a cent of rounding allowed)."""
+    paid = invoice.amount_paid
+    return bool(paid) and paid is not None and paid >= gross_total(invoice) - CENT
 
 
 def net_price(price: Decimal, rate: Decimal, *, includes_tax: bool) -> Decimal:

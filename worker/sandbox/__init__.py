@@ -13,13 +13,15 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from worker.sandbox import billclap
+from worker.sandbox import billclap, billit
 from worker.sandbox.profile import SandboxProfile
 
 SANDBOXES: dict[str, Callable[..., web.Application]] = {
     "billclap": billclap.create_app,
+    "billit": billit.create_app,
 }
 
 PROFILES: dict[str, SandboxProfile] = {
     "billclap": billclap.PROFILE,
+    "billit": billit.PROFILE,
 }
