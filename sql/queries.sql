@@ -2,11 +2,14 @@
 -- The Python method that runs a query carries the query's name.
 
 -- name: outbox_claim
--- Lease up to n due rows per account for worker $1, recording the attempt before any HTTP call.
--- $2 accounts, $3 how many each wants, $4 lease seconds, $5 probe cool-down seconds.
+-- Lease due rows for worker $1: up to $3 per account of $2, and no more than the account's
+-- shared token bucket allows, recording the attempt before any HTTP call. $4 lease seconds,
+-- $5 probe cool-down seconds, $6 bucket rates (tokens/s), $7 bucket bursts. Returns the leased
+-- rows, plus one row with a null id per account that ran out of tokens, saying when the next
+-- one comes (`token_wait` seconds).
 WITH requested AS (
-    SELECT r.account, r.n, s.paused, s.throttled_until
-      FROM unnest($2::text[], $3::int[]) AS r(account, n)
+    SELECT r.account, r.n, r.rate, r.burst, s.paused, s.throttled_until
+      FROM unnest($2::text[], $3::int[], $6::float8[], $7::float8[]) AS r(account, n, rate, burst)
       LEFT JOIN invoice_sync.account_state s ON s.account = r.account
 ),
 -- A paused account gets one probe row per cool-down, deployment-wide: the UPDATE takes the row
@@ -27,32 +30,69 @@ wanted AS (
     SELECT account, 1 FROM probing
 ),
 -- The CTE picks and locks the rows; SKIP LOCKED lets concurrent workers take disjoint rows
--- instead of queueing behind each other. The outer UPDATE then stamps the lease and the attempt.
-due AS (
-    SELECT c.id, c.outcome_unknown AS prior_unknown
+-- instead of queueing behind each other. Rows picked beyond the bucket's tokens stay pending
+-- (their lock ends with this statement).
+candidates AS (
+    SELECT c.id, c.outcome_unknown AS prior_unknown, w.account,
+           row_number() OVER (PARTITION BY w.account ORDER BY c.available_at, c.id) AS rank
       FROM wanted w
      CROSS JOIN LATERAL (
-        SELECT o.id, o.outcome_unknown
+        SELECT o.id, o.outcome_unknown, o.available_at
           FROM invoice_sync.outbox o
          WHERE o.account = w.account AND o.state = 'pending' AND o.available_at <= now()
          ORDER BY o.available_at, o.id
          LIMIT w.n
            FOR UPDATE SKIP LOCKED
      ) c
+),
+picked AS (
+    SELECT c.account, count(*)::int AS n, r.rate, r.burst
+      FROM candidates c JOIN requested r USING (account)
+     GROUP BY c.account, r.rate, r.burst
+),
+-- One token per row. The upsert's row lock serialises replicas claiming for the same account:
+-- each sees the tokens the previous one left. A new bucket starts full.
+spent AS (
+    INSERT INTO invoice_sync.rate_bucket AS b (account, tokens, rate, burst, granted, refilled_at)
+    SELECT account, burst - least(n, floor(burst)), rate, burst, least(n, floor(burst)),
+           clock_timestamp()
+      FROM picked
+    ON CONFLICT (account) DO UPDATE SET
+        granted = least(excluded.granted, floor(
+            invoice_sync.rate_bucket_level(b.tokens, b.refilled_at, excluded.rate, excluded.burst))),
+        tokens = invoice_sync.rate_bucket_level(b.tokens, b.refilled_at, excluded.rate, excluded.burst)
+                 - least(excluded.granted, floor(
+            invoice_sync.rate_bucket_level(b.tokens, b.refilled_at, excluded.rate, excluded.burst))),
+        rate = excluded.rate, burst = excluded.burst, refilled_at = clock_timestamp()
+    RETURNING b.account, b.granted, b.tokens, b.rate
+),
+due AS (
+    SELECT c.id, c.prior_unknown
+      FROM candidates c JOIN spent s USING (account)
+     WHERE c.rank <= s.granted
+),
+leased AS (
+    UPDATE invoice_sync.outbox o
+       SET state = 'running',
+           attempts = o.attempts + 1,
+           outcome_unknown = true,
+           lease_owner = $1,
+           lease_expires_at = now() + make_interval(secs => $4),
+           first_attempt_at = coalesce(o.first_attempt_at, now()),
+           updated_at = now()
+      FROM due
+     WHERE o.id = due.id
+    RETURNING o.id, o.account, o.idempotency_key, o.payload::text AS payload, o.attempts,
+              o.first_attempt_at, o.created_at, due.prior_unknown,
+              o.account IN (SELECT account FROM probing) AS probe
 )
-UPDATE invoice_sync.outbox o
-   SET state = 'running',
-       attempts = o.attempts + 1,
-       outcome_unknown = true,
-       lease_owner = $1,
-       lease_expires_at = now() + make_interval(secs => $4),
-       first_attempt_at = coalesce(o.first_attempt_at, now()),
-       updated_at = now()
-  FROM due
- WHERE o.id = due.id
-RETURNING o.id, o.account, o.idempotency_key, o.payload::text AS payload, o.attempts,
-          o.first_attempt_at, o.created_at, due.prior_unknown,
-          o.account IN (SELECT account FROM probing) AS probe;
+SELECT id, account, idempotency_key, payload, attempts, first_attempt_at, created_at,
+       prior_unknown, probe, NULL::float8 AS token_wait
+  FROM leased
+UNION ALL
+SELECT NULL, s.account, NULL, NULL, NULL, NULL, NULL, NULL, NULL, (1 - s.tokens) / s.rate
+  FROM spent s JOIN picked p USING (account)
+ WHERE s.granted < p.n;
 
 -- name: outbox_record
 -- Apply a batch of outcomes ($2, a JSON array) in one statement: synced and dead rows move out

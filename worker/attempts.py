@@ -4,6 +4,7 @@ limit, call the provider, decide. Returns a ``Decision``; never writes to the da
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import structlog
 from pydantic import ValidationError
@@ -20,9 +21,15 @@ log = structlog.get_logger(__name__)
 
 
 class Attempter:
-    def __init__(self, settings: WorkerSettings, rand: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        settings: WorkerSettings,
+        rand: Callable[[], float],
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
         self._settings = settings
         self._rand = rand
+        self._now = now
 
     async def attempt(
         self, row: Claimed, runtime: AccountRuntime, on_send: Callable[[], None]
@@ -39,7 +46,12 @@ class Attempter:
         on_send()
         outcome = await self._call(row, runtime, invoice)
         return decide(
-            outcome, row, provider=runtime.provider_name, settings=self._settings, rand=self._rand
+            outcome,
+            row,
+            provider=runtime.provider_name,
+            settings=self._settings,
+            rand=self._rand,
+            now=self._now(),
         )
 
     def _park_if_unsafe(

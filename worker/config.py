@@ -52,6 +52,12 @@ class WorkerSettings(_Section):
     unknown_outcome: Literal["park", "retry"] = "park"
     flush_interval: Duration = 0.05
     pause_cooldown: Duration = 300.0
+    max_age: Duration = 86400.0
+    """Give up on an invoice (``exhausted``) once its first attempt is this old."""
+    breaker_failures: int = Field(default=5, ge=1)
+    """Consecutive failed calls (5xx, timeouts, resets) that open an account's breaker."""
+    breaker_cooldown: Duration = 30.0
+    breaker_max_cooldown: Duration = 300.0
 
 
 class HttpSettings(_Section):
@@ -77,6 +83,9 @@ class AccountSettings(BaseModel):
     token_file: Path | None = None
     rate_limit: Rate = Field(default_factory=lambda: parse_rate("60/minute"))
     concurrency: int = Field(default=4, ge=1, le=1000)
+    rate_burst: float | None = Field(default=None, ge=1)
+    """Requests the deployment may send at once after a quiet spell (default: 90% of one
+    second's worth, at least 1; see ``worker.limits.default_burst``)."""
 
     @model_validator(mode="after")
     def _at_most_one_token_source(self) -> AccountSettings:

@@ -15,7 +15,7 @@ import contextlib
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import structlog
 
@@ -113,26 +113,37 @@ class Engine:
                 log.warning("store.unavailable", error=str(exc))
                 await self._sleep(min(2.0**unavailable, 30.0))
                 continue
-            await self._sleep(self._settings.poll_interval)
+            await self._sleep(self._next_wake())
+
+    def _next_wake(self) -> float:
+        """The poll interval, or sooner when a held account's hold ends (a token is due)."""
+        now = self._clock()
+        holds = [until - now for until in self._hold_until.values() if until > now]
+        return max(min([self._settings.poll_interval, *holds]), 0.001)
 
     async def _claim(self) -> tuple[int, int]:
         now = self._clock()
         wants = {
-            name: rt.gate.free()
+            name: rt.gate.claim_request(free)
             for name, rt in self._runtimes.items()
-            if rt.gate.free() and name not in self._pausing and self._hold_until.get(name, 0) <= now
+            if (free := rt.gate.free())
+            and name not in self._pausing
+            and self._hold_until.get(name, 0) <= now
         }
         if not wants:
             return 0, 0
-        wanted = sum(wants.values())
-        rows = await self._outbox.outbox_claim(
+        wanted = sum(w.rows for w in wants.values())
+        result = await self._outbox.outbox_claim(
             wants, lease=self._settings.lease, probe_cooldown=self._settings.pause_cooldown
         )
-        for row in rows:
+        for account, wait in result.token_waits.items():
+            # The shared bucket is empty: come back when its next token is due, not sooner.
+            self._hold_until[account] = now + wait
+        for row in result.rows:
             if not row.probe:
                 self._paused.discard(row.account)  # claimable again: someone resumed it
             self._dispatch(row)
-        return len(rows), wanted
+        return len(result.rows), wanted
 
     def _dispatch(self, row: Claimed) -> None:
         runtime = self._runtimes[row.account]
@@ -160,7 +171,7 @@ class Engine:
             decision = Decision(
                 resolution=release(row, sent=flight.sent, error=error), event="invoice.released"
             )
-        decision = self._once_per_pause(decision, row)
+        decision = self._breaker(self._once_per_pause(decision, row), flight.runtime)
         self._flusher.add(
             Finished(
                 row=row,
@@ -193,6 +204,18 @@ class Engine:
             return Decision(resolution=release(row, error=error), event="invoice.released")
         self._paused.add(row.account)
         return decision
+
+    def _breaker(self, decision: Decision, runtime: AccountRuntime) -> Decision:
+        """Feed the account's breaker; when this call opens it, hold the account here and, via
+        a throttle, at every replica, so a failing provider is not hammered."""
+        breaker = runtime.gate.breaker
+        opened = breaker.record(decision.health) if breaker is not None else None
+        if opened is None or decision.account_action is not None:
+            return decision
+        log.warning("account.breaker_opened", account=runtime.name, seconds=opened)
+        self._hold_until[runtime.name] = self._clock() + opened
+        throttle = AccountAction(account=runtime.name, throttle=opened)
+        return replace(decision, account_action=throttle)
 
     def _report(
         self,

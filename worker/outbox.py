@@ -86,6 +86,24 @@ class AccountAction:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class ClaimRequest:
+    """How many rows an account has room for, and its deployment-wide token bucket."""
+
+    rows: int
+    rate: float
+    """Tokens per second."""
+    burst: float
+    """The most tokens the bucket holds (>= 1)."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ClaimResult:
+    rows: list[Claimed]
+    token_waits: dict[str, float]
+    """Accounts whose bucket ran out before their rows did: seconds until the next token."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class RecordSummary:
     applied: frozenset[int]
     synced: int
@@ -102,17 +120,27 @@ class Outbox:
         self._q = queries()
 
     async def outbox_claim(
-        self, wants: Mapping[str, int], *, lease: float, probe_cooldown: float
-    ) -> list[Claimed]:
-        """Lease up to ``wants[account]`` due rows of each account (fewer if fewer are due)."""
+        self, wants: Mapping[str, ClaimRequest], *, lease: float, probe_cooldown: float
+    ) -> ClaimResult:
+        """Lease up to ``wants[account].rows`` due rows of each account: fewer if fewer are due or
+        the account's shared token bucket holds fewer tokens (one token per row leased)."""
         accounts = list(wants)
-        counts = [wants[a] for a in accounts]
+        requests = [wants[a] for a in accounts]
         rows = await database.run(
             lambda: self._pool.fetch(
-                self._q["outbox_claim"], self.worker_id, accounts, counts, lease, probe_cooldown
+                self._q["outbox_claim"],
+                self.worker_id,
+                accounts,
+                [r.rows for r in requests],
+                lease,
+                probe_cooldown,
+                [r.rate for r in requests],
+                [r.burst for r in requests],
             )
         )
-        return [Claimed.from_row(row) for row in rows]
+        claimed = [Claimed.from_row(row) for row in rows if row["id"] is not None]
+        waits = {row["account"]: row["token_wait"] for row in rows if row["id"] is None}
+        return ClaimResult(rows=claimed, token_waits=waits)
 
     async def outbox_record(
         self,

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 
 class Reason(StrEnum):
@@ -85,3 +85,17 @@ class PauseAccount:
 
 
 Outcome = Synced | Retry | RateLimited | DeadLetter | PauseAccount
+
+
+Health = Literal["up", "down"]
+"""What one call says about the provider: it answered ("up": success or a refusal of the data),
+or it failed as a service ("down": 5xx, timeout, reset). Feeds the account's breaker."""
+
+
+def health_of(outcome: Outcome) -> Health | None:
+    """``None`` for outcomes that say nothing about the provider's health (a 429, a pause)."""
+    if isinstance(outcome, Synced | DeadLetter):
+        return "up"
+    if isinstance(outcome, Retry):
+        return "down"
+    return None
