@@ -529,14 +529,50 @@ async def test_scan_reads_only_candidates_and_pages_back(
 
 
 async def test_scan_that_cannot_finish_is_ambiguous(sandbox: SandboxHandle, connect: Any) -> None:
-    adapter = connect(reconcile_details=1)
+    other_replica = connect()
     for index in range(2):
-        assert isinstance(await send(adapter, invoice(), key=f"twin-{index}"), Synced)
+        assert isinstance(await send(other_replica, invoice(), key=f"twin-{index}"), Synced)
+    adapter = connect(reconcile_details=1)
     outcome = await send(adapter, invoice(), key="lost", prior_unknown=True)
     assert isinstance(outcome, DeadLetter), outcome
     assert outcome.reason is Reason.AMBIGUOUS
     assert tag_for("lost") in outcome.error
     assert len(created(sandbox)) == 2
+
+
+async def test_scan_skips_invoices_whose_tags_it_knows(
+    sandbox: SandboxHandle, connect: Any
+) -> None:
+    adapter = connect(total=0.5)
+    await warm(adapter)
+    sandbox.state.change({"faults": {"stall_rate": 1, "stall_seconds": 5}})
+    assert isinstance(await send(adapter, invoice(), key="lost", outbox_id=1), Retry)
+    sandbox.state.change({"faults": {"stall_rate": 0}})
+    for index in range(2):  # newer look-alikes, answered: their tags are known
+        assert isinstance(await send(adapter, invoice(), key=f"n-{index}", outbox_id=2), Synced)
+    lost_uuid = created(sandbox)[1]["uuid"]
+
+    def detail_fetches() -> int:
+        routes = sandbox.state.stats.requests
+        return sum(sum(v.values()) for r, v in routes.items() if r.startswith("GET /v1/invoices/"))
+
+    outcome = await send(adapter, invoice(), key="lost", outbox_id=1, prior_unknown=True)
+    assert isinstance(outcome, Synced), outcome
+    assert (outcome.recovered, outcome.provider_invoice_id) == (True, lost_uuid)
+    assert detail_fetches() == 1
+    # Another replica knows none of them: it reads the newer two before finding it.
+    sandbox.state.stats.clear()
+    fresh = await send(connect(), invoice(), key="lost", outbox_id=1, prior_unknown=True)
+    assert isinstance(fresh, Synced), fresh
+    assert fresh.provider_invoice_id == lost_uuid
+    assert detail_fetches() == 3
+    assert len(created(sandbox)) == 4
+
+
+async def test_own_tag_survives_provider_option_tags(sandbox: SandboxHandle, connect: Any) -> None:
+    doc = invoice(provider_options={"tags": ["web-shop", "invoice-sync:k-tags"]})
+    assert isinstance(await send(connect(), doc, key="k-tags"), Synced)
+    assert created(sandbox)[0]["tags"] == ["invoice-sync:k-tags", "web-shop"]
 
 
 async def test_long_keys_are_tagged_by_hash_and_still_recovered(

@@ -28,7 +28,7 @@ from worker.providers.billit_answers import (
     refuses_account_ids,
     synced_from,
 )
-from worker.providers.billit_reconcile import Expected, candidates, carries_tag
+from worker.providers.billit_reconcile import Expected, TagMemory, candidates, carries_tag, tags_of
 from worker.providers.http import Reply
 
 NOW = datetime(2026, 7, 1, 12, 0, 0, tzinfo=UTC)
@@ -300,3 +300,20 @@ def test_candidates_without_customer_or_total_keep_more() -> None:
 def test_tags_are_matched_in_any_string_value(tags: Any, found: bool) -> None:
     assert carries_tag({"data": {"uuid": "u", "tags": tags}}, "invoice-sync:k-1") is found
     assert not carries_tag("not json", "invoice-sync:k-1")
+
+
+def test_tags_of_collects_every_string() -> None:
+    body = {"data": {"tags": [{"id": 1, "name": " a "}, "b", {"x": [{"y": "c"}], "n": 3}]}}
+    assert tags_of(body) == frozenset({"a", "b", "c"})
+    assert tags_of({"data": {}}) == frozenset()
+
+
+def test_tag_memory_is_bounded_and_keeps_the_newest() -> None:
+    memory = TagMemory(limit=2)
+    for uuid in ("u1", "u2", "u3"):
+        memory.remember(uuid, frozenset({uuid}))
+    assert memory.get("u1") is None
+    assert memory.get("u3") == frozenset({"u3"})
+    memory.remember("u2", frozenset({"again"}))
+    memory.remember("u4", frozenset())
+    assert (memory.get("u2"), memory.get("u3")) == (frozenset({"again"}), None)

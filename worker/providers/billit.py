@@ -51,7 +51,7 @@ from worker.providers.billit_mapping import (
     tag_for,
 )
 from worker.providers.billit_options import BillitId, BillitOptions
-from worker.providers.billit_reconcile import INVOICES, Expected, find_tagged
+from worker.providers.billit_reconcile import INVOICES, Expected, TagMemory, find_tagged
 from worker.providers.redaction import scrubbed
 
 log = structlog.get_logger(__name__)
@@ -85,6 +85,7 @@ class Billit:
         self._session: aiohttp.ClientSession | None = None
         self.account = AccountCache(self._fetch_account, ttl=self._options.account_refresh)
         self.customers = CustomerDirectory()
+        self.tags = TagMemory()
         # Rows whose last answer was a 400 incident: the next one dead-letters (billit_answers).
         self._incidents: OrderedDict[int, None] = OrderedDict()
 
@@ -144,7 +145,7 @@ class Billit:
             today=self._now().date(),
         )
         if attempt.prior_unknown:
-            found = await self._reconcile(attempt, body, seen)
+            found = await self._reconcile(attempt, body, tag, seen)
             if found is not None:
                 return found
         reply = await self._send(body)
@@ -152,7 +153,10 @@ class Billit:
             self.account.invalidate(facts)
             return await self._sync(attempt, account_retried=True)
         what = "invoice create"
-        return classify(reply, what=what, creating=True, seen_incident=seen, now=self._now)
+        outcome = classify(reply, what=what, creating=True, seen_incident=seen, now=self._now)
+        if isinstance(outcome, Synced):
+            self.tags.remember(outcome.provider_invoice_id, frozenset(map(str, body["tags"])))
+        return outcome
 
     async def _customer_id(self, invoice: Invoice, facts: AccountFacts, seen: bool) -> Any:
         if invoice.customer is None:
@@ -176,7 +180,7 @@ class Billit:
         )
 
     async def _reconcile(
-        self, attempt: Attempt, body: Mapping[str, Any], seen: bool
+        self, attempt: Attempt, body: Mapping[str, Any], tag: str, seen: bool
     ) -> Synced | None:
         async def get(path: str, params: Mapping[str, str]) -> Any:
             what = "invoice list" if path == INVOICES else "invoice fetch"
@@ -184,12 +188,12 @@ class Billit:
 
         options = attempt.invoice.provider_options
         expected = Expected(
-            tag=body["tags"][0] if body.get("tags") else tag_for(attempt.idempotency_key),
+            tag=tag,
             invoice_date=str(body.get("invoiceDate")),
             customer_id=body.get("customerId"),
             total=None if "products" in options else gross_total(attempt.invoice),
         )
-        found = await find_tagged(get, expected, self._options)
+        found = await find_tagged(get, expected, self._options, self.tags)
         if found is not None:
             log.info(
                 "provider.billit.recovered",

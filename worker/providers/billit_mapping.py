@@ -26,7 +26,8 @@ Every canonical field has a place or a stated reason not to:
   the lines). ``currency``: no field either; an invoice in another currency than the
   account's is refused. ``hsn``, ``product_id`` and ``notes`` have no documented Billit field
   and are dropped (``provider_options`` can carry any field Billit takes).
-- ``provider_options`` → merged into the body last.
+- ``provider_options`` → merged into the body last; its ``tags`` are sent after ours, which
+  is always kept.
 """
 
 from __future__ import annotations
@@ -150,7 +151,11 @@ def build_request(
             body["paymentMethod"] = [method]
     body["tags"] = [tag]
     body["sendMail"] = options.send_mail
-    return merge_options(body, invoice.provider_options)
+    merged = merge_options(body, invoice.provider_options)
+    # provider_options may bring tags of its own; ours must stay, or no scan could find it.
+    extra = merged["tags"] if isinstance(merged.get("tags"), list) else []
+    merged["tags"] = [tag, *(item for item in extra if item != tag)]
+    return merged
 
 
 def product(line: Line, facts: AccountFacts, options: BillitOptions) -> dict[str, Any]:

@@ -7,13 +7,18 @@ carry no tags (only ``GET /v1/invoices/{uuid}`` does), so the scan reads the new
 invoice date, about the same total, whenever the item shows those fields; an item that does not
 show one is kept), and fetches those one by one until one carries the tag.
 
-The scan is bounded (``reconcile_pages``, ``reconcile_details``). When the detail budget runs
-out with candidates left unread, the answer is not "not found": the row is dead-lettered as
+Invoices whose tags the adapter already knows (``TagMemory``: the ones it created and saw
+answered, the ones an earlier scan fetched) are checked without a fetch, so a scan usually
+fetches only the invoices whose create answer was lost: the ones it is looking for.
+
+The scan is bounded (``reconcile_pages``, ``reconcile_details`` fetches). When the fetch budget
+runs out with candidates left unread, the answer is not "not found": the row is dead-lettered as
 ``ambiguous`` rather than risk a second invoice.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -27,6 +32,7 @@ INVOICES = "/v1/invoices"
 # Billit rounds per row; our total is computed from the canonical form, so allow a little.
 AMOUNT_SLACK = Decimal("0.01")
 AMOUNT_MINIMUM_SLACK = Decimal("0.05")
+MEMORY_LIMIT = 50_000
 
 Get = Callable[[str, Mapping[str, str]], Awaitable[Any | None]]
 """``get(path, params)``: the body of a 2xx answer, None for a 404, ``Settled`` otherwise."""
@@ -43,7 +49,26 @@ class Expected:
     """None when ``provider_options`` may have changed the products (no amount narrowing)."""
 
 
-async def find_tagged(get: Get, expected: Expected, options: BillitOptions) -> Synced | None:
+class TagMemory:
+    """The tags of invoices this adapter has seen, by uuid, newest kept (bounded)."""
+
+    def __init__(self, limit: int = MEMORY_LIMIT) -> None:
+        self._tags: OrderedDict[str, frozenset[str]] = OrderedDict()
+        self._limit = limit
+
+    def remember(self, uuid: str, tags: frozenset[str]) -> None:
+        self._tags[uuid] = tags
+        self._tags.move_to_end(uuid)
+        while len(self._tags) > self._limit:
+            self._tags.popitem(last=False)
+
+    def get(self, uuid: str) -> frozenset[str] | None:
+        return self._tags.get(uuid)
+
+
+async def find_tagged(
+    get: Get, expected: Expected, options: BillitOptions, memory: TagMemory
+) -> Synced | None:
     """The invoice carrying ``expected.tag`` among the newest, or None when it is not there."""
     budget = options.reconcile_details
     for page in range(1, options.reconcile_pages + 1):
@@ -51,11 +76,17 @@ async def find_tagged(get: Get, expected: Expected, options: BillitOptions) -> S
         listing = await get(INVOICES, params)
         items = _items(listing)
         for uuid in candidates(items, expected):
+            known = memory.get(uuid)
+            if known is not None and expected.tag not in known:
+                continue
             if budget == 0:
                 raise Settled(_ambiguous(expected, options))
             budget -= 1
             detail = await get(f"{INVOICES}/{uuid}", {})
-            if detail is not None and carries_tag(detail, expected.tag):
+            if detail is None:
+                continue  # deleted since the list was read
+            memory.remember(uuid, tags_of(detail))
+            if expected.tag in tags_of(detail):
                 return synced_from(detail, recovered=True)
         if _last_page(listing, items, page, options.reconcile_per_page):
             break
@@ -73,22 +104,27 @@ def candidates(items: Iterable[Mapping[str, Any]], expected: Expected) -> list[s
     return found
 
 
-def carries_tag(body: Any, tag: str) -> bool:
-    """Whether a fetched invoice carries ``tag``: its tags are objects with undocumented keys
-    (or plain strings), so any string value equal to the tag counts."""
+def tags_of(body: Any) -> frozenset[str]:
+    """Every string in a fetched invoice's ``tags``: they are objects with undocumented keys
+    (or plain strings), so any string value that equals a tag counts as carrying it."""
     data = body.get("data") if isinstance(body, dict) else None
     tags = data.get("tags") if isinstance(data, dict) else None
-    return any(_holds(entry, tag) for entry in tags or [])
+    return frozenset(_strings(tags))
 
 
-def _holds(value: Any, tag: str) -> bool:
+def carries_tag(body: Any, tag: str) -> bool:
+    return tag in tags_of(body)
+
+
+def _strings(value: Any) -> Iterable[str]:
     if isinstance(value, str):
-        return value.strip() == tag
-    if isinstance(value, dict):
-        return any(_holds(inner, tag) for inner in value.values())
-    if isinstance(value, list):
-        return any(_holds(inner, tag) for inner in value)
-    return False
+        yield value.strip()
+    elif isinstance(value, dict):
+        for inner in value.values():
+            yield from _strings(inner)
+    elif isinstance(value, list):
+        for inner in value:
+            yield from _strings(inner)
 
 
 def _could_be(item: Mapping[str, Any], expected: Expected) -> bool:
