@@ -5,10 +5,12 @@ from __future__ import annotations
 import copy
 from datetime import date
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from worker.config import load_settings
 from worker.errors import ConfigError, ProviderError
 from worker.invoice import Customer, parse_invoice
 from worker.outcome import DeadLetter, Reason
@@ -405,9 +407,7 @@ def test_registered_and_options_validated() -> None:
     assert BillitOptions.model_validate({"account_refresh": "10m"}).account_refresh == 600
 
 
-def test_config_accepts_billit_accounts(tmp_path: Any) -> None:
-    from worker.config import load_settings  # noqa: PLC0415 -- the config module under test
-
+def test_config_accepts_billit_accounts(tmp_path: Path) -> None:
     path = tmp_path / "config.toml"
     path.write_text(
         '[accounts.athens]\nprovider = "billit"\nbase_url = "https://api.billit.io/v1"\n'
@@ -417,3 +417,12 @@ def test_config_accepts_billit_accounts(tmp_path: Any) -> None:
     path.write_text(path.read_text() + "invoice_typo = 1\n")
     with pytest.raises(ConfigError, match="invoice_typo"):
         load_settings(path)
+
+
+def test_the_example_config_documents_a_billit_account(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BILLCLAP_TOKEN", "x")
+    monkeypatch.setenv("BILLIT_TOKEN", "y")
+    example = Path(__file__).parents[2] / "config" / "invoice-sync.example.toml"
+    account = load_settings(example).accounts["shop-billit"]
+    assert account.provider == "billit"
+    assert BillitOptions.model_validate(account.options).invoice_type_id == 1
