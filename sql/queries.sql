@@ -285,3 +285,10 @@ SELECT count(*) FROM inserted;
 -- name: migrations_applied
 -- Versions already applied to this database.
 SELECT version FROM invoice_sync.schema_migrations ORDER BY version;
+
+-- name: metrics_outbox
+-- Unfinished rows (pending or running) per account and the oldest one's age in seconds, for
+-- the gauges the metrics chore refreshes on an interval (never per scrape).
+SELECT account, count(*) AS unfinished, extract(epoch FROM now() - min(created_at)) AS oldest_age
+  FROM invoice_sync.outbox
+ GROUP BY account;

@@ -3,6 +3,7 @@ limit, call the provider, decide. Returns a ``Decision``; never writes to the da
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -13,11 +14,27 @@ from worker.config import WorkerSettings
 from worker.decide import Decision, dead_letter, decide
 from worker.invoice import Invoice, describe_validation_error, parse_invoice
 from worker.outbox import Claimed
-from worker.outcome import Outcome, Reason, Retry
+from worker.outcome import (
+    DeadLetter,
+    Outcome,
+    PauseAccount,
+    RateLimited,
+    Reason,
+    Retry,
+    Synced,
+)
 from worker.providers.base import Attempt
 from worker.runtime import AccountRuntime
 
 log = structlog.get_logger(__name__)
+
+OUTCOME_NAMES: dict[type, str] = {
+    Synced: "synced",
+    Retry: "retry",
+    RateLimited: "rate_limited",
+    DeadLetter: "dead_letter",
+    PauseAccount: "pause",
+}
 
 
 class Attempter:
@@ -26,8 +43,10 @@ class Attempter:
         settings: WorkerSettings,
         rand: Callable[[], float],
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        observe_call: Callable[[str, str, float], None] | None = None,
     ) -> None:
         self._settings = settings
+        self._observe_call = observe_call
         self._rand = rand
         self._now = now
 
@@ -44,7 +63,12 @@ class Attempter:
             return parked
         await runtime.gate.permit()
         on_send()
+        started = time.monotonic()
         outcome = await self._call(row, runtime, invoice)
+        if self._observe_call is not None:
+            self._observe_call(
+                row.account, OUTCOME_NAMES[type(outcome)], time.monotonic() - started
+            )
         return decide(
             outcome,
             row,

@@ -22,6 +22,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    field_validator,
     model_validator,
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -69,6 +70,26 @@ class ObserveSettings(_Section):
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     listen: str = "127.0.0.1:9464"
+    """Where /metrics, /healthz and /readyz are served: HOST:PORT (port 0: any free one) or off."""
+
+    @field_validator("listen")
+    @classmethod
+    def _listen_is_an_address(cls, value: str) -> str:
+        listen_address(value)
+        return value
+
+    def listen_on(self) -> tuple[str, int] | None:
+        return listen_address(self.listen)
+
+
+def listen_address(value: str) -> tuple[str, int] | None:
+    """``"127.0.0.1:9464"``, ``"[::1]:9464"``, ``"0.0.0.0:0"``; None for ``off``."""
+    if value.strip().lower() in {"off", "none", ""}:
+        return None
+    host, sep, port = value.strip().rpartition(":")
+    if not sep or not port.isdigit() or not host or int(port) > 65535:
+        raise ValueError(f"expected HOST:PORT or off, got {value!r}")
+    return host.strip("[]"), int(port)
 
 
 class AccountSettings(BaseModel):
