@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from datetime import date
 from decimal import Decimal
@@ -17,7 +18,7 @@ from worker.outcome import DeadLetter, Reason
 from worker.providers import PROVIDERS
 from worker.providers.base import Credentials, HttpTimeouts
 from worker.providers.billit import SPEC, Billit
-from worker.providers.billit_account import AccountFacts, read_account
+from worker.providers.billit_account import AccountCache, AccountFacts, read_account
 from worker.providers.billit_customers import (
     cache_key,
     customer_body,
@@ -382,6 +383,57 @@ def test_account_without_data_or_country() -> None:
         read_account({"msg": "hello"}, today=TODAY)
     facts = read_account({"data": {}}, today=TODAY)
     assert (facts.vats, facts.payment_methods, facts.country) == ({}, (), "GR")
+
+
+class Fetcher:
+    """A scripted /account fetch: waits for ``gate``, then answers or fails."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.gate = asyncio.Event()
+        self.fail = False
+
+    async def __call__(self) -> AccountFacts:
+        self.calls += 1
+        await self.gate.wait()
+        if self.fail:
+            raise RuntimeError("account fetch failed")
+        return FACTS
+
+
+async def test_account_cache_shares_one_fetch_and_its_failure() -> None:
+    fetch, now = Fetcher(), [0.0]
+    cache = AccountCache(fetch, ttl=60, clock=lambda: now[0])
+    fetch.fail = True
+    waiting = [asyncio.ensure_future(cache.facts()) for _ in range(3)]
+    await asyncio.sleep(0)
+    fetch.gate.set()
+    results = await asyncio.gather(*waiting, return_exceptions=True)
+    assert all(isinstance(r, RuntimeError) for r in results)
+    assert fetch.calls == 1  # one failure for all three, not one timeout each in turn
+    fetch.fail = False
+    together = await asyncio.gather(*(cache.facts() for _ in range(3)))
+    assert together == [(FACTS, True)] * 3
+    assert await cache.facts() == (FACTS, False)
+    assert (fetch.calls, cache.fetches) == (2, 2)
+    now[0] = 61.0
+    assert await cache.facts() == (FACTS, True)
+    cache.invalidate(FACTS)
+    assert await cache.facts() == (FACTS, True)
+    assert fetch.calls == 4
+
+
+async def test_a_cancelled_waiter_does_not_cancel_the_shared_fetch() -> None:
+    fetch = Fetcher()
+    cache = AccountCache(fetch, ttl=60)
+    first = asyncio.ensure_future(cache.facts())
+    second = asyncio.ensure_future(cache.facts())
+    await asyncio.sleep(0)
+    first.cancel()
+    fetch.gate.set()
+    assert await second == (FACTS, True)
+    assert first.cancelled()
+    assert fetch.calls == 1
 
 
 # --- options and registration ---------------------------------------------------------------

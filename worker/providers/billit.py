@@ -15,7 +15,7 @@ One attempt, in order:
 Billit numbers invoices itself, so no number collision can stop a second copy; the tag scan is
 what makes a retry after an unknown outcome safe, hence ``retry_is_safe`` is always True.
 Requests carry ``Authorization: Bearer``; the token never reaches an outcome or a log.
-Billit allows 60 requests a minute: an attempt makes one to five (account and customer calls
+Billit allows 60 requests a minute: an attempt makes one to six (account and customer calls
 are cached, the scan only runs after an unknown outcome), and a 429 is ``RateLimited``.
 """
 

@@ -121,8 +121,10 @@ def _ended(subscription: Mapping[str, Any], today: date) -> bool:
 class AccountCache:
     """The account's facts, fetched at most once per ``ttl`` however many attempts ask at once.
 
-    ``fetch`` returns the facts or raises; a failed fetch caches nothing, so the next attempt
-    tries again.
+    ``fetch`` returns the facts or raises. Attempts that ask while a fetch is under way wait for
+    that same fetch and share its result or its failure, so a provider that hangs costs them one
+    timeout together rather than one each in turn. A failed fetch caches nothing: the next
+    attempt tries again.
     """
 
     def __init__(
@@ -138,17 +140,31 @@ class AccountCache:
         self._lock = asyncio.Lock()
         self._facts: AccountFacts | None = None
         self._fetched_at = 0.0
+        self._inflight: asyncio.Task[AccountFacts] | None = None
         self.fetches = 0
 
     async def facts(self) -> tuple[AccountFacts, bool]:
-        """The cached facts (fetching them if stale) and whether this call fetched them."""
+        """The cached facts (fetching them if stale) and whether they were fetched for this
+        call (by it, or by the fetch it waited for)."""
         async with self._lock:
             if self._facts is not None and self._clock() - self._fetched_at < self._ttl:
                 return self._facts, False
-            self.fetches += 1
+            if self._inflight is None:
+                self.fetches += 1
+                self._inflight = asyncio.ensure_future(self._load())
+                # Read the failure even when every waiter was cancelled, so none goes unseen.
+                self._inflight.add_done_callback(lambda t: t.cancelled() or t.exception())
+            task = self._inflight
+        # Shielded: one waiter being cancelled (shutdown) must not cancel the others' fetch.
+        return await asyncio.shield(task), True
+
+    async def _load(self) -> AccountFacts:
+        try:
             facts = await self._fetch()
             self._facts, self._fetched_at = facts, self._clock()
-            return facts, True
+            return facts
+        finally:
+            self._inflight = None
 
     def invalidate(self, stale: AccountFacts) -> None:
         """Forget ``stale`` (unless another attempt already replaced it)."""
