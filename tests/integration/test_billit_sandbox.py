@@ -327,6 +327,31 @@ async def test_stale_vat_ids_refetch_the_account_and_send_again(
     assert created(sandbox)[-1]["request"]["products"][0]["vatId"] == 11
 
 
+async def test_a_cached_customer_deleted_in_billit_is_created_again(
+    sandbox: SandboxHandle, connect: Any
+) -> None:
+    adapter = connect()
+    assert isinstance(await send(adapter, invoice(), outbox_id=1), Synced)
+    books_of(sandbox.app).ledger.customers.clear()  # deleted in Billit's web app
+    outcome = await send(adapter, invoice(), outbox_id=2)
+    assert isinstance(outcome, Synced), outcome
+    assert sandbox.state.stats.requests["POST /v1/invoices"] == {"201": 2, "422": 1}
+    assert requests(sandbox, "POST /v1/customers") == 2
+    first, second = created(sandbox)
+    assert first["customerId"] != second["customerId"]
+    assert second["customerId"] in books_of(sandbox.app).ledger.customers
+
+
+async def test_an_unknown_customer_id_from_the_producer_is_rejected(
+    sandbox: SandboxHandle, connect: Any
+) -> None:
+    outcome = await send(connect(), invoice(customer={"id": 424242, "name": "Ghost"}))
+    assert isinstance(outcome, DeadLetter), outcome
+    assert outcome.reason is Reason.REJECTED
+    assert "customerId: The selected customer id is invalid." in outcome.error
+    assert requests(sandbox, "POST /v1/invoices") == 1
+
+
 # --- refusals -------------------------------------------------------------------------------
 
 

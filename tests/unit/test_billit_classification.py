@@ -26,6 +26,7 @@ from worker.providers.billit_answers import (
     incident_of,
     message_of,
     refuses_account_ids,
+    refuses_customer_id,
     synced_from,
 )
 from worker.providers.billit_reconcile import Expected, TagMemory, candidates, carries_tag, tags_of
@@ -142,6 +143,9 @@ def test_422_about_account_ids_is_recognised() -> None:
     assert refuses_account_ids(reply(422, {"errors": {"billerId": ["x"]}}))
     assert not refuses_account_ids(reply(422, {"errors": {"customerId": ["x"]}}))
     assert not refuses_account_ids(reply(400, VALIDATION))
+    assert refuses_customer_id(reply(422, VALIDATION))
+    assert not refuses_customer_id(reply(422, {"errors": {"billerId": ["x"]}}))
+    assert not refuses_customer_id(reply(500, VALIDATION))
 
 
 def test_400_incident_is_retried_once_then_rejected() -> None:

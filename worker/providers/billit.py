@@ -8,9 +8,10 @@ One attempt, in order:
 3. every tax rate needs a vat id in the account, else the invoice is dead-lettered (rejected);
 4. the customer id: given, found, or created once (``billit_customers``);
 5. after an unknown outcome, the tag scan (``billit_reconcile``): found → ``Synced(recovered)``;
-6. ``POST /v1/invoices``, classified by ``billit_answers``. A 422 naming an id from ``/account``
-   refetches the account and sends once more within the attempt, when the cached answer was
-   not fetched by this attempt already (a 422 means nothing was created).
+6. ``POST /v1/invoices``, classified by ``billit_answers``. A 422 naming an id we had cached
+   (one from ``/account`` fetched before this attempt, or a customer we found or created
+   earlier and Billit has since deleted) forgets it and goes once more through steps 2 to 6
+   within the attempt (a 422 means nothing was created).
 
 Billit numbers invoices itself, so no number collision can stop a second copy; the tag scan is
 what makes a retry after an unknown outcome safe, hence ``retry_is_safe`` is always True.
@@ -41,6 +42,7 @@ from worker.providers.billit_answers import (
     classify,
     classify_transport_error,
     refuses_account_ids,
+    refuses_customer_id,
 )
 from worker.providers.billit_customers import CustomerDirectory
 from worker.providers.billit_mapping import (
@@ -103,7 +105,7 @@ class Billit:
         outcome: Outcome | None = refuse_unsupported(attempt.invoice, self._options)
         if outcome is None:
             try:
-                outcome = await self._sync(attempt, account_retried=False)
+                outcome = await self._sync(attempt, retried=False)
             except Settled as exc:
                 outcome = exc.outcome
         self._note_incident(attempt.outbox_id, outcome)
@@ -122,18 +124,18 @@ class Billit:
             session, self._session = self._session, None
             await session.close()
 
-    async def _sync(self, attempt: Attempt, *, account_retried: bool) -> Outcome:
+    async def _sync(self, attempt: Attempt, *, retried: bool) -> Outcome:
         invoice, seen = attempt.invoice, attempt.outbox_id in self._incidents
         facts, fetched = await self.account.facts()
         if facts.refusal is not None:
             return _forbidden(facts.refusal)
         unmapped = refuse_unmapped(invoice, facts)
         if unmapped is not None:
-            if fetched or account_retried:
+            if fetched or retried:
                 return unmapped
             # A vat added in Billit since the account was cached: look once more.
             self.account.invalidate(facts)
-            return await self._sync(attempt, account_retried=True)
+            return await self._sync(attempt, retried=True)
         customer_id = await self._customer_id(invoice, facts, seen)
         tag = tag_for(attempt.idempotency_key)
         body = build_request(
@@ -149,14 +151,34 @@ class Billit:
             if found is not None:
                 return found
         reply = await self._send(body)
-        if refuses_account_ids(reply) and not (fetched or account_retried):
-            self.account.invalidate(facts)
-            return await self._sync(attempt, account_retried=True)
+        if not retried and self._forget_stale(reply, facts, fetched, invoice, body):
+            return await self._sync(attempt, retried=True)
         what = "invoice create"
         outcome = classify(reply, what=what, creating=True, seen_incident=seen, now=self._now)
         if isinstance(outcome, Synced):
             self.tags.remember(outcome.provider_invoice_id, frozenset(map(str, body["tags"])))
         return outcome
+
+    def _forget_stale(
+        self,
+        reply: http.Reply,
+        facts: AccountFacts,
+        fetched: bool,
+        invoice: Invoice,
+        body: Mapping[str, Any],
+    ) -> bool:
+        """After a 422 naming an id we cached (account ids, a customer we found or created),
+        forget it; True when something was forgotten, so one more try can help."""
+        forgot = False
+        if refuses_account_ids(reply) and not fetched:
+            self.account.invalidate(facts)
+            forgot = True
+        customer = invoice.customer
+        sent = body.get("customerId")
+        if refuses_customer_id(reply) and customer and customer.id is None and sent is not None:
+            self.customers.forget(sent)
+            forgot = True
+        return forgot
 
     async def _customer_id(self, invoice: Invoice, facts: AccountFacts, seen: bool) -> Any:
         if invoice.customer is None:

@@ -163,6 +163,13 @@ def field_errors(body: Any) -> dict[str, Any]:
     return {}
 
 
+def refuses_customer_id(reply: Reply) -> bool:
+    """A 422 naming ``customerId``: a cached customer may have been deleted in Billit."""
+    if reply.status != 422:
+        return False
+    return any("customerid" in name.casefold() for name in field_errors(reply.body))
+
+
 def refuses_account_ids(reply: Reply) -> bool:
     """A 422 naming an id that came from ``/account`` (vat, payment method, biller)."""
     if reply.status != 422:

@@ -139,6 +139,11 @@ class CustomerDirectory:
                 self._ids[name] = known
             return known
 
+    def forget(self, customer_id: BillitId) -> None:
+        """Drop every cached name for ``customer_id`` (Billit no longer knows it)."""
+        for name in [name for name, known in self._ids.items() if known == customer_id]:
+            del self._ids[name]
+
 
 async def _find(keys: list[tuple[str, str]], search: Search) -> BillitId | None:
     for kind, value in keys:
