@@ -28,7 +28,6 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-import aiohttp
 import structlog
 
 from worker.errors import ProviderError, TransportError
@@ -44,6 +43,7 @@ from worker.providers.billit_answers import (
     refuses_account_ids,
     refuses_customer_id,
 )
+from worker.providers.billit_client import BillitClient
 from worker.providers.billit_customers import CustomerDirectory
 from worker.providers.billit_mapping import (
     build_request,
@@ -79,12 +79,10 @@ class Billit:
     ) -> None:
         if not credentials.token:
             raise ProviderError("billit: the account has no API token")
-        self._base = credentials.base_url.rstrip("/").removesuffix("/v1")
         self._token = credentials.token
-        self._timeouts = timeouts
+        self._http = BillitClient(credentials.base_url, credentials.token, timeouts)
         self._options = options or BillitOptions()
         self._now = now or (lambda: datetime.now(UTC))
-        self._session: aiohttp.ClientSession | None = None
         self.account = AccountCache(self._fetch_account, ttl=self._options.account_refresh)
         self.customers = CustomerDirectory()
         self.tags = TagMemory()
@@ -92,7 +90,7 @@ class Billit:
         self._incidents: OrderedDict[int, None] = OrderedDict()
 
     def __repr__(self) -> str:
-        return f"Billit(base={self._base!r})"
+        return f"Billit(base={self._http.base!r})"
 
     def retry_is_safe(self, invoice: Invoice) -> bool:
         """Always: after an unknown outcome the tag scan runs before anything is sent again."""
@@ -120,9 +118,7 @@ class Billit:
 
     async def aclose(self) -> None:
         """Close the session; the adapter may be used again afterwards (a new one opens)."""
-        if self._session is not None:
-            session, self._session = self._session, None
-            await session.close()
+        await self._http.aclose()
 
     async def _sync(self, attempt: Attempt, *, retried: bool) -> Outcome:
         invoice, seen = attempt.invoice, attempt.outbox_id in self._incidents
@@ -246,14 +242,7 @@ class Billit:
         """The body of a 2xx answer to a call that creates no invoice (None for a 404 when
         ``missing_ok``); any other answer or a transport failure raises ``Settled``."""
         try:
-            reply = await http.request(
-                self._client(),
-                method,
-                self._base + path,
-                headers=self._headers(),
-                json_body=json_body,
-                params=params,
-            )
+            reply = await self._http.request(method, path, params=params, json_body=json_body)
         except TransportError as exc:
             raise Settled(classify_transport_error(exc, what=what, creating=False)) from exc
         if 200 <= reply.status < 300:
@@ -264,13 +253,7 @@ class Billit:
 
     async def _send(self, body: dict[str, Any]) -> http.Reply:
         try:
-            return await http.request(
-                self._client(),
-                "POST",
-                self._base + INVOICES,
-                headers=self._headers(),
-                json_body=body,
-            )
+            return await self._http.request("POST", INVOICES, json_body=body)
         except TransportError as exc:
             outcome = classify_transport_error(exc, what="invoice create", creating=True)
             raise Settled(outcome) from exc
@@ -282,18 +265,6 @@ class Billit:
                 self._incidents.popitem(last=False)
         else:
             self._incidents.pop(outbox_id, None)
-
-    def _client(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            self._session = http.new_session(self._timeouts)
-        return self._session
-
-    def _headers(self) -> dict[str, str]:
-        return {
-            "Authorization": f"Bearer {self._token}",
-            "Accept": "application/json",
-            "Content-Type": "application/json",
-        }
 
 
 def _forbidden(refusal: str) -> PauseAccount:
