@@ -61,10 +61,10 @@ class Attempter:
         parked = self._park_if_unsafe(row, runtime, invoice)
         if parked is not None:
             return parked
-        await runtime.gate.permit()
-        on_send()
-        started = time.monotonic()
-        outcome = await self._call(row, runtime, invoice)
+        async with runtime.gate.call_slot():
+            on_send()
+            started = time.monotonic()
+            outcome = await self._call(row, runtime, invoice)
         if self._observe_call is not None:
             self._observe_call(
                 row.account, OUTCOME_NAMES[type(outcome)], time.monotonic() - started

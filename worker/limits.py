@@ -11,8 +11,10 @@ the calls a batch of tokens allowed. The breaker stops an account whose provider
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import math
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from aiolimiter import AsyncLimiter
@@ -70,14 +72,15 @@ class Breaker:
 
 
 def default_burst(rate: RateLimit) -> float:
-    """Nine tenths of one second's requests, never less than one.
+    """Half of one second's requests, never less than one.
 
     A provider enforcing "R per second" usually keeps a bucket of R. Ours starts counting
     refills when a token is taken, the provider's only when the request arrives, so right after
-    an idle spell (both buckets full) ours runs ahead by R times that delay; the tenth held back
-    absorbs up to 100 ms of it. Steady-state throughput does not depend on the burst.
+    an idle spell (both buckets full) ours runs ahead by R times that delay; the half held back
+    absorbs up to 500 ms of it (a loaded machine, rows waiting for a call slot). Steady-state
+    throughput does not depend on the burst.
     """
-    return max(1.0, float(math.floor(rate.per_second * 0.9)))
+    return max(1.0, float(math.floor(rate.per_second * 0.5)))
 
 
 class AccountGate:
@@ -93,18 +96,25 @@ class AccountGate:
         self.concurrency = concurrency
         self.burst = float(burst) if burst is not None else default_burst(rate)
         self.breaker = breaker
+        # Rows held (claimed, not finished): twice the calls allowed at once, so the next
+        # calls' rows are already leased when a call ends, and a claim fetches a batch rather
+        # than one row per freed slot. Leases of rows waiting here are short: one call's time.
+        self.capacity = 2 * concurrency
         self.inflight = 0
+        self._calls = asyncio.Semaphore(concurrency)
         self._limiter = AsyncLimiter(max_rate=rate.count, time_period=rate.period)
 
     def free(self) -> int:
-        """Slots for more rows to be claimed now (one at most while the breaker half-opens)."""
-        cap = self.concurrency
+        """Rows to claim now: none until a quarter of the capacity is free (claims come in
+        batches), one at most while the breaker half-opens."""
+        cap = self.capacity
         if self.breaker is not None:
             if self.breaker.blocked_for() > 0:
                 return 0
             if self.breaker.half_open:
                 cap = 1
-        return max(cap - self.inflight, 0)
+        free = max(cap - self.inflight, 0)
+        return free if free >= min(cap, max(1, self.capacity // 4)) else 0
 
     def claim_request(self, rows: int) -> ClaimRequest:
         return ClaimRequest(rows=rows, rate=self.rate.per_second, burst=self.burst)
@@ -115,6 +125,9 @@ class AccountGate:
     def give(self) -> None:
         self.inflight -= 1
 
-    async def permit(self) -> None:
-        """Wait until the in-process rate limit allows one more request."""
-        await self._limiter.acquire()
+    @contextlib.asynccontextmanager
+    async def call_slot(self) -> AsyncIterator[None]:
+        """One of the account's ``concurrency`` calls, once the in-process rate limit allows it."""
+        async with self._calls:
+            await self._limiter.acquire()
+            yield

@@ -8,6 +8,7 @@ a query (unfinished rows, oldest age, dead letters, paused accounts) are refresh
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import asyncpg
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -78,11 +79,17 @@ class Metrics:
             "invoice_sync_database_up", "1 when the last database call succeeded.", registry=r
         )
 
+        self._calls: dict[tuple[str, str], Any] = {}
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
 
     def observe_call(self, account: str, outcome: str, seconds: float) -> None:
-        self.call_seconds.labels(account, outcome).observe(seconds)
+        # labels() takes a lock and builds a key on every call: keep the children.
+        child = self._calls.get((account, outcome))
+        if child is None:
+            child = self._calls[account, outcome] = self.call_seconds.labels(account, outcome)
+        child.observe(seconds)
 
     def observe_batch(self, batch: Sequence[Finished], summary: RecordSummary) -> None:
         """Count written attempts (rows another worker's claim fenced off are not ours)."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from datetime import datetime
 from typing import Any, Literal
 
@@ -72,6 +72,14 @@ class Resolution:
     link: str | None = None
     pdf_url: str | None = None
     recovered: bool = False
+
+    def as_record(self) -> dict[str, Any]:
+        """The fields as ``outbox_record``'s JSON takes them. Not ``dataclasses.asdict``: that
+        deep-copies every value (the provider's response too), the top cost of a flush."""
+        return {name: getattr(self, name) for name in RESOLUTION_FIELDS}
+
+
+RESOLUTION_FIELDS = tuple(field.name for field in fields(Resolution))
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -150,7 +158,7 @@ class Outbox:
         resume: Sequence[str] = (),
     ) -> RecordSummary:
         """Apply outcomes, and the account pauses, throttles and resumes they caused, atomically."""
-        body = json.dumps([asdict(r) for r in resolutions], default=str)
+        body = json.dumps([r.as_record() for r in resolutions], default=str)
         async with database.transaction(self._pool) as conn:
             row = await conn.fetchrow(self._q["outbox_record"], self.worker_id, body)
             if account_actions:

@@ -474,6 +474,7 @@ def test_config_accepts_billit_accounts(tmp_path: Path) -> None:
 def test_the_example_config_documents_a_billit_account(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BILLCLAP_TOKEN", "x")
     monkeypatch.setenv("BILLIT_TOKEN", "y")
+    monkeypatch.setenv("REFRENS_APP_SECRET", "z")
     example = Path(__file__).parents[2] / "config" / "invoice-sync.example.toml"
     account = load_settings(example).accounts["shop-billit"]
     assert account.provider == "billit"

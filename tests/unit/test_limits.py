@@ -37,7 +37,7 @@ def test_breaker_opens_after_consecutive_failures_then_half_opens_and_closes() -
     gate.give()
     assert breaker.record("up") is None
     assert not breaker.half_open
-    assert gate.free() == 4
+    assert gate.free() == 8  # twice the concurrency: the next calls' rows are leased ahead
 
 
 def test_a_failed_half_open_call_reopens_for_longer_up_to_the_cap() -> None:
@@ -61,8 +61,18 @@ def test_rate_limits_and_429s_do_not_move_the_breaker() -> None:
 
 
 def test_default_burst_is_most_of_one_second_of_requests_and_never_below_one() -> None:
-    assert AccountGate(rate=parse_rate("20/second"), concurrency=1).burst == 18
+    assert AccountGate(rate=parse_rate("20/second"), concurrency=1).burst == 10
     assert AccountGate(rate=parse_rate("60/minute"), concurrency=1).burst == 1
     assert AccountGate(rate=parse_rate("10/hour"), concurrency=1).burst == 1
     request = AccountGate(rate=parse_rate("60/minute"), concurrency=1, burst=3).claim_request(2)
     assert (request.rows, request.rate, request.burst) == (2, 1.0, 3.0)
+
+
+def test_claims_wait_until_a_quarter_of_the_capacity_is_free() -> None:
+    gate = AccountGate(rate=parse_rate("100/second"), concurrency=4)
+    assert gate.free() == 8
+    for _ in range(7):
+        gate.take()
+    assert gate.free() == 0  # one slot free: not worth a claim yet
+    gate.give()
+    assert gate.free() == 2
