@@ -58,3 +58,6 @@ class SandboxProfile:
     or tag scan) and answers ``Synced(recovered=True)`` instead of creating a second one."""
     sample_options: Callable[[int], dict[str, Any]] = field(default=lambda _index: {})
     """``provider_options`` for sample invoice ``index`` (demo, e2e), e.g. a required id."""
+    unsupported: frozenset[str] = frozenset()
+    """Canonical top-level fields the provider has no place for: the adapter refuses an invoice
+    that sets one (``invalid_payload``) rather than send a different document."""
