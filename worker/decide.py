@@ -95,7 +95,11 @@ def _synced(outcome: Synced, row: Claimed, provider: str) -> Decision:
         response=outcome.response,
         recovered=outcome.recovered,
     )
-    return Decision(resolution=resolution, event="invoice.synced")
+    throttle = None
+    if outcome.quota_wait:
+        wait = honour_retry_after(outcome.quota_wait, DEFAULT_RATE_LIMIT_WAIT)
+        throttle = AccountAction(account=row.account, throttle=wait)
+    return Decision(resolution=resolution, account_action=throttle, event="invoice.synced")
 
 
 def _retry(

@@ -51,6 +51,8 @@ class Synced:
     pdf_url: str | None = None
     response: Any = None
     recovered: bool = False
+    quota_wait: float | None = None
+    """The answer said the account's request quota is spent: hold it this long (no 429 yet)."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -653,3 +653,18 @@ async def test_the_token_never_reaches_outcomes_or_logs(adapters: list[Billit]) 
 
 def test_gross_total_matches_the_documented_example() -> None:
     assert gross_total(parse_invoice(invoice())) == Decimal("240.00")
+
+
+async def test_the_last_request_of_the_window_holds_the_account_before_a_429(
+    sandbox: SandboxHandle, connect: Any
+) -> None:
+    adapter = connect()
+    await warm(adapter)  # account and customer cached: one request per invoice from here
+    used = sum(sum(by.values()) for by in sandbox.state.stats.requests.values())
+    sandbox.state.change({"rate_limit_per_minute": used + 2})
+    first = await send(adapter, invoice(), key="q-1")
+    assert isinstance(first, Synced), first
+    assert first.quota_wait is None  # one request left
+    last = await send(adapter, invoice(), key="q-2")
+    assert isinstance(last, Synced), last
+    assert last.quota_wait == 60  # none left: hold for Billit's window, no Retry-After given

@@ -138,3 +138,11 @@ def test_decisions_say_what_the_call_told_about_the_provider(
 ) -> None:
     d = decide(outcome, row(), provider="p", settings=SETTINGS, rand=lambda: 1, now=NOW)
     assert d.health == health
+
+
+def test_a_spent_quota_on_success_throttles_the_account() -> None:
+    outcome = Synced(provider_invoice_id="9", quota_wait=42)
+    d = decide(outcome, row(), provider="billit", settings=SETTINGS, rand=lambda: 1, now=NOW)
+    assert d.resolution.kind == "synced"
+    assert d.account_action is not None
+    assert d.account_action.throttle == 42

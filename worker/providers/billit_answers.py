@@ -30,6 +30,7 @@ earlier attempt may have failed for another reason.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -45,7 +46,7 @@ from worker.outcome import (
     Synced,
 )
 from worker.providers.base import bounded
-from worker.providers.http import Reply, retry_after
+from worker.providers.http import Reply, quota_spent, retry_after
 
 DEFAULT_RATE_LIMIT_WAIT = 60.0
 MISCONFIGURED = {
@@ -56,6 +57,9 @@ MISCONFIGURED = {
 }
 # 422 fields that hold ids read from /account: a refusal of one may mean the cache is stale.
 ACCOUNT_ID_FIELDS = ("vatid", "paymentmethod", "billerid")
+
+
+RATE_WINDOW = 60.0
 
 
 def _utcnow() -> datetime:
@@ -78,7 +82,10 @@ def classify(  # noqa: PLR0911 -- one return per row of the table above
     if creating and 200 <= status < 300:
         synced = synced_from(body)
         if synced is not None:
-            return synced
+            # Billit allows 60 requests a minute: an answer that says none are left holds the
+            # account for the window rather than spend the next request on a 429.
+            wait = quota_spent(reply.headers, now(), window=RATE_WINDOW)
+            return replace(synced, quota_wait=wait) if wait else synced
     if status == 429:
         after = retry_after(reply.headers.get("Retry-After"), now())
         return RateLimited(
