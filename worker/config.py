@@ -22,6 +22,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    field_validator,
     model_validator,
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -119,6 +120,18 @@ class Settings(BaseSettings):
     observe: ObserveSettings = ObserveSettings()
     accounts: dict[str, AccountSettings] = {}
 
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_url(cls, value: SecretStr | None) -> SecretStr | None:
+        # Checked here so that a typo is a config error at start-up (exit 2, naming the key),
+        # not a connection failure later; the message never repeats the URL (it may hold a
+        # password).
+        if value is not None:
+            problem = _dsn_problem(value.get_secret_value())
+            if problem is not None:
+                raise ValueError(problem)
+        return value
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -152,6 +165,18 @@ class Settings(BaseSettings):
                 if "secret" in key and isinstance(value, str):
                     found.append(value)
         return [s for s in found if len(s) >= 4]
+
+
+def _dsn_problem(dsn: str) -> str | None:
+    expected = "expected postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE"
+    try:
+        parts = urlsplit(dsn.strip())
+        _ = parts.port  # raises for a port that is not a number
+    except ValueError:
+        return f"not a valid URL ({expected})"
+    if parts.scheme not in ("postgresql", "postgres"):
+        return f"not a PostgreSQL URL ({expected})"
+    return None
 
 
 def _dsn_password(dsn: str) -> list[str]:
