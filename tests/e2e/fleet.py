@@ -15,7 +15,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+import urllib.request
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,17 @@ class Sandbox:
         stats: dict[str, Any] = get_json(self.url + "/_sandbox/stats")
         return stats
 
+    def change(self, changes: Mapping[str, Any]) -> None:
+        """``POST /_sandbox/state``: switch faults or provider options while it runs."""
+        request = urllib.request.Request(  # loopback only
+            self.url + "/_sandbox/state",
+            data=json.dumps(changes).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.status == 200
+
 
 @contextlib.contextmanager
 def sandboxes(
@@ -82,13 +94,14 @@ def sandboxes(
             if tokens and profile.provider in tokens:
                 options = swap_token(options, profile.token, tokens[profile.provider])
             running[profile.provider] = stack.enter_context(
-                _sandbox(profile, [*option_flags(options), *faults])
+                sandbox(profile, [*option_flags(options), *faults])
             )
         yield running
 
 
 @contextlib.contextmanager
-def _sandbox(profile: SandboxProfile, flags: list[str]) -> Iterator[Sandbox]:
+def sandbox(profile: SandboxProfile, flags: list[str]) -> Iterator[Sandbox]:
+    """One sandbox process for ``profile`` started with ``flags`` (options and faults)."""
     command = [sys.executable, "-m", "worker", "sandbox", "--provider", profile.provider,
                "--port", "0", *flags]  # fmt: skip
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -106,14 +119,16 @@ def account_block(
     profile: SandboxProfile,
     url: str,
     *,
+    name: str | None = None,
     token_line: str | None = None,
     rate_limit: str = "5000/second",
     concurrency: int = 16,
 ) -> str:
-    """The ``[accounts.NAME]`` TOML for a profile's sandbox; ``token_line`` replaces the default
-    ``token = "<profile token>"`` (e.g. with ``token_env = "..."``)."""
+    """The ``[accounts.NAME]`` TOML for a profile's sandbox (``NAME`` defaults to
+    ``account_name``); ``token_line`` replaces ``token = "<profile token>"`` (e.g. with
+    ``token_env = "..."``)."""
     lines = [
-        f"[accounts.{account_name(profile)}]",
+        f"[accounts.{name or account_name(profile)}]",
         f'provider = "{profile.provider}"',
         f'base_url = "{url}"',
         token_line or f"token = {json.dumps(profile.token)}",
@@ -125,20 +140,25 @@ def account_block(
 
 
 def invoices_jsonl(
-    count: int, prefix: str, *, numberless_every: int = 0
+    count: int,
+    prefix: str,
+    *,
+    numberless_every: int = 0,
+    accounts: Sequence[tuple[str, SandboxProfile]] | None = None,
 ) -> tuple[str, dict[str, tuple[str, dict[str, Any]]]]:
-    """``count`` outbox rows spread over every profile's account, as JSON Lines, and each key's
-    (account, payload). Every ``numberless_every``-th invoice has no number (0: all have one)."""
-    accounts = profiles()
+    """``count`` outbox rows spread over ``accounts`` (default: every profile's account), as
+    JSON Lines, and each key's (account, payload). Every ``numberless_every``-th invoice has no
+    number (0: all have one)."""
+    targets = accounts or [(account_name(p), p) for p in profiles()]
     lines, payloads = [], {}
     for i in range(count):
-        profile = accounts[i % len(accounts)]
+        account, profile = targets[i % len(targets)]
         key = f"{prefix}-{i:06d}"
         numbered = not (numberless_every and i % numberless_every == numberless_every - 1)
         payload = invoice(number=key if numbered else None)
         payload["provider_options"] = profile.sample_options(i)
-        payloads[key] = (account_name(profile), payload)
-        row = {"account": account_name(profile), "idempotency_key": key, "payload": payload}
+        payloads[key] = (account, payload)
+        row = {"account": account, "idempotency_key": key, "payload": payload}
         lines.append(json.dumps(row))
     return "\n".join(lines) + "\n", payloads
 
