@@ -181,6 +181,8 @@ class Fleet:
     env: dict[str, str] = field(default_factory=dict)
     replicas: list[Replica] = field(default_factory=list)
     kills: int = 0
+    died: list[str] = field(default_factory=list)
+    """Replica starts that exited on their own (not killed by us), with their exit codes."""
 
     def start(self) -> None:
         self.replicas = [self._spawn(i, 1) for i in range(self.size)]
@@ -198,10 +200,23 @@ class Fleet:
     def kill_and_restart(self, index: int) -> None:
         """SIGKILL one replica (no grace, nothing flushed) and start a fresh one in its place."""
         old = self.replicas[index]
+        if old.process.poll() is not None:
+            self.died.append(f"replica{index}.{old.starts}: exit {old.process.returncode}")
         old.process.send_signal(signal.SIGKILL)
         old.process.wait(timeout=10)
         self.kills += 1
         self.replicas[index] = self._spawn(index, old.starts + 1)
+
+    def wait_started(self, timeout: float = 60) -> None:
+        """Until every replica's current start has logged ``worker.started`` (its signal
+        handlers are installed from then on)."""
+        deadline = time.monotonic() + timeout
+        for replica in self.replicas:
+            out = self.log_dir / f"replica{replica.index}.{replica.starts}.out"
+            while b'"worker.started"' not in out.read_bytes():
+                assert replica.process.poll() is None, f"{out.name} exited while starting"
+                assert time.monotonic() < deadline, f"{out.name} did not start"
+                time.sleep(0.1)
 
     def alive(self) -> list[int]:
         return [r.index for r in self.replicas if r.process.poll() is None]

@@ -94,6 +94,7 @@ async def test_killed_replicas_and_faulty_providers_lose_and_duplicate_nothing(
                 )
                 await asyncio.sleep(0.5)
             duration = time.monotonic() - started
+            fleet.wait_started()
         finally:
             exits = fleet.stop()
         created = {account_name(s.profile): s.created() for s in running.values()}
@@ -121,6 +122,7 @@ async def test_killed_replicas_and_faulty_providers_lose_and_duplicate_nothing(
     assert ledger.duplicates() == []
     assert ledger.misplaced_dead(ALLOWED_DEAD) == []
     assert fleet.kills >= 3
+    assert fleet.died == []
     for provider, kinds in injected.items():
         for kind in ("error", "rate429", "stall", "reset"):
             assert kinds.get(kind, 0) > 0, f"{provider}: no {kind} fault was injected"
