@@ -22,7 +22,9 @@ class Sizes:
     backlog_small: int
     backlog_large: int
     backlog_window: int
-    """Throughput is taken over the first this-many invoices drained, in both backlogs."""
+    """Throughput is taken over the first this-many invoices drained, in both backlogs..."""
+    backlog_seconds: float
+    """... or over what was drained in this many seconds, if that is fewer."""
     enqueue_lines: int
     enqueue_per_row: int
     enqueue_connections: int
@@ -43,6 +45,7 @@ SIZES = {
         backlog_small=300,
         backlog_large=1000,
         backlog_window=300,
+        backlog_seconds=60.0,
         enqueue_lines=1000,
         enqueue_per_row=300,
         enqueue_connections=2,
@@ -61,6 +64,7 @@ SIZES = {
         backlog_small=10_000,
         backlog_large=1_000_000,
         backlog_window=10_000,
+        backlog_seconds=300.0,
         enqueue_lines=1_000_000,
         enqueue_per_row=20_000,
         enqueue_connections=4,

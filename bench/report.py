@@ -78,6 +78,15 @@ def write_json(result: ScenarioResult, directory: Path) -> Path:
     return path
 
 
+def _compact(value: Any) -> Any:
+    """Details for RESULTS.md: long lists (every pickup latency) stay in the JSON only."""
+    if isinstance(value, dict):
+        return {k: _compact(v) for k, v in value.items()}
+    if isinstance(value, list) and len(value) > 20:
+        return f"[{len(value)} values: see the scenario's JSON]"
+    return value
+
+
 def _markdown_table(result: dict[str, Any]) -> list[str]:
     lines = ["| measure | value | target | status |", "|---|---|---|---|"]
     for f in result["figures"]:
@@ -105,7 +114,7 @@ def markdown(results: list[dict[str, Any]]) -> str:
         lines += _markdown_table(result)
         lines += [""] + [f"- {note}" for note in result["notes"]]
         lines += ["", "<details><summary>details</summary>", "", "```json",
-                  json.dumps(result["details"], indent=1, default=str), "```", "</details>"]  # fmt: skip
+                  json.dumps(_compact(result["details"]), indent=1, default=str), "```", "</details>"]  # fmt: skip
     if results:
         run = results[-1]["run"]
         lines += ["", "## Machine and versions (latest scenario's run)", "", "```json",

@@ -21,24 +21,23 @@ from bench.report import Figure, ScenarioResult
 from bench.workload import bulk_load
 
 NAME = "backlog"
-TIMEOUT = 900.0
 
 
-async def _drain_window(dsn: str, pid: int, window: int) -> tuple[int, int | None]:
-    """Wait until ``window`` rows are synced; return (synced, peak RSS in kB)."""
+async def _drain_window(dsn: str, pid: int, window: int, limit: float) -> tuple[int, int | None]:
+    """Wait until ``window`` rows are synced or ``limit`` seconds have passed (a daemon slowed
+    down by a large backlog must not hold the run for an hour); return (synced, peak RSS kB)."""
     conn = await asyncpg.connect(dsn)
-    peak: int | None = None
-    deadline = time.time() + TIMEOUT
+    peak = 0
+    deadline = time.time() + limit
+    synced = 0
     try:
-        while time.time() < deadline:
-            peak = max(peak or 0, peak_rss_kb(pid) or 0) or peak
-            synced: int = await conn.fetchval("SELECT count(*) FROM invoice_sync.synced")
-            if synced >= window:
-                return synced, peak
+        while time.time() < deadline and synced < window:
+            peak = max(peak, peak_rss_kb(pid) or 0)
+            synced = await conn.fetchval("SELECT count(*) FROM invoice_sync.synced")
             await asyncio.sleep(0.25)
     finally:
         await conn.close()
-    raise RuntimeError(f"fewer than {window} invoices synced in {TIMEOUT:.0f} s")
+    return synced, peak or None
 
 
 async def _throughput(dsn: str, window: int) -> dict[str, Any]:
@@ -70,13 +69,14 @@ async def _one(ctx: Context, pending: int) -> dict[str, Any]:
                               log_level="info")  # fmt: skip
         process = daemon(config, module="bench.daemon", log=ctx.workdir / f"backlog-{pending}.log")
         try:
-            _synced, peak = await _drain_window(dsn, process.pid, window)
+            synced, peak = await _drain_window(dsn, process.pid, window, ctx.sizes.backlog_seconds)
             peak = max(peak or 0, peak_rss_kb(process.pid) or 0)
         finally:
             process.terminate()
             process.wait(timeout=120)
         result = await _throughput(dsn, window)
     return {**result, "pending": pending, "window": window, "load_seconds": loaded,
+            "window_reached": synced >= window,
             "peak_rss_mb": peak / 1024 if peak else None}  # fmt: skip
 
 
@@ -96,7 +96,8 @@ async def run(ctx: Context) -> ScenarioResult:
     ]  # fmt: skip
     notes = [
         f"Throughput over the first {ctx.sizes.backlog_window:,} invoices synced (by synced_at), "
-        "instant provider, daemon subprocess at product defaults (info logging to a file).",
+        f"or over those synced in {ctx.sizes.backlog_seconds:g} s if fewer; instant provider, "
+        "daemon subprocess at product defaults (info logging to a file).",
         "Rows bulk-loaded by INSERT ... SELECT generate_series, then ANALYZE.",
     ]
     return ScenarioResult(scenario=NAME, title="backlog scaling", size=ctx.size, figures=figures,
