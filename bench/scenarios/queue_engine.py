@@ -52,6 +52,11 @@ async def run(ctx: Context) -> ScenarioResult:
             Figure(measure="engine / procrastinate", value=ratio, unit="x", target=">= 40"),
         ]
         details["procrastinate"] = peer
+        if peer["capped_after_s"] is not None:
+            notes.append(
+                f"procrastinate was stopped after {peer['capped_after_s']:g} s "
+                f"({peer['succeeded']:,} of {count:,} jobs done): its rate is over those."
+            )
         notes.append(
             "procrastinate: App(PsycopgConnector) with the daemon's pool size, no-op async task, "
             "run_worker_async(wait=False); window: first task call to the last 'succeeded' event."
