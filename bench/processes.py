@@ -48,7 +48,9 @@ def write_config(path: Path, dsn: str, account: str, *, log_level: str = "warnin
     """A daemon config: the product's defaults except what ``worker`` overrides."""
     lines = [f'database_url = "{dsn}"', "[worker]"]
     lines += [f"{k} = {v}" for k, v in worker.items()]
-    lines += ["[observe]", 'log_format = "json"', f'log_level = "{log_level}"', account]
+    # Port 0: replicas on one machine each get a free port for /metrics and the probes.
+    lines += ["[observe]", 'log_format = "json"', f'log_level = "{log_level}"',
+              'listen = "127.0.0.1:0"', account]  # fmt: skip
     path.write_text("\n".join(lines) + "\n")
     return path
 

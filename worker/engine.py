@@ -179,9 +179,12 @@ class Engine:
         if self._metrics is not None:
             self._metrics.claim_seconds.observe(self._clock() - started)
             self._metrics.observe_token_waits(result.token_waits)
+        answered = self._clock()
         for account, wait in result.token_waits.items():
             # The shared bucket is empty: come back when its next token is due, not sooner.
-            self._hold_until[account] = now + wait
+            # Counted from the answer, not the claim's start: a claim slower than the wait
+            # would otherwise leave a hold already over, and the loop sleeping a whole poll.
+            self._hold_until[account] = answered + wait
         for row in result.rows:
             if not row.probe and self._paused.get(row.account, now) < now:
                 # Claimable again, by a claim that began after the pause: someone resumed it.

@@ -44,7 +44,7 @@ async def test_three_replicas_stay_under_the_shared_limit_and_use_it(
     ]
     limit = ["--limit-rate", f"{RATE:g}", "--limit-burst", f"{RATE:g}"]
     with sandbox("billclap", "--token", TOKEN, "--latency", "0.02", *limit) as url:
-        config = write_config(tmp_path / "c.toml", dsn, account(url), poll_interval='"200ms"')
+        config = write_config(tmp_path / "c.toml", dsn, account(url), poll_interval='"5s"')
         assert cli("enqueue", "-", config=config, stdin="\n".join(lines)).returncode == 0
         with daemons(config, 3, tmp_path / "logs"):
             while not get_json(url + "/_sandbox/created")["created"]:
