@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.processes import cli
+from tests.e2e.processes import cli, processes_mentioning
 from worker.sandbox import PROFILES
 
 pytestmark = pytest.mark.e2e
@@ -37,21 +37,6 @@ def env_for(tmp: Path, **extra: str) -> dict[str, str]:
     """The demo's temporary directory goes under ``tmp``, so the test can look for leftovers."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("INVOICE_SYNC_")}
     return {**env, "TMPDIR": str(tmp), "PYTHONUNBUFFERED": "1", **extra}
-
-
-def processes_mentioning(path: Path) -> list[str]:
-    """Command lines of live processes that name ``path`` (a postgres serving a data dir)."""
-    found = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except OSError:
-            continue
-        if str(path) in cmdline:
-            found.append(f"{proc.name}: {cmdline}")
-    return found
 
 
 def assert_nothing_left(tmp: Path) -> None:

@@ -18,11 +18,14 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 import asyncpg
+import structlog
 from rich.console import Console
 
 from worker import database, migrate
@@ -70,13 +73,24 @@ def run_from_args(args: argparse.Namespace, settings: Settings) -> int:
             raise InputError(f"--data-dir {args.data_dir}: {exc.strerror}") from exc
     faults = None if args.no_faults else FAULTS.updated({"seed": args.seed})
     # A SIGTERM takes the same careful way out as a Ctrl-C.
-    signal.signal(signal.SIGTERM, lambda *_: signal.raise_signal(signal.SIGINT))
+    previous = signal.signal(signal.SIGTERM, lambda *_: signal.raise_signal(signal.SIGINT))
     try:
         with workspace(args.data_dir) as space:
             demo = Demo(space=space, plan=plan, faults=faults, console=_console())
             return demo.start(settings)
     except KeyboardInterrupt:
         return interrupted(args.data_dir)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextmanager
+def _restored(logging_config: dict[str, Any]) -> Iterator[None]:
+    """Put structlog back as it was: the demo's log file closes when the demo ends."""
+    try:
+        yield
+    finally:
+        structlog.configure(**logging_config)
 
 
 def _console() -> Console:
@@ -108,7 +122,8 @@ class Demo:
 
     def start(self, settings: Settings) -> int:
         """Bring up the database (the configured one, else the embedded server) and run."""
-        with self.space.log.open("w", encoding="utf-8") as log:
+        logging_before = structlog.get_config()
+        with self.space.log.open("w", encoding="utf-8") as log, _restored(logging_before):
             configure_logging(fmt="json", level=settings.observe.log_level, stream=log)
             if settings.database_url is not None:
                 self.console.print("Using the configured database (database_url).")
@@ -173,7 +188,7 @@ class Demo:
         )
         self.console.print(
             f"Enqueued {report.loaded} invoices for {len(self.plan.accounts)} accounts; the "
-            f"`invoice-sync enqueue`'s check refused {len(refused)} malformed, which the demo "
+            f"check that `invoice-sync enqueue` makes refused {len(refused)} malformed ones, which the demo "
             "then wrote straight to the outbox, as a careless producer's SQL could.",
             soft_wrap=True,
         )
