@@ -81,8 +81,10 @@ def render(console: Console, plan: DemoPlan, outcome: Outcome) -> None:
     _dead_letters(console, plan, outcome)
     _retries(console, outcome)
     done = sum(t.done for t in outcome.tallies.values())
+    held = sum(t.waiting for name, t in outcome.tallies.items() if name in outcome.paused)
+    waiting = f", {held} wait for a paused account," if held else ""
     console.print(
-        f"\n[bold]{done}[/bold] of {len(plan.rows)} invoices finished in "
+        f"\n[bold]{done}[/bold] of {len(plan.rows)} invoices finished{waiting} in "
         f"[bold]{outcome.seconds:.1f} s[/bold] ({done / max(outcome.seconds, 0.001):.0f} invoices/s)."
     )
 
