@@ -2,11 +2,14 @@
 -- The Python method that runs a query carries the query's name.
 
 -- name: outbox_claim
--- Lease up to n due rows per account for worker $1, recording the attempt before any HTTP call.
--- $2 accounts, $3 how many each wants, $4 lease seconds, $5 probe cool-down seconds.
+-- Lease due rows for worker $1: up to $3 per account of $2, and no more than the account's
+-- shared token bucket allows, recording the attempt before any HTTP call. $4 lease seconds,
+-- $5 probe cool-down seconds, $6 bucket rates (tokens/s), $7 bucket bursts. Returns the leased
+-- rows, plus one row with a null id per account that ran out of tokens, saying when the next
+-- one comes (`token_wait` seconds).
 WITH requested AS (
-    SELECT r.account, r.n, s.paused, s.throttled_until
-      FROM unnest($2::text[], $3::int[]) AS r(account, n)
+    SELECT r.account, r.n, r.rate, r.burst, s.paused, s.throttled_until
+      FROM unnest($2::text[], $3::int[], $6::float8[], $7::float8[]) AS r(account, n, rate, burst)
       LEFT JOIN invoice_sync.account_state s ON s.account = r.account
 ),
 -- A paused account gets one probe row per cool-down, deployment-wide: the UPDATE takes the row
@@ -27,32 +30,69 @@ wanted AS (
     SELECT account, 1 FROM probing
 ),
 -- The CTE picks and locks the rows; SKIP LOCKED lets concurrent workers take disjoint rows
--- instead of queueing behind each other. The outer UPDATE then stamps the lease and the attempt.
-due AS (
-    SELECT c.id, c.outcome_unknown AS prior_unknown
+-- instead of queueing behind each other. Rows picked beyond the bucket's tokens stay pending
+-- (their lock ends with this statement).
+candidates AS (
+    SELECT c.id, c.outcome_unknown AS prior_unknown, w.account,
+           row_number() OVER (PARTITION BY w.account ORDER BY c.available_at, c.id) AS rank
       FROM wanted w
      CROSS JOIN LATERAL (
-        SELECT o.id, o.outcome_unknown
+        SELECT o.id, o.outcome_unknown, o.available_at
           FROM invoice_sync.outbox o
          WHERE o.account = w.account AND o.state = 'pending' AND o.available_at <= now()
          ORDER BY o.available_at, o.id
          LIMIT w.n
            FOR UPDATE SKIP LOCKED
      ) c
+),
+picked AS (
+    SELECT c.account, count(*)::int AS n, r.rate, r.burst
+      FROM candidates c JOIN requested r USING (account)
+     GROUP BY c.account, r.rate, r.burst
+),
+-- One token per row. The upsert's row lock serialises replicas claiming for the same account:
+-- each sees the tokens the previous one left. A new bucket starts full.
+spent AS (
+    INSERT INTO invoice_sync.rate_bucket AS b (account, tokens, rate, burst, granted, refilled_at)
+    SELECT account, burst - least(n, floor(burst)), rate, burst, least(n, floor(burst)),
+           clock_timestamp()
+      FROM picked
+    ON CONFLICT (account) DO UPDATE SET
+        granted = least(excluded.granted, floor(
+            invoice_sync.rate_bucket_level(b.tokens, b.refilled_at, excluded.rate, excluded.burst))),
+        tokens = invoice_sync.rate_bucket_level(b.tokens, b.refilled_at, excluded.rate, excluded.burst)
+                 - least(excluded.granted, floor(
+            invoice_sync.rate_bucket_level(b.tokens, b.refilled_at, excluded.rate, excluded.burst))),
+        rate = excluded.rate, burst = excluded.burst, refilled_at = clock_timestamp()
+    RETURNING b.account, b.granted, b.tokens, b.rate
+),
+due AS (
+    SELECT c.id, c.prior_unknown
+      FROM candidates c JOIN spent s USING (account)
+     WHERE c.rank <= s.granted
+),
+leased AS (
+    UPDATE invoice_sync.outbox o
+       SET state = 'running',
+           attempts = o.attempts + 1,
+           outcome_unknown = true,
+           lease_owner = $1,
+           lease_expires_at = now() + make_interval(secs => $4),
+           first_attempt_at = coalesce(o.first_attempt_at, now()),
+           updated_at = now()
+      FROM due
+     WHERE o.id = due.id
+    RETURNING o.id, o.account, o.idempotency_key, o.payload::text AS payload, o.attempts,
+              o.first_attempt_at, o.created_at, due.prior_unknown,
+              o.account IN (SELECT account FROM probing) AS probe
 )
-UPDATE invoice_sync.outbox o
-   SET state = 'running',
-       attempts = o.attempts + 1,
-       outcome_unknown = true,
-       lease_owner = $1,
-       lease_expires_at = now() + make_interval(secs => $4),
-       first_attempt_at = coalesce(o.first_attempt_at, now()),
-       updated_at = now()
-  FROM due
- WHERE o.id = due.id
-RETURNING o.id, o.account, o.idempotency_key, o.payload::text AS payload, o.attempts,
-          o.first_attempt_at, o.created_at, due.prior_unknown,
-          o.account IN (SELECT account FROM probing) AS probe;
+SELECT id, account, idempotency_key, payload, attempts, first_attempt_at, created_at,
+       prior_unknown, probe, NULL::float8 AS token_wait
+  FROM leased
+UNION ALL
+SELECT NULL, s.account, NULL, NULL, NULL, NULL, NULL, NULL, NULL, (1 - s.tokens) / s.rate
+  FROM spent s JOIN picked p USING (account)
+ WHERE s.granted < p.n;
 
 -- name: outbox_record
 -- Apply a batch of outcomes ($2, a JSON array) in one statement: synced and dead rows move out
@@ -246,6 +286,137 @@ SELECT count(*) FROM inserted;
 -- Versions already applied to this database.
 SELECT version FROM invoice_sync.schema_migrations ORDER BY version;
 
+-- name: metrics_outbox
+-- Unfinished rows (pending or running) per account and the oldest one's age in seconds, for
+-- the gauges the metrics chore refreshes on an interval (never per scrape).
+SELECT account, count(*) AS unfinished, extract(epoch FROM now() - min(created_at)) AS oldest_age
+  FROM invoice_sync.outbox
+ GROUP BY account;
+
+-- name: dead_letter_list
+-- Dead letters, newest first, filtered by $1 reason, $2 account, $3 dead since (each NULL for
+-- any), $4 whether replayed rows are included; at most $5 rows (NULL for all).
+SELECT outbox_id AS id, account, idempotency_key, reason, error, http_status, attempts,
+       first_attempt_at, dead_at, replayed_at, replayed_to
+  FROM invoice_sync.dead_letter
+ WHERE ($1::text IS NULL OR reason = $1)
+   AND ($2::text IS NULL OR account = $2)
+   AND ($3::timestamptz IS NULL OR dead_at >= $3)
+   AND ($4::boolean OR replayed_at IS NULL)
+ ORDER BY dead_at DESC, outbox_id DESC
+ LIMIT $5::bigint;
+
+-- name: dead_letter_show
+-- One dead letter, everything about it (payload and provider response as JSON text).
+SELECT outbox_id AS id, account, idempotency_key, payload::text AS payload, reason, error,
+       http_status, response::text AS response, attempts, first_attempt_at, dead_at,
+       replayed_at, replayed_to
+  FROM invoice_sync.dead_letter
+ WHERE outbox_id = $1;
+
+-- name: dead_letter_replay
+-- Move the dead letters $1 (ids) back to the outbox as new pending rows with no attempts,
+-- with payload $2 instead of the stored one when it is not NULL, and record the replay.
+-- Refused, and left as they are: rows already replayed, keys already synced (never sent
+-- twice), keys already in the outbox (a producer re-enqueued them, or a row of this batch
+-- with the same key took the place). Returns one row per dead letter found.
+WITH chosen AS (
+    -- The row lock makes two concurrent replays of one dead letter wait for each other; the
+    -- second then sees replayed_at set and refuses.
+    SELECT d.outbox_id, d.account, d.idempotency_key, coalesce($2::jsonb, d.payload) AS payload,
+           d.replayed_at
+      FROM invoice_sync.dead_letter d
+     WHERE d.outbox_id = ANY($1::bigint[])
+       FOR UPDATE
+),
+verdict AS (
+    SELECT c.*,
+           CASE
+               WHEN c.replayed_at IS NOT NULL THEN 'already_replayed'
+               WHEN EXISTS (SELECT 1 FROM invoice_sync.synced s
+                             WHERE s.account = c.account
+                               AND s.idempotency_key = c.idempotency_key) THEN 'synced'
+               WHEN EXISTS (SELECT 1 FROM invoice_sync.outbox o
+                             WHERE o.account = c.account
+                               AND o.idempotency_key = c.idempotency_key) THEN 'in_outbox'
+           END AS refused
+      FROM chosen c
+),
+inserted AS (
+    -- ON CONFLICT covers two dead letters of one key in this batch (the first wins) and a
+    -- producer racing us; the outbox's BEFORE INSERT trigger skips a key synced meanwhile.
+    INSERT INTO invoice_sync.outbox (account, idempotency_key, payload, replayed_from)
+    SELECT account, idempotency_key, payload, outbox_id
+      FROM verdict
+     WHERE refused IS NULL
+     ORDER BY outbox_id
+    ON CONFLICT (account, idempotency_key) DO NOTHING
+    RETURNING id, replayed_from
+),
+marked AS (
+    UPDATE invoice_sync.dead_letter d
+       SET replayed_at = now(), replayed_to = i.id
+      FROM inserted i
+     WHERE d.outbox_id = i.replayed_from
+    RETURNING d.outbox_id
+)
+SELECT v.outbox_id AS id, v.account, v.idempotency_key, i.id AS replayed_to,
+       CASE WHEN i.id IS NULL THEN coalesce(v.refused, 'in_outbox') END AS refused
+  FROM verdict v
+  LEFT JOIN inserted i ON i.replayed_from = v.outbox_id
+ ORDER BY v.outbox_id;
+
+-- name: dead_letter_purge
+-- Delete dead letters that died more than $1 seconds ago, of reason $2 and account $3 (NULL
+-- for any); with $4 true nothing is deleted. Counts by account and reason either way.
+WITH doomed AS (
+    SELECT outbox_id, account, reason
+      FROM invoice_sync.dead_letter
+     WHERE dead_at < now() - make_interval(secs => $1::float8)
+       AND ($2::text IS NULL OR reason = $2)
+       AND ($3::text IS NULL OR account = $3)
+),
+deleted AS (
+    DELETE FROM invoice_sync.dead_letter d
+     USING doomed
+     WHERE d.outbox_id = doomed.outbox_id AND NOT $4::boolean
+    RETURNING d.outbox_id
+)
+SELECT account, reason, count(*) AS count, (SELECT count(*) FROM deleted) AS deleted
+  FROM doomed
+ GROUP BY account, reason
+ ORDER BY account, reason;
+
+-- name: status_watch_start
+-- The database's clock: `status --watch` counts finished rows from this instant.
+SELECT now() AS started_at;
+
+-- name: status_watch_remaining
+-- Unfinished rows by account and state. Each half reads one of the outbox's partial indexes
+-- (claim: pending, lease: running), so the cost follows the rows left, not the table's churn.
+SELECT account, 'pending' AS state, count(*) AS count
+  FROM invoice_sync.outbox
+ WHERE state = 'pending'
+ GROUP BY account
+UNION ALL
+SELECT account, 'running' AS state, count(*) AS count
+  FROM invoice_sync.outbox
+ WHERE state = 'running'
+ GROUP BY account;
+
+-- name: status_watch_finished
+-- Rows finished since $1, by account: synced, and dead-lettered by reason. Range scans of the
+-- synced_at and dead_at indexes (migration 002), never the whole history.
+SELECT account, 'synced' AS kind, NULL::text AS reason, count(*) AS count
+  FROM invoice_sync.synced
+ WHERE synced_at >= $1
+ GROUP BY account
+UNION ALL
+SELECT account, 'dead' AS kind, reason, count(*) AS count
+  FROM invoice_sync.dead_letter
+ WHERE dead_at >= $1
+ GROUP BY account, reason;
+
 -- name: demo_database_drop
 -- `invoice-sync demo` on its embedded server: every run starts from an empty database.
 DROP DATABASE IF EXISTS invoice_sync_demo WITH (FORCE);
@@ -255,22 +426,23 @@ CREATE DATABASE invoice_sync_demo;
 
 -- name: demo_progress
 -- One demo run's rows (keys starting with $1) by account: synced, dead letters by reason, and
--- what is still in the outbox by state; `retried` counts attempts beyond the first.
+-- what is still in the outbox by state; `retried` counts attempts beyond the first, `recovered`
+-- synced rows whose lost answer a lookup found.
 SELECT account, 'synced' AS kind, '' AS detail, count(*) AS count,
-       coalesce(sum(greatest(attempts - 1, 0)), 0) AS retried
+       coalesce(sum(greatest(attempts - 1, 0)), 0) AS retried,
+       count(*) FILTER (WHERE recovered) AS recovered
   FROM invoice_sync.synced
  WHERE starts_with(idempotency_key, $1)
  GROUP BY account
 UNION ALL
-SELECT account, 'dead', reason, count(*), coalesce(sum(greatest(attempts - 1, 0)), 0)
+SELECT account, 'dead', reason, count(*), coalesce(sum(greatest(attempts - 1, 0)), 0), 0
   FROM invoice_sync.dead_letter
  WHERE starts_with(idempotency_key, $1) AND replayed_at IS NULL
  GROUP BY account, reason
 UNION ALL
 SELECT account, 'outbox',
        CASE WHEN state = 'running' THEN 'running' WHEN attempts > 0 THEN 'retrying' ELSE 'pending' END,
-       count(*),
-       coalesce(sum(attempts), 0)
+       count(*), coalesce(sum(attempts), 0), 0
   FROM invoice_sync.outbox
  WHERE starts_with(idempotency_key, $1)
  GROUP BY 1, 3;

@@ -3,7 +3,9 @@ limit, call the provider, decide. Returns a ``Decision``; never writes to the da
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import structlog
 from pydantic import ValidationError
@@ -12,17 +14,41 @@ from worker.config import WorkerSettings
 from worker.decide import Decision, dead_letter, decide
 from worker.invoice import Invoice, describe_validation_error, parse_invoice
 from worker.outbox import Claimed
-from worker.outcome import Outcome, Reason, Retry
+from worker.outcome import (
+    DeadLetter,
+    Outcome,
+    PauseAccount,
+    RateLimited,
+    Reason,
+    Retry,
+    Synced,
+)
 from worker.providers.base import Attempt
 from worker.runtime import AccountRuntime
 
 log = structlog.get_logger(__name__)
 
+OUTCOME_NAMES: dict[type, str] = {
+    Synced: "synced",
+    Retry: "retry",
+    RateLimited: "rate_limited",
+    DeadLetter: "dead_letter",
+    PauseAccount: "pause",
+}
+
 
 class Attempter:
-    def __init__(self, settings: WorkerSettings, rand: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        settings: WorkerSettings,
+        rand: Callable[[], float],
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        observe_call: Callable[[str, str, float], None] | None = None,
+    ) -> None:
         self._settings = settings
+        self._observe_call = observe_call
         self._rand = rand
+        self._now = now
 
     async def attempt(
         self, row: Claimed, runtime: AccountRuntime, on_send: Callable[[], None]
@@ -35,11 +61,21 @@ class Attempter:
         parked = self._park_if_unsafe(row, runtime, invoice)
         if parked is not None:
             return parked
-        await runtime.gate.permit()
-        on_send()
-        outcome = await self._call(row, runtime, invoice)
+        async with runtime.gate.call_slot():
+            on_send()
+            started = time.monotonic()
+            outcome = await self._call(row, runtime, invoice)
+        if self._observe_call is not None:
+            self._observe_call(
+                row.account, OUTCOME_NAMES[type(outcome)], time.monotonic() - started
+            )
         return decide(
-            outcome, row, provider=runtime.provider_name, settings=self._settings, rand=self._rand
+            outcome,
+            row,
+            provider=runtime.provider_name,
+            settings=self._settings,
+            rand=self._rand,
+            now=self._now(),
         )
 
     def _park_if_unsafe(

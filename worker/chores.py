@@ -15,10 +15,18 @@ log = structlog.get_logger(__name__)
 
 
 class PeriodicChore:
-    def __init__(self, name: str, interval: float, action: Callable[[], Awaitable[None]]) -> None:
+    def __init__(
+        self,
+        name: str,
+        interval: float,
+        action: Callable[[], Awaitable[None]],
+        *,
+        at_start: bool = False,
+    ) -> None:
         self.name = name
         self.interval = interval
         self._action = action
+        self._at_start = at_start
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -32,8 +40,11 @@ class PeriodicChore:
         self._task = None
 
     async def _loop(self) -> None:
+        first = True
         while True:
-            await asyncio.sleep(self.interval)
+            if not (first and self._at_start):
+                await asyncio.sleep(self.interval)
+            first = False
             try:
                 await self._action()
             except StoreError as exc:

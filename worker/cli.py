@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
+from typing import NoReturn
 
 from worker import __version__
 from worker.config import Settings, config_path, load_settings
@@ -23,12 +24,26 @@ EPILOG = """examples:
   invoice-sync --config invoice-sync.toml run --drain
   invoice-sync --config invoice-sync.toml enqueue invoices.jsonl
   invoice-sync --config invoice-sync.toml status --json
+  invoice-sync --config invoice-sync.toml status --watch --until-drained
+  invoice-sync --config invoice-sync.toml dlq list --reason rejected --since 2h
+  invoice-sync --config invoice-sync.toml dlq replay 4711 --payload fixed-4711.json
   invoice-sync sandbox --provider billclap --port 8081
 """
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with a usage mistake as one line (exit 2) rather than the usage block.
+
+    Subcommands' parsers are made with the parent's class, so this reaches every level.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    # Typed as the base class: the subcommand modules take ArgumentParser's subparsers.
+    parser: argparse.ArgumentParser = Parser(
         prog="invoice-sync",
         description="Turns rows in a PostgreSQL outbox into invoices at an invoicing provider.",
         epilog=EPILOG,

@@ -12,16 +12,18 @@ from typing import TypeVar
 
 import asyncpg
 
-from worker import database, migrate
+from worker import database, dlq_commands, migrate
 from worker.accounts import AccountStore
 from worker.config import Settings
 from worker.daemon import run_worker, worker_id
+from worker.durations import parse_duration
 from worker.enqueue import enqueue_lines
 from worker.errors import InputError
 from worker.invoice import json_schema_text
 from worker.outbox import Outbox
 from worker.runtime import build_runtimes
 from worker.status import gather_status, render_status
+from worker.watch import watch
 
 T = TypeVar("T")
 
@@ -30,8 +32,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     def add(
         name: str, handler: Callable[..., int], help_: str, example: str
     ) -> argparse.ArgumentParser:
+        label = "examples" if "\n" in example else "example"
         parser = commands.add_parser(
-            name, help=help_, description=help_, epilog=f"example:\n  {example}",
+            name, help=help_, description=help_, epilog=f"{label}:\n  {example}",
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )  # fmt: skip
         parser.set_defaults(handler=handler)
@@ -51,8 +54,16 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
                   "invoice-sync --config invoice-sync.toml enqueue invoices.jsonl")  # fmt: skip
     enqueue.add_argument("file", help="a JSON Lines file, or - for standard input")
     status = add("status", cmd_status, "counts by account and state, dead letters by reason",
-                 "invoice-sync --config invoice-sync.toml status --json")  # fmt: skip
+                 "invoice-sync --config invoice-sync.toml status --json\n"
+                 "  invoice-sync --config invoice-sync.toml status --watch --until-drained")  # fmt: skip
     status.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    status.add_argument("--watch", action="store_true",
+                        help="live progress per account while a load drains (Ctrl-C stops)")  # fmt: skip
+    status.add_argument("--interval", default="1s", metavar="DURATION",
+                        help="with --watch: refresh interval (default 1s)")  # fmt: skip
+    status.add_argument("--until-drained", action="store_true",
+                        help="with --watch: exit 0 once nothing is pending or in flight "
+                        "(rows held by paused accounts wait for an operator and do not count)")  # fmt: skip
     add(
         "schema",
         cmd_schema,
@@ -62,7 +73,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     add("check-config", cmd_check_config, "validate the configuration and exit",
         "invoice-sync --config invoice-sync.toml check-config")  # fmt: skip
     accounts = add("accounts", cmd_accounts, "list, pause or resume provider accounts",
-                   "invoice-sync --config invoice-sync.toml accounts pause shop-billclap")  # fmt: skip
+                   "invoice-sync --config invoice-sync.toml accounts list\n"
+                   "  invoice-sync --config invoice-sync.toml accounts pause shop-billclap\n"
+                   "  invoice-sync --config invoice-sync.toml accounts resume shop-billclap")  # fmt: skip
     accounts.add_argument("action", choices=["list", "pause", "resume"])
     accounts.add_argument("name", nargs="?", help="the account (for pause and resume)")
     sandbox = add("sandbox", cmd_sandbox, "serve a provider sandbox on loopback",
@@ -70,6 +83,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     from worker.sandbox.server import configure_parser  # noqa: PLC0415 - sandbox is optional at run time
 
     configure_parser(sandbox)
+    dlq_commands.register(commands)
     demo = add("demo", cmd_demo, "run everything end to end on an embedded PostgreSQL and local sandboxes",
                "invoice-sync demo --invoices 500 --data-dir ./invoice-sync-demo")  # fmt: skip
     from worker.demo.arguments import configure_parser as configure_demo  # noqa: PLC0415
@@ -118,12 +132,35 @@ def cmd_enqueue(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    if args.watch:
+        return _watch(args, settings)
+    if args.until_drained:
+        raise InputError("status --until-drained only goes with --watch")
     status = asyncio.run(_with_pool(settings, gather_status))
     if args.json:
         print(json.dumps(status, indent=2, default=str))
     else:
         print(render_status(status))
     return 0
+
+
+def _watch(args: argparse.Namespace, settings: Settings) -> int:
+    if args.json:
+        raise InputError("status --watch draws a live view; --json is for a one-off status")
+    try:
+        interval = parse_duration(args.interval)
+    except ValueError as exc:
+        raise InputError(f"--interval: {exc}") from exc
+    if interval <= 0:
+        raise InputError("--interval must be more than zero")
+    return asyncio.run(
+        _with_pool(
+            settings,
+            lambda pool: watch(
+                pool, interval=interval, until_drained=args.until_drained, out=sys.stdout
+            ),
+        )
+    )
 
 
 def cmd_schema(args: argparse.Namespace, settings: Settings) -> int:

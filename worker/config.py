@@ -22,6 +22,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    field_validator,
     model_validator,
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -52,6 +53,12 @@ class WorkerSettings(_Section):
     unknown_outcome: Literal["park", "retry"] = "park"
     flush_interval: Duration = 0.05
     pause_cooldown: Duration = 300.0
+    max_age: Duration = 86400.0
+    """Give up on an invoice (``exhausted``) once its first attempt is this old."""
+    breaker_failures: int = Field(default=5, ge=1)
+    """Consecutive failed calls (5xx, timeouts, resets) that open an account's breaker."""
+    breaker_cooldown: Duration = 30.0
+    breaker_max_cooldown: Duration = 300.0
 
 
 class HttpSettings(_Section):
@@ -63,6 +70,26 @@ class ObserveSettings(_Section):
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     listen: str = "127.0.0.1:9464"
+    """Where /metrics, /healthz and /readyz are served: HOST:PORT (port 0: any free one) or off."""
+
+    @field_validator("listen")
+    @classmethod
+    def _listen_is_an_address(cls, value: str) -> str:
+        listen_address(value)
+        return value
+
+    def listen_on(self) -> tuple[str, int] | None:
+        return listen_address(self.listen)
+
+
+def listen_address(value: str) -> tuple[str, int] | None:
+    """``"127.0.0.1:9464"``, ``"[::1]:9464"``, ``"0.0.0.0:0"``; None for ``off``."""
+    if value.strip().lower() in {"off", "none", ""}:
+        return None
+    host, sep, port = value.strip().rpartition(":")
+    if not sep or not port.isdigit() or not host or int(port) > 65535:
+        raise ValueError(f"expected HOST:PORT or off, got {value!r}")
+    return host.strip("[]"), int(port)
 
 
 class AccountSettings(BaseModel):
@@ -77,12 +104,24 @@ class AccountSettings(BaseModel):
     token_file: Path | None = None
     rate_limit: Rate = Field(default_factory=lambda: parse_rate("60/minute"))
     concurrency: int = Field(default=4, ge=1, le=1000)
+    rate_burst: float | None = Field(default=None, ge=1)
+    """Requests the deployment may send at once after a quiet spell (default: half of one
+    second's worth, at least 1; see ``worker.limits.default_burst``)."""
 
     @model_validator(mode="after")
     def _at_most_one_token_source(self) -> AccountSettings:
         given = [k for k in ("token", "token_env", "token_file") if getattr(self, k) is not None]
         if len(given) > 1:
             raise ValueError(f"give one of token, token_env, token_file, not {' and '.join(given)}")
+        return self
+
+    @model_validator(mode="after")
+    def _hide_option_secrets(self) -> AccountSettings:
+        # Provider options naming a secret (Refrens app_secret) must not print, as tokens don't.
+        extra = self.model_extra or {}
+        for key, value in extra.items():
+            if _names_secret(key) and isinstance(value, str):
+                extra[key] = SecretStr(value)
         return self
 
     @property
@@ -148,10 +187,35 @@ class Settings(BaseSettings):
                 token = None
             if token is not None:
                 found.append(token.get_secret_value())
-            for key, value in account.options.items():
-                if "secret" in key and isinstance(value, str):
-                    found.append(value)
+            found.extend(_option_secrets(account))
         return [s for s in found if len(s) >= 4]
+
+
+def _option_secrets(account: AccountSettings) -> list[str]:
+    """Secrets among a provider's account options: every ``SecretStr`` of the validated options
+    model (which resolves ``*_env``/``*_file`` sources, e.g. Refrens ``app_secret``); for options
+    that do not validate, the values ``AccountSettings`` hid under keys naming a secret."""
+    from worker.providers import PROVIDERS  # noqa: PLC0415 -- see _check_accounts
+
+    spec = PROVIDERS.get(account.provider)
+    try:
+        options = None if spec is None else spec.options.model_validate(account.options)
+    except ValueError:  # pydantic's ValidationError included
+        options = None
+    if options is None:
+        return [
+            value.get_secret_value()
+            for key, value in account.options.items()
+            if _names_secret(key) and isinstance(value, SecretStr)
+        ]
+    return [
+        value.get_secret_value() for value in vars(options).values() if isinstance(value, SecretStr)
+    ]
+
+
+def _names_secret(key: str) -> bool:
+    """An option key holding a secret value (not the name of where one lives)."""
+    return "secret" in key and not key.endswith(("_env", "_file"))
 
 
 def _dsn_password(dsn: str) -> list[str]:
@@ -197,16 +261,20 @@ def _check_accounts(settings: Settings) -> None:
                 f"accounts.{name}.provider: {account.provider!r} is not one of {known}"
             )
         try:
-            spec.options.model_validate(account.options)
+            options = spec.options.model_validate(account.options)
         except ValidationError as exc:
             raise ConfigError(describe_config_error(exc, prefix=f"accounts.{name}")) from exc
-        if (
-            spec.needs_token
-            and account.token is None
-            and account.token_env is None
-            and (account.token_file is None)
-        ):
-            raise ConfigError(f"accounts.{name}: give one of token, token_env, token_file")
+        has_token = any(
+            value is not None for value in (account.token, account.token_env, account.token_file)
+        )
+        if spec.check_credentials is not None:
+            problem = spec.check_credentials(options, has_token)
+        elif spec.needs_token and not has_token:
+            problem = "give one of token, token_env, token_file"
+        else:
+            problem = None
+        if problem is not None:
+            raise ConfigError(f"accounts.{name}: {problem}")
 
 
 def describe_config_error(exc: ValidationError, prefix: str = "") -> str:

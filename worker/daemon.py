@@ -15,10 +15,16 @@ from worker import database, migrate
 from worker.config import Settings
 from worker.engine import Engine
 from worker.errors import StoreError
+from worker.health import HealthServer, Vitals
+from worker.metrics import Metrics, MetricsRefresher
 from worker.outbox import Outbox
 from worker.runtime import build_runtimes
 
 log = structlog.get_logger(__name__)
+
+# The loop goes round at least every poll interval, and at most every 30 s while the database
+# is down: a loop silent for longer than this is stuck.
+LIVENESS_FLOOR = 60.0
 
 
 def worker_id() -> str:
@@ -31,17 +37,32 @@ async def run_worker(settings: Settings, *, drain: bool) -> None:
     runtimes = build_runtimes(settings)
     concurrency = sum(rt.gate.concurrency for rt in runtimes.values())
     pool = await database.create_pool(dsn, min_size=2, max_size=max(4, min(concurrency, 20)))
+    health: HealthServer | None = None
     try:
         await _check_schema(pool)
+        metrics = Metrics()
         engine = Engine(
             outbox=Outbox(pool, worker_id=worker_id()),
             runtimes=runtimes,
             settings=settings.worker,
             listen_dsn=dsn,
+            metrics=metrics,
+            refresher=MetricsRefresher(pool, metrics, runtimes),
         )
+        listen = settings.observe.listen_on()
+        if listen is not None:
+            health = HealthServer(
+                pool=pool,
+                metrics=metrics,
+                vitals=Vitals(heartbeat_age=engine.heartbeat_age, stopping=lambda: engine.stopping),
+                stale_after=max(3 * settings.worker.poll_interval, LIVENESS_FLOOR),
+            )
+            await health.start(*listen)
         _install_signals(engine)
         await engine.run(drain=drain)
     finally:
+        if health is not None:
+            await health.stop()
         await pool.close()
 
 

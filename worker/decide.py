@@ -5,19 +5,22 @@ budget, backoff, Retry-After, pauses) is tested without a database or a clock.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime
 
 from worker.backoff import honour_retry_after, retry_delay
 from worker.config import WorkerSettings
 from worker.outbox import AccountAction, Claimed, Resolution
 from worker.outcome import (
     DeadLetter,
+    Health,
     Outcome,
     PauseAccount,
     RateLimited,
     Reason,
     Retry,
     Synced,
+    health_of,
 )
 
 # When a provider says "slow down" without saying for how long.
@@ -29,6 +32,8 @@ class Decision:
     resolution: Resolution
     account_action: AccountAction | None = None
     event: str
+    health: Health | None = None
+    """What the call said about the provider, for the account's breaker (None: no call)."""
     """The log event the resolution is reported under once it is written."""
 
 
@@ -39,8 +44,22 @@ def decide(
     provider: str,
     settings: WorkerSettings,
     rand: Callable[[], float],
+    now: datetime,
 ) -> Decision:
     """Map one attempt's outcome to the row's fate (and the account's, for pauses)."""
+    decision = _decide(outcome, row, provider=provider, settings=settings, rand=rand, now=now)
+    return replace(decision, health=health_of(outcome))
+
+
+def _decide(
+    outcome: Outcome,
+    row: Claimed,
+    *,
+    provider: str,
+    settings: WorkerSettings,
+    rand: Callable[[], float],
+    now: datetime,
+) -> Decision:
     if isinstance(outcome, Synced):
         return _synced(outcome, row, provider)
     if isinstance(outcome, DeadLetter):
@@ -50,7 +69,9 @@ def decide(
     if isinstance(outcome, RateLimited):
         return _rate_limited(outcome, row)
     if isinstance(outcome, PauseAccount):
-        inner = decide(outcome.invoice, row, provider=provider, settings=settings, rand=rand)
+        inner = _decide(
+            outcome.invoice, row, provider=provider, settings=settings, rand=rand, now=now
+        )
         pause = AccountAction(
             account=row.account,
             pause_reason=outcome.reason.value,
@@ -58,7 +79,7 @@ def decide(
             probe_in=settings.pause_cooldown,
         )
         return Decision(resolution=inner.resolution, account_action=pause, event=inner.event)
-    return _retry(outcome, row, settings, rand)
+    return _retry(outcome, row, settings, rand, now)
 
 
 def _synced(outcome: Synced, row: Claimed, provider: str) -> Decision:
@@ -74,14 +95,23 @@ def _synced(outcome: Synced, row: Claimed, provider: str) -> Decision:
         response=outcome.response,
         recovered=outcome.recovered,
     )
-    return Decision(resolution=resolution, event="invoice.synced")
+    throttle = None
+    if outcome.quota_wait:
+        wait = honour_retry_after(outcome.quota_wait, DEFAULT_RATE_LIMIT_WAIT)
+        throttle = AccountAction(account=row.account, throttle=wait)
+    return Decision(resolution=resolution, account_action=throttle, event="invoice.synced")
 
 
 def _retry(
-    outcome: Retry, row: Claimed, settings: WorkerSettings, rand: Callable[[], float]
+    outcome: Retry,
+    row: Claimed,
+    settings: WorkerSettings,
+    rand: Callable[[], float],
+    now: datetime,
 ) -> Decision:
-    if row.attempt >= settings.max_attempts:
-        error = f"gave up after {row.attempt} attempts; last error: {outcome.error}"
+    spent = _budget_spent(row, settings, now)
+    if spent is not None:
+        error = f"{spent}; last error: {outcome.error}"
         return dead_letter(row, Reason.EXHAUSTED, error, outcome.http_status, outcome.response)
     backoff = retry_delay(
         row.attempt, base=settings.base_retry_delay, cap=settings.max_retry_delay, rand=rand
@@ -98,6 +128,16 @@ def _retry(
         http_status=outcome.http_status,
     )
     return Decision(resolution=resolution, event="invoice.retry_scheduled")
+
+
+def _budget_spent(row: Claimed, settings: WorkerSettings, now: datetime) -> str | None:
+    """Why the retry budget is spent (attempts or age), or None while it is not."""
+    if row.attempt >= settings.max_attempts:
+        return f"gave up after {row.attempt} attempts"
+    age = (now - row.first_attempt_at).total_seconds()
+    if age >= settings.max_age:
+        return f"gave up after {row.attempt} attempts over {age / 3600:.1f} h (max_age)"
+    return None
 
 
 def _rate_limited(outcome: RateLimited, row: Claimed) -> Decision:

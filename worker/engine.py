@@ -15,7 +15,7 @@ import contextlib
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import structlog
 
@@ -27,10 +27,14 @@ from worker.decide import Decision, release
 from worker.events import report
 from worker.flusher import Finished, Flusher
 from worker.listener import Listener
+from worker.metrics import Metrics, MetricsRefresher
 from worker.outbox import AccountAction, Claimed, Outbox, RecordSummary
 from worker.runtime import AccountRuntime
 
 log = structlog.get_logger(__name__)
+
+# How often the gauges that need a query (pending rows, dead letters, pauses) are refreshed.
+METRICS_EVERY = 10.0
 
 
 @dataclass(kw_only=True, slots=True)
@@ -39,6 +43,7 @@ class _InFlight:
     runtime: AccountRuntime
     started: float
     sent: bool = False
+    recorded: bool = False
 
 
 class Engine:
@@ -51,25 +56,50 @@ class Engine:
         listen_dsn: str | None,
         rand: Callable[[], float] = random.random,
         clock: Callable[[], float] = time.monotonic,
+        metrics: Metrics | None = None,
+        refresher: MetricsRefresher | None = None,
     ) -> None:
         self._outbox = outbox
+        self._metrics = metrics
         self._runtimes = runtimes
         self._settings = settings
         self._clock = clock
-        self._attempter = Attempter(settings, rand)
+        self._attempter = Attempter(
+            settings, rand, observe_call=metrics.observe_call if metrics else None
+        )
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._forced = False
         self._tasks: dict[asyncio.Task[None], _InFlight] = {}
         # Accounts this process saw paused: later rows hitting the same wall are given back.
-        self._paused: set[str] = set()
+        # (Account → when this process decided the pause.)
+        self._paused: dict[str, float] = {}
         # Accounts whose pause or throttle is decided but maybe not written yet: not claimed.
         self._pausing: set[str] = set()
         self._hold_until: dict[str, float] = {}
-        self._flusher = Flusher(outbox, interval=settings.flush_interval, report=self._report)
+        self._flusher = Flusher(
+            outbox,
+            interval=settings.flush_interval,
+            report=self._report,
+            observe_flush=metrics.flush_seconds.observe if metrics else None,
+        )
         self._listener = Listener(listen_dsn, self._wake) if listen_dsn else None
         rescue_every = max(min(settings.lease / 4, 30.0), 0.2)
         self._rescue = PeriodicChore("lease_rescue", rescue_every, self._rescue_expired)
+        self._chores = [self._rescue]
+        if refresher is not None:
+            self._chores.append(
+                PeriodicChore("metrics", METRICS_EVERY, refresher.refresh, at_start=True)
+            )
+        self._heartbeat = clock()
+
+    def heartbeat_age(self) -> float:
+        """Seconds since the loop last went round (``/healthz``)."""
+        return self._clock() - self._heartbeat
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
 
     def stop(self) -> None:
         """Begin a graceful shutdown (first SIGTERM/SIGINT)."""
@@ -92,7 +122,8 @@ class Engine:
         if self._listener is not None:
             self._listener.start()
         self._flusher.start()
-        self._rescue.start()
+        for chore in self._chores:
+            chore.start()
         try:
             await self._loop(drain=drain)
         finally:
@@ -101,8 +132,11 @@ class Engine:
     async def _loop(self, *, drain: bool) -> None:
         unavailable = 0
         while not self._stopping.is_set():
+            self._heartbeat = self._clock()
             try:
                 claimed, wanted = await self._claim()
+                if unavailable and self._metrics is not None:
+                    self._metrics.database_up.set(1)
                 unavailable = 0
                 if claimed and claimed == wanted:
                     continue  # every slot filled: more rows may be due right now
@@ -111,28 +145,46 @@ class Engine:
             except StoreUnavailableError as exc:
                 unavailable += 1
                 log.warning("store.unavailable", error=str(exc))
+                if self._metrics is not None:
+                    self._metrics.database_up.set(0)
                 await self._sleep(min(2.0**unavailable, 30.0))
                 continue
-            await self._sleep(self._settings.poll_interval)
+            await self._sleep(self._next_wake())
+
+    def _next_wake(self) -> float:
+        """The poll interval, or sooner when a held account's hold ends (a token is due)."""
+        now = self._clock()
+        holds = [until - now for until in self._hold_until.values() if until > now]
+        return max(min([self._settings.poll_interval, *holds]), 0.001)
 
     async def _claim(self) -> tuple[int, int]:
         now = self._clock()
         wants = {
-            name: rt.gate.free()
+            name: rt.gate.claim_request(free)
             for name, rt in self._runtimes.items()
-            if rt.gate.free() and name not in self._pausing and self._hold_until.get(name, 0) <= now
+            if (free := rt.gate.free())
+            and name not in self._pausing
+            and self._hold_until.get(name, 0) <= now
         }
         if not wants:
             return 0, 0
-        wanted = sum(wants.values())
-        rows = await self._outbox.outbox_claim(
+        wanted = sum(w.rows for w in wants.values())
+        started = self._clock()
+        result = await self._outbox.outbox_claim(
             wants, lease=self._settings.lease, probe_cooldown=self._settings.pause_cooldown
         )
-        for row in rows:
-            if not row.probe:
-                self._paused.discard(row.account)  # claimable again: someone resumed it
+        if self._metrics is not None:
+            self._metrics.claim_seconds.observe(self._clock() - started)
+            self._metrics.observe_token_waits(result.token_waits)
+        for account, wait in result.token_waits.items():
+            # The shared bucket is empty: come back when its next token is due, not sooner.
+            self._hold_until[account] = now + wait
+        for row in result.rows:
+            if not row.probe and self._paused.get(row.account, now) < now:
+                # Claimable again, by a claim that began after the pause: someone resumed it.
+                del self._paused[row.account]
             self._dispatch(row)
-        return len(rows), wanted
+        return len(result.rows), wanted
 
     def _dispatch(self, row: Claimed) -> None:
         runtime = self._runtimes[row.account]
@@ -145,25 +197,32 @@ class Engine:
     def _finished(self, task: asyncio.Task[None]) -> None:
         flight = self._tasks.pop(task)
         flight.runtime.gate.give()
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.error("invoice.attempt_crashed", outbox_id=flight.row.id, error=repr(exc))
+        if not flight.recorded:
+            # Cancelled (shutdown) before the attempt decided, possibly before the task even
+            # started running: give the row back now rather than leave it to its lease.
+            self._record(flight, self._cut_short(flight))
         self._wake.set()
 
     async def _process(self, flight: _InFlight) -> None:
-        row = flight.row
-
         def mark_sent() -> None:
             flight.sent = True
 
-        try:
-            decision = await self._attempter.attempt(row, flight.runtime, mark_sent)
-        except asyncio.CancelledError:
-            error = "cut short by shutdown" if flight.sent else None
-            decision = Decision(
-                resolution=release(row, sent=flight.sent, error=error), event="invoice.released"
-            )
-        decision = self._once_per_pause(decision, row)
+        decision = await self._attempter.attempt(flight.row, flight.runtime, mark_sent)
+        decision = self._breaker(self._once_per_pause(decision, flight.row), flight.runtime)
+        self._record(flight, decision)
+
+    def _cut_short(self, flight: _InFlight) -> Decision:
+        error = "cut short by shutdown" if flight.sent else None
+        resolution = release(flight.row, sent=flight.sent, error=error)
+        return Decision(resolution=resolution, event="invoice.released")
+
+    def _record(self, flight: _InFlight, decision: Decision) -> None:
+        flight.recorded = True
         self._flusher.add(
             Finished(
-                row=row,
+                row=flight.row,
                 decision=decision,
                 provider=flight.runtime.provider_name,
                 duration=self._clock() - flight.started,
@@ -191,8 +250,20 @@ class Engine:
             )
         if row.account in self._paused:
             return Decision(resolution=release(row, error=error), event="invoice.released")
-        self._paused.add(row.account)
+        self._paused[row.account] = self._clock()
         return decision
+
+    def _breaker(self, decision: Decision, runtime: AccountRuntime) -> Decision:
+        """Feed the account's breaker; when this call opens it, hold the account here and, via
+        a throttle, at every replica, so a failing provider is not hammered."""
+        breaker = runtime.gate.breaker
+        opened = breaker.record(decision.health) if breaker is not None else None
+        if opened is None or decision.account_action is not None:
+            return decision
+        log.warning("account.breaker_opened", account=runtime.name, seconds=opened)
+        self._hold_until[runtime.name] = self._clock() + opened
+        throttle = AccountAction(account=runtime.name, throttle=opened)
+        return replace(decision, account_action=throttle)
 
     def _report(
         self,
@@ -202,11 +273,13 @@ class Engine:
         resumed: Sequence[str],
     ) -> None:
         report(batch, summary, actions, resumed)
+        if self._metrics is not None:
+            self._metrics.observe_batch(batch, summary)
         for action in actions:
             # Written: the claim query now skips the account for every replica.
             self._pausing.discard(action.account)
         for account in resumed:
-            self._paused.discard(account)
+            self._paused.pop(account, None)
 
     async def _drained(self) -> bool:
         if self._tasks or not self._flusher.idle:
@@ -227,6 +300,8 @@ class Engine:
         rescued = await self._outbox.outbox_rescue()
         if rescued:
             log.warning("lease.rescued", rows=len(rescued), outbox_ids=rescued[:20])
+            if self._metrics is not None:
+                self._metrics.leases_reclaimed.inc(len(rescued))
             self._wake.set()
 
     async def _shutdown(self) -> None:
@@ -241,7 +316,8 @@ class Engine:
                 task.cancel()
             if late:
                 await asyncio.wait(late)
-        await self._rescue.stop()
+        for chore in self._chores:
+            await chore.stop()
         if self._listener is not None:
             await self._listener.stop()
         await self._flusher.close(attempts=2 if self._forced else 10)

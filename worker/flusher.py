@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 
@@ -35,9 +36,16 @@ Report = Callable[[Sequence[Finished], RecordSummary, Sequence[AccountAction], S
 
 class Flusher:
     def __init__(
-        self, outbox: Outbox, *, interval: float, report: Report, max_batch: int = 500
+        self,
+        outbox: Outbox,
+        *,
+        interval: float,
+        report: Report,
+        max_batch: int = 500,
+        observe_flush: Callable[[float], None] | None = None,
     ) -> None:
         self._outbox = outbox
+        self._observe_flush = observe_flush
         self._interval = interval
         self._report = report
         self._max_batch = max_batch
@@ -108,6 +116,7 @@ class Flusher:
                     if f.row.probe and f.decision.resolution.kind == "synced"
                 }
             )
+            started = time.monotonic()
             try:
                 summary = await self._outbox.outbox_record(
                     [f.decision.resolution for f in batch], account_actions=actions, resume=resume
@@ -119,6 +128,8 @@ class Flusher:
             except asyncio.CancelledError:
                 self._pending = batch + self._pending  # nothing is lost to a cancellation
                 raise
+        if self._observe_flush is not None:
+            self._observe_flush(time.monotonic() - started)
         self._report(batch, summary, actions, resume)
         return True
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from datetime import datetime
 from typing import Any, Literal
 
@@ -73,6 +73,14 @@ class Resolution:
     pdf_url: str | None = None
     recovered: bool = False
 
+    def as_record(self) -> dict[str, Any]:
+        """The fields as ``outbox_record``'s JSON takes them. Not ``dataclasses.asdict``: that
+        deep-copies every value (the provider's response too), the top cost of a flush."""
+        return {name: getattr(self, name) for name in RESOLUTION_FIELDS}
+
+
+RESOLUTION_FIELDS = tuple(field.name for field in fields(Resolution))
+
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class AccountAction:
@@ -83,6 +91,24 @@ class AccountAction:
     pause_error: str | None = None
     probe_in: float | None = None
     throttle: float | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ClaimRequest:
+    """How many rows an account has room for, and its deployment-wide token bucket."""
+
+    rows: int
+    rate: float
+    """Tokens per second."""
+    burst: float
+    """The most tokens the bucket holds (>= 1)."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ClaimResult:
+    rows: list[Claimed]
+    token_waits: dict[str, float]
+    """Accounts whose bucket ran out before their rows did: seconds until the next token."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -102,17 +128,27 @@ class Outbox:
         self._q = queries()
 
     async def outbox_claim(
-        self, wants: Mapping[str, int], *, lease: float, probe_cooldown: float
-    ) -> list[Claimed]:
-        """Lease up to ``wants[account]`` due rows of each account (fewer if fewer are due)."""
+        self, wants: Mapping[str, ClaimRequest], *, lease: float, probe_cooldown: float
+    ) -> ClaimResult:
+        """Lease up to ``wants[account].rows`` due rows of each account: fewer if fewer are due or
+        the account's shared token bucket holds fewer tokens (one token per row leased)."""
         accounts = list(wants)
-        counts = [wants[a] for a in accounts]
+        requests = [wants[a] for a in accounts]
         rows = await database.run(
             lambda: self._pool.fetch(
-                self._q["outbox_claim"], self.worker_id, accounts, counts, lease, probe_cooldown
+                self._q["outbox_claim"],
+                self.worker_id,
+                accounts,
+                [r.rows for r in requests],
+                lease,
+                probe_cooldown,
+                [r.rate for r in requests],
+                [r.burst for r in requests],
             )
         )
-        return [Claimed.from_row(row) for row in rows]
+        claimed = [Claimed.from_row(row) for row in rows if row["id"] is not None]
+        waits = {row["account"]: row["token_wait"] for row in rows if row["id"] is None}
+        return ClaimResult(rows=claimed, token_waits=waits)
 
     async def outbox_record(
         self,
@@ -122,7 +158,7 @@ class Outbox:
         resume: Sequence[str] = (),
     ) -> RecordSummary:
         """Apply outcomes, and the account pauses, throttles and resumes they caused, atomically."""
-        body = json.dumps([asdict(r) for r in resolutions], default=str)
+        body = json.dumps([r.as_record() for r in resolutions], default=str)
         async with database.transaction(self._pool) as conn:
             row = await conn.fetchrow(self._q["outbox_record"], self.worker_id, body)
             if account_actions:

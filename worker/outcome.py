@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 
 class Reason(StrEnum):
@@ -51,6 +51,8 @@ class Synced:
     pdf_url: str | None = None
     response: Any = None
     recovered: bool = False
+    quota_wait: float | None = None
+    """The answer said the account's request quota is spent: hold it this long (no 429 yet)."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -85,3 +87,17 @@ class PauseAccount:
 
 
 Outcome = Synced | Retry | RateLimited | DeadLetter | PauseAccount
+
+
+Health = Literal["up", "down"]
+"""What one call says about the provider: it answered ("up": success or a refusal of the data),
+or it failed as a service ("down": 5xx, timeout, reset). Feeds the account's breaker."""
+
+
+def health_of(outcome: Outcome) -> Health | None:
+    """``None`` for outcomes that say nothing about the provider's health (a 429, a pause)."""
+    if isinstance(outcome, Synced | DeadLetter):
+        return "up"
+    if isinstance(outcome, Retry):
+        return "down"
+    return None

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from worker.config import AccountSettings, Settings
 from worker.errors import ConfigError
-from worker.limits import AccountGate
+from worker.limits import AccountGate, Breaker, BreakerPolicy
 from worker.providers import PROVIDERS
 from worker.providers.base import Credentials, HttpTimeouts, Provider
 
@@ -24,10 +25,19 @@ def build_runtimes(settings: Settings) -> dict[str, AccountRuntime]:
     timeouts = HttpTimeouts(
         connect=settings.http.connect_timeout, total=settings.http.request_timeout
     )
-    return {name: _build(name, account, timeouts) for name, account in settings.accounts.items()}
+    policy = BreakerPolicy(
+        failures=settings.worker.breaker_failures,
+        cooldown=settings.worker.breaker_cooldown,
+        max_cooldown=settings.worker.breaker_max_cooldown,
+    )
+    return {
+        name: _build(name, account, timeouts, policy) for name, account in settings.accounts.items()
+    }
 
 
-def _build(name: str, account: AccountSettings, timeouts: HttpTimeouts) -> AccountRuntime:
+def _build(
+    name: str, account: AccountSettings, timeouts: HttpTimeouts, policy: BreakerPolicy
+) -> AccountRuntime:
     spec = PROVIDERS.get(account.provider)
     if spec is None:
         raise ConfigError(f"accounts.{name}.provider: unknown provider {account.provider!r}")
@@ -41,5 +51,10 @@ def _build(name: str, account: AccountSettings, timeouts: HttpTimeouts) -> Accou
         name=name,
         provider_name=spec.name,
         provider=spec.factory(credentials, options, timeouts),
-        gate=AccountGate(rate=account.rate_limit, concurrency=account.concurrency),
+        gate=AccountGate(
+            rate=account.rate_limit,
+            concurrency=account.concurrency,
+            burst=account.rate_burst,
+            breaker=Breaker(policy, time.monotonic),
+        ),
     )

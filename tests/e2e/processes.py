@@ -52,7 +52,9 @@ def write_config(path: Path, dsn: str, accounts: str, **worker: str) -> Path:
     settings.update(worker)
     lines = [f'database_url = "{dsn}"', "[worker]"]
     lines += [f"{k} = {v}" for k, v in settings.items()]
-    lines += ["[http]", 'request_timeout = "1s"', "[observe]", 'log_format = "json"', accounts]
+    # Port 0: several daemons of one test each get a free port for /metrics and the probes.
+    lines += ["[http]", 'request_timeout = "1s"', "[observe]", 'log_format = "json"',
+              'listen = "127.0.0.1:0"', accounts]  # fmt: skip
     path.write_text("\n".join(lines) + "\n")
     return path
 

@@ -12,9 +12,10 @@ supply themselves:
   run: it is checked to be exactly ``.ci/run``'s command rather than run inside itself.
 - Everything else runs in a temporary directory with ``invoice-sync`` from this environment on
   ``PATH`` and the environment a reader would set: ``INVOICE_SYNC_DATABASE_URL`` (this test's
-  database, overriding the file's ``database_url``), ``BILLCLAP_TOKEN`` and the ``shop``
+  database, overriding the file's ``database_url``), the example accounts' secrets
+  (``BILLCLAP_TOKEN``, ``REFRENS_APP_SECRET``, ``BILLIT_TOKEN``), and the ``shop``
   account's ``base_url`` pointed at a local BillClap sandbox (``INVOICE_SYNC_ACCOUNTS__SHOP__
-  BASE_URL``). Blocks marked "not in this build yet" are shown, not run.
+  BASE_URL``). Every ```toml block must load as a config.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import asyncpg
 import pytest
 
 from tests.e2e.processes import TOKEN, processes_mentioning, sandbox
+from worker.config import load_settings
 
 pytestmark = pytest.mark.e2e
 
@@ -125,7 +127,12 @@ def _path_without_venvs() -> str:
     return os.pathsep.join(p for p in os.environ.get("PATH", "").split(os.pathsep) if p != here)
 
 
-async def test_every_other_command_runs(dsn: str, tmp_path: Path) -> None:
+async def test_every_other_command_runs(
+    dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The secrets a reader would export for the example accounts.
+    for name in ("BILLCLAP_TOKEN", "REFRENS_APP_SECRET", "BILLIT_TOKEN"):
+        monkeypatch.setenv(name, TOKEN)
     skipped = {"Quick start", "Tests"}
     blocks = [b for b in readme_blocks() if b.section not in skipped]
     assert any(b.commands for b in blocks)
@@ -136,9 +143,11 @@ async def test_every_other_command_runs(dsn: str, tmp_path: Path) -> None:
                "INVOICE_SYNC_ACCOUNTS__SHOP__BASE_URL": url,
                "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ["PATH"]}  # fmt: skip
         for block in blocks:
-            if "not in this build yet" in block.section:
-                continue
-            if block.file is not None:
+            if block.lang == "toml":  # every config shown must load, placeholders and all
+                shown = tmp_path / (block.file or "shown.toml")
+                shown.write_text(block.body, encoding="utf-8")
+                load_settings(shown)
+            elif block.file is not None:
                 (tmp_path / block.file).write_text(block.body, encoding="utf-8")
             elif block.lang == "sql":
                 conn = await asyncpg.connect(dsn)

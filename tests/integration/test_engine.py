@@ -13,11 +13,15 @@ from worker.providers.base import Attempt
 
 
 def engine(
-    pool: asyncpg.Pool, dsn: str | None, provider: ScriptedProvider, **settings: object
+    pool: asyncpg.Pool,
+    dsn: str | None,
+    provider: ScriptedProvider,
+    concurrency: int = 4,
+    **settings: object,
 ) -> Engine:
     return Engine(
         outbox=Outbox(pool, worker_id="test"),
-        runtimes={"shop": runtime(provider)},
+        runtimes={"shop": runtime(provider, concurrency=concurrency)},
         settings=fast_settings(**settings),
         listen_dsn=dsn,
         rand=lambda: 1.0,
@@ -133,9 +137,7 @@ async def test_probe_success_resumes_the_account(pool: asyncpg.Pool) -> None:
         return Synced(provider_invoice_id=str(calls))
 
     provider = ScriptedProvider(answer)
-    worker = engine(pool, None, provider, pause_cooldown=0.3)
-    provider_runtime = worker._runtimes["shop"]
-    provider_runtime.gate.concurrency = 1
+    worker = engine(pool, None, provider, concurrency=1, pause_cooldown=0.3)
     with capture_logs() as logs:
         await asyncio.wait_for(
             worker.run(drain=False) if False else _run_until_synced(worker, pool, 2), 20
@@ -156,9 +158,9 @@ async def test_shutdown_gives_back_rows_not_yet_sent(pool: asyncpg.Pool) -> None
     for i in range(4):
         await enqueue(pool, "shop", f"k{i}")
     provider = ScriptedProvider(delay=0.5)
-    worker = engine(pool, None, provider, shutdown_grace=5)
-    # One slot: one row in flight; the other rows wait unclaimed.
-    worker._runtimes["shop"].gate.concurrency = 1
+    # One call at a time: one row in flight, one leased and waiting for the call slot, the
+    # rest unclaimed. The waiting one is given back unsent.
+    worker = engine(pool, None, provider, concurrency=1, shutdown_grace=5)
     task = asyncio.create_task(worker.run())
     while not provider.calls:
         await asyncio.sleep(0.01)
@@ -168,6 +170,7 @@ async def test_shutdown_gives_back_rows_not_yet_sent(pool: asyncpg.Pool) -> None
     rows = await pool.fetch("SELECT state, attempts, lease_owner FROM invoice_sync.outbox")
     assert len(rows) == 3
     assert all(r["state"] == "pending" and r["lease_owner"] is None for r in rows)
+    assert all(r["attempts"] == 0 for r in rows)  # the waiting one was released, attempt given back
 
 
 async def test_forced_shutdown_releases_in_flight_rows_as_unknown(pool: asyncpg.Pool) -> None:

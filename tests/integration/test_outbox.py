@@ -6,11 +6,23 @@ import pytest
 
 from tests.factories import enqueue, invoice, table_count
 from worker.errors import StoreError
-from worker.outbox import AccountAction, Outbox, Resolution
+from worker.outbox import AccountAction, Claimed, ClaimRequest, Outbox, Resolution
+
+UNLIMITED = 1e9
 
 
 def store(pool: asyncpg.Pool, name: str = "w1") -> Outbox:
     return Outbox(pool, worker_id=name)
+
+
+async def claim(
+    outbox: Outbox, wants: dict[str, int], *, lease: float, probe_cooldown: float
+) -> list[Claimed]:
+    """Claim with a bucket too large to limit anything (the limiter has its own tests)."""
+    requests = {a: ClaimRequest(rows=n, rate=UNLIMITED, burst=UNLIMITED) for a, n in wants.items()}
+    result = await outbox.outbox_claim(requests, lease=lease, probe_cooldown=probe_cooldown)
+    assert result.token_waits == {}
+    return result.rows
 
 
 async def test_enqueue_is_idempotent_and_returns_the_same_id(pool: asyncpg.Pool) -> None:
@@ -25,7 +37,7 @@ async def test_enqueue_is_idempotent_and_returns_the_same_id(pool: asyncpg.Pool)
 async def test_a_synced_key_is_never_queued_again(pool: asyncpg.Pool) -> None:
     row_id = await enqueue(pool, "shop", "k1")
     outbox = store(pool)
-    [row] = await outbox.outbox_claim({"shop": 5}, lease=60, probe_cooldown=60)
+    [row] = await claim(outbox, {"shop": 5}, lease=60, probe_cooldown=60)
     await outbox.outbox_record([
         Resolution(id=row.id, attempt=1, kind="synced", provider="billclap", provider_invoice_id="9")
     ])  # fmt: skip
@@ -38,7 +50,7 @@ async def test_a_synced_key_is_never_queued_again(pool: asyncpg.Pool) -> None:
 
 async def test_claim_records_the_attempt_and_lease(pool: asyncpg.Pool) -> None:
     await enqueue(pool, "shop", "k1")
-    [row] = await store(pool).outbox_claim({"shop": 10}, lease=60, probe_cooldown=60)
+    [row] = await claim(store(pool), {"shop": 10}, lease=60, probe_cooldown=60)
     assert row.attempt == 1
     assert row.prior_unknown is False
     assert json.loads(row.payload)["number"] == "k1"
@@ -56,7 +68,7 @@ async def test_claim_honours_per_account_limits_and_due_time(pool: asyncpg.Pool)
         "SELECT invoice_sync.enqueue('a', 'later', $1::jsonb, now() + interval '1 hour')",
         json.dumps(invoice()),
     )
-    rows = await store(pool).outbox_claim({"a": 10, "b": 2}, lease=60, probe_cooldown=60)
+    rows = await claim(store(pool), {"a": 10, "b": 2}, lease=60, probe_cooldown=60)
     by_account = {acc: sum(r.account == acc for r in rows) for acc in ("a", "b")}
     assert by_account == {"a": 5, "b": 2}
 
@@ -68,7 +80,7 @@ async def test_concurrent_claims_never_share_a_row(pool: asyncpg.Pool) -> None:
 
     async def claim_all(outbox: Outbox) -> list[int]:
         got: list[int] = []
-        while rows := await outbox.outbox_claim({"shop": 7}, lease=60, probe_cooldown=60):
+        while rows := await claim(outbox, {"shop": 7}, lease=60, probe_cooldown=60):
             got.extend(r.id for r in rows)
         return got
 
@@ -81,10 +93,10 @@ async def test_concurrent_claims_never_share_a_row(pool: asyncpg.Pool) -> None:
 async def test_expired_lease_is_rescued_and_reclaimed_as_unknown(pool: asyncpg.Pool) -> None:
     await enqueue(pool, "shop", "k1")
     dead_worker, rescuer = store(pool, "dead"), store(pool, "alive")
-    await dead_worker.outbox_claim({"shop": 1}, lease=0.05, probe_cooldown=60)
+    await claim(dead_worker, {"shop": 1}, lease=0.05, probe_cooldown=60)
     await asyncio.sleep(0.1)
     assert len(await rescuer.outbox_rescue()) == 1
-    [row] = await rescuer.outbox_claim({"shop": 1}, lease=60, probe_cooldown=60)
+    [row] = await claim(rescuer, {"shop": 1}, lease=60, probe_cooldown=60)
     assert row.attempt == 2
     assert row.prior_unknown is True
 
@@ -92,10 +104,10 @@ async def test_expired_lease_is_rescued_and_reclaimed_as_unknown(pool: asyncpg.P
 async def test_a_fenced_out_worker_cannot_overwrite_the_new_attempt(pool: asyncpg.Pool) -> None:
     await enqueue(pool, "shop", "k1")
     slow, fast = store(pool, "slow"), store(pool, "fast")
-    [old] = await slow.outbox_claim({"shop": 1}, lease=0.05, probe_cooldown=60)
+    [old] = await claim(slow, {"shop": 1}, lease=0.05, probe_cooldown=60)
     await asyncio.sleep(0.1)
     await fast.outbox_rescue()
-    [new] = await fast.outbox_claim({"shop": 1}, lease=60, probe_cooldown=60)
+    [new] = await claim(fast, {"shop": 1}, lease=60, probe_cooldown=60)
     stale = await slow.outbox_record([
         Resolution(id=old.id, attempt=old.attempt, kind="dead", reason="rejected", error="late")
     ])  # fmt: skip
@@ -113,8 +125,7 @@ async def test_one_flush_moves_rows_atomically(pool: asyncpg.Pool) -> None:
         await enqueue(pool, "shop", key)
     outbox = store(pool)
     rows = {
-        r.idempotency_key: r
-        for r in await outbox.outbox_claim({"shop": 4}, lease=60, probe_cooldown=60)
+        r.idempotency_key: r for r in await claim(outbox, {"shop": 4}, lease=60, probe_cooldown=60)
     }
     summary = await outbox.outbox_record([
         Resolution(id=rows["ok"].id, attempt=1, kind="synced", provider="billclap",
@@ -154,7 +165,7 @@ async def test_a_failing_flush_leaves_every_row_where_it_was(pool: asyncpg.Pool)
     await enqueue(pool, "shop", "ok")
     await enqueue(pool, "shop", "bad")
     outbox = store(pool)
-    rows = await outbox.outbox_claim({"shop": 2}, lease=60, probe_cooldown=60)
+    rows = await claim(outbox, {"shop": 2}, lease=60, probe_cooldown=60)
     with pytest.raises(StoreError, match="reason"):
         await outbox.outbox_record([
             Resolution(id=rows[0].id, attempt=1, kind="synced", provider="p", provider_invoice_id="1"),
@@ -168,24 +179,24 @@ async def test_paused_accounts_are_not_claimed_except_one_probe(pool: asyncpg.Po
     for i in range(3):
         await enqueue(pool, "shop", f"k{i}")
     outbox = store(pool)
-    [first] = await outbox.outbox_claim({"shop": 1}, lease=60, probe_cooldown=60)
+    [first] = await claim(outbox, {"shop": 1}, lease=60, probe_cooldown=60)
     await outbox.outbox_record(
         [Resolution(id=first.id, attempt=1, kind="dead", reason="credits_expired", error="Credits Expired!!!")],
         account_actions=[AccountAction(account="shop", pause_reason="credits_expired", pause_error="x", probe_in=0)],
     )  # fmt: skip
-    probes = await outbox.outbox_claim({"shop": 5}, lease=60, probe_cooldown=3600)
+    probes = await claim(outbox, {"shop": 5}, lease=60, probe_cooldown=3600)
     assert [p.probe for p in probes] == [True]
-    assert await outbox.outbox_claim({"shop": 5}, lease=60, probe_cooldown=3600) == []
+    assert await claim(outbox, {"shop": 5}, lease=60, probe_cooldown=3600) == []
     assert await outbox.outbox_unfinished(["shop"]) == (0, 2)
 
 
 async def test_throttled_account_waits(pool: asyncpg.Pool) -> None:
     await enqueue(pool, "shop", "k1")
     outbox = store(pool)
-    [row] = await outbox.outbox_claim({"shop": 1}, lease=60, probe_cooldown=60)
+    [row] = await claim(outbox, {"shop": 1}, lease=60, probe_cooldown=60)
     await outbox.outbox_record(
         [Resolution(id=row.id, attempt=1, kind="retry", spend=False, delay=0)],
         account_actions=[AccountAction(account="shop", throttle=3600)],
     )
-    assert await outbox.outbox_claim({"shop": 1}, lease=60, probe_cooldown=60) == []
+    assert await claim(outbox, {"shop": 1}, lease=60, probe_cooldown=60) == []
     assert await outbox.outbox_unfinished(["shop"]) == (1, 0)

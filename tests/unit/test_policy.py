@@ -1,4 +1,4 @@
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -6,17 +6,29 @@ from worker.backoff import MAX_RETRY_AFTER, honour_retry_after, retry_delay
 from worker.config import WorkerSettings
 from worker.decide import decide
 from worker.outbox import Claimed
-from worker.outcome import DeadLetter, PauseAccount, PauseReason, RateLimited, Reason, Retry, Synced
+from worker.outcome import (
+    DeadLetter,
+    Outcome,
+    PauseAccount,
+    PauseReason,
+    RateLimited,
+    Reason,
+    Retry,
+    Synced,
+)
 
 SETTINGS = WorkerSettings(
     max_attempts=5, base_retry_delay=2, max_retry_delay=60, pause_cooldown=300
 )
 
 
-def row(attempt: int = 1, prior_unknown: bool = False) -> Claimed:
-    now = datetime.now(UTC)
+NOW = datetime(2026, 7, 1, 12, 0, tzinfo=UTC)
+
+
+def row(attempt: int = 1, prior_unknown: bool = False, age: float = 0.0) -> Claimed:
+    first = NOW - timedelta(seconds=age)
     return Claimed(id=7, account="shop", idempotency_key="k", payload="{}", attempt=attempt,
-                   first_attempt_at=now, created_at=now, prior_unknown=prior_unknown, probe=False)  # fmt: skip
+                   first_attempt_at=first, created_at=first, prior_unknown=prior_unknown, probe=False)  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -41,6 +53,7 @@ def test_retry_schedules_with_backoff_and_keeps_unknown_sticky() -> None:
         provider="p",
         settings=SETTINGS,
         rand=lambda: 0.5,
+        now=NOW,
     )
     assert d.resolution.kind == "retry"
     assert d.resolution.delay == 2.0  # 0.5 * 2 * 2
@@ -50,7 +63,12 @@ def test_retry_schedules_with_backoff_and_keeps_unknown_sticky() -> None:
 
 def test_retry_budget_spent_dead_letters_as_exhausted() -> None:
     d = decide(
-        Retry(error="HTTP 500"), row(attempt=5), provider="p", settings=SETTINGS, rand=lambda: 1
+        Retry(error="HTTP 500"),
+        row(attempt=5),
+        provider="p",
+        settings=SETTINGS,
+        rand=lambda: 1,
+        now=NOW,
     )
     assert d.resolution.kind == "dead"
     assert d.resolution.reason == "exhausted"
@@ -59,7 +77,12 @@ def test_retry_budget_spent_dead_letters_as_exhausted() -> None:
 
 def test_rate_limited_gives_the_attempt_back_and_throttles_the_account() -> None:
     d = decide(
-        RateLimited(error="429", after=30), row(), provider="p", settings=SETTINGS, rand=lambda: 1
+        RateLimited(error="429", after=30),
+        row(),
+        provider="p",
+        settings=SETTINGS,
+        rand=lambda: 1,
+        now=NOW,
     )
     assert d.resolution.spend is False
     assert d.resolution.delay == 30
@@ -70,7 +93,7 @@ def test_rate_limited_gives_the_attempt_back_and_throttles_the_account() -> None
 def test_pause_applies_the_inner_fate_and_pauses() -> None:
     outcome = PauseAccount(reason=PauseReason.CREDITS_EXPIRED,
                            invoice=DeadLetter(reason=Reason.CREDITS_EXPIRED, error="Credits Expired!!!"))  # fmt: skip
-    d = decide(outcome, row(), provider="p", settings=SETTINGS, rand=lambda: 1)
+    d = decide(outcome, row(), provider="p", settings=SETTINGS, rand=lambda: 1, now=NOW)
     assert d.resolution.kind == "dead"
     assert d.resolution.reason == "credits_expired"
     assert d.account_action is not None
@@ -80,9 +103,46 @@ def test_pause_applies_the_inner_fate_and_pauses() -> None:
 
 def test_synced_carries_the_provider_ids() -> None:
     outcome = Synced(provider_invoice_id="9", invoice_number="N", link="L", recovered=True)
-    d = decide(outcome, row(), provider="billclap", settings=SETTINGS, rand=lambda: 1)
+    d = decide(outcome, row(), provider="billclap", settings=SETTINGS, rand=lambda: 1, now=NOW)
     assert (d.resolution.kind, d.resolution.provider, d.resolution.recovered) == (
         "synced",
         "billclap",
         True,
     )
+
+
+def test_retry_budget_by_age_gives_up_with_exhausted() -> None:
+    young = decide(Retry(error="HTTP 503"), row(attempt=2, age=3600), provider="p",
+                   settings=SETTINGS, rand=lambda: 1, now=NOW)  # fmt: skip
+    assert young.resolution.kind == "retry"
+    old = decide(Retry(error="HTTP 503"), row(attempt=2, age=86_400), provider="p",
+                 settings=SETTINGS, rand=lambda: 1, now=NOW)  # fmt: skip
+    assert old.resolution.kind == "dead"
+    assert old.resolution.reason == "exhausted"
+    assert "max_age" in (old.resolution.error or "")
+    assert "HTTP 503" in (old.resolution.error or "")
+
+
+@pytest.mark.parametrize(
+    ("outcome", "health"),
+    [
+        (Synced(provider_invoice_id="1"), "up"),
+        (DeadLetter(reason=Reason.REJECTED, error="bad"), "up"),
+        (Retry(error="HTTP 502"), "down"),
+        (RateLimited(error="429"), None),
+        (PauseAccount(reason=PauseReason.AUTH_FAILED, invoice=Retry(error="401")), None),
+    ],
+)
+def test_decisions_say_what_the_call_told_about_the_provider(
+    outcome: Outcome, health: str | None
+) -> None:
+    d = decide(outcome, row(), provider="p", settings=SETTINGS, rand=lambda: 1, now=NOW)
+    assert d.health == health
+
+
+def test_a_spent_quota_on_success_throttles_the_account() -> None:
+    outcome = Synced(provider_invoice_id="9", quota_wait=42)
+    d = decide(outcome, row(), provider="billit", settings=SETTINGS, rand=lambda: 1, now=NOW)
+    assert d.resolution.kind == "synced"
+    assert d.account_action is not None
+    assert d.account_action.throttle == 42

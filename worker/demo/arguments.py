@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-DEFAULT_INVOICES = 2000
+DEFAULT_INVOICES = 3000
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:

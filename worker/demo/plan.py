@@ -70,15 +70,15 @@ def build_plan(
     for index, (name, profile) in enumerate(shops):
         share = shop_total // len(shops) + (1 if index < shop_total % len(shops) else 0)
         account = DemoAccount(
-            name=f"shop-{name}", profile=profile, sandbox_options=dict(profile.options),
-            invoices=share,
+            name=f"shop-{name}", profile=profile,
+            sandbox_options={**profile.options, **profile.unlimited}, invoices=share,
         )  # fmt: skip
         plan.accounts.append(account)
         plan.rows.extend(_shop_rows(rng, account, run, today))
     for profile in trials:
         assert profile.limited_credits is not None
         credits = trial_size * 2 // 3
-        options = {**profile.options, **profile.limited_credits(credits)}
+        options = {**profile.options, **profile.unlimited, **profile.limited_credits(credits)}
         account = DemoAccount(
             name=f"trial-{profile.provider}", profile=profile, sandbox_options=options,
             invoices=trial_size, credits=credits,
@@ -130,6 +130,8 @@ def _plain_rows(
 def _document(rng: random.Random, account: DemoAccount, today: date, index: int) -> dict[str, Any]:
     locale = locale_for(account.profile.currency)
     doc = sample_invoice(rng, locale, number=_number(account, index), today=today)
+    for key in account.profile.unsupported:  # fields this provider has no place for
+        doc.pop(key, None)
     options = account.profile.sample_options(index)
     if options:
         doc["provider_options"] = options

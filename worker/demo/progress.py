@@ -37,6 +37,8 @@ class Tally:
     retrying: int = 0
     retried: int = 0
     """Attempts beyond the first, over rows that have finished."""
+    recovered: int = 0
+    """Synced after an attempt whose answer was lost: a lookup found the invoice."""
 
     @property
     def done(self) -> int:
@@ -57,6 +59,7 @@ async def read_tallies(pool: asyncpg.Pool, run: str) -> dict[str, Tally]:
         if kind == "synced":
             tally.synced = count
             tally.retried += row["retried"]
+            tally.recovered = row["recovered"]
         elif kind == "dead":
             tally.dead[detail] = count
             tally.retried += row["retried"]

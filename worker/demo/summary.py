@@ -133,9 +133,16 @@ def _dead_letters(console: Console, plan: DemoPlan, outcome: Outcome) -> None:
     if extra > 0:
         console.print(
             f"  {extra} duplicate(s) beyond the planted ones followed a timed-out attempt that the "
-            "provider had in fact committed (commit-then-stall): the retry met the number, and "
-            "with no way to look the invoice up the worker parks the row for a human instead of "
-            "guessing. The invoice exists once, never twice.",
+            "provider had in fact committed (commit-then-stall) at a provider with no way to look "
+            "the invoice up: the retry met the number, and the worker parks the row for a human "
+            "instead of guessing. The invoice exists once, never twice.",
+            soft_wrap=True, highlight=False,
+        )  # fmt: skip
+    recovered = sum(t.recovered for t in outcome.tallies.values())
+    if recovered:
+        console.print(
+            f"  {recovered} invoice(s) whose answer was lost the same way were found at the "
+            "provider by a lookup and recorded as synced (recovered), without a second send.",
             soft_wrap=True, highlight=False,
         )  # fmt: skip
 

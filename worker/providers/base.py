@@ -75,6 +75,9 @@ class Provider(Protocol):
 
 
 ProviderFactory = Callable[[Credentials, Any, HttpTimeouts], Provider]
+CredentialCheck = Callable[[Any, bool], str | None]
+"""Given an account's validated options and whether it names a token source (``token``,
+``token_env`` or ``token_file``): what is wrong with its credentials, as one line, or None."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -89,6 +92,9 @@ class ProviderSpec:
     options: type[BaseModel]
     factory: ProviderFactory
     needs_token: bool = True
+    check_credentials: CredentialCheck | None = None
+    """When given, replaces the ``needs_token`` rule, for providers whose accounts can
+    authenticate without a static token (Refrens: app-secret login from the options)."""
 
 
 class NoOptions(BaseModel):

@@ -96,3 +96,29 @@ def _seconds_until(value: str, now: datetime) -> float | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max(0.0, (when - now).total_seconds())
+
+
+# An ``X-RateLimit-Reset`` above this is a Unix time, below it a number of seconds.
+_EPOCH_FLOOR = 1_000_000_000
+
+
+def quota_spent(headers: Mapping[str, str], now: datetime, *, window: float) -> float | None:
+    """Seconds to hold an account whose answer says its quota is spent
+    (``X-RateLimit-Remaining: 0``), so the next request does not earn a 429; None otherwise.
+
+    The wait is ``Retry-After`` or ``X-RateLimit-Reset`` (seconds, or a Unix time) when the
+    provider sends one, else ``window``, the provider's documented rate window.
+    """
+    if headers.get("X-RateLimit-Remaining", "").strip() != "0":
+        return None
+    wait = retry_after(headers.get("Retry-After"), now)
+    if wait is not None:
+        return wait
+    reset = headers.get("X-RateLimit-Reset", "").strip()
+    try:
+        value = float(reset)
+    except ValueError:
+        return window
+    if not math.isfinite(value) or value < 0:
+        return window
+    return max(0.0, value - now.timestamp()) if value > _EPOCH_FLOOR else value

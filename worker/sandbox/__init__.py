@@ -13,13 +13,17 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from worker.sandbox import billclap
+from worker.sandbox import billclap, billit, refrens
 from worker.sandbox.profile import SandboxProfile
 
 SANDBOXES: dict[str, Callable[..., web.Application]] = {
     "billclap": billclap.create_app,
+    "refrens": refrens.create_app,
+    "billit": billit.create_app,
 }
 
 PROFILES: dict[str, SandboxProfile] = {
     "billclap": billclap.PROFILE,
+    "refrens": refrens.PROFILE,
+    "billit": billit.PROFILE,
 }

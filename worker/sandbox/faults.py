@@ -9,6 +9,9 @@ The faults are the failures the worker must survive without losing or duplicatin
   dangerous.
 - ``reset_rate``: the connection is reset with no answer; nothing is created.
 - ``rate429_rate``: HTTP 429 with ``Retry-After: retry_after``; nothing is created.
+- ``limit_rate`` (requests/s, 0 = off) with ``limit_burst``: a token bucket over all API
+  requests, answering 429 with the Retry-After until the next token, as a provider enforcing
+  "R per second" does. Checked before the random faults, so it measures the client's pacing.
 
 One uniform draw per request picks at most one of reset, 429, error and stall, so the rates are
 probabilities that must add up to at most 1. The draw comes from a ``random.Random`` seeded with
@@ -21,6 +24,7 @@ import asyncio
 import random
 import socket
 import struct
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
@@ -44,6 +48,8 @@ class FaultConfig:
     reset_rate: float = 0.0
     rate429_rate: float = 0.0
     retry_after: float = 1.0
+    limit_rate: float = 0.0
+    limit_burst: float = 1.0
     seed: int | None = None
 
     def __post_init__(self) -> None:
@@ -51,6 +57,8 @@ class FaultConfig:
             value = getattr(self, field.name)
             if field.name != "seed" and (not isinstance(value, int | float) or value < 0):
                 raise ValueError(f"faults.{field.name}: must be a number >= 0, got {value!r}")
+        if self.limit_burst < 1:
+            raise ValueError("faults.limit_burst: must be at least 1")
         if any(getattr(self, name) > 1 for name in RATE_FIELDS):
             raise ValueError("faults: each rate must be between 0 and 1")
         if sum(getattr(self, name) for name in RATE_FIELDS) > 1:
@@ -74,6 +82,8 @@ class Faults:
     def __init__(self, config: FaultConfig | None = None) -> None:
         self.config = FaultConfig()
         self.injected: dict[str, int] = {}
+        self._tokens = 0.0
+        self._refilled = time.monotonic()
         self.configure(config or FaultConfig())
 
     def configure(self, config: FaultConfig) -> None:
@@ -81,6 +91,21 @@ class Faults:
         # Not cryptographic: a reproducible sequence of coin flips is the point.
         self._rng = random.Random(config.seed)  # noqa: S311
         self.config = config
+        self._tokens = config.limit_burst
+        self._refilled = time.monotonic()
+
+    def over_limit(self) -> float | None:
+        """Take a token of the enforced rate; None when allowed, else seconds to the next."""
+        rate = self.config.limit_rate
+        if not rate:
+            return None
+        now = time.monotonic()
+        self._tokens = min(self.config.limit_burst, self._tokens + (now - self._refilled) * rate)
+        self._refilled = now
+        if self._tokens >= 1:
+            self._tokens -= 1
+            return None
+        return (1 - self._tokens) / rate
 
     def reset_counts(self) -> None:
         self.injected = {}
@@ -117,6 +142,12 @@ async def fault_middleware(request: web.Request, handler: Handler) -> web.Stream
     if request.path.startswith(INTROSPECTION_PREFIX):
         return await handler(request)
     faults = request.app[FAULTS]
+    body = request.app.get(FAULT_BODY, _generic_body)
+    wait = faults.over_limit()
+    if wait is not None:
+        faults.count("limited")
+        request[INJECTED] = "limited"
+        return _too_many_requests(wait, body)
     delay = faults.delay()
     if delay:
         faults.count("latency")
@@ -127,7 +158,6 @@ async def fault_middleware(request: web.Request, handler: Handler) -> web.Stream
         request[INJECTED] = kind
     if kind == "reset":
         return _reset(request)
-    body = request.app.get(FAULT_BODY, _generic_body)
     if kind == "rate429":
         return _too_many_requests(faults.config.retry_after, body)
     if kind == "error":
@@ -160,7 +190,8 @@ def _generic_body(status: int, message: str) -> dict[str, Any]:
 
 
 def _too_many_requests(retry_after: float, body: FaultBody) -> web.Response:
-    seconds = f"{retry_after:g}" if retry_after != int(retry_after) else str(int(retry_after))
+    # HTTP's delta-seconds are whole; a fraction is kept so tests can use sub-second waits.
+    seconds = f"{retry_after:.3g}" if retry_after != int(retry_after) else str(int(retry_after))
     return web.json_response(
         body(429, "Too many requests"),
         status=429,

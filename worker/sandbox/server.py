@@ -34,6 +34,8 @@ FAULT_FLAGS = {
     "reset_rate": float,
     "rate429_rate": float,
     "retry_after": float,
+    "limit_rate": float,
+    "limit_burst": float,
     "seed": int,
 }
 

@@ -1,0 +1,74 @@
+-- invoice-sync least-privilege roles. Run as a superuser or the owner of the invoice_sync schema,
+-- in the application's database, after `invoice-sync migrate`:
+--
+--     psql "$OWNER_URL" -v ON_ERROR_STOP=1 -f sql/roles.sql
+--
+-- Rerunnable: roles are created when missing and every grant is first revoked, so a rerun after
+-- an upgrade leaves exactly the privileges below. Rerun it after each upgrade that adds a table.
+--
+-- Two NOLOGIN group roles; give each login role membership in one of them:
+--     CREATE ROLE invoice_sync_app LOGIN PASSWORD '...' IN ROLE invoice_sync_worker;
+--     CREATE ROLE shop_web LOGIN PASSWORD '...' IN ROLE invoice_sync_producer;
+--
+-- invoice_sync_worker   the daemon (`run`) and the operator commands (`enqueue`, `status`, `dlq`,
+--                       `accounts`): reads and writes rows in the schema's tables; cannot create,
+--                       alter or drop anything, and reads schema_migrations only to check the
+--                       schema version. Migrations run as the schema owner, never as this role.
+-- invoice_sync_producer the application writing orders: inserts the four producer columns of the
+--                       outbox (or calls invoice_sync.enqueue()), sees only the id and key columns
+--                       of outbox rows, and reads results from synced and dead_letter. It cannot
+--                       update or delete anything, nor write the worker's columns.
+
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'invoice_sync_worker') THEN
+        CREATE ROLE invoice_sync_worker NOLOGIN;
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'invoice_sync_producer') THEN
+        CREATE ROLE invoice_sync_producer NOLOGIN;
+    END IF;
+END $$;
+
+-- Start from nothing on every rerun (column grants go with REVOKE ALL on the table).
+REVOKE ALL ON ALL TABLES IN SCHEMA invoice_sync FROM invoice_sync_worker, invoice_sync_producer;
+REVOKE ALL ON ALL SEQUENCES IN SCHEMA invoice_sync FROM invoice_sync_worker, invoice_sync_producer;
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA invoice_sync FROM invoice_sync_worker, invoice_sync_producer;
+REVOKE ALL ON SCHEMA invoice_sync FROM invoice_sync_worker, invoice_sync_producer;
+
+-- CONNECT and TEMPORARY are PUBLIC's by default; granted here so a database that revoked them
+-- from PUBLIC still works. `invoice-sync enqueue` stages a bulk load in a temporary table.
+DO $$
+BEGIN
+    EXECUTE format('GRANT CONNECT, TEMPORARY ON DATABASE %I TO invoice_sync_worker',
+                   current_database());
+    EXECUTE format('GRANT CONNECT ON DATABASE %I TO invoice_sync_producer', current_database());
+END $$;
+
+GRANT USAGE ON SCHEMA invoice_sync TO invoice_sync_worker, invoice_sync_producer;
+
+-- The worker: claim, lease, record outcomes, rescue leases, pause accounts, replay and purge
+-- dead letters. LISTEN/NOTIFY and pg_advisory_lock need no grant.
+GRANT SELECT, INSERT, UPDATE, DELETE ON invoice_sync.outbox TO invoice_sync_worker;
+GRANT SELECT, INSERT, UPDATE, DELETE ON invoice_sync.dead_letter TO invoice_sync_worker;
+GRANT SELECT, INSERT, UPDATE ON invoice_sync.account_state TO invoice_sync_worker;
+-- The deployment-wide rate limit: each claim refills and takes from its account's bucket.
+GRANT SELECT, INSERT, UPDATE ON invoice_sync.rate_bucket TO invoice_sync_worker;
+GRANT EXECUTE ON FUNCTION invoice_sync.rate_bucket_level(double precision, timestamptz,
+                                                        double precision, double precision)
+    TO invoice_sync_worker;
+-- Synced rows are the record of invoices that exist at a provider: the worker adds, never edits.
+GRANT SELECT, INSERT ON invoice_sync.synced TO invoice_sync_worker;
+GRANT SELECT ON invoice_sync.schema_migrations TO invoice_sync_worker;
+GRANT EXECUTE ON FUNCTION invoice_sync.enqueue(text, text, jsonb, timestamptz)
+    TO invoice_sync_worker;
+
+-- The producer. enqueue() and the outbox triggers run with the caller's rights, so the column
+-- grants below are what they need: INSERT of the producer's columns, SELECT of the columns the
+-- conflict check and RETURNING read, and SELECT on synced for the already-synced check.
+GRANT INSERT (account, idempotency_key, payload, available_at) ON invoice_sync.outbox
+    TO invoice_sync_producer;
+GRANT SELECT (id, account, idempotency_key, available_at, created_at) ON invoice_sync.outbox
+    TO invoice_sync_producer;
+GRANT SELECT ON invoice_sync.synced, invoice_sync.dead_letter TO invoice_sync_producer;
+GRANT EXECUTE ON FUNCTION invoice_sync.enqueue(text, text, jsonb, timestamptz)
+    TO invoice_sync_producer;

@@ -1,0 +1,64 @@
+"""Billit's HTTP connection for one account: base URL, bearer token, one aiohttp session.
+
+``base_url`` may end in ``/v1`` or not (Billit's documents write it with): the suffix is cut
+here and every path carries it. The session opens on first use, so constructing an adapter
+opens no sockets, and reopens after ``aclose``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import aiohttp
+
+from worker.providers import http
+from worker.providers.base import HttpTimeouts
+
+
+class BillitClient:
+    """Requests to one Billit account; ``TransportError`` when no answer arrived."""
+
+    def __init__(self, base_url: str, token: str, timeouts: HttpTimeouts) -> None:
+        self.base = base_url.rstrip("/").removesuffix("/v1")
+        self._token = token
+        self._timeouts = timeouts
+        self._session: aiohttp.ClientSession | None = None
+
+    def __repr__(self) -> str:
+        # The token stays out of reprs, which end up in tracebacks and debug logs.
+        return f"BillitClient(base={self.base!r})"
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        json_body: Any = None,
+    ) -> http.Reply:
+        return await http.request(
+            self._client(),
+            method,
+            self.base + path,
+            headers=self._headers(),
+            json_body=json_body,
+            params=params,
+        )
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            session, self._session = self._session, None
+            await session.close()
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = http.new_session(self._timeouts)
+        return self._session
+
+    def _headers(self) -> dict[str, str]:
+        return {
+            "Authorization": f"Bearer {self._token}",
+            "Accept": "application/json",
+            "Content-Type": "application/json",
+        }
