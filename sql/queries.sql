@@ -71,6 +71,9 @@ due AS (
       FROM candidates c JOIN spent s USING (account)
      WHERE c.rank <= s.granted
 ),
+-- The ids as an array, not a join: the planner cannot know how few rows `due` holds, and a
+-- join made it scan the whole outbox (its cost grew with the backlog); `= ANY(ARRAY(...))`
+-- looks each row up by primary key.
 leased AS (
     UPDATE invoice_sync.outbox o
        SET state = 'running',
@@ -80,15 +83,14 @@ leased AS (
            lease_expires_at = now() + make_interval(secs => $4),
            first_attempt_at = coalesce(o.first_attempt_at, now()),
            updated_at = now()
-      FROM due
-     WHERE o.id = due.id
+     WHERE o.id = ANY (ARRAY(SELECT id FROM due))
     RETURNING o.id, o.account, o.idempotency_key, o.payload::text AS payload, o.attempts,
-              o.first_attempt_at, o.created_at, due.prior_unknown,
-              o.account IN (SELECT account FROM probing) AS probe
+              o.first_attempt_at, o.created_at
 )
-SELECT id, account, idempotency_key, payload, attempts, first_attempt_at, created_at,
-       prior_unknown, probe, NULL::float8 AS token_wait
-  FROM leased
+SELECT l.id, l.account, l.idempotency_key, l.payload, l.attempts, l.first_attempt_at,
+       l.created_at, d.prior_unknown, l.account IN (SELECT account FROM probing) AS probe,
+       NULL::float8 AS token_wait
+  FROM leased l JOIN due d USING (id)
 UNION ALL
 SELECT NULL, s.account, NULL, NULL, NULL, NULL, NULL, NULL, NULL, (1 - s.tokens) / s.rate
   FROM spent s JOIN picked p USING (account)

@@ -101,6 +101,7 @@ class Attempter:
             invoice=invoice,
             number=row.attempt,
             prior_unknown=row.prior_unknown,
+            since=row.first_attempt_at,
         )
         try:
             return await runtime.provider.create_invoice(attempt)

@@ -55,10 +55,12 @@ class WorkerSettings(_Section):
     pause_cooldown: Duration = 300.0
     max_age: Duration = 86400.0
     """Give up on an invoice (``exhausted``) once its first attempt is this old."""
-    breaker_failures: int = Field(default=5, ge=1)
+    breaker_failures: int = Field(default=10, ge=1)
     """Consecutive failed calls (5xx, timeouts, resets) that open an account's breaker."""
-    breaker_cooldown: Duration = 30.0
-    breaker_max_cooldown: Duration = 300.0
+    breaker_cooldown: Duration = 10.0
+    """How long an opened breaker waits before one probing call; doubled after each failed
+    probe, up to ``breaker_max_cooldown``. Short, so a flaky (not dead) provider costs little."""
+    breaker_max_cooldown: Duration = 60.0
 
 
 class HttpSettings(_Section):
@@ -158,6 +160,18 @@ class Settings(BaseSettings):
     observe: ObserveSettings = ObserveSettings()
     accounts: dict[str, AccountSettings] = {}
 
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_url(cls, value: SecretStr | None) -> SecretStr | None:
+        # Checked here so that a typo is a config error at start-up (exit 2, naming the key),
+        # not a connection failure later; the message never repeats the URL (it may hold a
+        # password).
+        if value is not None:
+            problem = _dsn_problem(value.get_secret_value())
+            if problem is not None:
+                raise ValueError(problem)
+        return value
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -216,6 +230,18 @@ def _option_secrets(account: AccountSettings) -> list[str]:
 def _names_secret(key: str) -> bool:
     """An option key holding a secret value (not the name of where one lives)."""
     return "secret" in key and not key.endswith(("_env", "_file"))
+
+
+def _dsn_problem(dsn: str) -> str | None:
+    expected = "expected postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE"
+    try:
+        parts = urlsplit(dsn.strip())
+        _ = parts.port  # raises for a port that is not a number
+    except ValueError:
+        return f"not a valid URL ({expected})"
+    if parts.scheme not in ("postgresql", "postgres"):
+        return f"not a PostgreSQL URL ({expected})"
+    return None
 
 
 def _dsn_password(dsn: str) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -15,17 +16,23 @@ _RATE_UNITS = {
 }  # fmt: skip
 
 
-def parse_duration(value: str | float) -> float:
-    """``"30s"``, ``"5m"``, ``"250ms"``, ``"1h"``, ``"2d"`` or a number of seconds, as seconds."""
-    if isinstance(value, bool):
-        raise TypeError("expected a duration such as '30s' or '5m'")
-    if isinstance(value, int | float):
+def parse_duration(value: object) -> float:
+    """``"30s"``, ``"5m"``, ``"250ms"``, ``"1h"``, ``"2d"`` or a number of seconds, as seconds.
+
+    Raises ``ValueError`` for anything else (pydantic turns only ``ValueError`` into a
+    validation error naming the key; any other exception would escape as a traceback).
+    """
+    if isinstance(value, int | float) and not isinstance(value, bool):
         seconds = float(value)
+    elif not isinstance(value, str):
+        raise ValueError("expected a duration such as '30s' or '5m'")  # noqa: TRY004 - pydantic reports only ValueError
     else:
         match = _DURATION.match(value)
         if match is None:
             raise ValueError(f"{value!r} is not a duration such as '30s', '5m', '250ms' or '1h'")
         seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    if not math.isfinite(seconds):
+        raise ValueError("a duration must be finite")
     if seconds < 0:
         raise ValueError("a duration cannot be negative")
     return seconds
@@ -46,8 +53,10 @@ class RateLimit:
         return f"{self.count:g}/{self.period:g}s"
 
 
-def parse_rate(value: str) -> RateLimit:
-    """``"60/minute"``, ``"10/s"``, ``"1000/hour"``, ``"5/10s"``."""
+def parse_rate(value: object) -> RateLimit:
+    """``"60/minute"``, ``"10/s"``, ``"1000/hour"``, ``"5/10s"``; ``ValueError`` otherwise."""
+    if not isinstance(value, str):
+        raise ValueError("expected a rate such as '60/minute' or '10/second'")  # noqa: TRY004 - pydantic reports only ValueError
     match = _RATE.match(value.lower())
     if match is None or match.group(3) not in _RATE_UNITS:
         raise ValueError(f"{value!r} is not a rate such as '60/minute' or '10/second'")

@@ -25,7 +25,7 @@ from worker.config import WorkerSettings
 from worker.database import StoreUnavailableError
 from worker.decide import Decision, release
 from worker.events import report
-from worker.flusher import Finished, Flusher
+from worker.flusher import Finished, Flusher, outage_backoff
 from worker.listener import Listener
 from worker.metrics import Metrics, MetricsRefresher
 from worker.outbox import AccountAction, Claimed, Outbox, RecordSummary
@@ -135,8 +135,11 @@ class Engine:
             self._heartbeat = self._clock()
             try:
                 claimed, wanted = await self._claim()
-                if unavailable and self._metrics is not None:
-                    self._metrics.database_up.set(1)
+                if unavailable:
+                    log.info("store.available", after_failures=unavailable)
+                    self._flusher.kick()  # outcomes kept through the outage go in now
+                    if self._metrics is not None:
+                        self._metrics.database_up.set(1)
                 unavailable = 0
                 if claimed and claimed == wanted:
                     continue  # every slot filled: more rows may be due right now
@@ -147,7 +150,7 @@ class Engine:
                 log.warning("store.unavailable", error=str(exc))
                 if self._metrics is not None:
                     self._metrics.database_up.set(0)
-                await self._sleep(min(2.0**unavailable, 30.0))
+                await self._sleep(outage_backoff(unavailable))
                 continue
             await self._sleep(self._next_wake())
 

@@ -8,6 +8,7 @@ A chunk that is committed stays committed, so a failure later in the file loses 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -18,6 +19,9 @@ from worker.invoice import describe_validation_error, parse_invoice
 from worker.outbox import Outbox
 
 CHUNK = 5000
+# A JSON \u0000 escape (not an escaped backslash followed by "u0000"): PostgreSQL's jsonb and
+# text cannot hold NUL, and one such line would otherwise fail its whole chunk.
+NUL_ESCAPE = re.compile(r"(?:^|[^\\])(?:\\\\)*\\u0000")
 Row = tuple[str, str, str, datetime | None]
 
 
@@ -34,29 +38,70 @@ class BadLine(ValueError):  # noqa: N818 - a value, not raised past this module
 
 
 def parse_line(text: str, accounts: frozenset[str] | None) -> Row:
-    """One JSON Lines record as an outbox row; ``BadLine`` says what is wrong with it."""
+    """One JSON Lines record as an outbox row; ``BadLine`` says what is wrong with it.
+
+    A line is accepted only if PostgreSQL can store it and the engine will accept its payload:
+    the payload is validated from the JSON text the outbox will hold, as the engine reads it.
+    """
     try:
         record = json.loads(text)
     except ValueError as exc:
         raise BadLine(f"not JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise BadLine("not JSON we accept: nested too deeply") from exc
     if not isinstance(record, dict):
         raise BadLine("expected a JSON object")
     extra = set(record) - {"account", "idempotency_key", "payload", "available_at"}
     if extra:
-        raise BadLine(f"unknown keys: {', '.join(sorted(extra))}")
+        raise BadLine(f"unknown keys: {', '.join(sorted(_shown(k) for k in extra))}")
     account, key = record.get("account"), record.get("idempotency_key")
     for name, value in (("account", account), ("idempotency_key", key)):
         if not isinstance(value, str) or not 1 <= len(value) <= 200:
             raise BadLine(f"{name}: expected a string of 1 to 200 characters")
+        if not _storable(value):
+            raise BadLine(f"{name}: contains a NUL character or an unpaired surrogate")
     assert isinstance(account, str)
     assert isinstance(key, str)
     if accounts is not None and account not in accounts:
         raise BadLine(f"account {account!r} is not configured")
+    payload = _payload_text(record.get("payload"))
     try:
-        parse_invoice(record.get("payload"))
+        parse_invoice(payload)
     except ValidationError as exc:
         raise BadLine(f"payload: {describe_validation_error(exc, limit=3)}") from exc
-    return account, key, json.dumps(record["payload"]), _available_at(record.get("available_at"))
+    return account, key, payload, _available_at(record.get("available_at"))
+
+
+def _payload_text(payload: object) -> str:
+    try:
+        text = json.dumps(payload, ensure_ascii=False, allow_nan=False)
+    except RecursionError as exc:
+        raise BadLine("payload: nested too deeply") from exc
+    except ValueError as exc:  # NaN, Infinity, or a number too large for a float (1e400)
+        raise BadLine(
+            "payload: NaN, Infinity and numbers out of a double's range are not JSON"
+        ) from exc
+    if not _storable(text) or NUL_ESCAPE.search(text):
+        raise BadLine(
+            "payload: contains a NUL character (\\u0000) or an unpaired surrogate, "
+            "which PostgreSQL cannot store"
+        )
+    return text
+
+
+def _storable(text: str) -> bool:
+    """Valid UTF-8 without NUL: what PostgreSQL text and jsonb can hold."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _shown(key: str) -> str:
+    return key if len(key) <= 40 and key.isprintable() else repr(key[:40])
 
 
 def _available_at(value: object) -> datetime | None:

@@ -34,6 +34,9 @@ class Finished:
 Report = Callable[[Sequence[Finished], RecordSummary, Sequence[AccountAction], Sequence[str]], None]
 
 
+OUTAGE_BACKOFF_CAP = 5.0
+
+
 class Flusher:
     def __init__(
         self,
@@ -93,14 +96,15 @@ class Flusher:
             if await self.flush():
                 failures = 0
             elif not self._closing:
+                # The database is away: try again soon (a failed connect is cheap), sooner when
+                # kicked (the engine saw the database back, or the batch is full).
                 failures += 1
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wait_closing(), timeout=min(2.0**failures, 30.0))
+                    await asyncio.wait_for(self._kick.wait(), timeout=outage_backoff(failures))
 
-    async def _wait_closing(self) -> None:
-        while not self._closing:
-            await self._kick.wait()
-            self._kick.clear()
+    def kick(self) -> None:
+        """Flush now rather than at the next interval (e.g. the database is back)."""
+        self._kick.set()
 
     async def flush(self) -> bool:
         """Write everything pending; False if the database could not take it (kept for later)."""
@@ -132,6 +136,12 @@ class Flusher:
             self._observe_flush(time.monotonic() - started)
         self._report(batch, summary, actions, resume)
         return True
+
+
+def outage_backoff(failures: int) -> float:
+    """Seconds before the next try while the database is unreachable: 0.5, 1, 2, 4, 5, 5, ...
+    Short, because every second of it is a second of no progress once the database is back."""
+    return min(0.25 * 2.0**failures, OUTAGE_BACKOFF_CAP)
 
 
 def merge_account_actions(actions: Iterable[AccountAction | None]) -> list[AccountAction]:

@@ -26,11 +26,11 @@ from worker.outcome import Health
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class BreakerPolicy:
-    failures: int = 5
+    failures: int = 10
     """Consecutive failed calls (5xx, timeouts, resets) that open the breaker."""
-    cooldown: float = 30.0
+    cooldown: float = 10.0
     """How long it stays open the first time; doubled each time a half-open call fails."""
-    max_cooldown: float = 300.0
+    max_cooldown: float = 60.0
 
 
 class Breaker:

@@ -14,6 +14,7 @@ import structlog
 
 from worker import database
 from worker.errors import StoreError
+from worker.flusher import outage_backoff
 
 log = structlog.get_logger(__name__)
 
@@ -35,15 +36,16 @@ class Listener:
             await asyncio.gather(self._task, return_exceptions=True)
 
     async def _run(self) -> None:
-        delay = 1.0
+        failures = 0
         while True:
             try:
                 await self._listen_until_lost()
-                delay = 1.0
+                failures = 0
             except StoreError as exc:
+                failures += 1
+                delay = outage_backoff(failures)
                 log.warning("listener.disconnected", error=str(exc), retry_in=delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 30.0)
+                await asyncio.sleep(delay)
 
     async def _listen_until_lost(self) -> None:
         conn = await database.connect(self._dsn)

@@ -51,6 +51,29 @@ class Redactor:
 REDACTOR = Redactor()
 
 
+class LibraryLogBridge(logging.Handler):
+    """Hands the standard-library log records of the libraries we use (asyncpg's pool warns
+    "Failed to restore the pool connection floor" with a traceback while the database is down)
+    to structlog as one ``library.log`` event each, with the exception as one line.
+
+    Without a handler Python prints such records raw to stderr, traceback and all, past the
+    redaction and the JSON format an operator's log pipeline expects.
+    """
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            fields: dict[str, Any] = {"logger": record.name, "message": record.getMessage()}
+            if record.exc_info and record.exc_info[1] is not None:
+                exc = record.exc_info[1]
+                fields["error"] = f"{type(exc).__name__}: {exc}"
+            structlog.get_logger(record.name).log(record.levelno, "library.log", **fields)
+        except Exception:  # noqa: BLE001 - a log line must never take the worker down
+            self.handleError(record)
+
+
+LIBRARY_BRIDGE = LibraryLogBridge(level=logging.WARNING)
+
+
 def configure_logging(
     *,
     fmt: str = "auto",
@@ -86,3 +109,6 @@ def configure_logging(
         logger_factory=structlog.PrintLoggerFactory(file=out),
         cache_logger_on_first_use=False,
     )
+    root = logging.getLogger()
+    if LIBRARY_BRIDGE not in root.handlers:
+        root.addHandler(LIBRARY_BRIDGE)

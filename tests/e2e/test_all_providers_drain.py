@@ -29,7 +29,7 @@ PER_ACCOUNT = int(os.environ.get("INVOICE_SYNC_E2E_PER_ACCOUNT", "100"))
 FAULTS = ["--error-rate", "0.05", "--stall-rate", "0.02", "--stall-seconds", "2", "--seed", "5"]
 # Each provider's own rate limit where its sandbox has one, set below the rate the account is
 # configured for, so its 429s happen (Billit: 60 a minute by default; faster for a test).
-SANDBOX_OPTIONS: dict[str, dict[str, Any]] = {"billit": {"rate_limit_per_minute": 1200}}
+SANDBOX_OPTIONS: dict[str, dict[str, Any]] = {"billit": {"rate_limit_per_minute": 600}}
 ACCOUNT_RATE = "40/second"
 
 
@@ -59,6 +59,7 @@ def jsonl(profile: SandboxProfile) -> str:
     for i in range(PER_ACCOUNT):
         key = f"{profile.provider}-{i}"
         payload = {**invoice(number_of(key)), "provider_options": profile.sample_options(i)}
+        payload["lines"][0]["unit_price"] = 100 + i  # shops' totals differ (see fleet.py)
         rows.append({"account": profile.provider, "idempotency_key": key, "payload": payload})
     return "\n".join(json.dumps(r) for r in rows) + "\n"
 

@@ -97,3 +97,36 @@ def test_cli_reports_bad_config_in_one_line_with_exit_2(tmp_path: Path) -> None:
     assert done.stderr.count("\n") == 1
     assert "worker.batch_size" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("value", [True, None, [1], {"s": 1}, float("inf"), float("nan")])
+def test_a_duration_of_the_wrong_kind_is_a_value_error(value: object) -> None:
+    # pydantic turns only ValueError into a validation error naming the key.
+    with pytest.raises(ValueError):
+        parse_duration(value)
+
+
+@pytest.mark.parametrize("value", [60, None, ["60/minute"], True])
+def test_a_rate_of_the_wrong_kind_is_a_value_error(value: object) -> None:
+    with pytest.raises(ValueError):
+        parse_rate(value)
+
+
+@pytest.mark.parametrize(
+    "url", ["not a url", "mysql://u@h/db", "postgresql://u:pw@h:port/db", "http://h/db"]
+)
+def test_a_malformed_database_url_is_a_config_error_without_the_url(
+    url: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(f'database_url = "{url}"\n')
+    with pytest.raises(ConfigError, match=r"^database_url: ") as caught:
+        load_settings(path)
+    assert "pw" not in str(caught.value)
+
+
+@pytest.mark.parametrize("url", ["postgres://u@h/db", "postgresql:///db?host=/run/pg"])
+def test_socket_and_short_scheme_urls_are_fine(url: str, tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(f'database_url = "{url}"\n')
+    assert load_settings(path).database_dsn() == url

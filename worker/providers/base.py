@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, ClassVar, Protocol
 
@@ -35,6 +36,9 @@ class Attempt:
     number: int
     prior_unknown: bool
     """An earlier attempt may have reached the provider, and what it did there is unknown."""
+    since: datetime | None = None
+    """When the row's first attempt began (the database's clock): whatever an earlier attempt
+    created at the provider is newer, which bounds a lookup or tag scan."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

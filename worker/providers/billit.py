@@ -210,6 +210,7 @@ class Billit:
             invoice_date=str(body.get("invoiceDate")),
             customer_id=body.get("customerId"),
             total=None if "products" in options else gross_total(attempt.invoice),
+            since=attempt.since,
         )
         found = await find_tagged(get, expected, self._options, self.tags)
         if found is not None:

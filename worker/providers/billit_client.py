@@ -7,13 +7,18 @@ opens no sockets, and reopens after ``aclose``.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from typing import Any
 
 import aiohttp
 
+from worker.errors import TransportError
 from worker.providers import http
 from worker.providers.base import HttpTimeouts
+
+READ_RETRIES = 2
+READ_RETRY_PAUSE = 0.05
 
 
 class BillitClient:
@@ -37,14 +42,29 @@ class BillitClient:
         params: Mapping[str, str] | None = None,
         json_body: Any = None,
     ) -> http.Reply:
-        return await http.request(
-            self._client(),
-            method,
-            self.base + path,
-            headers=self._headers(),
-            json_body=json_body,
-            params=params,
-        )
+        """One request; a GET that fails as a service (no answer, or 5xx) is tried again up to
+        ``READ_RETRIES`` times at once: a read changes nothing, and a tag scan of dozens of
+        reads would otherwise rarely survive a provider that fails one request in ten."""
+        tries = 1 + (READ_RETRIES if method == "GET" else 0)
+        for attempt in range(tries):
+            last = attempt == tries - 1
+            try:
+                reply = await http.request(
+                    self._client(),
+                    method,
+                    self.base + path,
+                    headers=self._headers(),
+                    json_body=json_body,
+                    params=params,
+                )
+            except TransportError:
+                if last:
+                    raise
+            else:
+                if reply.status < 500 or last:
+                    return reply
+            await asyncio.sleep(READ_RETRY_PAUSE * (attempt + 1))
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def aclose(self) -> None:
         if self._session is not None:

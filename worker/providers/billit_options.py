@@ -39,9 +39,11 @@ class BillitOptions(BaseModel):
     EU); default: the biller's country from ``/account``, else GR (Billit is Greek)."""
     account_refresh: Duration = 3600.0
     """How long the ``/account`` answer (vat ids, payment methods, biller) is trusted."""
-    reconcile_pages: int = Field(default=4, ge=1, le=40)
-    """After an unknown outcome: how many pages of the newest invoices to scan for our tag."""
-    reconcile_per_page: int = Field(default=100, ge=1, le=250)
+    reconcile_pages: int = Field(default=8, ge=1, le=40)
+    """After an unknown outcome: at most this many pages of the newest invoices are scanned
+    for our tag (the scan stops sooner once it reaches invoices older than the first attempt;
+    reaching this bound first parks the row as ``ambiguous``)."""
+    reconcile_per_page: int = Field(default=250, ge=1, le=250)
     """Invoices per page in that scan (Billit allows at most 250)."""
     reconcile_details: int = Field(default=20, ge=1, le=250)
     """At most this many candidate invoices are fetched one by one to read their tags."""

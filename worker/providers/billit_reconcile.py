@@ -11,9 +11,13 @@ Invoices whose tags the adapter already knows (``TagMemory``: the ones it create
 answered, the ones an earlier scan fetched) are checked without a fetch, so a scan usually
 fetches only the invoices whose create answer was lost: the ones it is looking for.
 
-The scan is bounded (``reconcile_pages``, ``reconcile_details`` fetches). When the fetch budget
-runs out with candidates left unread, the answer is not "not found": the row is dead-lettered as
-``ambiguous`` rather than risk a second invoice.
+The scan is bounded (``reconcile_pages``, ``reconcile_details`` fetches), and "not found" is
+only answered when the scan has read every invoice the earlier attempt could have created: all
+of them, or every one created since the row's first attempt began (``createdAt`` on the list
+items, with ``CLOCK_SKEW`` of slack for the two clocks). When a bound is reached first (a busy
+account pushed the invoice past the pages read, or too many candidates to fetch), the answer is
+not "not found" either: the row is dead-lettered as ``ambiguous`` rather than risk a second
+invoice.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -29,10 +34,13 @@ from worker.providers.billit_answers import Settled, synced_from
 from worker.providers.billit_options import BillitId, BillitOptions
 
 INVOICES = "/v1/invoices"
-# Billit rounds per row; our total is computed from the canonical form, so allow a little.
-AMOUNT_SLACK = Decimal("0.01")
+# Billit rounds per row; our total is computed from the canonical form, so allow a little
+# (a tenth of a percent: rounding is cents, and a wider net fetches more candidates).
+AMOUNT_SLACK = Decimal("0.001")
 AMOUNT_MINIMUM_SLACK = Decimal("0.05")
 MEMORY_LIMIT = 50_000
+# Our database's clock and Billit's may disagree by this much; the scan reads that far further.
+CLOCK_SKEW = timedelta(seconds=60)
 
 Get = Callable[[str, Mapping[str, str]], Awaitable[Any | None]]
 """``get(path, params)``: the body of a 2xx answer, None for a 404, ``Settled`` otherwise."""
@@ -47,6 +55,8 @@ class Expected:
     customer_id: BillitId | None
     total: Decimal | None
     """None when ``provider_options`` may have changed the products (no amount narrowing)."""
+    since: datetime | None = None
+    """When the row's first attempt began: invoices created before it cannot be ours."""
 
 
 class TagMemory:
@@ -89,8 +99,10 @@ async def find_tagged(
             if expected.tag in tags_of(detail):
                 return synced_from(detail, recovered=True)
         if _last_page(listing, items, page, options.reconcile_per_page):
-            break
-    return None
+            return None
+        if _reached(items, expected.since):
+            return None
+    raise Settled(_window_exceeded(expected, options))
 
 
 def candidates(items: Iterable[Mapping[str, Any]], expected: Expected) -> list[str]:
@@ -161,6 +173,35 @@ def _last_page(listing: Any, items: list[Mapping[str, Any]], page: int, per_page
     if isinstance(last, int) and not isinstance(last, bool):
         return page >= last
     return len(items) < per_page
+
+
+def _reached(items: list[Mapping[str, Any]], since: datetime | None) -> bool:
+    """Whether the page's oldest item was created before the first attempt began (newest first:
+    every later page is older still)."""
+    if since is None or not items:
+        return False
+    created = items[-1].get("createdAt")
+    if not isinstance(created, str):
+        return False
+    try:
+        when = datetime.fromisoformat(created.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when < since - CLOCK_SKEW
+
+
+def _window_exceeded(expected: Expected, options: BillitOptions) -> DeadLetter:
+    pages = options.reconcile_pages * options.reconcile_per_page
+    return DeadLetter(
+        reason=Reason.AMBIGUOUS,
+        error=(
+            f"an earlier attempt's outcome is unknown and the newest {pages} Billit invoices do "
+            f"not reach back to it; none of them carries tag {expected.tag!r}. Look for that "
+            "tag in Billit, then replay or purge this row (or raise reconcile_pages)"
+        ),
+    )
 
 
 def _ambiguous(expected: Expected, options: BillitOptions) -> DeadLetter:

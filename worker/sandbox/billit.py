@@ -57,6 +57,9 @@ PROFILE = SandboxProfile(
     # test invoices use (factories: 0, 5, 12, 18) besides Greece's.
     options={
         "tokens": [PROFILE_TOKEN],
+        # Billit's 60 a minute would make every bulk test and the demo take many minutes; the
+        # limit itself is tested with a lower value where it is the subject.
+        "rate_limit_per_minute": 6000,
         "vats": [
             {"id": 1, "name": "24%", "value": 24},
             {"id": 2, "name": "13%", "value": 13},

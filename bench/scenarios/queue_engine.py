@@ -1,0 +1,66 @@
+"""Scenario 1: the queue engine with an instant provider, against procrastinate, same run."""
+
+from __future__ import annotations
+
+import time
+
+from bench import instant
+from bench.databases import scratch
+from bench.engine_run import drain, rate, settings
+from bench.plan import Context
+from bench.report import Figure, ScenarioResult
+from bench.statements import recorded
+from bench.workload import bulk_load
+
+NAME = "queue_engine"
+
+
+def pool_size(concurrency: int) -> int:
+    """The daemon's pool size for this concurrency (``worker.daemon.run_worker``)."""
+    return max(4, min(concurrency, 20))
+
+
+async def run(ctx: Context) -> ScenarioResult:
+    began = time.time()
+    count = ctx.sizes.queue_invoices
+    instant.register()
+    async with scratch(ctx.server_dsn, "queue") as dsn:
+        await bulk_load(dsn, count, prefix="Q")
+        config = settings(
+            dsn, provider=instant.NAME, url="http://unused", concurrency=ctx.concurrency
+        )
+        async with recorded(dsn, ctx.pg_stat_statements) as statements:
+            engine = await drain(config, ctx.workdir / "queue_engine.log")
+    engine_rate = rate(engine["synced"], engine["first_call"], engine["last_synced"])
+    figures = [Figure(measure="engine throughput", value=engine_rate, unit="invoices/s")]
+    details = {"invoices": count, "concurrency": ctx.concurrency, "engine": engine,
+               "pg_stat_statements": statements}  # fmt: skip
+    notes = [
+        "Window: first provider call to the last outcome's flush (synced_at); the daemon's "
+        "drain check (poll) after that is not counted.",
+        "Engine logs at the product default (info, JSON, one line per invoice) to a file.",
+    ]
+    if not ctx.engine_only:
+        from bench.procrastinate_side import throughput  # noqa: PLC0415
+
+        peer = await throughput(ctx.server_dsn, jobs=count, concurrency=ctx.concurrency,
+                                pool_size=pool_size(ctx.concurrency))  # fmt: skip
+        peer_rate = rate(peer["succeeded"], peer["first_call"], peer["last_succeeded"])
+        ratio = engine_rate / peer_rate if engine_rate and peer_rate else None
+        figures += [
+            Figure(measure="procrastinate throughput", value=peer_rate, unit="jobs/s"),
+            Figure(measure="engine / procrastinate", value=ratio, unit="x", target=">= 40"),
+        ]
+        details["procrastinate"] = peer
+        if peer["capped_after_s"] is not None:
+            notes.append(
+                f"procrastinate was stopped after {peer['capped_after_s']:g} s "
+                f"({peer['succeeded']:,} of {count:,} jobs done): its rate is over those."
+            )
+        notes.append(
+            "procrastinate: App(PsycopgConnector) with the daemon's pool size, no-op async task, "
+            "run_worker_async(wait=False); window: first task call to the last 'succeeded' event."
+        )
+    return ScenarioResult(scenario=NAME, title="queue engine, instant provider", size=ctx.size,
+                          figures=figures, details=details, notes=notes,
+                          elapsed=time.time() - began)  # fmt: skip
