@@ -117,7 +117,8 @@ def test_ctrl_c_while_the_server_starts_stops_it_too(tmp: Path) -> None:
     read_until(process, "Starting the embedded PostgreSQL")
     process.send_signal(signal.SIGINT)
     _out, err = process.communicate(timeout=60)
-    assert process.returncode == 130, err
+    # 130 as a rule; 1 when a loaded machine made pg_ctl give up on the start first (one line).
+    assert process.returncode in {130, 1}, err
     assert "Traceback" not in err
     assert len(err.strip().splitlines()) == 1, err
     assert_nothing_left(tmp)
