@@ -418,3 +418,40 @@ SELECT account, 'dead' AS kind, reason, count(*) AS count
   FROM invoice_sync.dead_letter
  WHERE dead_at >= $1
  GROUP BY account, reason;
+
+-- name: demo_database_drop
+-- `invoice-sync demo` on its embedded server: every run starts from an empty database.
+DROP DATABASE IF EXISTS invoice_sync_demo WITH (FORCE);
+
+-- name: demo_database_create
+CREATE DATABASE invoice_sync_demo;
+
+-- name: demo_progress
+-- One demo run's rows (keys starting with $1) by account: synced, dead letters by reason, and
+-- what is still in the outbox by state; `retried` counts attempts beyond the first, `recovered`
+-- synced rows whose lost answer a lookup found.
+SELECT account, 'synced' AS kind, '' AS detail, count(*) AS count,
+       coalesce(sum(greatest(attempts - 1, 0)), 0) AS retried,
+       count(*) FILTER (WHERE recovered) AS recovered
+  FROM invoice_sync.synced
+ WHERE starts_with(idempotency_key, $1)
+ GROUP BY account
+UNION ALL
+SELECT account, 'dead', reason, count(*), coalesce(sum(greatest(attempts - 1, 0)), 0), 0
+  FROM invoice_sync.dead_letter
+ WHERE starts_with(idempotency_key, $1) AND replayed_at IS NULL
+ GROUP BY account, reason
+UNION ALL
+SELECT account, 'outbox',
+       CASE WHEN state = 'running' THEN 'running' WHEN attempts > 0 THEN 'retrying' ELSE 'pending' END,
+       count(*), coalesce(sum(attempts), 0), 0
+  FROM invoice_sync.outbox
+ WHERE starts_with(idempotency_key, $1)
+ GROUP BY 1, 3;
+
+-- name: demo_examples
+-- One synced invoice's link per account of a demo run, for the summary.
+SELECT DISTINCT ON (account) account, provider, invoice_number, link
+  FROM invoice_sync.synced
+ WHERE starts_with(idempotency_key, $1) AND link IS NOT NULL
+ ORDER BY account, outbox_id;

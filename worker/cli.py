@@ -63,7 +63,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     handler: Handler = args.handler
     try:
-        settings = Settings() if args.command in {"schema", "sandbox"} else _settings(args)
+        # schema and sandbox need no config: not even the environment's, which may hold a
+        # partial override (INVOICE_SYNC_ACCOUNTS__SHOP__BASE_URL) only a config file completes.
+        configless = args.command in {"schema", "sandbox"}
+        settings = Settings.model_construct() if configless else _settings(args)
         return handler(args, settings)
     except ConfigError as exc:
         print(f"invoice-sync: config error: {exc}", file=sys.stderr)

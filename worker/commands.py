@@ -84,6 +84,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
     configure_parser(sandbox)
     dlq_commands.register(commands)
+    demo = add("demo", cmd_demo, "run everything end to end on an embedded PostgreSQL and local sandboxes",
+               "invoice-sync demo --invoices 500 --data-dir ./invoice-sync-demo")  # fmt: skip
+    from worker.demo.arguments import configure_parser as configure_demo  # noqa: PLC0415
+
+    configure_demo(demo)
 
 
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
@@ -199,6 +204,12 @@ async def _accounts(pool: asyncpg.Pool, args: argparse.Namespace, settings: Sett
         else:
             print(f"{name}  {provider}  active")
     return 0
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from worker.demo.command import run_from_args  # noqa: PLC0415 - rich loads on demand
+
+    return run_from_args(args, settings)
 
 
 def cmd_sandbox(args: argparse.Namespace, settings: Settings) -> int:

@@ -57,3 +57,18 @@ def write_config(path: Path, dsn: str, accounts: str, **worker: str) -> Path:
               'listen = "127.0.0.1:0"', accounts]  # fmt: skip
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def processes_mentioning(path: Path) -> list[str]:
+    """Command lines of live processes that name ``path`` (e.g. a postgres serving a data dir)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if str(path) in cmdline:
+            found.append(f"{proc.name}: {cmdline}")
+    return found

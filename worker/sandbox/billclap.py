@@ -55,6 +55,7 @@ PROFILE = SandboxProfile(
     identity=lambda record: record.get("invoice_number"),
     numbers_invoices=True,
     reconciles=False,
+    limited_credits=lambda n: {"credits": n},
 )
 
 

@@ -96,10 +96,15 @@ class Firm:
     numbers: set[str] = field(default_factory=set)
     parties: dict[int, Party] = field(default_factory=dict)
     products: dict[int, Product] = field(default_factory=dict)
+    # Parties by (mobile, type): a scan per invoice made a long demo run quadratic.
+    _by_mobile: dict[tuple[str | None, str], Party] = field(default_factory=dict)
+
+    def add_party(self, party: Party) -> None:
+        self.parties[party.id] = party
+        self._by_mobile.setdefault((party.mobile, party.type), party)
 
     def party_by_mobile(self, mobile: str, party_type: str) -> Party | None:
-        found = (p for p in self.parties.values() if (p.mobile, p.type) == (mobile, party_type))
-        return next(found, None)
+        return self._by_mobile.get((mobile, party_type))
 
     def product_by_name(self, name: str) -> Product | None:
         key = name.strip().casefold()
@@ -201,7 +206,7 @@ class BillClapBooks:
         # Id 0 marks what this invoice creates; a product named twice is one object.
         if party.id == 0:
             party.id = self._new_id()
-            firm.parties[party.id] = party
+            firm.add_party(party)
         for product, _ in lines:
             if product.id == 0:
                 product.id = self._new_id()

@@ -82,6 +82,7 @@ PROFILE = SandboxProfile(
     # No invoice-level discount field: spreading it over the rows would change the total by
     # rounding (see worker.providers.billit_mapping).
     unsupported=frozenset({"discount"}),
+    unlimited={"rate_limit_per_minute": None},
 )
 
 

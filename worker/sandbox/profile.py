@@ -61,3 +61,14 @@ class SandboxProfile:
     unsupported: frozenset[str] = frozenset()
     """Canonical top-level fields the provider has no place for: the adapter refuses an invoice
     that sets one (``invalid_payload``) rather than send a different document."""
+    currency: str = "INR"
+    """The currency of the sample invoices the demo sends this provider (``worker.demo``
+    has shops for ``INR`` and ``EUR``); a provider that bills in one currency only says which."""
+    unlimited: Mapping[str, Any] = field(default_factory=dict)
+    """Sandbox start options, merged over ``options``, that lift the provider's own request
+    rate limit, so a bulk run (the demo) is paced by the worker's config alone. Empty when the
+    sandbox has no such limit."""
+    limited_credits: Callable[[int], Mapping[str, Any]] | None = None
+    """Sandbox start options, merged over ``options``, with which exactly ``n`` creates succeed
+    and every later one fails as ``credits_expired`` (the demo's trial account). None when the
+    sandbox cannot count credits; the demo then shows that scenario for the other providers."""

@@ -1,0 +1,70 @@
+"""An error in the middle of a demo run still stops the embedded server and removes the
+temporary directory (the e2e tests cover a normal exit and Ctrl-C)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.processes import processes_mentioning
+from worker.cli import build_parser
+from worker.config import Settings
+from worker.demo import command
+from worker.embedded import EmbeddedPostgres
+
+
+@pytest.fixture
+def tmp(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    # Under /tmp, not pytest's tmp_path: see tests/e2e/test_demo.py's fixture of the same name.
+    path = Path(tempfile.mkdtemp(prefix="isd-", dir="/tmp"))
+    path.chmod(0o755)
+    monkeypatch.setattr(tempfile, "tempdir", str(path))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_an_error_after_the_server_started_stops_it_and_removes_the_directory(
+    tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reached: list[Path] = []
+
+    async def failing_enqueue(*args: Any, **kwargs: Any) -> None:
+        reached.extend(tmp.glob("invoice-sync-demo-*/pgdata/PG_VERSION"))  # noqa: ASYNC240 - a test probe
+        raise RuntimeError("the disk is on fire")
+
+    monkeypatch.setattr(command, "enqueue_lines", failing_enqueue)
+    args = build_parser().parse_args(["demo", "--invoices", "20"])
+    with pytest.raises(RuntimeError, match="on fire"):
+        command.run_from_args(args, Settings(database_url=None))
+    assert reached, "the failure was meant to come after the server started"
+    assert processes_mentioning(tmp) == []
+    assert list(tmp.glob("invoice-sync-demo-*")) == []
+
+
+def test_a_server_a_failed_start_left_running_is_stopped(tmp: Path) -> None:
+    """pg_ctl gives up after 10 s on a slow machine while the server goes on starting: the pid
+    file names it, and only a process serving this data dir is signalled."""
+    data_dir = tmp / "pgdata"
+    data_dir.mkdir()
+    sleeper = [sys.executable, "-c", "import time; time.sleep(60)"]
+    ours = subprocess.Popen([*sleeper, str(data_dir)])
+    stranger = subprocess.Popen(sleeper)
+    try:
+        server = EmbeddedPostgres(data_dir=data_dir)
+        (data_dir / "postmaster.pid").write_text(f"{stranger.pid}\n{data_dir}\n")
+        server._stop_orphan()
+        assert stranger.poll() is None  # a stale pid file naming someone else: left alone
+        (data_dir / "postmaster.pid").write_text(f"{ours.pid}\n{data_dir}\n")
+        server._stop_orphan()
+        assert ours.wait(timeout=5) != 0
+    finally:
+        for process in (ours, stranger):
+            process.kill()
+            process.wait()

@@ -1,0 +1,278 @@
+"""``invoice-sync demo``: the whole system end to end on embedded defaults.
+
+Embedded PostgreSQL (unless a ``database_url`` is configured) -> one sandbox per account ->
+the config written to a file -> migrate -> enqueue the sample mix -> the real worker
+(``run_worker``, the code behind ``run --drain``) with a live view -> the summary -> how to look
+around. Every way out (done, error, Ctrl-C) stops the sandboxes and the server and removes the
+temporary directory; ``--data-dir`` keeps the directory, and ``--serve`` starts its database
+again for a look around.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import secrets
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import structlog
+from rich.console import Console
+
+from worker import database, migrate
+from worker.accounts import AccountStore
+from worker.config import Settings
+from worker.daemon import run_worker, worker_id
+from worker.demo import summary
+from worker.demo.config_file import write_config
+from worker.demo.plan import DemoPlan, build_plan
+from worker.demo.progress import ProgressView
+from worker.demo.stack import (
+    Workspace,
+    embedded_server,
+    fresh_database,
+    run_interruptibly,
+    sandboxes,
+    workspace,
+)
+from worker.enqueue import enqueue_lines
+from worker.errors import InputError
+from worker.observe import configure_logging
+from worker.outbox import Outbox
+from worker.sandbox import PROFILES
+from worker.sandbox.faults import FaultConfig
+
+# A little of everything the worker must survive; see worker.sandbox.faults.
+FAULTS = FaultConfig(latency=0.005, jitter=0.03, error_rate=0.02, stall_rate=0.01,
+                     stall_seconds=4.0, rate429_rate=0.001, retry_after=0.5)  # fmt: skip
+
+
+def run_from_args(args: argparse.Namespace, settings: Settings) -> int:
+    """0 done, 130 interrupted, 2 bad usage; errors raise ``InvoiceSyncError`` (exit 1)."""
+    if args.serve:
+        return serve(args.data_dir)
+    run = f"demo-{secrets.token_hex(3)}"
+    try:
+        plan = build_plan(PROFILES, invoices=args.invoices, seed=args.seed, run=run,
+                          today=date.today())  # fmt: skip
+    except ValueError as exc:
+        raise InputError(str(exc)) from exc
+    if args.data_dir is not None:
+        try:
+            args.data_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InputError(f"--data-dir {args.data_dir}: {exc.strerror}") from exc
+    faults = None if args.no_faults else FAULTS.updated({"seed": args.seed})
+    # A SIGTERM takes the same careful way out as a Ctrl-C.
+    previous = signal.signal(signal.SIGTERM, lambda *_: signal.raise_signal(signal.SIGINT))
+    try:
+        with workspace(args.data_dir) as space:
+            demo = Demo(space=space, plan=plan, faults=faults, console=_console())
+            return demo.start(settings)
+    except KeyboardInterrupt:
+        return interrupted(args.data_dir)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextmanager
+def _restored(logging_config: dict[str, Any]) -> Iterator[None]:
+    """Put structlog back as it was: the demo's log file closes when the demo ends."""
+    try:
+        yield
+    finally:
+        structlog.configure(**logging_config)
+
+
+def _console() -> Console:
+    console = Console(highlight=False)
+    if not console.is_terminal and console.width < 100:
+        console.width = 100  # a pipe or a log file: room for the tables, links wrap as text
+    return console
+
+
+def interrupted(data_dir: Path | None) -> int:
+    files = f"kept in {data_dir}" if data_dir else "removed"
+    print(f"invoice-sync demo: interrupted; the database and the sandboxes are stopped, "
+          f"the demo's files {files}", file=sys.stderr)  # fmt: skip
+    return 130
+
+
+class Demo:
+    """One run: the steps between "the database is up" and the summary."""
+
+    def __init__(
+        self,
+        *,
+        space: Workspace,
+        plan: DemoPlan,
+        faults: FaultConfig | None,
+        console: Console,
+    ) -> None:
+        self.space, self.plan, self.faults, self.console = space, plan, faults, console
+
+    def start(self, settings: Settings) -> int:
+        """Bring up the database (the configured one, else the embedded server) and run."""
+        logging_before = structlog.get_config()
+        with self.space.log.open("w", encoding="utf-8") as log, _restored(logging_before):
+            configure_logging(fmt="json", level=settings.observe.log_level, stream=log)
+            if settings.database_url is not None:
+                self.console.print("Using the configured database (database_url).")
+                dsn = settings.database_dsn()
+                return run_interruptibly(lambda: self.run(dsn, embedded=False))
+            self.console.print("Starting the embedded PostgreSQL ...")
+            started = time.monotonic()
+            with embedded_server(self.space) as url:
+                self.console.print(f"  ready in {time.monotonic() - started:.1f} s.")
+                return run_interruptibly(lambda: self.run(url, embedded=True))
+
+    async def run(self, server_url: str, *, embedded: bool) -> int:
+        dsn = await fresh_database(server_url) if embedded else server_url
+        async with sandboxes(self.plan.accounts, self.faults) as handles:
+            urls = [(a, handles[a.name].url) for a in self.plan.accounts]
+            for account, url in urls:
+                self.console.print(
+                    f"Sandbox for {account.name} ({account.profile.provider}): {url}"
+                )
+            settings = write_config(self.space.config, database_url=dsn, accounts=urls,
+                                    header=self._config_header())  # fmt: skip
+            self.console.print(
+                f"Config: {self.space.config}\n  while the demo runs, from another terminal: "
+                f"invoice-sync --config {self.space.config} status",
+                soft_wrap=True,
+            )
+            await migrate.migrate(dsn)
+            pool = await database.create_pool(dsn, min_size=1, max_size=3)
+            try:
+                for account in self.plan.accounts:
+                    await AccountStore(pool).account_resume(account.name)  # an earlier run's pause
+                await self._enqueue(pool, settings)
+                started = time.monotonic()
+                await self._drain(pool, settings)
+                seconds = time.monotonic() - started
+                unfinished, _held = await Outbox(pool, worker_id="demo").outbox_unfinished(
+                    [a.name for a in self.plan.accounts]
+                )
+                if unfinished:  # the worker stopped early: a signal reached it
+                    return interrupted(self.space.root if self.space.kept else None)
+                outcome = await summary.gather(pool, self.plan, handles, seconds)
+            finally:
+                await pool.close()
+        summary.render(self.console, self.plan, outcome)
+        self._look_around(embedded)
+        return 0
+
+    async def _enqueue(self, pool: asyncpg.Pool, settings: Settings) -> None:
+        """Load the mix through the ``invoice-sync enqueue`` code; the lines it refuses are
+        written straight to the outbox, as a producer's own SQL could, for the worker to
+        dead-letter unsent."""
+        outbox = Outbox(pool, worker_id=worker_id())
+        lines = [
+            json.dumps({"account": r.account, "idempotency_key": r.idempotency_key,
+                        "payload": r.payload})
+            for r in self.plan.rows
+        ]  # fmt: skip
+        report = await enqueue_lines(lines, outbox, accounts=frozenset(settings.accounts))
+        refused = [self.plan.rows[number - 1] for number, _ in report.bad]
+        await outbox.enqueue_many(
+            [(r.account, r.idempotency_key, json.dumps(r.payload), None) for r in refused]
+        )
+        self.console.print(
+            f"Enqueued {report.loaded} invoices for {len(self.plan.accounts)} accounts; the "
+            f"check that `invoice-sync enqueue` makes refused {len(refused)} malformed ones, which the demo "
+            "then wrote straight to the outbox, as a careless producer's SQL could.",
+            soft_wrap=True,
+        )
+
+    async def _drain(self, pool: asyncpg.Pool, settings: Settings) -> None:
+        self.console.print("Running the worker until the outbox drains (Ctrl-C stops it).\n")
+        stop = asyncio.Event()
+        watcher = asyncio.create_task(ProgressView(pool, self.plan, self.console).watch(stop))
+        try:
+            await run_worker(settings, drain=True)
+        finally:
+            stop.set()
+            await asyncio.gather(watcher, return_exceptions=True)
+
+    def _config_header(self) -> str:
+        return (
+            f"Written by `invoice-sync demo` (run {self.plan.run}): the config it ran with.\n"
+            "Its database_url and base_url values live only while the demo runs (or, for a\n"
+            "--data-dir database, while `invoice-sync demo --data-dir DIR --serve` runs);\n"
+            "its [worker], [http] and account layout are a starting point for your own."
+        )
+
+    def _look_around(self, embedded: bool) -> None:
+        out = self.console
+        config = self.space.config
+        out.print("\n[bold]Look around[/bold]")
+        if not self.space.kept:
+            where = "the embedded PostgreSQL, " if embedded else ""
+            out.print(
+                f"The demo has ended: {where}the sandboxes and its temporary directory are gone. "
+                "To keep the database and look at it afterwards, run:\n"
+                "  invoice-sync demo --data-dir ./invoice-sync-demo",
+                soft_wrap=True,
+            )
+            if not embedded:
+                out.print("The demo's rows stay in your database: invoice-sync status")
+            return
+        out.print(f"Kept in {self.space.root}: {config.name} (the config), {self.space.log.name} "
+                  "(the worker's JSON log)" + (", pgdata/ (the database)." if embedded else "."),
+                  soft_wrap=True)  # fmt: skip
+        if embedded:
+            out.print(
+                "The embedded PostgreSQL stopped with the demo. Start it again in one terminal:\n"
+                f"  invoice-sync demo --data-dir {self.space.root} --serve\nand in another:",
+                soft_wrap=True,
+            )
+        for command in _LOOK_AROUND:
+            if command.split()[0] in _commands():
+                out.print(f"  invoice-sync --config {config} {command}", soft_wrap=True)
+        out.print("(The sandboxes are gone: `run` with this config would find no provider.)")
+
+
+_LOOK_AROUND = ("status", "dlq list", "accounts list")
+
+
+def _commands() -> set[str]:
+    """The subcommands this build has (``dlq`` arrives with its own change)."""
+    from worker.cli import build_parser  # noqa: PLC0415 - cli imports this module's caller
+
+    for action in build_parser()._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return set(action.choices)
+    return set()
+
+
+def serve(data_dir: Path | None) -> int:
+    """Start the database a ``--data-dir`` run kept and hold it until SIGINT or SIGTERM."""
+    if data_dir is None:
+        raise InputError("--serve needs --data-dir: the directory a kept demo left")
+    space = Workspace(data_dir.resolve(), kept=True)
+    if not (space.pgdata / "PG_VERSION").is_file():
+        raise InputError(f"{space.pgdata} holds no demo database: run "
+                         f"`invoice-sync demo --data-dir {data_dir}` first")  # fmt: skip
+    stopped = threading.Event()
+
+    def on_signal(*_: Any) -> None:
+        stopped.set()
+
+    with embedded_server(space):
+        signal.signal(signal.SIGINT, on_signal)
+        signal.signal(signal.SIGTERM, on_signal)
+        print(f"The demo's PostgreSQL is up; {space.config} reaches it. Ctrl-C stops it.",
+              flush=True)  # fmt: skip
+        while not stopped.wait(0.5):
+            pass
+    print("stopped")
+    return 0

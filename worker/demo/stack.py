@@ -1,0 +1,161 @@
+"""What the demo runs on, started and stopped so nothing outlives it: a workspace directory, the
+embedded PostgreSQL, and one sandbox per demo account.
+
+The embedded server is a separate process (it runs in its own session, so a Ctrl-C in the
+terminal does not reach it); stopping it is what ``embedded_server`` guarantees on every way
+out: a normal return, an exception, or a ``KeyboardInterrupt``. A Ctrl-C that lands while the
+server starts or stops is held until that step is done, so a half-started server is never
+abandoned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import signal
+import tempfile
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+from worker import database
+from worker.demo.plan import DemoAccount
+from worker.embedded import EmbeddedPostgres
+from worker.queries import queries
+from worker.sandbox.faults import FaultConfig
+from worker.sandbox.server import SandboxHandle, start_sandbox
+
+DEMO_DATABASE = "invoice_sync_demo"
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Workspace:
+    """Where the demo keeps its config, its worker log and (embedded) its database."""
+
+    root: Path
+    kept: bool
+
+    @property
+    def config(self) -> Path:
+        return self.root / "invoice-sync.toml"
+
+    @property
+    def log(self) -> Path:
+        return self.root / "worker.log"
+
+    @property
+    def pgdata(self) -> Path:
+        return self.root / "pgdata"
+
+
+@contextmanager
+def workspace(data_dir: Path | None) -> Iterator[Workspace]:
+    """``data_dir`` (created if missing, kept) or a temporary directory removed on exit."""
+    if data_dir is not None:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        yield Workspace(data_dir.resolve(), kept=True)
+        return
+    root = Path(tempfile.mkdtemp(prefix="invoice-sync-demo-"))
+    try:
+        yield Workspace(root, kept=False)
+    finally:
+        with interrupts_deferred(reraise=False):
+            shutil.rmtree(root, ignore_errors=True)
+
+
+@contextmanager
+def interrupts_deferred(*, reraise: bool = True) -> Iterator[None]:
+    """Hold SIGINT for the block; afterwards raise ``KeyboardInterrupt`` if one came (unless
+    ``reraise`` is False or the block is already failing). Main thread only."""
+    received: list[int] = []
+
+    def note(signum: int, frame: FrameType | None) -> None:
+        received.append(signum)
+
+    previous = signal.signal(signal.SIGINT, note)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if received and reraise:
+        raise KeyboardInterrupt
+
+
+def run_interruptibly(main: Callable[[], Awaitable[T]]) -> T:
+    """``asyncio.run(main())`` where a SIGINT at any moment cancels ``main`` (so its cleanup
+    runs) and surfaces as ``KeyboardInterrupt``. A signal that lands while the loop is being
+    set up is held and acted on once ``main`` starts; plain ``asyncio.run`` has a window there
+    in which a Ctrl-C leaves half-built things behind."""
+    early: list[int] = []
+    signal.signal(signal.SIGINT, lambda signum, _frame: early.append(signum))
+
+    async def guarded() -> T:
+        task = asyncio.current_task()
+        assert task is not None
+        # From here the loop handles SIGINT (and restores Python's default when it closes).
+        asyncio.get_running_loop().add_signal_handler(signal.SIGINT, task.cancel)
+        if early:
+            raise asyncio.CancelledError
+        return await main()
+
+    try:
+        return asyncio.run(guarded())
+    except asyncio.CancelledError:
+        raise KeyboardInterrupt from None
+    finally:
+        if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+@contextmanager
+def embedded_server(space: Workspace) -> Iterator[str]:
+    """Start the embedded PostgreSQL in ``space.pgdata`` (reusing its data when kept); yield its
+    URL; stop it on the way out, whatever the way out is."""
+    server = EmbeddedPostgres(data_dir=space.pgdata)
+    try:
+        with interrupts_deferred():
+            url = server.start()
+        yield url
+    finally:
+        with interrupts_deferred(reraise=False):
+            server.stop()
+
+
+def with_database(url: str, name: str) -> str:
+    """The same server URL pointed at another database (keeps ``?host=`` for Unix sockets)."""
+    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
+
+
+async def fresh_database(server_url: str) -> str:
+    """Drop and recreate the demo's own database on the embedded server; its URL."""
+    q = queries()
+    conn = await database.connect(server_url)
+    try:
+        await database.run(lambda: conn.execute(q["demo_database_drop"]))
+        await database.run(lambda: conn.execute(q["demo_database_create"]))
+    finally:
+        await conn.close()
+    return with_database(server_url, DEMO_DATABASE)
+
+
+@asynccontextmanager
+async def sandboxes(
+    accounts: Sequence[DemoAccount], faults: FaultConfig | None
+) -> AsyncIterator[dict[str, SandboxHandle]]:
+    """One sandbox per account on a free loopback port, each with its own fault sequence."""
+    handles: dict[str, SandboxHandle] = {}
+    try:
+        for index, account in enumerate(accounts):
+            own = None if faults is None else faults.updated({"seed": (faults.seed or 0) + index})
+            handles[account.name] = await start_sandbox(
+                account.profile.provider, faults=own, **account.sandbox_options
+            )
+        yield handles
+    finally:
+        for handle in handles.values():
+            await handle.stop()
