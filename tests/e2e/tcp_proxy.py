@@ -1,7 +1,8 @@
 """A loopback TCP proxy that can take a service away: the database outage of the e2e tests.
 
 ``TcpProxy(upstream_port)`` listens on a free loopback port and pipes every connection to
-``127.0.0.1:upstream_port``. ``go_down()`` aborts every open connection (both sides) and stops
+``127.0.0.1:upstream_port`` (or to the Unix socket ``upstream_unix``: the embedded server the
+tests fall back to listens on one). ``go_down()`` aborts every open connection (both sides) and stops
 listening, so new connections are refused, as when PostgreSQL or the network between goes away;
 ``come_back()`` listens again on the same port. It runs its own event loop in a thread, so a test
 can drive it with plain calls while subprocesses talk through it.
@@ -21,8 +22,15 @@ CHUNK = 65536
 
 
 class TcpProxy:
-    def __init__(self, upstream_port: int, *, upstream_host: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        upstream_port: int,
+        *,
+        upstream_host: str = "127.0.0.1",
+        upstream_unix: str | None = None,
+    ) -> None:
         self._upstream = (upstream_host, upstream_port)
+        self._upstream_unix = upstream_unix
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._server: asyncio.base_events.Server | None = None
@@ -80,7 +88,10 @@ class TcpProxy:
             client_w.transport.abort()
             return
         try:
-            server_r, server_w = await asyncio.open_connection(*self._upstream)
+            if self._upstream_unix is not None:
+                server_r, server_w = await asyncio.open_unix_connection(self._upstream_unix)
+            else:
+                server_r, server_w = await asyncio.open_connection(*self._upstream)
         except OSError:
             client_w.transport.abort()
             return

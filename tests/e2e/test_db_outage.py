@@ -15,7 +15,7 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import asyncpg
 import pytest
@@ -34,9 +34,20 @@ LATENCY = "0.3"
 RATE_LIMIT = "20/second"
 
 
-def through(dsn: str, port: int) -> str:
-    """``dsn`` with its host and port replaced by the proxy's."""
+def proxy_for(dsn: str) -> TcpProxy:
+    """A proxy in front of ``dsn``'s server: TCP, or the Unix socket of a ``?host=/dir`` URL
+    (the embedded server the tests fall back to when no local one runs)."""
     parts = urlsplit(dsn)
+    port = parts.port or 5432
+    socket_dir = parse_qs(parts.query).get("host", [""])[0]
+    if socket_dir.startswith("/"):
+        return TcpProxy(port, upstream_unix=f"{socket_dir}/.s.PGSQL.{port}")
+    return TcpProxy(port, upstream_host=parts.hostname or "127.0.0.1")
+
+
+def through(dsn: str, port: int) -> str:
+    """``dsn`` with its host and port replaced by the proxy's (and no socket directory)."""
+    parts = urlsplit(dsn)._replace(query="")
     user, _at, _host = parts.netloc.rpartition("@")
     return urlunsplit(parts._replace(netloc=f"{user}{'@' if user else ''}127.0.0.1:{port}"))
 
@@ -83,8 +94,7 @@ async def outage(dsn: str, daemon: Fleet, proxy: TcpProxy) -> dict[str, float]:
 async def test_daemon_survives_a_database_outage_and_finishes_every_row(
     dsn: str, tmp_path: Path
 ) -> None:
-    upstream = urlsplit(dsn).port or 5432
-    with TcpProxy(upstream) as proxy, sandboxes(["--latency", LATENCY]) as running:
+    with proxy_for(dsn) as proxy, sandboxes(["--latency", LATENCY]) as running:
         accounts = "\n".join(
             account_block(s.profile, s.url, rate_limit=RATE_LIMIT, concurrency=8)
             for s in running.values()
