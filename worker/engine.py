@@ -15,7 +15,7 @@ import contextlib
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import structlog
 
@@ -26,6 +26,7 @@ from worker.database import StoreUnavailableError
 from worker.decide import Decision, release
 from worker.events import report
 from worker.flusher import Finished, Flusher, outage_backoff
+from worker.holds import AccountHolds
 from worker.listener import Listener
 from worker.metrics import Metrics, MetricsRefresher
 from worker.outbox import AccountAction, Claimed, Outbox, RecordSummary
@@ -71,12 +72,7 @@ class Engine:
         self._stopping = asyncio.Event()
         self._forced = False
         self._tasks: dict[asyncio.Task[None], _InFlight] = {}
-        # Accounts this process saw paused: later rows hitting the same wall are given back.
-        # (Account → when this process decided the pause.)
-        self._paused: dict[str, float] = {}
-        # Accounts whose pause or throttle is decided but maybe not written yet: not claimed.
-        self._pausing: set[str] = set()
-        self._hold_until: dict[str, float] = {}
+        self._holds = AccountHolds(clock)
         self._flusher = Flusher(
             outbox,
             interval=settings.flush_interval,
@@ -156,18 +152,16 @@ class Engine:
 
     def _next_wake(self) -> float:
         """The poll interval, or sooner when a held account's hold ends (a token is due)."""
-        now = self._clock()
-        holds = [until - now for until in self._hold_until.values() if until > now]
-        return max(min([self._settings.poll_interval, *holds]), 0.001)
+        soonest = self._holds.next_end(self._clock())
+        poll = self._settings.poll_interval
+        return max(poll if soonest is None else min(poll, soonest), 0.001)
 
     async def _claim(self) -> tuple[int, int]:
         now = self._clock()
         wants = {
             name: rt.gate.claim_request(free)
             for name, rt in self._runtimes.items()
-            if (free := rt.gate.free())
-            and name not in self._pausing
-            and self._hold_until.get(name, 0) <= now
+            if (free := rt.gate.free()) and self._holds.claimable(name, now)
         }
         if not wants:
             return 0, 0
@@ -179,16 +173,13 @@ class Engine:
         if self._metrics is not None:
             self._metrics.claim_seconds.observe(self._clock() - started)
             self._metrics.observe_token_waits(result.token_waits)
-        answered = self._clock()
         for account, wait in result.token_waits.items():
             # The shared bucket is empty: come back when its next token is due, not sooner.
             # Counted from the answer, not the claim's start: a claim slower than the wait
             # would otherwise leave a hold already over, and the loop sleeping a whole poll.
-            self._hold_until[account] = answered + wait
+            self._holds.hold(account, wait)
         for row in result.rows:
-            if not row.probe and self._paused.get(row.account, now) < now:
-                # Claimable again, by a claim that began after the pause: someone resumed it.
-                del self._paused[row.account]
+            self._holds.claimed(row, claim_started=now)
             self._dispatch(row)
         return len(result.rows), wanted
 
@@ -216,7 +207,8 @@ class Engine:
             flight.sent = True
 
         decision = await self._attempter.attempt(flight.row, flight.runtime, mark_sent)
-        decision = self._breaker(self._once_per_pause(decision, flight.row), flight.runtime)
+        decision = self._holds.once_per_pause(decision, flight.row)
+        decision = self._holds.breaker(decision, flight.runtime)
         self._record(flight, decision)
 
     def _cut_short(self, flight: _InFlight) -> Decision:
@@ -235,42 +227,6 @@ class Engine:
             )
         )
 
-    def _once_per_pause(self, decision: Decision, row: Claimed) -> Decision:
-        """The first row to find an account broken takes the pause's fate; rows already in
-        flight that hit the same wall go back to pending instead of flooding the dead letters,
-        and so does a probe that finds the account still broken (the pause is refreshed)."""
-        action = decision.account_action
-        if action is None:
-            return decision
-        if action.throttle is not None:
-            self._hold_until[row.account] = self._clock() + action.throttle
-        if action.pause_reason is None:
-            return decision
-        self._pausing.add(row.account)
-        error = decision.resolution.error
-        if row.probe:
-            return Decision(
-                resolution=release(row, error=error),
-                account_action=action,
-                event="invoice.probe_failed",
-            )
-        if row.account in self._paused:
-            return Decision(resolution=release(row, error=error), event="invoice.released")
-        self._paused[row.account] = self._clock()
-        return decision
-
-    def _breaker(self, decision: Decision, runtime: AccountRuntime) -> Decision:
-        """Feed the account's breaker; when this call opens it, hold the account here and, via
-        a throttle, at every replica, so a failing provider is not hammered."""
-        breaker = runtime.gate.breaker
-        opened = breaker.record(decision.health) if breaker is not None else None
-        if opened is None or decision.account_action is not None:
-            return decision
-        log.warning("account.breaker_opened", account=runtime.name, seconds=opened)
-        self._hold_until[runtime.name] = self._clock() + opened
-        throttle = AccountAction(account=runtime.name, throttle=opened)
-        return replace(decision, account_action=throttle)
-
     def _report(
         self,
         batch: Sequence[Finished],
@@ -281,11 +237,7 @@ class Engine:
         report(batch, summary, actions, resumed)
         if self._metrics is not None:
             self._metrics.observe_batch(batch, summary)
-        for action in actions:
-            # Written: the claim query now skips the account for every replica.
-            self._pausing.discard(action.account)
-        for account in resumed:
-            self._paused.pop(account, None)
+        self._holds.written(actions, resumed)
 
     async def _drained(self) -> bool:
         if self._tasks or not self._flusher.idle:
