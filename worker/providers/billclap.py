@@ -15,8 +15,6 @@ share HTTP 500, and a plan without API access answers HTTP 200.
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -33,6 +31,7 @@ from worker.providers import http
 from worker.providers.base import Attempt, Credentials, HttpTimeouts, ProviderSpec
 from worker.providers.billclap_answers import classify, classify_transport_error
 from worker.providers.billclap_mapping import build_request, refuse_unsupported
+from worker.providers.redaction import scrubbed
 
 log = structlog.get_logger(__name__)
 
@@ -117,7 +116,7 @@ class BillClap:
             outcome=type(outcome).__name__,
             elapsed_ms=round((time.monotonic() - started) * 1000),
         )
-        return _scrubbed(outcome, self._token)
+        return scrubbed(outcome, self._token)
 
     async def aclose(self) -> None:
         """Close the session; the adapter may be used again afterwards (a new one opens)."""
@@ -136,26 +135,6 @@ class BillClap:
             "Accept": "application/json",
             "x-api-token": self._token,
         }
-
-
-def _scrubbed(outcome: Outcome, secret: str) -> Outcome:
-    """The outcome with the token cut out of every text it carries.
-
-    BillClap has never been seen echoing a token, but outcomes are written to tables and logs
-    that outlive the token's secrecy, so a server (or proxy) that echoes one must not leak it.
-    """
-    if not dataclasses.is_dataclass(outcome):
-        return outcome
-    changes: dict[str, Any] = {}
-    for field in dataclasses.fields(outcome):
-        value = getattr(outcome, field.name)
-        if isinstance(value, str) and secret in value:
-            changes[field.name] = value.replace(secret, "[redacted]")
-        elif field.name == "response" and value is not None and secret in json.dumps(value):
-            changes[field.name] = json.loads(json.dumps(value).replace(secret, "[redacted]"))
-        elif field.name == "invoice":
-            changes[field.name] = _scrubbed(value, secret)
-    return dataclasses.replace(outcome, **changes) if changes else outcome
 
 
 def _create(credentials: Credentials, options: Any, timeouts: HttpTimeouts) -> BillClap:

@@ -14,8 +14,6 @@ links. A duplicate on a first attempt is a producer's collision: ``DeadLetter(du
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -30,6 +28,7 @@ from worker.invoice import Invoice
 from worker.outcome import Outcome, PauseAccount, RateLimited, Retry
 from worker.providers import http
 from worker.providers.base import Attempt, Credentials, HttpTimeouts, ProviderSpec, bounded
+from worker.providers.redaction import scrubbed
 from worker.providers.refrens_answers import (
     classify,
     classify_refusal,
@@ -109,7 +108,7 @@ class Refrens:
             outcome=type(outcome).__name__,
             elapsed_ms=round((time.monotonic() - started) * 1000),
         )
-        return _scrubbed(outcome, self.bearer.secrets())
+        return scrubbed(outcome, self.bearer.secrets())
 
     async def aclose(self) -> None:
         """Close the session; the adapter may be used again afterwards (a new one opens)."""
@@ -228,34 +227,6 @@ def _customer_mismatch(found: Mapping[str, Any], body: Mapping[str, Any]) -> str
 def _name(billed_to: Any) -> str | None:
     name = billed_to.get("name") if isinstance(billed_to, dict) else None
     return " ".join(name.casefold().split()) if isinstance(name, str) and name.strip() else None
-
-
-def _scrubbed(outcome: Outcome, secrets: list[str]) -> Outcome:
-    """The outcome with every secret (static token, app secret, issued JWTs) cut out of the
-    texts it carries: outcomes reach tables and logs that outlive a token's secrecy."""
-    if not dataclasses.is_dataclass(outcome):
-        return outcome
-    changes: dict[str, Any] = {}
-    for field in dataclasses.fields(outcome):
-        value = getattr(outcome, field.name)
-        if isinstance(value, str):
-            cleaned = _cut(value, secrets)
-            if cleaned != value:
-                changes[field.name] = cleaned
-        elif field.name == "response" and value is not None:
-            text = json.dumps(value)
-            cleaned = _cut(text, secrets)
-            if cleaned != text:
-                changes[field.name] = json.loads(cleaned)
-        elif field.name == "invoice":
-            changes[field.name] = _scrubbed(value, secrets)
-    return dataclasses.replace(outcome, **changes) if changes else outcome
-
-
-def _cut(text: str, secrets: list[str]) -> str:
-    for secret in sorted((s for s in secrets if s), key=len, reverse=True):
-        text = text.replace(secret, "[redacted]")
-    return text
 
 
 def _create(credentials: Credentials, options: Any, timeouts: HttpTimeouts) -> Refrens:
