@@ -7,57 +7,22 @@ The server is ``INVOICE_SYNC_BENCH_DATABASE_URL`` when set, else the local one o
 from __future__ import annotations
 
 import contextlib
-import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
 from worker import migrate
-from worker.config import DEFAULT_TEST_DATABASE_URL
-from worker.embedded import EmbeddedPostgres
+from worker.servers import admin, scratch_server, with_database
 
 ENV = "INVOICE_SYNC_BENCH_DATABASE_URL"
-
-
-def with_database(dsn: str, name: str) -> str:
-    """The same server URL pointed at another database (keeps ?host= for Unix sockets)."""
-    return urlunsplit(urlsplit(dsn)._replace(path=f"/{name}"))
-
-
-async def _reachable(dsn: str) -> bool:
-    try:
-        conn = await asyncpg.connect(dsn, timeout=3)
-    except (TimeoutError, OSError, asyncpg.PostgresError):
-        return False
-    await conn.close()
-    return True
 
 
 @contextlib.contextmanager
 def server() -> Iterator[str]:
     """The server's admin URL for the whole run (an embedded one is stopped afterwards)."""
-    explicit = os.environ.get(ENV)
-    if explicit:
-        yield explicit
-        return
-    import asyncio  # noqa: PLC0415 - only this branch needs a loop of its own
-
-    if asyncio.run(_reachable(DEFAULT_TEST_DATABASE_URL)):
-        yield DEFAULT_TEST_DATABASE_URL
-        return
-    with EmbeddedPostgres() as embedded:
-        yield embedded.start()
-
-
-async def admin(server_dsn: str, *statements: str) -> None:
-    conn = await asyncpg.connect(server_dsn)
-    try:
-        for statement in statements:
-            await conn.execute(statement)
-    finally:
-        await conn.close()
+    with scratch_server(ENV) as url:
+        yield url
 
 
 @contextlib.asynccontextmanager

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 from worker import database
 from worker.demo.plan import DemoAccount
@@ -28,6 +27,7 @@ from worker.embedded import EmbeddedPostgres
 from worker.queries import queries
 from worker.sandbox.faults import FaultConfig
 from worker.sandbox.server import SandboxHandle, start_sandbox
+from worker.servers import with_database
 
 DEMO_DATABASE = "invoice_sync_demo"
 T = TypeVar("T")
@@ -124,11 +124,6 @@ def embedded_server(space: Workspace) -> Iterator[str]:
     finally:
         with interrupts_deferred(reraise=False):
             server.stop()
-
-
-def with_database(url: str, name: str) -> str:
-    """The same server URL pointed at another database (keeps ``?host=`` for Unix sockets)."""
-    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
 
 
 async def fresh_database(server_url: str) -> str:
