@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
@@ -49,32 +49,22 @@ class DeadLetterSummary:
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> DeadLetterSummary:
-        return cls(**{field: row[field] for field in cls.__slots__})
+        return cls(**{field.name: row[field.name] for field in fields(cls)})
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
-class DeadLetter:
-    """Everything stored about one dead letter; ``payload`` and ``response`` decoded JSON."""
+class DeadLetter(DeadLetterSummary):
+    """Everything stored about one dead letter: the summary plus ``payload`` and ``response``,
+    both decoded JSON."""
 
-    id: int
-    account: str
-    idempotency_key: str
     payload: Any
-    reason: str
-    error: str
-    http_status: int | None
     response: Any
-    attempts: int
-    first_attempt_at: datetime | None
-    dead_at: datetime
-    replayed_at: datetime | None
-    replayed_to: int | None
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> DeadLetter:
-        values = {field: row[field] for field in cls.__slots__}
-        for field in ("payload", "response"):
-            values[field] = None if row[field] is None else json.loads(row[field])
+        values = {field.name: row[field.name] for field in fields(cls)}
+        for name in ("payload", "response"):
+            values[name] = None if row[name] is None else json.loads(row[name])
         return cls(**values)
 
 
