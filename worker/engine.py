@@ -166,12 +166,11 @@ class Engine:
         if not wants:
             return 0, 0
         wanted = sum(w.rows for w in wants.values())
-        started = self._clock()
         result = await self._outbox.outbox_claim(
             wants, lease=self._settings.lease, probe_cooldown=self._settings.pause_cooldown
         )
         if self._metrics is not None:
-            self._metrics.claim_seconds.observe(self._clock() - started)
+            self._metrics.claim_seconds.observe(self._clock() - now)
             self._metrics.observe_token_waits(result.token_waits)
         for account, wait in result.token_waits.items():
             # The shared bucket is empty: come back when its next token is due, not sooner.

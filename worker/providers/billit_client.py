@@ -45,26 +45,29 @@ class BillitClient:
         """One request; a GET that fails as a service (no answer, or 5xx) is tried again up to
         ``READ_RETRIES`` times at once: a read changes nothing, and a tag scan of dozens of
         reads would otherwise rarely survive a provider that fails one request in ten."""
-        tries = 1 + (READ_RETRIES if method == "GET" else 0)
-        for attempt in range(tries):
-            last = attempt == tries - 1
+        retries = READ_RETRIES if method == "GET" else 0
+        for attempt in range(retries):
             try:
-                reply = await http.request(
-                    self._client(),
-                    method,
-                    self.base + path,
-                    headers=self._headers(),
-                    json_body=json_body,
-                    params=params,
-                )
+                reply = await self._send(method, path, params=params, json_body=json_body)
             except TransportError:
-                if last:
-                    raise
+                pass
             else:
-                if reply.status < 500 or last:
+                if reply.status < 500:
                     return reply
             await asyncio.sleep(READ_RETRY_PAUSE * (attempt + 1))
-        raise AssertionError("unreachable")  # pragma: no cover
+        return await self._send(method, path, params=params, json_body=json_body)
+
+    async def _send(
+        self, method: str, path: str, *, params: Mapping[str, str] | None, json_body: Any
+    ) -> http.Reply:
+        return await http.request(
+            self._client(),
+            method,
+            self.base + path,
+            headers=self._headers(),
+            json_body=json_body,
+            params=params,
+        )
 
     async def aclose(self) -> None:
         if self._session is not None:
