@@ -4,9 +4,9 @@ bench needs in front of it.
 - A receive stamp: wall-clock time (``time.time``, the producer's clock too: same machine) taken
   when a request enters the server, before the sandbox reads its body; with ``--stamp`` it is
   kept per invoice number, and ``GET /_bench/wait?number=X`` answers as soon as X arrives.
-- An enforcing rate limit (``--rate R``): a token bucket of R tokens refilled at R per second, the
-  shape of the worker's own limiter, so a client holding R/s is never refused; a request past it
-  gets 429 with ``Retry-After: 1`` (BillClap has no limit of its own; this is the bench's).
+- An enforcing rate limit (``--rate R``): the sandbox's ``limit_rate`` fault, a token bucket of R
+  tokens refilled at R per second; a request past it gets 429 with ``Retry-After`` until the
+  next token (BillClap has no limit of its own).
 - ``GET /_bench/window``: counts by status since the last ``POST /_bench/window`` (a reset).
 
 It prints ``listening on URL`` as its one line, like ``invoice-sync sandbox``.
@@ -33,22 +33,6 @@ BENCH_PREFIX = "/_bench/"
 SANDBOX_PREFIX = "/_sandbox/"
 
 
-class TokenBucket:
-    def __init__(self, rate: float) -> None:
-        self.rate = rate
-        self.tokens = rate
-        self.stamp = time.monotonic()
-
-    def take(self) -> bool:
-        now = time.monotonic()
-        self.tokens = min(self.rate, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-        if self.tokens >= 1:
-            self.tokens -= 1
-            return True
-        return False
-
-
 @dataclass
 class Window:
     """What the API saw since the last reset."""
@@ -62,8 +46,7 @@ class Window:
 
 
 class Stand:
-    def __init__(self, *, rate: float, stamp: bool) -> None:
-        self.bucket = TokenBucket(rate) if rate > 0 else None
+    def __init__(self, *, stamp: bool) -> None:
         self.stamp = stamp
         self.window = Window()
         self.received: dict[str, float] = {}
@@ -77,10 +60,6 @@ class Stand:
         window = self.window
         window.first = window.first or entered
         window.last = entered
-        if self.bucket is not None and not self.bucket.take():
-            window.statuses[429] += 1
-            body = {"status": False, "message": "Too many requests"}
-            return web.json_response(body, status=429, headers={"Retry-After": "1"})
         response = await handler(request)
         window.statuses[response.status] += 1
         if self.stamp:
@@ -118,8 +97,9 @@ class Stand:
 
 
 async def serve(args: argparse.Namespace) -> None:
-    stand = Stand(rate=args.rate, stamp=args.stamp)
-    faults = FaultConfig(latency=args.latency)
+    stand = Stand(stamp=args.stamp)
+    # The enforced rate is the sandbox's own fault option: a bucket of R refilled at R/s.
+    faults = FaultConfig(latency=args.latency, limit_rate=args.rate, limit_burst=max(args.rate, 1))
     sandbox = await _start(stand, faults, args.token)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -70,10 +70,11 @@ async def run(ctx: Context) -> ScenarioResult:
                "statuses": statuses, "concurrency_per_replica": ctx.concurrency}  # fmt: skip
     notes = [
         f"{replicas} `python -m worker run` processes, each configured rate_limit = {r}/second; "
-        "the sandbox's token bucket (R tokens, R/s) answers 429 with Retry-After: 1 beyond it.",
-        "Today each replica limits itself (no deployment-wide limiter yet), so up to "
-        f"{replicas}x R is offered; the engine's throttle on 429 (account_state.throttled_until, "
-        "shared) is what holds it back.",
+        "the sandbox's token bucket (R tokens, R/s) answers 429 with Retry-After (the next "
+        "token) beyond it.",
+        "The replicas share the account's token bucket in PostgreSQL (invoice_sync.rate_bucket):"
+        " each claim takes one token per row, so together they offer R, not "
+        f"{replicas}x R.",
     ]
     return ScenarioResult(scenario=NAME, title=f"rate fidelity, {replicas} replicas", size=ctx.size,
                           figures=figures, details=details, notes=notes,
