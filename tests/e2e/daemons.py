@@ -1,10 +1,8 @@
-"""Long-running `invoice-sync run` processes for e2e tests: start several, stop them, read logs."""
+"""Long-running `invoice-sync run` processes for the e2e tests that only need them started and
+stopped (``fleet.Fleet`` underneath), waiting for a drain, and their logs as text."""
 
 from __future__ import annotations
 
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,30 +10,20 @@ from pathlib import Path
 
 import asyncpg
 
+from tests.e2e.fleet import Fleet
+
 
 @contextmanager
-def daemons(config: Path, count: int, logs: Path) -> Iterator[list[subprocess.Popen[bytes]]]:
-    """``count`` daemons on one config, logging to ``logs/replica-N.log``; stopped with SIGTERM
+def daemons(config: Path, count: int, logs: Path) -> Iterator[Fleet]:
+    """``count`` daemons on one config (a ``Fleet`` logging to ``logs``), stopped with SIGTERM
     (then killed) on exit."""
     logs.mkdir(parents=True, exist_ok=True)
-    procs = []
-    for index in range(count):
-        out = (logs / f"replica-{index}.log").open("wb")
-        command = [sys.executable, "-m", "worker", "--config", str(config), "run"]
-        procs.append(subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT))
-        out.close()
+    fleet = Fleet(config=config, log_dir=logs, size=count)
+    fleet.start()
     try:
-        yield procs
+        yield fleet
     finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in procs:
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        fleet.stop()
 
 
 async def wait_until_drained(dsn: str, within: float) -> None:
@@ -56,4 +44,5 @@ async def wait_until_drained(dsn: str, within: float) -> None:
 
 
 def read_logs(logs: Path) -> str:
-    return "\n".join(path.read_text(errors="replace") for path in sorted(logs.glob("*.log")))
+    """Everything the daemons of ``daemons(..., logs)`` wrote, as text."""
+    return "\n".join(path.read_text(errors="replace") for path in sorted(logs.glob("replica*")))
