@@ -18,7 +18,8 @@ from typing import Any
 import asyncpg
 import pytest
 
-from tests.e2e.processes import cli, get_json, sandbox, write_config
+from tests.e2e.fleet import account_block, option_flags, sandbox
+from tests.e2e.processes import cli, get_json, write_config
 from tests.factories import invoice
 from worker.sandbox import PROFILES
 from worker.sandbox.profile import SandboxProfile
@@ -34,19 +35,10 @@ ACCOUNT_RATE = "40/second"
 
 
 def sandbox_flags(profile: SandboxProfile) -> list[str]:
-    options = {**profile.options, **SANDBOX_OPTIONS.get(profile.provider, {})}
-    flags = []
-    for key, value in options.items():
-        flags += ["--option", f"{key}={json.dumps(value)}"]
-    return flags + FAULTS
-
-
-def account_block(profile: SandboxProfile, url: str) -> str:
-    lines = [f"[accounts.{profile.provider}]", f'provider = "{profile.provider}"',
-             f'base_url = "{url}"', f'token = "{profile.token}"',
-             f'rate_limit = "{ACCOUNT_RATE}"', "concurrency = 8"]  # fmt: skip
-    lines += [f"{key} = {json.dumps(value)}" for key, value in profile.account.items()]
-    return "\n".join(lines)
+    return [
+        *option_flags({**profile.options, **SANDBOX_OPTIONS.get(profile.provider, {})}),
+        *FAULTS,
+    ]
 
 
 def number_of(key: str) -> str:
@@ -69,11 +61,13 @@ async def test_every_provider_drains_with_faults_and_no_duplicates(
 ) -> None:
     profiles = [PROFILES[name] for name in sorted(PROFILES)]
     with ExitStack() as stack:
-        urls = {
-            p.provider: stack.enter_context(sandbox(p.provider, *sandbox_flags(p)))
+        urls = {p.provider: stack.enter_context(sandbox(p, sandbox_flags(p))).url for p in profiles}
+        accounts = "\n".join(
+            account_block(
+                p, urls[p.provider], name=p.provider, rate_limit=ACCOUNT_RATE, concurrency=8
+            )
             for p in profiles
-        }
-        accounts = "\n".join(account_block(p, urls[p.provider]) for p in profiles)
+        )
         config = write_config(tmp_path / "c.toml", dsn, accounts, max_attempts="25")
         for profile in profiles:
             loaded = cli("enqueue", "-", config=config, stdin=jsonl(profile))
