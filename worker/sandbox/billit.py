@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
 
@@ -170,8 +170,11 @@ async def create_invoice(request: web.Request) -> web.Response:
 
 async def list_invoices(request: web.Request) -> web.Response:
     books = books_of(request.app)
-    newest = [_invoice(books, r, detail=False) for r in reversed(books.ledger.invoices)]
-    return web.json_response(_page(request, newest))
+    # Only the page's records are rendered: a list call must not cost the whole ledger.
+    newest = books.ledger.invoices[::-1]
+    page = _page(request, newest)
+    page["data"] = [_invoice(books, r, detail=False) for r in page["data"]]
+    return web.json_response(page)
 
 
 async def get_invoice(request: web.Request) -> web.Response:
@@ -212,7 +215,7 @@ def _invoice(books: BillitBooks, record: Mapping[str, Any], *, detail: bool) -> 
     return shown
 
 
-def _page(request: web.Request, items: list[dict[str, Any]]) -> dict[str, Any]:
+def _page(request: web.Request, items: Sequence[Any]) -> dict[str, Any]:
     """A Laravel paginator's answer: ``per_page`` capped at 250, ``page`` from 1."""
     per_page = min(MAX_PER_PAGE, max(1, _int(request.query.get("per_page"), DEFAULT_PER_PAGE)))
     page = max(1, _int(request.query.get("page"), 1))
@@ -221,7 +224,7 @@ def _page(request: web.Request, items: list[dict[str, Any]]) -> dict[str, Any]:
     path = f"{request.url.origin()}{request.path}"
     first_index = (page - 1) * per_page + 1 if chunk else None
     return {
-        "data": chunk,
+        "data": list(chunk),
         "links": {
             "first": f"{path}?page=1",
             "last": f"{path}?page={last}",
