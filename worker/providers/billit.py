@@ -45,6 +45,7 @@ from worker.providers.billit_answers import (
 )
 from worker.providers.billit_client import BillitClient
 from worker.providers.billit_customers import CustomerDirectory
+from worker.providers.billit_index import INVOICES, ListingIndex
 from worker.providers.billit_mapping import (
     build_request,
     gross_total,
@@ -53,7 +54,7 @@ from worker.providers.billit_mapping import (
     tag_for,
 )
 from worker.providers.billit_options import BillitId, BillitOptions
-from worker.providers.billit_reconcile import INVOICES, Expected, TagMemory, find_tagged
+from worker.providers.billit_reconcile import Expected, TagMemory, find_tagged
 from worker.providers.redaction import scrubbed
 
 log = structlog.get_logger(__name__)
@@ -86,6 +87,7 @@ class Billit:
         self.account = AccountCache(self._fetch_account, ttl=self._options.account_refresh)
         self.customers = CustomerDirectory()
         self.tags = TagMemory()
+        self.listing = ListingIndex()
         # Rows whose last answer was a 400 incident: the next one dead-letters (billit_answers).
         self._incidents: OrderedDict[int, None] = OrderedDict()
 
@@ -212,7 +214,7 @@ class Billit:
             total=None if "products" in options else gross_total(attempt.invoice),
             since=attempt.since,
         )
-        found = await find_tagged(get, expected, self._options, self.tags)
+        found = await find_tagged(get, expected, self._options, self.tags, self.listing)
         if found is not None:
             log.info(
                 "provider.billit.recovered",

@@ -5,7 +5,9 @@ after an unknown outcome the adapter looks for an invoice carrying this row's ta
 carry no tags (only ``GET /v1/invoices/{uuid}`` does), so the scan reads the newest pages
 (``per_page`` <= 250, newest first), keeps the items that could be ours (same customer and
 invoice date, about the same total, whenever the item shows those fields; an item that does not
-show one is kept), and fetches those one by one until one carries the tag.
+show one is kept), and fetches those one by one until one carries the tag. The pages are read
+through the adapter's ``ListingIndex`` (``billit_index``), which every scan of the adapter
+shares, so rows scanning at once, or soon after one another, read the pages once.
 
 Invoices whose tags the adapter already knows (``TagMemory``: the ones it created and saw
 answered, the ones an earlier scan fetched) are checked without a fetch, so a scan usually
@@ -23,27 +25,22 @@ invoice.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from worker.outcome import DeadLetter, Reason, Synced
 from worker.providers.billit_answers import Settled, synced_from
+from worker.providers.billit_index import INVOICES, Get, Listed, ListingIndex
 from worker.providers.billit_options import BillitId, BillitOptions
 
-INVOICES = "/v1/invoices"
 # Billit rounds per row; our total is computed from the canonical form, so allow a little
 # (a tenth of a percent: rounding is cents, and a wider net fetches more candidates).
 AMOUNT_SLACK = Decimal("0.001")
 AMOUNT_MINIMUM_SLACK = Decimal("0.05")
 MEMORY_LIMIT = 50_000
-# Our database's clock and Billit's may disagree by this much; the scan reads that far further.
-CLOCK_SKEW = timedelta(seconds=60)
-
-Get = Callable[[str, Mapping[str, str]], Awaitable[Any | None]]
-"""``get(path, params)``: the body of a 2xx answer, None for a 404, ``Settled`` otherwise."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -77,43 +74,41 @@ class TagMemory:
 
 
 async def find_tagged(
-    get: Get, expected: Expected, options: BillitOptions, memory: TagMemory
+    get: Get,
+    expected: Expected,
+    options: BillitOptions,
+    memory: TagMemory,
+    index: ListingIndex,
 ) -> Synced | None:
-    """The invoice carrying ``expected.tag`` among the newest, or None when it is not there."""
+    """The invoice carrying ``expected.tag`` among those created since the first attempt, or
+    None when it is not there."""
+    listed = await index.listed_since(get, expected.since, options)
+    if listed is None:
+        raise Settled(_window_exceeded(expected, options))
     budget = options.reconcile_details
-    for page in range(1, options.reconcile_pages + 1):
-        params = {"per_page": str(options.reconcile_per_page), "page": str(page)}
-        listing = await get(INVOICES, params)
-        items = _items(listing)
-        for uuid in candidates(items, expected):
-            known = memory.get(uuid)
-            if known is not None and expected.tag not in known:
-                continue
-            if budget == 0:
-                raise Settled(_ambiguous(expected, options))
-            budget -= 1
-            detail = await get(f"{INVOICES}/{uuid}", {})
-            if detail is None:
-                continue  # deleted since the list was read
-            memory.remember(uuid, tags_of(detail))
-            if expected.tag in tags_of(detail):
-                return synced_from(detail, recovered=True)
-        if _last_page(listing, items, page, options.reconcile_per_page):
-            return None
-        if _reached(items, expected.since):
-            return None
-    raise Settled(_window_exceeded(expected, options))
+    for entry in listed:
+        if not _could_be(entry, expected):
+            continue
+        known = memory.get(entry.uuid)
+        if known is not None and expected.tag not in known:
+            continue
+        if budget == 0:
+            raise Settled(_ambiguous(expected, options))
+        budget -= 1
+        detail = await get(f"{INVOICES}/{entry.uuid}", {})
+        if detail is None:
+            index.forget(entry.uuid)  # deleted since it was listed
+            continue
+        memory.remember(entry.uuid, tags_of(detail))
+        if expected.tag in tags_of(detail):
+            return synced_from(detail, recovered=True)
+    return None
 
 
 def candidates(items: Iterable[Mapping[str, Any]], expected: Expected) -> list[str]:
     """The uuids of list items that could be the earlier attempt's invoice, in list order."""
-    found = []
-    for item in items:
-        uuid = item.get("uuid")
-        if uuid in (None, "") or not _could_be(item, expected):
-            continue
-        found.append(str(uuid))
-    return found
+    listed = (Listed.of(item) for item in items)
+    return [entry.uuid for entry in listed if entry is not None and _could_be(entry, expected)]
 
 
 def tags_of(body: Any) -> frozenset[str]:
@@ -139,17 +134,13 @@ def _strings(value: Any) -> Iterable[str]:
             yield from _strings(inner)
 
 
-def _could_be(item: Mapping[str, Any], expected: Expected) -> bool:
-    customer = item.get("customerId")
-    if customer is None and isinstance(item.get("customer"), dict):
-        customer = item["customer"].get("id")
+def _could_be(entry: Listed, expected: Expected) -> bool:
     wanted = expected.customer_id
-    if wanted is not None and customer is not None and str(customer) != str(wanted):
+    if wanted is not None and entry.customer is not None and entry.customer != str(wanted):
         return False
-    when = item.get("invoiceDate")
-    if isinstance(when, str) and len(when) >= 10 and when[:10] != expected.invoice_date:
+    if entry.invoice_date is not None and entry.invoice_date != expected.invoice_date:
         return False
-    return _amount_fits(item.get("finalAmount"), expected.total)
+    return _amount_fits(entry.amount, expected.total)
 
 
 def _amount_fits(amount: Any, total: Decimal | None) -> bool:
@@ -162,44 +153,15 @@ def _amount_fits(amount: Any, total: Decimal | None) -> bool:
     return abs(theirs - total) <= max(AMOUNT_MINIMUM_SLACK, total * AMOUNT_SLACK)
 
 
-def _items(listing: Any) -> list[Mapping[str, Any]]:
-    data = listing.get("data") if isinstance(listing, dict) else None
-    return [item for item in data or [] if isinstance(item, dict)]
-
-
-def _last_page(listing: Any, items: list[Mapping[str, Any]], page: int, per_page: int) -> bool:
-    meta = listing.get("meta") if isinstance(listing, dict) else None
-    last = meta.get("last_page") if isinstance(meta, dict) else None
-    if isinstance(last, int) and not isinstance(last, bool):
-        return page >= last
-    return len(items) < per_page
-
-
-def _reached(items: list[Mapping[str, Any]], since: datetime | None) -> bool:
-    """Whether the page's oldest item was created before the first attempt began (newest first:
-    every later page is older still)."""
-    if since is None or not items:
-        return False
-    created = items[-1].get("createdAt")
-    if not isinstance(created, str):
-        return False
-    try:
-        when = datetime.fromisoformat(created.replace("Z", "+00:00"))
-    except ValueError:
-        return False
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return when < since - CLOCK_SKEW
-
-
 def _window_exceeded(expected: Expected, options: BillitOptions) -> DeadLetter:
     pages = options.reconcile_pages * options.reconcile_per_page
     return DeadLetter(
         reason=Reason.AMBIGUOUS,
         error=(
             f"an earlier attempt's outcome is unknown and the newest {pages} Billit invoices do "
-            f"not reach back to it; none of them carries tag {expected.tag!r}. Look for that "
-            "tag in Billit, then replay or purge this row (or raise reconcile_pages)"
+            f"not reach back to it, so an invoice with tag {expected.tag!r} may exist beyond "
+            "them. Look for that tag in Billit, then replay or purge this row (or raise "
+            "reconcile_pages)"
         ),
     )
 
