@@ -32,17 +32,34 @@ wanted AS (
 -- The CTE picks and locks the rows; SKIP LOCKED lets concurrent workers take disjoint rows
 -- instead of queueing behind each other. Rows picked beyond the bucket's tokens stay pending
 -- (their lock ends with this statement).
+-- Rows whose last outcome is unknown come first (see migration 004): the first branch reads
+-- only them, and the second is read only for what the first leaves of the n.
 candidates AS (
     SELECT c.id, c.outcome_unknown AS prior_unknown, w.account,
-           row_number() OVER (PARTITION BY w.account ORDER BY c.available_at, c.id) AS rank
+           row_number() OVER (PARTITION BY w.account
+                              ORDER BY c.outcome_unknown DESC, c.available_at, c.id) AS rank
       FROM wanted w
      CROSS JOIN LATERAL (
-        SELECT o.id, o.outcome_unknown, o.available_at
-          FROM invoice_sync.outbox o
-         WHERE o.account = w.account AND o.state = 'pending' AND o.available_at <= now()
-         ORDER BY o.available_at, o.id
-         LIMIT w.n
-           FOR UPDATE SKIP LOCKED
+        SELECT * FROM (
+            SELECT o.id, o.outcome_unknown, o.available_at
+              FROM invoice_sync.outbox o
+             WHERE o.account = w.account AND o.state = 'pending' AND o.outcome_unknown
+               AND o.available_at <= now()
+             ORDER BY o.available_at, o.id
+             LIMIT w.n
+               FOR UPDATE SKIP LOCKED
+        ) settle
+        UNION ALL
+        SELECT * FROM (
+            SELECT o.id, o.outcome_unknown, o.available_at
+              FROM invoice_sync.outbox o
+             WHERE o.account = w.account AND o.state = 'pending' AND NOT o.outcome_unknown
+               AND o.available_at <= now()
+             ORDER BY o.available_at, o.id
+             LIMIT w.n
+               FOR UPDATE SKIP LOCKED
+        ) fresh
+        LIMIT w.n
      ) c
 ),
 picked AS (

@@ -73,6 +73,29 @@ async def test_claim_honours_per_account_limits_and_due_time(pool: asyncpg.Pool)
     assert by_account == {"a": 5, "b": 2}
 
 
+async def test_rows_whose_outcome_is_unknown_are_claimed_before_older_rows(
+    pool: asyncpg.Pool,
+) -> None:
+    for i in range(6):
+        await enqueue(pool, "shop", f"k{i}")
+    # k4 and k5 were tried and their outcome is unknown; they are due later than k0-k3.
+    await pool.execute(
+        "UPDATE invoice_sync.outbox SET outcome_unknown = true, attempts = 1,"
+        " available_at = now() - interval '1 second' WHERE idempotency_key IN ('k4', 'k5')"
+    )
+    await pool.execute(
+        "UPDATE invoice_sync.outbox SET available_at = now() - interval '1 hour'"
+        " WHERE NOT outcome_unknown"
+    )
+    outbox = store(pool)
+    first = await claim(outbox, {"shop": 3}, lease=60, probe_cooldown=60)
+    assert sorted((r.idempotency_key, r.prior_unknown) for r in first) == [
+        ("k0", False), ("k4", True), ("k5", True)
+    ]  # fmt: skip
+    rest = await claim(outbox, {"shop": 10}, lease=60, probe_cooldown=60)
+    assert sorted(r.idempotency_key for r in rest) == ["k1", "k2", "k3"]
+
+
 async def test_concurrent_claims_never_share_a_row(pool: asyncpg.Pool) -> None:
     for i in range(200):
         await enqueue(pool, "shop", f"k{i}")
