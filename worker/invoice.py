@@ -138,12 +138,18 @@ def describe_validation_error(exc: ValidationError, limit: int = 10) -> str:
     """pydantic's message, one line per problem, without echoing the (possibly huge) input."""
     lines = []
     for error in exc.errors(include_url=False, include_input=False)[:limit]:
-        where = ".".join(str(part) for part in error["loc"]) or "payload"
+        where = ".".join(_shown_part(part) for part in error["loc"]) or "payload"
         lines.append(f"{where}: {error['msg']}")
     more = exc.error_count() - limit
     if more > 0:
         lines.append(f"... and {more} more")
     return "; ".join(lines)
+
+
+def _shown_part(part: str | int) -> str:
+    """A path step as it can be shown on one line: an unknown key may be any string."""
+    text = str(part)
+    return text if len(text) <= 40 and text.isprintable() else repr(text[:40])
 
 
 def json_schema() -> dict[str, Any]:
