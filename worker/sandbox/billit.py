@@ -70,7 +70,10 @@ PROFILE = SandboxProfile(
             {"id": 7, "name": "5%", "value": 5},
         ],
     },
-    account={"invoice_type_id": 1, "currency": "INR"},
+    # 100 times Billit's quota lets invoices pile up 100 times faster than on Billit: a tag
+    # scan after an unknown outcome must then reach further back than the default 8 pages
+    # (2,000 invoices, half an hour of Billit's real quota; seconds of this one).
+    account={"invoice_type_id": 1, "currency": "INR", "reconcile_pages": 40},
     failures={
         Failure.AUTH_FAILED: {"tokens": []},
         Failure.FORBIDDEN: {"blocked": True},
