@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -17,7 +18,7 @@ from worker.accounts import AccountStore
 from worker.config import Settings
 from worker.daemon import run_worker, worker_id
 from worker.durations import parse_duration
-from worker.enqueue import enqueue_lines
+from worker.enqueue import MAX_ENQUEUE_PARSERS, enqueue_lines
 from worker.errors import InputError
 from worker.invoice import json_schema_text
 from worker.outbox import Outbox
@@ -109,9 +110,14 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_enqueue(args: argparse.Namespace, settings: Settings) -> int:
     accounts = frozenset(settings.accounts) if settings.accounts else None
+    # Validation is CPU-bound: one parser process per core, the COPY in this one.
+    parsers = min(os.cpu_count() or 1, MAX_ENQUEUE_PARSERS)
     if args.file == "-":
         report = asyncio.run(
-            _with_outbox(settings, lambda o: enqueue_lines(sys.stdin, o, accounts=accounts))
+            _with_outbox(
+                settings,
+                lambda o: enqueue_lines(sys.stdin, o, accounts=accounts, parsers=parsers),
+            )
         )
     else:
         try:
@@ -120,7 +126,10 @@ def cmd_enqueue(args: argparse.Namespace, settings: Settings) -> int:
             raise InputError(f"cannot read {args.file}: {exc.strerror}") from exc
         with handle:
             report = asyncio.run(
-                _with_outbox(settings, lambda o: enqueue_lines(handle, o, accounts=accounts))
+                _with_outbox(
+                    settings,
+                    lambda o: enqueue_lines(handle, o, accounts=accounts, parsers=parsers),
+                )
             )
     for number, message in report.bad[:100]:
         print(f"line {number}: {message}", file=sys.stderr)

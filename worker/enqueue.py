@@ -1,15 +1,21 @@
 """Bulk enqueue of JSON Lines ``{"account", "idempotency_key", "payload"[, "available_at"]}``.
 
-Every line is validated (the payload against the canonical invoice) before anything is written;
-bad lines are reported by line number and the good ones are loaded in chunks of one COPY each.
-A chunk that is committed stays committed, so a failure later in the file loses nothing before it.
+Every line is validated (the payload against the canonical invoice) before it is written; bad
+lines are reported by line number and the good ones are loaded in chunks of one COPY each, in
+file order. A chunk that is committed stays committed, so a failure later in the file loses
+nothing before it. The CLI validates in parser processes, a few chunks ahead of the COPY.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import multiprocessing
 import re
-from collections.abc import Iterable, Iterator
+from collections import deque
+from collections.abc import AsyncGenerator, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -19,6 +25,8 @@ from worker.invoice import describe_validation_error, parse_invoice
 from worker.outbox import Outbox
 
 CHUNK = 5000
+# More parser processes than this only queue up behind the COPY.
+MAX_ENQUEUE_PARSERS = 4
 # A JSON \u0000 escape (not an escaped backslash followed by "u0000"): PostgreSQL's jsonb and
 # text cannot hold NUL, and one such line would otherwise fail its whole chunk.
 NUL_ESCAPE = re.compile(r"(?:^|[^\\])(?:\\\\)*\\u0000")
@@ -118,35 +126,86 @@ def _available_at(value: object) -> datetime | None:
 
 
 async def enqueue_lines(
-    lines: Iterable[str], outbox: Outbox, *, accounts: frozenset[str] | None
+    lines: Iterable[str],
+    outbox: Outbox,
+    *,
+    accounts: frozenset[str] | None,
+    parsers: int = 0,
 ) -> EnqueueReport:
+    """Validate and load ``lines``. With ``parsers`` > 0, blocks of lines are validated in that
+    many processes while the previous block is being copied in (validation is most of the work,
+    and the COPY otherwise waits for it); blocks are still loaded in file order."""
     report = EnqueueReport()
-    for chunk in _chunks(_parsed(lines, accounts, report)):
-        inserted = await outbox.enqueue_many(chunk)
-        report.loaded += inserted
-        report.repeated += len(chunk) - inserted
+    if parsers <= 0:
+        blocks: AsyncGenerator[Parsed, None] = _parsed_here(lines, accounts)
+    else:
+        blocks = _parsed_elsewhere(lines, accounts, parsers)
+    async with contextlib.aclosing(blocks):  # a failed COPY stops the parsers at once
+        async for parsed in blocks:
+            report.lines += parsed.lines
+            report.bad += parsed.bad
+            if parsed.rows:
+                inserted = await outbox.enqueue_many(parsed.rows)
+                report.loaded += inserted
+                report.repeated += len(parsed.rows) - inserted
     return report
 
 
-def _parsed(
-    lines: Iterable[str], accounts: frozenset[str] | None, report: EnqueueReport
-) -> Iterator[Row]:
-    for number, text in enumerate(lines, start=1):
+@dataclass(kw_only=True, slots=True)
+class Parsed:
+    """One block of the file, validated."""
+
+    lines: int = 0
+    rows: list[Row] = field(default_factory=list)
+    bad: list[tuple[int, str]] = field(default_factory=list)
+
+
+def parse_block(numbered: list[tuple[int, str]], accounts: frozenset[str] | None) -> Parsed:
+    """Validate one block of (line number, text); runs in a parser process or in this one."""
+    parsed = Parsed()
+    for number, text in numbered:
         if not text.strip():
             continue
-        report.lines += 1
+        parsed.lines += 1
         try:
-            yield parse_line(text, accounts)
+            parsed.rows.append(parse_line(text, accounts))
         except BadLine as exc:
-            report.bad.append((number, str(exc)))
+            parsed.bad.append((number, str(exc)))
+    return parsed
 
 
-def _chunks(rows: Iterator[Row]) -> Iterator[list[Row]]:
-    chunk: list[Row] = []
-    for row in rows:
-        chunk.append(row)
-        if len(chunk) >= CHUNK:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
+def _blocks(lines: Iterable[str]) -> Iterator[list[tuple[int, str]]]:
+    block: list[tuple[int, str]] = []
+    for numbered in enumerate(lines, start=1):
+        block.append(numbered)
+        if len(block) >= CHUNK:
+            yield block
+            block = []
+    if block:
+        yield block
+
+
+async def _parsed_here(
+    lines: Iterable[str], accounts: frozenset[str] | None
+) -> AsyncGenerator[Parsed, None]:
+    for block in _blocks(lines):
+        yield parse_block(block, accounts)
+
+
+async def _parsed_elsewhere(
+    lines: Iterable[str], accounts: frozenset[str] | None, parsers: int
+) -> AsyncGenerator[Parsed, None]:
+    """Blocks validated by a pool of ``parsers`` processes, a few blocks ahead of the COPY (so
+    memory stays bounded however long the file), yielded in file order."""
+    loop = asyncio.get_running_loop()
+    # fork: the children need nothing but this module's functions, already imported; the
+    # other start methods would import the CLI again in each (a second or more).
+    context = multiprocessing.get_context("fork")
+    ahead: deque[asyncio.Future[Parsed]] = deque()
+    with ProcessPoolExecutor(max_workers=parsers, mp_context=context) as pool:
+        for block in _blocks(lines):
+            ahead.append(loop.run_in_executor(pool, parse_block, block, accounts))
+            if len(ahead) > parsers * 2:
+                yield await ahead.popleft()
+        while ahead:
+            yield await ahead.popleft()
