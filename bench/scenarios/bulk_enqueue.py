@@ -83,9 +83,9 @@ async def run(ctx: Context) -> ScenarioResult:
         Figure(measure="CLI / per-row", value=cli["rate"] / per_row["rate"], unit="x"),
     ]  # fmt: skip
     notes = [
-        f"CLI: {cli['lines']:,} lines from a file, every payload validated (one parser process per core, "
-        "at most 4), COPY in chunks in file order; "
-        "timed as the whole subprocess (start-up included, ~1 s).",
+        f"CLI: {cli['lines']:,} lines from a file, every payload validated (one parser "
+        "process per core, at most 4), COPY in chunks in file order; timed as the whole "
+        "subprocess (start-up included, ~1 s).",
         f"Per row: {per_row['rows']:,} calls of invoice_sync.enqueue(), each its own transaction.",
     ]
     return ScenarioResult(scenario=NAME, title="bulk enqueue", size=ctx.size, figures=figures,
