@@ -11,8 +11,8 @@ import pytest
 
 from worker.outcome import Reason, Synced
 from worker.providers.billit_answers import Settled
-from worker.providers.billit_options import BillitOptions
 from worker.providers.billit_index import ListingIndex
+from worker.providers.billit_options import BillitOptions
 from worker.providers.billit_reconcile import Expected, TagMemory, find_tagged
 
 START = datetime(2026, 7, 1, 12, 0, tzinfo=UTC)
