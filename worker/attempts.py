@@ -11,7 +11,7 @@ import structlog
 from pydantic import ValidationError
 
 from worker.config import WorkerSettings
-from worker.decide import Decision, dead_letter, decide
+from worker.decide import Decision, dead_letter, decide, release
 from worker.invoice import Invoice, describe_validation_error, parse_invoice
 from worker.outbox import Claimed
 from worker.outcome import (
@@ -44,16 +44,25 @@ class Attempter:
         rand: Callable[[], float],
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         observe_call: Callable[[str, str, float], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._settings = settings
+        self._clock = clock
         self._observe_call = observe_call
         self._rand = rand
         self._now = now
 
     async def attempt(
-        self, row: Claimed, runtime: AccountRuntime, on_send: Callable[[], None]
+        self,
+        row: Claimed,
+        runtime: AccountRuntime,
+        on_send: Callable[[], None],
+        *,
+        lease_ends: float | None = None,
     ) -> Decision:
-        """Run one attempt; ``on_send`` is called just before the request may leave."""
+        """Run one attempt; ``on_send`` is called just before the request may leave.
+        ``lease_ends`` (by ``clock``) is when the row's lease may end: no create is sent
+        later than ``send_by`` before it (see ``Attempt.send_by``)."""
         try:
             invoice = parse_invoice(row.payload)
         except ValidationError as exc:
@@ -62,9 +71,18 @@ class Attempter:
         if parked is not None:
             return parked
         async with runtime.gate.call_slot():
+            send_by = None
+            if lease_ends is not None:
+                left = lease_ends - self._send_margin(runtime) - self._clock()
+                if left <= 0:
+                    # Waited too long for a slot (rows are leased ahead): give it back unsent.
+                    error = "its lease ran out while it waited for a call slot; not sent"
+                    resolution = release(row, error=error)
+                    return Decision(resolution=resolution, event="invoice.released")
+                send_by = time.monotonic() + left
             on_send()
             started = time.monotonic()
-            outcome = await self._call(row, runtime, invoice)
+            outcome = await self._call(row, runtime, invoice, send_by)
         if self._observe_call is not None:
             self._observe_call(
                 row.account, OUTCOME_NAMES[type(outcome)], time.monotonic() - started
@@ -93,7 +111,15 @@ class Attempter:
         )
         return dead_letter(row, Reason.AMBIGUOUS, error)
 
-    async def _call(self, row: Claimed, runtime: AccountRuntime, invoice: Invoice) -> Outcome:
+    def _send_margin(self, runtime: AccountRuntime) -> float:
+        """How long before its lease ends an attempt stops sending: a call may run for the
+        request timeout once sent, and must be over before another worker can take the row
+        (at most half the lease, so a short lease still leaves time to send)."""
+        return min(runtime.request_timeout, self._settings.lease / 2)
+
+    async def _call(
+        self, row: Claimed, runtime: AccountRuntime, invoice: Invoice, send_by: float | None
+    ) -> Outcome:
         attempt = Attempt(
             outbox_id=row.id,
             account=row.account,
@@ -102,6 +128,7 @@ class Attempter:
             number=row.attempt,
             prior_unknown=row.prior_unknown,
             since=row.first_attempt_at,
+            send_by=send_by,
         )
         try:
             return await runtime.provider.create_invoice(attempt)

@@ -43,6 +43,9 @@ class _InFlight:
     row: Claimed
     runtime: AccountRuntime
     started: float
+    lease_ends: float
+    """When the lease may end, by this clock: counted from the claim's start, which is before
+    the database's ``now()`` that its expiry is counted from."""
     sent: bool = False
     recorded: bool = False
 
@@ -66,7 +69,7 @@ class Engine:
         self._settings = settings
         self._clock = clock
         self._attempter = Attempter(
-            settings, rand, observe_call=metrics.observe_call if metrics else None
+            settings, rand, observe_call=metrics.observe_call if metrics else None, clock=clock
         )
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -179,13 +182,13 @@ class Engine:
             self._holds.hold(account, wait)
         for row in result.rows:
             self._holds.claimed(row, claim_started=now)
-            self._dispatch(row)
+            self._dispatch(row, lease_ends=now + self._settings.lease)
         return len(result.rows), wanted
 
-    def _dispatch(self, row: Claimed) -> None:
+    def _dispatch(self, row: Claimed, *, lease_ends: float) -> None:
         runtime = self._runtimes[row.account]
         runtime.gate.take()
-        flight = _InFlight(row=row, runtime=runtime, started=self._clock())
+        flight = _InFlight(row=row, runtime=runtime, started=self._clock(), lease_ends=lease_ends)
         task = asyncio.create_task(self._process(flight), name=f"row:{row.id}")
         self._tasks[task] = flight
         task.add_done_callback(self._finished)
@@ -205,7 +208,9 @@ class Engine:
         def mark_sent() -> None:
             flight.sent = True
 
-        decision = await self._attempter.attempt(flight.row, flight.runtime, mark_sent)
+        decision = await self._attempter.attempt(
+            flight.row, flight.runtime, mark_sent, lease_ends=flight.lease_ends
+        )
         decision = self._holds.once_per_pause(decision, flight.row)
         decision = self._holds.breaker(decision, flight.runtime)
         self._record(flight, decision)

@@ -18,6 +18,8 @@ class AccountRuntime:
     provider_name: str
     provider: Provider
     gate: AccountGate
+    request_timeout: float = 30.0
+    """``[http] request_timeout``: how long a call may still run once sent."""
 
 
 def build_runtimes(settings: Settings) -> dict[str, AccountRuntime]:
@@ -57,4 +59,5 @@ def _build(
             burst=account.rate_burst,
             breaker=Breaker(policy, time.monotonic),
         ),
+        request_timeout=timeouts.total,
     )

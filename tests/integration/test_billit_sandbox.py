@@ -83,7 +83,12 @@ def invoice(**changes: Any) -> dict[str, Any]:
 
 
 def attempt_for(
-    doc: dict[str, Any], *, key: str = "key-1", outbox_id: int = 1, prior_unknown: bool = False
+    doc: dict[str, Any],
+    *,
+    key: str = "key-1",
+    outbox_id: int = 1,
+    prior_unknown: bool = False,
+    send_by: float | None = None,
 ) -> Attempt:
     return Attempt(
         outbox_id=outbox_id,
@@ -92,6 +97,7 @@ def attempt_for(
         invoice=parse_invoice(doc),
         number=1,
         prior_unknown=prior_unknown,
+        send_by=send_by,
     )
 
 
@@ -592,6 +598,27 @@ async def test_scan_skips_invoices_whose_tags_it_knows(
     assert fresh.provider_invoice_id == lost_uuid
     assert detail_fetches() == 3
     assert len(created(sandbox)) == 4
+
+
+async def test_a_scan_that_outlasts_the_lease_sends_nothing(
+    sandbox: SandboxHandle, connect: Any
+) -> None:
+    adapter = connect()
+    await warm(adapter)
+    # The row's lease (less the request timeout) ends while the scan reads: by then another
+    # worker may have taken the row, so this attempt must not create the invoice as well.
+    late = await send(adapter, invoice(), key="late", prior_unknown=True,
+                      send_by=time.monotonic())  # fmt: skip
+    assert isinstance(late, Retry), late
+    assert late.outcome_unknown is False
+    assert "lease" in late.error
+    assert requests(sandbox, "GET /v1/invoices") == 1  # it did scan
+    assert [r["tags"] for r in created(sandbox)] == [["invoice-sync:warm"]]
+    # With time left, the same attempt sends.
+    sent = await send(adapter, invoice(), key="late", prior_unknown=True,
+                      send_by=time.monotonic() + 60)  # fmt: skip
+    assert isinstance(sent, Synced), sent
+    assert len(created(sandbox)) == 2
 
 
 async def test_own_tag_survives_provider_option_tags(sandbox: SandboxHandle, connect: Any) -> None:

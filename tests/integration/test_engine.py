@@ -8,7 +8,15 @@ from tests.factories import enqueue, invoice, table_count
 from tests.fakes import ScriptedProvider, fast_settings, runtime
 from worker.engine import Engine
 from worker.outbox import Outbox
-from worker.outcome import DeadLetter, PauseAccount, PauseReason, Reason, Retry, Synced
+from worker.outcome import (
+    DeadLetter,
+    Outcome,
+    PauseAccount,
+    PauseReason,
+    Reason,
+    Retry,
+    Synced,
+)
 from worker.providers.base import Attempt
 
 
@@ -185,3 +193,33 @@ async def test_forced_shutdown_releases_in_flight_rows_as_unknown(pool: asyncpg.
     await asyncio.wait_for(task, 10)
     row = await pool.fetchrow("SELECT state, attempts, outcome_unknown FROM invoice_sync.outbox")
     assert dict(row) == {"state": "pending", "attempts": 1, "outcome_unknown": True}
+
+
+async def test_rows_leased_ahead_are_not_sent_once_their_lease_is_nearly_over(
+    pool: asyncpg.Pool,
+) -> None:
+    # One call at a time, 1.2 s each, two rows leased at once, a 2 s lease: the second row of
+    # a claim would start its call 1.2 s after the claim, past its send-by (lease less half of
+    # it, the request timeout being longer). It is given back unsent and claimed again.
+    for i in range(3):
+        await enqueue(pool, "shop", f"k{i}")
+    sent_at: list[float] = []
+
+    class Timed(ScriptedProvider):
+        async def create_invoice(self, attempt: Attempt) -> Outcome:
+            sent_at.append(time.monotonic())
+            return await super().create_invoice(attempt)
+
+    provider = Timed(delay=1.2)
+    with capture_logs() as logs:
+        await asyncio.wait_for(
+            engine(pool, None, provider, concurrency=1, lease=2).run(drain=True), 30
+        )
+    assert await table_count(pool, "synced") == 3
+    for attempt, at in zip(provider.calls, sent_at, strict=True):
+        assert attempt.send_by is not None
+        assert at <= attempt.send_by
+    released = [e for e in logs if e["event"] == "invoice.released"]
+    assert released, "no row waited past its send-by"
+    assert all("lease ran out" in e["error"] for e in released)
+    assert all(a.number == 1 for a in provider.calls)  # a row given back unsent kept its attempt

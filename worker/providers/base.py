@@ -39,6 +39,10 @@ class Attempt:
     since: datetime | None = None
     """When the row's first attempt began (the database's clock): whatever an earlier attempt
     created at the provider is newer, which bounds a lookup or tag scan."""
+    send_by: float | None = None
+    """``time.monotonic()`` after which this attempt must not send a create: its lease ends
+    soon after, and then another worker may take the row and, finding nothing yet, send its
+    own. An adapter that does slow work before its create (Billit's tag scan) checks it."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

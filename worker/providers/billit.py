@@ -145,9 +145,9 @@ class Billit:
             today=self._now().date(),
         )
         if attempt.prior_unknown:
-            found = await self._reconcile(attempt, body, tag, seen)
-            if found is not None:
-                return found
+            settled = await self._settle_earlier(attempt, body, tag, seen)
+            if settled is not None:
+                return settled
         reply = await self._send(body)
         if not retried and self._forget_stale(reply, facts, fetched, invoice, body):
             return await self._sync(attempt, retried=True)
@@ -156,6 +156,20 @@ class Billit:
         if isinstance(outcome, Synced):
             self.tags.remember(outcome.provider_invoice_id, frozenset(map(str, body["tags"])))
         return outcome
+
+    async def _settle_earlier(
+        self, attempt: Attempt, body: Mapping[str, Any], tag: str, seen: bool
+    ) -> Outcome | None:
+        """After an unknown outcome: the earlier attempt's invoice if the tag scan finds it, a
+        retry when the scan took so long that sending is no longer safe, else None (send)."""
+        found = await self._reconcile(attempt, body, tag, seen)
+        if found is not None:
+            return found
+        if attempt.send_by is not None and time.monotonic() > attempt.send_by:
+            # The scan outlasted the lease's margin: another worker may have the row by now,
+            # scan, find nothing of ours yet, and send; sending here as well could make two.
+            return Retry(error="Billit: the tag scan outlasted the row's lease; nothing was sent")
+        return None
 
     def _forget_stale(
         self,
