@@ -95,6 +95,7 @@ leased AS (
     UPDATE invoice_sync.outbox o
        SET state = 'running',
            attempts = o.attempts + 1,
+           claims = o.claims + 1,
            outcome_unknown = true,
            lease_owner = $1,
            lease_expires_at = now() + make_interval(secs => $4),
@@ -102,25 +103,27 @@ leased AS (
            updated_at = now()
      WHERE o.id = ANY (ARRAY(SELECT id FROM due))
     RETURNING o.id, o.account, o.idempotency_key, o.payload::text AS payload, o.attempts,
-              o.first_attempt_at, o.created_at
+              o.claims, o.first_attempt_at, o.created_at
 )
-SELECT l.id, l.account, l.idempotency_key, l.payload, l.attempts, l.first_attempt_at,
+SELECT l.id, l.account, l.idempotency_key, l.payload, l.attempts, l.claims, l.first_attempt_at,
        l.created_at, d.prior_unknown, l.account IN (SELECT account FROM probing) AS probe,
        NULL::float8 AS token_wait
   FROM leased l JOIN due d USING (id)
 UNION ALL
-SELECT NULL, s.account, NULL, NULL, NULL, NULL, NULL, NULL, NULL, (1 - s.tokens) / s.rate
+SELECT NULL, s.account, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, (1 - s.tokens) / s.rate
   FROM spent s JOIN picked p USING (account)
  WHERE s.granted < p.n;
 
 -- name: outbox_record
 -- Apply a batch of outcomes ($2, a JSON array) in one statement: synced and dead rows move out
--- of the outbox, retries and releases go back to pending. Fenced by the attempt number, which
--- only a new claim changes: a worker whose row was re-claimed cannot overwrite that attempt.
+-- of the outbox, retries and releases go back to pending. Fenced by the claim number, which only
+-- a new claim changes (migration 005): a worker whose row was re-claimed cannot overwrite that
+-- claim's outcome. A row whose lease ran out and that nobody has claimed since (owner NULL)
+-- still takes its outcome: one kept through a database outage, say.
 WITH result AS (
     SELECT *
       FROM jsonb_to_recordset($2::jsonb) AS r(
-          id bigint, attempt int, kind text, delay float8, spend boolean, unknown boolean,
+          id bigint, claim bigint, kind text, delay float8, spend boolean, unknown boolean,
           reason text, error text, http_status int, response jsonb, provider text,
           provider_invoice_id text, invoice_number text, link text, pdf_url text,
           recovered boolean)
@@ -131,7 +134,7 @@ owned AS (
            r.provider, r.provider_invoice_id, r.invoice_number, r.link, r.pdf_url, r.recovered
       FROM invoice_sync.outbox o
       JOIN result r ON r.id = o.id
-     WHERE o.attempts = r.attempt AND (o.lease_owner = $1 OR o.lease_owner IS NULL)
+     WHERE o.claims = r.claim AND (o.lease_owner = $1 OR o.lease_owner IS NULL)
        FOR UPDATE OF o
 ),
 to_synced AS (

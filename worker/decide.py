@@ -85,7 +85,7 @@ def _decide(
 def _synced(outcome: Synced, row: Claimed, provider: str) -> Decision:
     resolution = Resolution(
         id=row.id,
-        attempt=row.attempt,
+        claim=row.claim,
         kind="synced",
         provider=provider,
         provider_invoice_id=outcome.provider_invoice_id,
@@ -118,7 +118,7 @@ def _retry(
     )
     resolution = Resolution(
         id=row.id,
-        attempt=row.attempt,
+        claim=row.claim,
         kind="retry",
         delay=honour_retry_after(outcome.after, backoff),
         # Once an attempt may have reached the provider, every later attempt must take the safe
@@ -156,7 +156,7 @@ def dead_letter(
 ) -> Decision:
     resolution = Resolution(
         id=row.id,
-        attempt=row.attempt,
+        claim=row.claim,
         kind="dead",
         reason=reason.value,
         error=error,
@@ -172,7 +172,7 @@ def release(
     """Give the row back without spending its attempt (not sent, or sent and cut short)."""
     return Resolution(
         id=row.id,
-        attempt=row.attempt,
+        claim=row.claim,
         kind="retry",
         delay=delay,
         # A call cut short after it went out spends the attempt and leaves the outcome unknown.

@@ -27,6 +27,8 @@ class Claimed:
     idempotency_key: str
     payload: str
     attempt: int
+    claim: int
+    """This claim's number (``outbox.claims``): what fences its outcome."""
     first_attempt_at: datetime
     created_at: datetime
     prior_unknown: bool
@@ -40,6 +42,7 @@ class Claimed:
             idempotency_key=row["idempotency_key"],
             payload=row["payload"],
             attempt=row["attempts"],
+            claim=row["claims"],
             first_attempt_at=row["first_attempt_at"],
             created_at=row["created_at"],
             prior_unknown=row["prior_unknown"],
@@ -57,7 +60,8 @@ class Resolution:
     """
 
     id: int
-    attempt: int
+    claim: int
+    """The claim this outcome belongs to (``Claimed.claim``); another claim's row ignores it."""
     kind: Literal["synced", "retry", "dead"]
     delay: float = 0.0
     spend: bool = True

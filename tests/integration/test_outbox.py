@@ -39,7 +39,7 @@ async def test_a_synced_key_is_never_queued_again(pool: asyncpg.Pool) -> None:
     outbox = store(pool)
     [row] = await claim(outbox, {"shop": 5}, lease=60, probe_cooldown=60)
     await outbox.outbox_record([
-        Resolution(id=row.id, attempt=1, kind="synced", provider="billclap", provider_invoice_id="9")
+        Resolution(id=row.id, claim=1, kind="synced", provider="billclap", provider_invoice_id="9")
     ])  # fmt: skip
     assert await enqueue(pool, "shop", "k1") == row_id  # the function reports the synced id
     await pool.execute(
@@ -132,15 +132,38 @@ async def test_a_fenced_out_worker_cannot_overwrite_the_new_attempt(pool: asyncp
     await fast.outbox_rescue()
     [new] = await claim(fast, {"shop": 1}, lease=60, probe_cooldown=60)
     stale = await slow.outbox_record([
-        Resolution(id=old.id, attempt=old.attempt, kind="dead", reason="rejected", error="late")
+        Resolution(id=old.id, claim=old.claim, kind="dead", reason="rejected", error="late")
     ])  # fmt: skip
     assert stale.applied == frozenset()
     assert await table_count(pool, "dead_letter") == 0
     fresh = await fast.outbox_record([
-        Resolution(id=new.id, attempt=new.attempt, kind="synced", provider="p", provider_invoice_id="1")
+        Resolution(id=new.id, claim=new.claim, kind="synced", provider="p", provider_invoice_id="1")
     ])  # fmt: skip
     assert fresh.applied == {new.id}
     assert await table_count(pool, "synced") == 1
+
+
+async def test_a_late_outcome_cannot_land_on_a_later_claim_with_the_same_attempt_number(
+    pool: asyncpg.Pool,
+) -> None:
+    # A claim given back unsent counts its attempt back down, so two claims can both be
+    # "attempt 1": the fence is the claim, not the attempt.
+    await enqueue(pool, "shop", "k1")
+    slow, other = store(pool, "slow"), store(pool, "other")
+    [old] = await claim(slow, {"shop": 1}, lease=0.05, probe_cooldown=60)
+    await asyncio.sleep(0.1)
+    await other.outbox_rescue()
+    [mid] = await claim(other, {"shop": 1}, lease=60, probe_cooldown=60)
+    await other.outbox_record([Resolution(id=mid.id, claim=mid.claim, kind="retry", spend=False,
+                                          unknown=True)])  # fmt: skip
+    row = await pool.fetchrow("SELECT attempts, lease_owner FROM invoice_sync.outbox")
+    assert (row["attempts"], row["lease_owner"]) == (old.attempt, None)  # as the slow one left it
+    stale = await slow.outbox_record([
+        Resolution(id=old.id, claim=old.claim, kind="synced", provider="p", provider_invoice_id="1")
+    ])  # fmt: skip
+    assert stale.applied == frozenset()
+    assert await table_count(pool, "synced") == 0
+    assert (old.claim, mid.claim) == (1, 2)
 
 
 async def test_one_flush_moves_rows_atomically(pool: asyncpg.Pool) -> None:
@@ -151,12 +174,12 @@ async def test_one_flush_moves_rows_atomically(pool: asyncpg.Pool) -> None:
         r.idempotency_key: r for r in await claim(outbox, {"shop": 4}, lease=60, probe_cooldown=60)
     }
     summary = await outbox.outbox_record([
-        Resolution(id=rows["ok"].id, attempt=1, kind="synced", provider="billclap",
+        Resolution(id=rows["ok"].id, claim=1, kind="synced", provider="billclap",
                    provider_invoice_id="77", invoice_number="ok", link="https://x/77"),
-        Resolution(id=rows["bad"].id, attempt=1, kind="dead", reason="rejected",
+        Resolution(id=rows["bad"].id, claim=1, kind="dead", reason="rejected",
                    error="Party detail is required", http_status=500, response={"status": False}),
-        Resolution(id=rows["again"].id, attempt=1, kind="retry", delay=3600, unknown=True, error="timeout"),
-        Resolution(id=rows["back"].id, attempt=1, kind="retry", spend=False, unknown=False),
+        Resolution(id=rows["again"].id, claim=1, kind="retry", delay=3600, unknown=True, error="timeout"),
+        Resolution(id=rows["back"].id, claim=1, kind="retry", spend=False, unknown=False),
     ])  # fmt: skip
     assert (summary.synced, summary.dead, summary.rescheduled) == (1, 1, 2)
     synced = await pool.fetchrow("SELECT * FROM invoice_sync.synced")
@@ -191,8 +214,8 @@ async def test_a_failing_flush_leaves_every_row_where_it_was(pool: asyncpg.Pool)
     rows = await claim(outbox, {"shop": 2}, lease=60, probe_cooldown=60)
     with pytest.raises(StoreError, match="reason"):
         await outbox.outbox_record([
-            Resolution(id=rows[0].id, attempt=1, kind="synced", provider="p", provider_invoice_id="1"),
-            Resolution(id=rows[1].id, attempt=1, kind="dead", reason="not-a-reason", error="x"),
+            Resolution(id=rows[0].id, claim=1, kind="synced", provider="p", provider_invoice_id="1"),
+            Resolution(id=rows[1].id, claim=1, kind="dead", reason="not-a-reason", error="x"),
         ])  # fmt: skip
     assert await table_count(pool, "synced") == 0
     assert await table_count(pool, "outbox") == 2
@@ -204,7 +227,7 @@ async def test_paused_accounts_are_not_claimed_except_one_probe(pool: asyncpg.Po
     outbox = store(pool)
     [first] = await claim(outbox, {"shop": 1}, lease=60, probe_cooldown=60)
     await outbox.outbox_record(
-        [Resolution(id=first.id, attempt=1, kind="dead", reason="credits_expired", error="Credits Expired!!!")],
+        [Resolution(id=first.id, claim=1, kind="dead", reason="credits_expired", error="Credits Expired!!!")],
         account_actions=[AccountAction(account="shop", pause_reason="credits_expired", pause_error="x", probe_in=0)],
     )  # fmt: skip
     probes = await claim(outbox, {"shop": 5}, lease=60, probe_cooldown=3600)
@@ -218,7 +241,7 @@ async def test_throttled_account_waits(pool: asyncpg.Pool) -> None:
     outbox = store(pool)
     [row] = await claim(outbox, {"shop": 1}, lease=60, probe_cooldown=60)
     await outbox.outbox_record(
-        [Resolution(id=row.id, attempt=1, kind="retry", spend=False, delay=0)],
+        [Resolution(id=row.id, claim=1, kind="retry", spend=False, delay=0)],
         account_actions=[AccountAction(account="shop", throttle=3600)],
     )
     assert await claim(outbox, {"shop": 1}, lease=60, probe_cooldown=60) == []

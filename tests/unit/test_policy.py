@@ -28,7 +28,7 @@ NOW = datetime(2026, 7, 1, 12, 0, tzinfo=UTC)
 def row(attempt: int = 1, prior_unknown: bool = False, age: float = 0.0) -> Claimed:
     first = NOW - timedelta(seconds=age)
     return Claimed(id=7, account="shop", idempotency_key="k", payload="{}", attempt=attempt,
-                   first_attempt_at=first, created_at=first, prior_unknown=prior_unknown, probe=False)  # fmt: skip
+                   claim=attempt, first_attempt_at=first, created_at=first, prior_unknown=prior_unknown, probe=False)  # fmt: skip
 
 
 @pytest.mark.parametrize(
