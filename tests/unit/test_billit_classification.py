@@ -255,9 +255,7 @@ def test_a_success_to_a_side_call_is_not_classified_as_synced() -> None:
 # --- the tag scan ---------------------------------------------------------------------------
 
 
-EXPECTED = Expected(
-    tag="invoice-sync:k-1", invoice_date="2026-07-01", customer_id=42, total=Decimal("124.00")
-)
+EXPECTED = Expected(tag="invoice-sync:k-1", invoice_date="2026-07-01", total=Decimal("124.00"))
 
 
 @pytest.mark.parametrize(
@@ -269,8 +267,9 @@ EXPECTED = Expected(
             True,
         ),
         ({"uuid": "a", "customerId": "42"}, True),
-        ({"uuid": "a", "customer": {"id": 43}}, False),
-        ({"uuid": "a", "customerId": 43}, False),
+        # Another customer id is kept: replicas racing may have created the customer twice.
+        ({"uuid": "a", "customer": {"id": 43}}, True),
+        ({"uuid": "a", "customerId": 43}, True),
         ({"uuid": "a", "invoiceDate": "2026-07-02"}, False),
         ({"uuid": "a", "invoiceDate": "2026-07-01T00:00:00+03:00"}, True),
         ({"uuid": "a", "finalAmount": "124.10"}, True),
@@ -284,9 +283,10 @@ def test_candidates_narrow_only_on_what_an_item_shows(item: dict[str, Any], kept
     assert candidates([item], EXPECTED) == (["a"] if kept else [])
 
 
-def test_candidates_without_customer_or_total_keep_more() -> None:
-    loose = Expected(tag="t", invoice_date="2026-07-01", customer_id=None, total=None)
-    items = [{"uuid": "a", "customerId": 43, "finalAmount": 9999}, {"uuid": "b"}]
+def test_candidates_without_a_fixed_date_or_total_keep_more() -> None:
+    # No issue_date: the earlier attempt sent its own "today", maybe the day before.
+    loose = Expected(tag="t", invoice_date=None, total=None)
+    items = [{"uuid": "a", "invoiceDate": "2026-06-30", "finalAmount": 9999}, {"uuid": "b"}]
     assert candidates(items, loose) == ["a", "b"]
 
 

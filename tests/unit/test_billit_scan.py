@@ -48,11 +48,6 @@ def fake_get(invoices: list[dict[str, Any]], reads: list[str]) -> Any:
     return get
 
 
-def expected(since: datetime | None) -> Expected:
-    return Expected(tag=TAG, invoice_date="2026-07-01", customer_id=None, total=Decimal(100),
-                    since=since)  # fmt: skip
-
-
 OPTIONS = BillitOptions(invoice_type_id=1, reconcile_pages=3, reconcile_per_page=10,
                         reconcile_details=100)  # fmt: skip
 
@@ -66,8 +61,7 @@ async def scan(
     index: ListingIndex | None = None,
     tag: str = TAG,
 ) -> Synced | None:
-    wanted = Expected(tag=tag, invoice_date="2026-07-01", customer_id=None, total=Decimal(100),
-                      since=since)  # fmt: skip
+    wanted = Expected(tag=tag, invoice_date="2026-07-01", total=Decimal(100), since=since)
     return await find_tagged(
         fake_get(invoices, reads), wanted, options, TagMemory(), index or ListingIndex()
     )

@@ -223,8 +223,7 @@ class Billit:
         options = attempt.invoice.provider_options
         expected = Expected(
             tag=tag,
-            invoice_date=str(body.get("invoiceDate")),
-            customer_id=body.get("customerId"),
+            invoice_date=None if attempt.invoice.issue_date is None else str(body["invoiceDate"]),
             total=None if "products" in options else gross_total(attempt.invoice),
             since=attempt.since,
         )

@@ -3,8 +3,8 @@
 A tag scan must have read every invoice the earlier attempt could have created before it may
 answer "not found". Read per row, that is the same newest pages again for every row: after a
 replica dies, each of its leased rows scans the same pages, paid for out of Billit's 60
-requests a minute. The index reads them once. It holds what list items show (uuid, customer,
-date, amount, ``createdAt``) and how far back its pages reach, ``floor``: it holds every
+requests a minute. The index reads them once. It holds what list items show (uuid, date,
+amount, ``createdAt``) and how far back its pages reach, ``floor``: it holds every
 invoice created after it.
 
 A scan asks for the invoices created since its row's first attempt, read by a refresh that
@@ -48,7 +48,6 @@ class Listed:
     """What a list item shows of one invoice (any of it may be missing)."""
 
     uuid: str
-    customer: str | None
     invoice_date: str | None
     amount: Any
     created: datetime | None
@@ -58,13 +57,9 @@ class Listed:
         uuid = item.get("uuid")
         if uuid in (None, ""):
             return None
-        customer = item.get("customerId")
-        if customer is None and isinstance(item.get("customer"), dict):
-            customer = item["customer"].get("id")
         when = item.get("invoiceDate")
         return cls(
             uuid=str(uuid),
-            customer=None if customer is None else str(customer),
             invoice_date=when[:10] if isinstance(when, str) and len(when) >= 10 else None,
             amount=item.get("finalAmount"),
             created=created_at(item),

@@ -3,10 +3,10 @@
 Billit numbers invoices itself, so a repeated create is never refused: before sending again
 after an unknown outcome the adapter looks for an invoice carrying this row's tag. List items
 carry no tags (only ``GET /v1/invoices/{uuid}`` does), so the scan reads the newest pages
-(``per_page`` <= 250, newest first), keeps the items that could be ours (same customer and
-invoice date, about the same total, whenever the item shows those fields; an item that does not
-show one is kept), and fetches those one by one until one carries the tag. The pages are read
-through the adapter's ``ListingIndex`` (``billit_index``), which every scan of the adapter
+(``per_page`` <= 250, newest first), keeps the items that could be ours (the same invoice
+date when the invoice fixes it, about the same total, whenever the item shows those fields; an
+item that does not show one is kept), and fetches those one by one until one carries the tag.
+The pages are read through the adapter's ``ListingIndex`` (``billit_index``), which every scan of the adapter
 shares, so rows scanning at once, or soon after one another, read the pages once.
 
 Invoices whose tags the adapter already knows (``TagMemory``: the ones it created and saw
@@ -34,7 +34,7 @@ from typing import Any
 from worker.outcome import DeadLetter, Reason, Synced
 from worker.providers.billit_answers import Settled, synced_from
 from worker.providers.billit_index import INVOICES, Get, Listed, ListingIndex
-from worker.providers.billit_options import BillitId, BillitOptions
+from worker.providers.billit_options import BillitOptions
 
 # Billit rounds per row; our total is computed from the canonical form, so allow a little
 # (a tenth of a percent: rounding is cents, and a wider net fetches more candidates).
@@ -48,8 +48,9 @@ class Expected:
     """What the earlier attempt sent, as far as a list item can show it."""
 
     tag: str
-    invoice_date: str
-    customer_id: BillitId | None
+    invoice_date: str | None
+    """The invoice date the earlier attempt sent, when the invoice fixes it (``issue_date``);
+    None when the adapter filled in "today", which may have been another day then."""
     total: Decimal | None
     """None when ``provider_options`` may have changed the products (no amount narrowing)."""
     since: datetime | None = None
@@ -135,10 +136,15 @@ def _strings(value: Any) -> Iterable[str]:
 
 
 def _could_be(entry: Listed, expected: Expected) -> bool:
-    wanted = expected.customer_id
-    if wanted is not None and entry.customer is not None and entry.customer != str(wanted):
-        return False
-    if entry.invoice_date is not None and entry.invoice_date != expected.invoice_date:
+    """Narrowed on what cannot differ between the attempts: the invoice date the invoice fixes
+    and the total. Not on the customer: two replicas may each have created the same customer
+    at Billit (a search, then a create, is not atomic), so the earlier attempt may have sent
+    another id for it than this one would."""
+    if (
+        expected.invoice_date is not None
+        and entry.invoice_date is not None
+        and entry.invoice_date != expected.invoice_date
+    ):
         return False
     return _amount_fits(entry.amount, expected.total)
 
