@@ -17,8 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import signal
-import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -27,7 +25,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from worker.sandbox.faults import FaultConfig
-from worker.sandbox.server import SandboxHandle, start_sandbox
+from worker.sandbox.server import SandboxHandle, serve_until_signalled, start_sandbox
 
 BENCH_PREFIX = "/_bench/"
 SANDBOX_PREFIX = "/_sandbox/"
@@ -101,16 +99,7 @@ async def serve(args: argparse.Namespace) -> None:
     # The enforced rate is the sandbox's own fault option: a bucket of R refilled at R/s.
     faults = FaultConfig(latency=args.latency, limit_rate=args.rate, limit_burst=max(args.rate, 1))
     sandbox = await _start(stand, faults, args.token)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    sys.stdout.write(f"listening on {sandbox.url}\n")
-    sys.stdout.flush()
-    try:
-        await stop.wait()
-    finally:
-        await sandbox.stop()
+    await serve_until_signalled(sandbox, f"listening on {sandbox.url}")
 
 
 async def _start(stand: Stand, faults: FaultConfig, token: str) -> SandboxHandle:

@@ -153,14 +153,20 @@ async def _serve(
     except OSError as exc:
         sys.stderr.write(f"invoice-sync sandbox: cannot listen on {host}:{port}: {exc}\n")
         return 1
+    await serve_until_signalled(handle, f"{provider} sandbox listening on {handle.url}")
+    return 0
+
+
+async def serve_until_signalled(handle: SandboxHandle, announce: str) -> None:
+    """Print ``announce`` (the line a parent process waits for), serve until SIGINT or
+    SIGTERM, then stop the sandbox."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    sys.stdout.write(f"{provider} sandbox listening on {handle.url}\n")
+    sys.stdout.write(announce + "\n")
     sys.stdout.flush()
     try:
         await stop.wait()
     finally:
         await handle.stop()
-    return 0
