@@ -21,7 +21,7 @@ from datetime import datetime
 
 from pydantic import ValidationError
 
-from worker.invoice import describe_validation_error, parse_invoice
+from worker.invoice import describe_validation_error, parse_invoice, shown_key
 from worker.outbox import Outbox
 
 CHUNK = 5000
@@ -61,7 +61,7 @@ def parse_line(text: str, accounts: frozenset[str] | None) -> Row:
         raise BadLine("expected a JSON object")
     extra = set(record) - {"account", "idempotency_key", "payload", "available_at"}
     if extra:
-        raise BadLine(f"unknown keys: {', '.join(sorted(_shown(k) for k in extra))}")
+        raise BadLine(f"unknown keys: {', '.join(sorted(shown_key(k) for k in extra))}")
     account, key = record.get("account"), record.get("idempotency_key")
     for name, value in (("account", account), ("idempotency_key", key)):
         if not isinstance(value, str) or not 1 <= len(value) <= 200:
@@ -107,10 +107,6 @@ def _storable(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
-
-
-def _shown(key: str) -> str:
-    return key if len(key) <= 40 and key.isprintable() else repr(key[:40])
 
 
 def _available_at(value: object) -> datetime | None:

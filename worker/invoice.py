@@ -138,7 +138,7 @@ def describe_validation_error(exc: ValidationError, limit: int = 10) -> str:
     """pydantic's message, one line per problem, without echoing the (possibly huge) input."""
     lines = []
     for error in exc.errors(include_url=False, include_input=False)[:limit]:
-        where = ".".join(_shown_part(part) for part in error["loc"]) or "payload"
+        where = ".".join(shown_key(part) for part in error["loc"]) or "payload"
         lines.append(f"{where}: {error['msg']}")
     more = exc.error_count() - limit
     if more > 0:
@@ -146,8 +146,9 @@ def describe_validation_error(exc: ValidationError, limit: int = 10) -> str:
     return "; ".join(lines)
 
 
-def _shown_part(part: str | int) -> str:
-    """A path step as it can be shown on one line: an unknown key may be any string."""
+def shown_key(part: str | int) -> str:
+    """A key or path step as it can be shown on one line (an unknown key may be any string):
+    as it is when short and printable, else quoted and cut to 40 characters."""
     text = str(part)
     return text if len(text) <= 40 and text.isprintable() else repr(text[:40])
 

@@ -124,13 +124,20 @@ async def test_expired_lease_is_rescued_and_reclaimed_as_unknown(pool: asyncpg.P
     assert row.prior_unknown is True
 
 
-async def test_a_fenced_out_worker_cannot_overwrite_the_new_attempt(pool: asyncpg.Pool) -> None:
+async def lease_lost(pool: asyncpg.Pool) -> tuple[Outbox, Outbox, Claimed, Claimed]:
+    """One row claimed by worker "slow", its lease run out, rescued and claimed by "fast":
+    both stores, the old claim and the new."""
     await enqueue(pool, "shop", "k1")
     slow, fast = store(pool, "slow"), store(pool, "fast")
     [old] = await claim(slow, {"shop": 1}, lease=0.05, probe_cooldown=60)
     await asyncio.sleep(0.1)
     await fast.outbox_rescue()
     [new] = await claim(fast, {"shop": 1}, lease=60, probe_cooldown=60)
+    return slow, fast, old, new
+
+
+async def test_a_fenced_out_worker_cannot_overwrite_the_new_attempt(pool: asyncpg.Pool) -> None:
+    slow, fast, old, new = await lease_lost(pool)
     stale = await slow.outbox_record([
         Resolution(id=old.id, claim=old.claim, kind="dead", reason="rejected", error="late")
     ])  # fmt: skip
@@ -148,12 +155,7 @@ async def test_a_late_outcome_cannot_land_on_a_later_claim_with_the_same_attempt
 ) -> None:
     # A claim given back unsent counts its attempt back down, so two claims can both be
     # "attempt 1": the fence is the claim, not the attempt.
-    await enqueue(pool, "shop", "k1")
-    slow, other = store(pool, "slow"), store(pool, "other")
-    [old] = await claim(slow, {"shop": 1}, lease=0.05, probe_cooldown=60)
-    await asyncio.sleep(0.1)
-    await other.outbox_rescue()
-    [mid] = await claim(other, {"shop": 1}, lease=60, probe_cooldown=60)
+    slow, other, old, mid = await lease_lost(pool)
     await other.outbox_record([Resolution(id=mid.id, claim=mid.claim, kind="retry", spend=False,
                                           unknown=True)])  # fmt: skip
     row = await pool.fetchrow("SELECT attempts, lease_owner FROM invoice_sync.outbox")
