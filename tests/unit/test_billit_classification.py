@@ -29,7 +29,8 @@ from worker.providers.billit_answers import (
     refuses_customer_id,
     synced_from,
 )
-from worker.providers.billit_reconcile import Expected, TagMemory, candidates, carries_tag, tags_of
+from worker.providers.billit_index import Listed
+from worker.providers.billit_reconcile import Expected, TagMemory, could_be, tags_of
 from worker.providers.http import Reply
 
 NOW = datetime(2026, 7, 1, 12, 0, 0, tzinfo=UTC)
@@ -253,6 +254,16 @@ def test_a_success_to_a_side_call_is_not_classified_as_synced() -> None:
 
 
 # --- the tag scan ---------------------------------------------------------------------------
+
+
+def candidates(items: list[dict[str, Any]], expected: Expected) -> list[str]:
+    """The uuids of list items the tag scan would fetch, in list order."""
+    listed = [entry for entry in map(Listed.of, items) if entry is not None]
+    return [entry.uuid for entry in listed if could_be(entry, expected)]
+
+
+def carries_tag(body: Any, tag: str) -> bool:
+    return tag in tags_of(body)
 
 
 EXPECTED = Expected(tag="invoice-sync:k-1", invoice_date="2026-07-01", total=Decimal("124.00"))

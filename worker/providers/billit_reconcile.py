@@ -25,7 +25,7 @@ invoice.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -88,7 +88,7 @@ async def find_tagged(
         raise Settled(_window_exceeded(expected, options))
     budget = options.reconcile_details
     for entry in listed:
-        if not _could_be(entry, expected):
+        if not could_be(entry, expected):
             continue
         known = memory.get(entry.uuid)
         if known is not None and expected.tag not in known:
@@ -100,16 +100,11 @@ async def find_tagged(
         if detail is None:
             index.forget(entry.uuid)  # deleted since it was listed
             continue
-        memory.remember(entry.uuid, tags_of(detail))
-        if expected.tag in tags_of(detail):
+        tags = tags_of(detail)
+        memory.remember(entry.uuid, tags)
+        if expected.tag in tags:
             return synced_from(detail, recovered=True)
     return None
-
-
-def candidates(items: Iterable[Mapping[str, Any]], expected: Expected) -> list[str]:
-    """The uuids of list items that could be the earlier attempt's invoice, in list order."""
-    listed = (Listed.of(item) for item in items)
-    return [entry.uuid for entry in listed if entry is not None and _could_be(entry, expected)]
 
 
 def tags_of(body: Any) -> frozenset[str]:
@@ -118,10 +113,6 @@ def tags_of(body: Any) -> frozenset[str]:
     data = body.get("data") if isinstance(body, dict) else None
     tags = data.get("tags") if isinstance(data, dict) else None
     return frozenset(_strings(tags))
-
-
-def carries_tag(body: Any, tag: str) -> bool:
-    return tag in tags_of(body)
 
 
 def _strings(value: Any) -> Iterable[str]:
@@ -135,8 +126,8 @@ def _strings(value: Any) -> Iterable[str]:
             yield from _strings(inner)
 
 
-def _could_be(entry: Listed, expected: Expected) -> bool:
-    """Narrowed on what cannot differ between the attempts: the invoice date the invoice fixes
+def could_be(entry: Listed, expected: Expected) -> bool:
+    """Whether a listed invoice could be the earlier attempt's. Narrowed on what cannot differ between the attempts: the invoice date the invoice fixes
     and the total. Not on the customer: two replicas may each have created the same customer
     at Billit (a search, then a create, is not atomic), so the earlier attempt may have sent
     another id for it than this one would."""
