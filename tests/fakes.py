@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Callable
 from typing import ClassVar
 
-from worker.config import WorkerSettings
+from worker.config import HttpSettings, WorkerSettings
 from worker.durations import parse_rate
 from worker.invoice import Invoice
 from worker.limits import AccountGate
@@ -45,6 +45,7 @@ def runtime(provider: ScriptedProvider, name: str = "shop", concurrency: int = 4
         provider_name="scripted",
         provider=provider,
         gate=AccountGate(rate=parse_rate("1000/second"), concurrency=concurrency),
+        request_timeout=HttpSettings().request_timeout,
     )
 
 

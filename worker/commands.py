@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import TextIO, TypeVar
 
 import asyncpg
 
@@ -112,25 +113,12 @@ def cmd_enqueue(args: argparse.Namespace, settings: Settings) -> int:
     accounts = frozenset(settings.accounts) if settings.accounts else None
     # Validation is CPU-bound: one parser process per core, the COPY in this one.
     parsers = min(os.cpu_count() or 1, MAX_ENQUEUE_PARSERS)
-    if args.file == "-":
+    with _lines_of(args.file) as lines:
         report = asyncio.run(
             _with_outbox(
-                settings,
-                lambda o: enqueue_lines(sys.stdin, o, accounts=accounts, parsers=parsers),
+                settings, lambda o: enqueue_lines(lines, o, accounts=accounts, parsers=parsers)
             )
         )
-    else:
-        try:
-            handle = Path(args.file).open(encoding="utf-8")  # noqa: SIM115 - closed below
-        except OSError as exc:
-            raise InputError(f"cannot read {args.file}: {exc.strerror}") from exc
-        with handle:
-            report = asyncio.run(
-                _with_outbox(
-                    settings,
-                    lambda o: enqueue_lines(handle, o, accounts=accounts, parsers=parsers),
-                )
-            )
     for number, message in report.bad[:100]:
         print(f"line {number}: {message}", file=sys.stderr)
     if len(report.bad) > 100:
@@ -138,6 +126,16 @@ def cmd_enqueue(args: argparse.Namespace, settings: Settings) -> int:
     print(f"read {report.lines} lines: loaded {report.loaded}, already queued or synced "
           f"{report.repeated}, bad {len(report.bad)}")  # fmt: skip
     return 1 if report.bad else 0
+
+
+def _lines_of(file: str) -> contextlib.AbstractContextManager[TextIO]:
+    """``enqueue``'s input: standard input for ``-`` (left open), else the file."""
+    if file == "-":
+        return contextlib.nullcontext(sys.stdin)
+    try:
+        return Path(file).open(encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot read {file}: {exc.strerror}") from exc
 
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:

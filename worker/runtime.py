@@ -18,7 +18,7 @@ class AccountRuntime:
     provider_name: str
     provider: Provider
     gate: AccountGate
-    request_timeout: float = 30.0
+    request_timeout: float
     """``[http] request_timeout``: how long a call may still run once sent."""
 
 
