@@ -66,6 +66,8 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON invoice_sync.dead_letter TO invoice_sync
 GRANT SELECT, INSERT, UPDATE ON invoice_sync.account_state TO invoice_sync_worker;
 -- The deployment-wide rate limit: each claim refills and takes from its account's bucket.
 GRANT SELECT, INSERT, UPDATE ON invoice_sync.rate_bucket TO invoice_sync_worker;
+-- Each replica announces the accounts it is configured for (the KEDA query reads them too).
+GRANT SELECT, INSERT, UPDATE ON invoice_sync.replica_account TO invoice_sync_worker;
 GRANT EXECUTE ON FUNCTION invoice_sync.rate_bucket_level(double precision, timestamptz,
                                                         double precision, double precision)
     TO invoice_sync_worker;

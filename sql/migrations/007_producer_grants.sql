@@ -88,3 +88,15 @@ SELECT me.rolname, known.account
  WHERE g.rolname = 'invoice_sync_producer' AND me.oid <> g.oid AND NOT me.rolsuper
    AND pg_catalog.pg_has_role(me.oid, g.oid, 'MEMBER')
 ON CONFLICT DO NOTHING;
+
+-- The accounts some running replica is configured for. Each replica announces its accounts at
+-- start and again on every metrics refresh, pushing expires_at forward; an account whose last
+-- replica stopped (or was reconfigured) drops out when its announcement runs out. Rows of an
+-- account not in here (a producer's typo, an account removed from the config) are claimed by
+-- nobody: the KEDA query leaves them out (more replicas would not move them), and the
+-- invoice_sync_unconfigured_pending_invoices gauge and `status` show them instead.
+CREATE TABLE invoice_sync.replica_account (
+    account      text        PRIMARY KEY CHECK (length(account) BETWEEN 1 AND 200),
+    announced_at timestamptz NOT NULL DEFAULT now(),
+    expires_at   timestamptz NOT NULL
+);
