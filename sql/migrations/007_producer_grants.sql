@@ -1,4 +1,5 @@
--- Producers get least privilege, per login (sql/roles.sql sets the grants around it).
+-- Producers get least privilege, per login (sql/roles.sql sets the grants around it); and
+-- replicas announce the accounts they work, so rows nobody works can be told apart (at the end).
 --
 -- A login that is a member of the invoice_sync_producer group (and not a superuser) is limited
 -- to the accounts granted to it in producer_account: row-level security on outbox, synced and
@@ -71,10 +72,10 @@ CREATE TRIGGER outbox_clamp_available_at BEFORE INSERT ON invoice_sync.outbox
     FOR EACH ROW EXECUTE FUNCTION invoice_sync.outbox_clamp_available_at();
 
 -- Functions are executable by PUBLIC unless revoked; sql/roles.sql grants each group what it
--- needs. Trigger functions need no EXECUTE to fire. Functions later migrations create (run by
--- the same owner) start revoked too.
+-- needs. Trigger functions need no EXECUTE to fire. A migration that adds a function must
+-- revoke it too (test_roles.py checks the migrated schema): ALTER DEFAULT PRIVILEGES cannot do
+-- it for one schema, since per-schema defaults only add to the global PUBLIC grant.
 REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA invoice_sync FROM PUBLIC;
-ALTER DEFAULT PRIVILEGES IN SCHEMA invoice_sync REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC;
 
 -- Upgrading must not stop producers that work today (their order transactions would fail):
 -- each existing producer login is granted every account it could already have written rows

@@ -164,8 +164,13 @@ async def test_a_producer_reads_only_the_rows_of_its_accounts(dsn: str, logins: 
         for table in ("outbox", "synced", "dead_letter"):
             rows = await conn.fetch(f"SELECT account FROM invoice_sync.{table}")
             assert [r["account"] for r in rows] == ["shop"], table
-        # Nor can it learn about another account's key through enqueue().
-        await assert_denied(conn, "SELECT invoice_sync.enqueue('other', 'done', '{}'::jsonb)")
+        # Nor can it learn about another account's keys through enqueue(), waiting or synced.
+        for key in ("waiting", "done"):
+            await assert_denied(conn, "SELECT invoice_sync.enqueue('other', $1, '{}'::jsonb)", key)
+        # Nor by acting as the group role itself, which no account is granted to.
+        await conn.execute("SET ROLE invoice_sync_producer")
+        for table in ("outbox", "synced", "dead_letter"):
+            assert await conn.fetch(f"SELECT account FROM invoice_sync.{table}") == [], table
     finally:
         await conn.close()
 
@@ -423,6 +428,8 @@ async def test_the_daemon_runs_as_the_worker_and_syncs_what_the_producer_enqueue
 
     assert len(created) == 30
     assert json.loads(status.stdout)["accounts"]["shop"]["synced"] == 30
+    # The worker role announced the account it works (the KEDA query and `status` read it).
+    assert json.loads(status.stdout)["accounts"]["shop"]["configured"] is True
     producer_view = await connected(
         logins.producer,
         lambda c: c.fetch("SELECT idempotency_key, provider_invoice_id FROM invoice_sync.synced"),
