@@ -90,6 +90,9 @@ async def test_the_producer_enqueues_and_reads_results_but_touches_nothing_else(
             "SELECT * FROM invoice_sync.account_state",
             "SELECT * FROM invoice_sync.rate_bucket",
             "SELECT * FROM invoice_sync.schema_migrations",
+            "SELECT * FROM invoice_sync.replica_account",
+            "INSERT INTO invoice_sync.producer_account (login, account) VALUES (current_user, 'x')",
+            "UPDATE invoice_sync.producer_account SET account = 'x'",
             "CREATE TABLE invoice_sync.mine (id int)",
             "TRUNCATE invoice_sync.outbox",
         ):
@@ -340,6 +343,8 @@ async def test_the_worker_cannot_change_the_schema_or_rewrite_history(
             "DELETE FROM invoice_sync.synced",
             "INSERT INTO invoice_sync.schema_migrations (version, name) VALUES (99, 'x')",
             "DELETE FROM invoice_sync.schema_migrations",
+            "INSERT INTO invoice_sync.producer_account (login, account) VALUES ('shop_web', 'x')",
+            "DELETE FROM invoice_sync.producer_account",
             "TRUNCATE invoice_sync.outbox",
         ):
             await assert_denied(conn, statement)
