@@ -101,3 +101,13 @@ CREATE TABLE invoice_sync.replica_account (
     announced_at timestamptz NOT NULL DEFAULT now(),
     expires_at   timestamptz NOT NULL
 );
+
+-- Replicas of this version announce as soon as they start, which may be before the operator
+-- reruns sql/roles.sql: where the worker group exists, it gets its rights on the new table now
+-- (roles.sql grants the same), so the upgrade does not stop the metrics nor the KEDA query.
+DO $$
+BEGIN
+    IF EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'invoice_sync_worker') THEN
+        GRANT SELECT, INSERT, UPDATE ON invoice_sync.replica_account TO invoice_sync_worker;
+    END IF;
+END $$;

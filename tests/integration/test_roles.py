@@ -300,7 +300,8 @@ async def migrate_before_grants(dsn: str) -> None:
 async def test_upgrading_keeps_existing_producers_writing_the_accounts_they_used(
     empty_dsn: str,
 ) -> None:
-    """Migration 007 must not fail the order transactions of producers that work today."""
+    """Migration 007 must not fail the order transactions of producers that work today, nor
+    stop the new replicas before sql/roles.sql is rerun."""
     await migrate_before_grants(empty_dsn)
     async with login(empty_dsn, "producer") as before:
         await connected(
@@ -311,6 +312,14 @@ async def test_upgrading_keeps_existing_producers_writing_the_accounts_they_used
             ),
         )
         await migrate.migrate(empty_dsn)
+        # Replicas of the new version announce their accounts before roles.sql is rerun.
+        assert await connected(
+            empty_dsn,
+            lambda c: c.fetchval(
+                "SELECT has_table_privilege('invoice_sync_worker',"
+                " 'invoice_sync.replica_account', 'SELECT, INSERT, UPDATE')"
+            ),
+        )
         await apply_roles(empty_dsn)
         async with login(empty_dsn, "producer") as after:
             old, new = await asyncpg.connect(before), await asyncpg.connect(after)
