@@ -315,6 +315,20 @@ SELECT account, count(*) AS unfinished, extract(epoch FROM now() - min(created_a
   FROM invoice_sync.outbox
  GROUP BY account;
 
+-- name: replica_account_announce
+-- This replica works accounts $1 (sorted, so replicas announcing together lock the rows in one
+-- order) for at least the next $2 seconds. Another replica's later expiry is kept.
+INSERT INTO invoice_sync.replica_account AS r (account, announced_at, expires_at)
+SELECT account, now(), now() + make_interval(secs => $2)
+  FROM unnest($1::text[]) AS a(account)
+ON CONFLICT (account) DO UPDATE SET
+    announced_at = now(),
+    expires_at = greatest(r.expires_at, excluded.expires_at);
+
+-- name: replica_account_live
+-- The accounts some running replica is configured for (its announcement has not run out).
+SELECT account FROM invoice_sync.replica_account WHERE expires_at > now() ORDER BY account;
+
 -- name: dead_letter_list
 -- Dead letters, newest first, filtered by $1 reason, $2 account, $3 dead since (each NULL for
 -- any), $4 whether replayed rows are included; at most $5 rows (NULL for all).

@@ -16,8 +16,19 @@
 --                       schema version. Migrations run as the schema owner, never as this role.
 -- invoice_sync_producer the application writing orders: inserts the four producer columns of the
 --                       outbox (or calls invoice_sync.enqueue()), sees only the id and key columns
---                       of outbox rows, and reads results from synced and dead_letter. It cannot
---                       update or delete anything, nor write the worker's columns.
+--                       of outbox rows, and reads results from synced and dead_letter but not the
+--                       payloads nor the provider's responses. It cannot update or delete
+--                       anything, nor write the worker's columns. An available_at in the past
+--                       becomes now(). Row-level security (migration 007) limits each producer
+--                       login to the accounts granted to it, for writing and for reading:
+--
+--     INSERT INTO invoice_sync.producer_account (login, account) VALUES ('shop_web', 'shop-billclap');
+--     DELETE FROM invoice_sync.producer_account WHERE login = 'shop_web' AND account = 'shop-billclap';
+--
+--                       (as the schema owner; a login with no row writes nothing; delete a login's
+--                       rows when you drop it). A member of both groups is held as a producer.
+--
+-- No function in the schema is executable by PUBLIC; each group is granted the ones it calls.
 
 DO $$
 BEGIN
@@ -34,6 +45,8 @@ REVOKE ALL ON ALL TABLES IN SCHEMA invoice_sync FROM invoice_sync_worker, invoic
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA invoice_sync FROM invoice_sync_worker, invoice_sync_producer;
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA invoice_sync FROM invoice_sync_worker, invoice_sync_producer;
 REVOKE ALL ON SCHEMA invoice_sync FROM invoice_sync_worker, invoice_sync_producer;
+-- Migration 007 did this for the functions it found; again here for any added since.
+REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA invoice_sync FROM PUBLIC;
 
 -- CONNECT and TEMPORARY are PUBLIC's by default; granted here so a database that revoked them
 -- from PUBLIC still works. `invoice-sync enqueue` stages a bulk load in a temporary table.
@@ -53,6 +66,8 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON invoice_sync.dead_letter TO invoice_sync
 GRANT SELECT, INSERT, UPDATE ON invoice_sync.account_state TO invoice_sync_worker;
 -- The deployment-wide rate limit: each claim refills and takes from its account's bucket.
 GRANT SELECT, INSERT, UPDATE ON invoice_sync.rate_bucket TO invoice_sync_worker;
+-- Each replica announces the accounts it is configured for (the KEDA query reads them too).
+GRANT SELECT, INSERT, UPDATE ON invoice_sync.replica_account TO invoice_sync_worker;
 GRANT EXECUTE ON FUNCTION invoice_sync.rate_bucket_level(double precision, timestamptz,
                                                         double precision, double precision)
     TO invoice_sync_worker;
@@ -61,14 +76,25 @@ GRANT SELECT, INSERT ON invoice_sync.synced TO invoice_sync_worker;
 GRANT SELECT ON invoice_sync.schema_migrations TO invoice_sync_worker;
 GRANT EXECUTE ON FUNCTION invoice_sync.enqueue(text, text, jsonb, timestamptz)
     TO invoice_sync_worker;
+-- Read-only: grants are the schema owner's to change.
+GRANT SELECT ON invoice_sync.producer_account TO invoice_sync_worker;
 
 -- The producer. enqueue() and the outbox triggers run with the caller's rights, so the column
 -- grants below are what they need: INSERT of the producer's columns, SELECT of the columns the
 -- conflict check and RETURNING read, and SELECT on synced for the already-synced check.
+-- Results are readable without what a payload or a provider's answer may hold (customer data,
+-- echoed credentials): dead_letter.payload and both tables' response are left out.
 GRANT INSERT (account, idempotency_key, payload, available_at) ON invoice_sync.outbox
     TO invoice_sync_producer;
 GRANT SELECT (id, account, idempotency_key, available_at, created_at) ON invoice_sync.outbox
     TO invoice_sync_producer;
-GRANT SELECT ON invoice_sync.synced, invoice_sync.dead_letter TO invoice_sync_producer;
+GRANT SELECT (outbox_id, account, idempotency_key, provider, provider_invoice_id, invoice_number,
+              link, pdf_url, attempts, recovered, synced_at)
+    ON invoice_sync.synced TO invoice_sync_producer;
+GRANT SELECT (outbox_id, account, idempotency_key, reason, error, http_status, attempts,
+              first_attempt_at, dead_at, replayed_at, replayed_to)
+    ON invoice_sync.dead_letter TO invoice_sync_producer;
+-- A producer sees its own grants (a policy hides the other logins').
+GRANT SELECT (login, account) ON invoice_sync.producer_account TO invoice_sync_producer;
 GRANT EXECUTE ON FUNCTION invoice_sync.enqueue(text, text, jsonb, timestamptz)
     TO invoice_sync_producer;

@@ -33,9 +33,15 @@ async def apply_roles(dsn: str) -> None:
         await conn.close()
 
 
+def user_of(url: str) -> str:
+    """The login name in a database URL."""
+    return urlsplit(url).username or ""
+
+
 @asynccontextmanager
-async def login(dsn: str, group: str) -> AsyncIterator[str]:
-    """A URL for a new LOGIN user in ``invoice_sync_<group>``, dropped afterwards."""
+async def login(dsn: str, group: str, accounts: tuple[str, ...] = ()) -> AsyncIterator[str]:
+    """A URL for a new LOGIN user in ``invoice_sync_<group>``, dropped afterwards; a producer
+    is granted ``accounts`` (the snippet in sql/roles.sql's header)."""
     user = f"is{group[0]}_{secrets.token_hex(5)}"
     password = secrets.token_hex(12)
     admin = await asyncpg.connect(dsn)
@@ -43,6 +49,12 @@ async def login(dsn: str, group: str) -> AsyncIterator[str]:
         await admin.execute(
             f"CREATE ROLE {user} LOGIN PASSWORD '{password}' IN ROLE invoice_sync_{group}"
         )
+        for account in accounts:
+            await admin.execute(
+                "INSERT INTO invoice_sync.producer_account (login, account) VALUES ($1, $2)",
+                user,
+                account,
+            )
         yield as_user(dsn, user, password)
     finally:
         await admin.execute(f"DROP ROLE IF EXISTS {user}")

@@ -1,8 +1,9 @@
 """Prometheus metrics (prefix ``invoice_sync_``), on a registry of the worker's own.
 
 The engine and the flusher call the ``observe_*`` methods as things happen; the gauges that need
-a query (unfinished rows, oldest age, dead letters, paused accounts) are refreshed by
-``MetricsRefresher`` on an interval, so a scrape never touches the database.
+a query (unfinished rows, oldest age, dead letters, paused accounts, rows no replica works) are
+refreshed by ``MetricsRefresher`` on an interval, so a scrape never touches the database. Each
+refresh also announces the replica's accounts in the database (``invoice_sync.replica_account``).
 """
 
 from __future__ import annotations
@@ -27,6 +28,13 @@ STORE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5)
 OUTCOMES = {"synced": "synced", "dead": "dead_lettered", "retry": "retried"}
 # Rows given back without a verdict on the invoice (a pause found by another row, shutdown).
 RELEASED = frozenset({"invoice.released", "invoice.probe_failed"})
+# How long a replica's announcement of its accounts holds. Refreshes come every 10 s (the
+# engine's METRICS_EVERY); this outlasts many missed ones (a slow database, a rolling restart)
+# before an account counts as nobody's.
+ANNOUNCE_TTL = 300.0
+# Series of the unconfigured gauge, for the largest backlogs only: the account names come from
+# producers' rows, and a series per name would be unbounded. `status` lists them all.
+UNCONFIGURED_SERIES = 50
 
 
 class Metrics:
@@ -53,6 +61,11 @@ class Metrics:
         self.dead_letters = Gauge(
             "invoice_sync_dead_letter_invoices", "Dead letters not replayed, by account and reason.",
             ["account", "reason"], registry=r,
+        )  # fmt: skip
+        self.unconfigured = Gauge(
+            "invoice_sync_unconfigured_pending_invoices",
+            "Outbox rows of accounts no running replica is configured for: nobody claims them.",
+            ["account"], registry=r,
         )  # fmt: skip
         self.paused = Gauge(
             "invoice_sync_account_paused", "1 while the account is paused, by pause reason.",
@@ -120,27 +133,54 @@ class MetricsRefresher:
         self._q = queries()
 
     async def refresh(self) -> None:
+        """Announce this replica's accounts, then read the gauges' values."""
         try:
+            await self._announce()
             outbox = await database.run(lambda: self._pool.fetch(self._q["metrics_outbox"]))
             dead = await database.run(lambda: self._pool.fetch(self._q["status_dead_letter"]))
+            live = await database.run(lambda: self._pool.fetch(self._q["replica_account_live"]))
             states = await AccountStore(self._pool).account_state_list()
         except StoreError:
             self._metrics.database_up.set(0)
             raise
         self._metrics.database_up.set(1)
+        self._set_unfinished(outbox, worked={row["account"] for row in live})
+        _replace(
+            self._metrics.dead_letters, {(r["account"], r["reason"]): r["count"] for r in dead}
+        )
+        paused: dict[tuple[str, ...], float] = {
+            (s.account, s.pause_reason or ""): 1 for s in states if s.paused
+        }
+        _replace(self._metrics.paused, paused)
+
+    def _set_unfinished(self, outbox: Sequence[Mapping[str, Any]], worked: set[str]) -> None:
+        """This replica's accounts' backlog, and the rows of accounts no replica works."""
         by_account = {row["account"]: row for row in outbox}
         for account in self._accounts:
             row = by_account.get(account)
             self._metrics.unfinished.labels(account).set(row["unfinished"] if row else 0)
             self._metrics.oldest_age.labels(account).set(row["oldest_age"] if row else 0)
-        _replace(
-            self._metrics.dead_letters, {(r["account"], r["reason"]): r["count"] for r in dead}
+        nobodys = sorted(
+            (row for row in outbox if row["account"] not in worked),
+            key=lambda row: (-row["unfinished"], row["account"]),
         )
-        paused = {(s.account, s.pause_reason or ""): 1 for s in states if s.paused}
-        _replace(self._metrics.paused, paused)
+        _replace(
+            self._metrics.unconfigured,
+            {(r["account"],): r["unfinished"] for r in nobodys[:UNCONFIGURED_SERIES]},
+        )
+
+    async def _announce(self) -> None:
+        """Tell the database (the KEDA query, other replicas' gauges, `status`) which accounts
+        a running replica works."""
+        if self._accounts:
+            await database.run(
+                lambda: self._pool.execute(
+                    self._q["replica_account_announce"], self._accounts, ANNOUNCE_TTL
+                )
+            )
 
 
-def _replace(gauge: Gauge, values: Mapping[tuple[str, str], float]) -> None:
+def _replace(gauge: Gauge, values: Mapping[tuple[str, ...], float]) -> None:
     """Set a labelled gauge to exactly these series (a resumed account's series goes away)."""
     gauge.clear()
     for labels, value in values.items():

@@ -23,7 +23,7 @@ def run_promtool(*args: str) -> subprocess.CompletedProcess[str]:
 def test_the_rules_pass_promtool_check() -> None:
     result = run_promtool("check", "rules", str(RULES))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 8 rules found" in result.stdout
+    assert "SUCCESS: 9 rules found" in result.stdout
 
 
 def test_the_rules_fire_when_they_should() -> None:

@@ -17,6 +17,7 @@ import yaml
 from tests.logins import apply_roles, login
 from tests.tools import keda_models, kubernetes_validate, node
 from worker.config import Settings, WorkerSettings
+from worker.metrics import Metrics, MetricsRefresher
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFESTS = ROOT / "deploy" / "kubernetes"
@@ -157,18 +158,31 @@ def test_the_scaled_object_targets_the_deployment_and_its_env() -> None:
 
 
 async def test_the_scaler_query_counts_due_and_running_rows_of_active_accounts(dsn: str) -> None:
-    """The query KEDA runs, run here as the worker role it connects with."""
+    """The query KEDA runs, run here as the worker role it connects with. It counts only rows
+    a replica can work: of accounts some running replica announced (``MetricsRefresher``)."""
     query = load("scaledobject.yaml")["spec"]["triggers"][0]["metadata"]["query"]
     await apply_roles(dsn)
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
+    try:
+        configured = ("a", "paused", "throttled", "was-throttled", "gone")
+        await MetricsRefresher(pool, Metrics(), configured).refresh()
+    finally:
+        await pool.close()
     admin = await asyncpg.connect(dsn)
     try:
         for account, key, when in [("a", "due-1", "-1 min"), ("a", "due-2", "0"),
                                    ("a", "later", "+1 hour"), ("paused", "p", "-1 min"),
-                                   ("throttled", "t", "-1 min"), ("was-throttled", "w", "0")]:  # fmt: skip
+                                   ("throttled", "t", "-1 min"), ("was-throttled", "w", "0"),
+                                   ("typo", "x", "-1 min"), ("gone", "g", "-1 min")]:  # fmt: skip
             await admin.execute(
                 "SELECT invoice_sync.enqueue($1, $2, '{}'::jsonb, now() + $3::text::interval)",
                 account, key, when,
             )  # fmt: skip
+        # The only replica configured for 'gone' stopped long enough ago.
+        await admin.execute(
+            "UPDATE invoice_sync.replica_account SET expires_at = now() - interval '1 second'"
+            " WHERE account = 'gone'"
+        )
         await admin.execute(
             "UPDATE invoice_sync.outbox SET state = 'running', lease_owner = 'x',"
             " lease_expires_at = now() + interval '5 min' WHERE idempotency_key = 'due-2'"
@@ -183,7 +197,8 @@ async def test_the_scaler_query_counts_due_and_running_rows_of_active_accounts(d
     async with login(dsn, "worker") as url:
         worker = await asyncpg.connect(url)
         try:
-            # due-1 (pending), due-2 (in flight), w (its throttle is over): 3.
+            # due-1 (pending), due-2 (in flight), w (its throttle is over): 3; not typo's
+            # nor gone's rows, which no running replica would claim.
             assert await worker.fetchval(query) == 3
         finally:
             await worker.close()

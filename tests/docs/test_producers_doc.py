@@ -1,5 +1,6 @@
-"""docs/producers.md: its SQL and Python examples run, as a producer login, against a migrated
-database and write valid invoices; its Node example passes `node --check`."""
+"""docs/producers.md: its SQL and Python examples run, as a producer login granted its account
+by the documented snippet, against a migrated database and write valid invoices; its Node
+example passes `node --check`."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import asyncpg
 import psycopg
 import pytest
 
-from tests.logins import apply_roles, login
+from tests.logins import apply_roles, login, user_of
 from tests.tools import node
 from worker.invoice import json_schema, parse_invoice
 
@@ -47,11 +48,16 @@ async def producer(dsn: str) -> AsyncIterator[str]:
     finally:
         await admin.close()
     async with login(dsn, "producer") as url:
+        admin = await asyncpg.connect(dsn)
+        try:  # the documented grant, for this test's login
+            await admin.execute(blocks("sql")[0].replace("'shop_web'", f"'{user_of(url)}'"))
+        finally:
+            await admin.close()
         yield url
 
 
 def test_the_doc_has_the_examples_this_test_runs() -> None:
-    assert len(blocks("sql")) == 3
+    assert len(blocks("sql")) == 4
     assert len(blocks("python")) == 2
     assert len(blocks("js")) == 1
 
@@ -68,7 +74,7 @@ async def outbox_payloads(dsn: str) -> dict[str, Any]:
 async def test_the_sql_examples_enqueue_with_the_order_and_read_the_result(
     dsn: str, producer: str
 ) -> None:
-    enqueue, insert, results = blocks("sql")
+    _, enqueue, insert, results = blocks("sql")
     conn = await asyncpg.connect(producer)
     try:
         await conn.execute(enqueue)
