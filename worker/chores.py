@@ -121,11 +121,13 @@ class Supervised:
             return delay
         log.error("chore.gave_up", **fields, crashes=self.crashes)
         if self._on_give_up is not None:
+            # The type only: this line reaches stderr past the log's redaction, and the message
+            # (which could quote a secret) is in the chore.gave_up event, redacted.
             self._on_give_up(
                 BackgroundTaskError(
-                    f"the {self.name} crashed {self.crashes} times in a row "
-                    f"(last: {type(exc).__name__}: {exc}); "
-                    "stopping so that the service manager restarts the worker"
+                    f"the {self.name} crashed {self.crashes} times in a row (last: "
+                    f"{type(exc).__name__}, see chore.gave_up in the log); stopping so that "
+                    "the service manager restarts the worker"
                 )
             )
         return None
