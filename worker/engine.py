@@ -20,12 +20,13 @@ from dataclasses import dataclass
 import structlog
 
 from worker.attempts import Attempter
-from worker.chores import PeriodicChore
+from worker.chores import PeriodicChore, Restarts
 from worker.config import WorkerSettings
 from worker.database import StoreUnavailableError
 from worker.decide import Decision, release
+from worker.errors import BackgroundTaskError
 from worker.events import report
-from worker.flusher import Finished, Flusher, outage_backoff
+from worker.flusher import FLUSHER_RESTARTS, Finished, Flusher, outage_backoff
 from worker.holds import AccountHolds
 from worker.listener import Listener
 from worker.metrics import Metrics, MetricsRefresher
@@ -62,6 +63,7 @@ class Engine:
         clock: Callable[[], float] = time.monotonic,
         metrics: Metrics | None = None,
         refresher: MetricsRefresher | None = None,
+        flusher_restarts: Restarts = FLUSHER_RESTARTS,
     ) -> None:
         self._outbox = outbox
         self._metrics = metrics
@@ -74,6 +76,7 @@ class Engine:
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._forced = False
+        self._failure: BackgroundTaskError | None = None
         self._tasks: dict[asyncio.Task[None], _InFlight] = {}
         self._holds = AccountHolds(clock)
         self._flusher = Flusher(
@@ -81,6 +84,8 @@ class Engine:
             interval=settings.flush_interval,
             report=self._report,
             observe_flush=metrics.flush_seconds.observe if metrics else None,
+            restarts=flusher_restarts,
+            on_give_up=self._fail,
         )
         self._listener = Listener(listen_dsn, self._wake) if listen_dsn else None
         rescue_every = max(min(settings.lease / 4, 30.0), 0.2)
@@ -114,7 +119,15 @@ class Engine:
         for task in self._tasks:
             task.cancel()
 
+    def _fail(self, failure: BackgroundTaskError) -> None:
+        """A task the worker cannot run without gave up: shut down, then ``run`` raises."""
+        log.error("worker.failing", error=str(failure))
+        self._failure = failure
+        self.stop()
+
     async def run(self, *, drain: bool = False) -> None:
+        """Work until stopped (or drained); raises ``BackgroundTaskError`` if the flusher gave up,
+        after the same graceful shutdown as a signal's."""
         log.info(
             "worker.started", worker_id=self._outbox.worker_id, accounts=sorted(self._runtimes)
         )
@@ -127,6 +140,8 @@ class Engine:
             await self._loop(drain=drain)
         finally:
             await self._shutdown()
+        if self._failure is not None:
+            raise self._failure
 
     async def _loop(self, *, drain: bool) -> None:
         unavailable = 0
@@ -282,7 +297,9 @@ class Engine:
             await chore.stop()
         if self._listener is not None:
             await self._listener.stop()
-        await self._flusher.close(attempts=2 if self._forced else 10)
+        # A flusher that gave up is not waited for long: its batch is what keeps crashing.
+        hurry = self._forced or self._failure is not None
+        await self._flusher.close(attempts=2 if hurry else 10)
         for runtime in self._runtimes.values():
             await runtime.provider.aclose()
         log.info("worker.stopped", worker_id=self._outbox.worker_id)

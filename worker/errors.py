@@ -9,7 +9,8 @@ occur, with ``raise ... from exc``, so callers catch our types and never a libra
     │   └── MigrationError a migration failed or the schema is newer than this code
     ├── ProviderError      a provider adapter cannot work (misconfigured, not an invoice's fault)
     │   └── TransportError the HTTP exchange failed; ``sent`` says whether it may have arrived
-    └── InputError         an operator's input (a file, an argument) is unusable
+    ├── InputError         an operator's input (a file, an argument) is unusable
+    └── BackgroundTaskError a background task the worker needs keeps crashing: exit 1
 """
 
 from __future__ import annotations
@@ -50,3 +51,8 @@ class TransportError(ProviderError):
 
 class InputError(InvoiceSyncError):
     """An operator's input is unusable; the message says where and why."""
+
+
+class BackgroundTaskError(InvoiceSyncError):
+    """A background task the worker cannot run without (the flusher) kept crashing; the worker
+    stops so that its service manager starts a fresh process."""

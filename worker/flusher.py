@@ -2,6 +2,14 @@
 
 A flush that cannot reach the database keeps its batch in memory and tries again, so results
 of calls that already happened are not lost to a short outage.
+
+A flush that raises anything else keeps its batch too, and the flushing loop is restarted with
+backoff (``chores.Supervised``): the outcomes live in this object, not in the task, and
+``outbox_record`` is one transaction fenced by the claim number, so writing a batch again is
+harmless. A flusher that crashes ``give_up_after`` times in a row without one good flush is not
+retried for ever: a worker that cannot write outcomes must not go on claiming and sending, so
+its owner stops the worker, which exits non-zero for systemd or Kubernetes to restart it (the
+rows still leased are rescued as unknown-outcome, the safe path).
 """
 
 from __future__ import annotations
@@ -14,8 +22,9 @@ from dataclasses import dataclass, replace
 
 import structlog
 
+from worker.chores import Restarts, Supervised
 from worker.decide import Decision
-from worker.errors import StoreError
+from worker.errors import BackgroundTaskError, StoreError
 from worker.outbox import AccountAction, Claimed, Outbox, RecordSummary
 
 log = structlog.get_logger(__name__)
@@ -36,6 +45,10 @@ Report = Callable[[Sequence[Finished], RecordSummary, Sequence[AccountAction], S
 
 OUTAGE_BACKOFF_CAP = 5.0
 
+# A crashed flushing loop runs again after 0.5, 1, 2, 4 and 8 s; the sixth crash in a row
+# (some 15 s without a good flush) stops the worker.
+FLUSHER_RESTARTS = Restarts(first=0.5, cap=8.0, give_up_after=6)
+
 
 class Flusher:
     def __init__(
@@ -46,6 +59,8 @@ class Flusher:
         report: Report,
         max_batch: int = 500,
         observe_flush: Callable[[float], None] | None = None,
+        restarts: Restarts = FLUSHER_RESTARTS,
+        on_give_up: Callable[[BackgroundTaskError], None] | None = None,
     ) -> None:
         self._outbox = outbox
         self._observe_flush = observe_flush
@@ -55,7 +70,7 @@ class Flusher:
         self._pending: list[Finished] = []
         self._kick = asyncio.Event()
         self._lock = asyncio.Lock()
-        self._task: asyncio.Task[None] | None = None
+        self._supervised = Supervised("flusher", self._run, restarts, on_give_up=on_give_up)
         self._closing = False
 
     @property
@@ -68,7 +83,7 @@ class Flusher:
             self._kick.set()
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="flusher")
+        self._supervised.start()
 
     async def close(self, *, attempts: int = 10) -> None:
         """Stop the periodic flush and write what is left, retrying a while if the database
@@ -77,12 +92,11 @@ class Flusher:
         # cancelling it half-written.
         self._closing = True
         self._kick.set()
-        if self._task is not None:
-            await asyncio.gather(self._task, return_exceptions=True)
+        await self._supervised.finish()
         for _ in range(attempts):
             if not self._pending:
                 return
-            if not await self.flush():
+            if not await self._flush_at_close():
                 await asyncio.sleep(1.0)
         if self._pending:
             log.error("flusher.abandoned", rows=len(self._pending))
@@ -95,6 +109,7 @@ class Flusher:
             self._kick.clear()
             if await self.flush():
                 failures = 0
+                self._supervised.succeeded()
             elif not self._closing:
                 # The database is away: try again soon (a failed connect is cheap), sooner when
                 # kicked (the engine saw the database back, or the batch is full).
@@ -129,13 +144,24 @@ class Flusher:
                 self._pending = batch + self._pending
                 log.warning("flusher.failed", error=str(exc), rows=len(batch))
                 return False
-            except asyncio.CancelledError:
-                self._pending = batch + self._pending  # nothing is lost to a cancellation
+            except BaseException:
+                # Nothing is lost to a cancellation or a crash: the restarted loop (or close)
+                # writes the batch.
+                self._pending = batch + self._pending
                 raise
         if self._observe_flush is not None:
             self._observe_flush(time.monotonic() - started)
         self._report(batch, summary, actions, resume)
         return True
+
+    async def _flush_at_close(self) -> bool:
+        """``flush()``, with a crash logged and counted as a failed try (the loop is over)."""
+        try:
+            return await self.flush()
+        except Exception as exc:  # noqa: BLE001 - the shutdown goes on; the rows are rescued
+            # One line, type and message, as chore.crashed: redaction sees the whole text.
+            log.error("flusher.crashed", error_type=type(exc).__name__, error=str(exc))  # noqa: TRY400
+            return False
 
 
 def outage_backoff(failures: int) -> float:

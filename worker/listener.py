@@ -1,7 +1,8 @@
 """LISTEN for the outbox trigger's NOTIFY on a dedicated connection, reconnecting when it drops.
 
 A notification only sets the engine's wake event; the engine's poll interval remains the
-fallback, so a lost notification delays a row by at most one poll.
+fallback, so a lost notification delays a row by at most one poll. The listening loop is
+supervised (``chores.Supervised``): a crash is logged and the loop listens again.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 import structlog
 
 from worker import database
+from worker.chores import Restarts, Supervised
 from worker.errors import StoreError
 from worker.flusher import outage_backoff
 
@@ -20,20 +22,21 @@ log = structlog.get_logger(__name__)
 
 CHANNEL = "invoice_sync_outbox"
 
+# The poll covers for a listener that is away, so it may wait a while between crashes.
+LISTENER_RESTARTS = Restarts(first=0.5, cap=30.0)
+
 
 class Listener:
     def __init__(self, dsn: str, wake: asyncio.Event) -> None:
         self._dsn = dsn
         self._wake = wake
-        self._task: asyncio.Task[None] | None = None
+        self._supervised = Supervised("listener", self._run, LISTENER_RESTARTS)
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="listener")
+        self._supervised.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        await self._supervised.stop()
 
     async def _run(self) -> None:
         failures = 0
@@ -55,6 +58,7 @@ class Listener:
             await conn.add_listener(CHANNEL, self._on_notify)
             # Rows may have arrived while we were not listening.
             self._wake.set()
+            self._supervised.succeeded()
             await lost.wait()
         finally:
             with contextlib.suppress(Exception):

@@ -51,3 +51,17 @@ def test_the_image_is_multi_stage_slim_and_runs_unprivileged() -> None:
         for item in source.split():
             assert (ROOT / item).exists(), item
             assert f"!{item.rstrip('/')}" in ignore.replace("/\n", "\n"), item
+
+
+def test_the_image_installs_the_hashed_lock_and_nothing_unpinned() -> None:
+    text = DOCKERFILE.read_text(encoding="utf-8")
+    runs = re.findall(r"^RUN (.+)$", text.replace("\\\n", " "), flags=re.MULTILINE)
+    commands = [c.split() for run in runs for c in run.split("&&")]
+    installs = [c for c in commands if c[0].endswith("pip") and c[1] == "install"]
+    assert len(installs) == 2, installs
+    lock, package = (set(i) for i in installs)
+    # The dependencies first, each checked against the hash the lock holds; then the package
+    # alone, so that pip cannot resolve anything the lock does not pin.
+    assert {"--require-hashes", "--no-deps", "-r", "requirements.lock"} <= lock
+    assert "--no-deps" in package
+    assert re.search(r"^COPY .*\brequirements\.lock\b", text, flags=re.MULTILINE)
