@@ -18,6 +18,7 @@ unrecognised after a request arrived is treated as "may have been created": a Re
 | the documented validation messages              | DeadLetter(rejected)                       |
 | 429                                             | RateLimited(after=Retry-After)             |
 | 404 / 405                                       | PauseAccount(misconfigured, Retry)         |
+| 3xx (never followed: ``http.RedirectError``)    | PauseAccount(misconfigured, Retry)         |
 | other 5xx, 408, or a 2xx without an invoice id  | Retry(outcome_unknown=True)                |
 | other 4xx (403: account-level)                  | DeadLetter(rejected) / PauseAccount(...)   |
 """
@@ -39,8 +40,9 @@ from worker.outcome import (
     Retry,
     Synced,
 )
-from worker.providers.base import Attempt, bounded
+from worker.providers.base import MESSAGE_LIMIT, Attempt, bounded
 from worker.providers.http import Reply, retry_after
+from worker.providers.redaction import cut
 
 PERMISSION = "you don't have permission"
 CREDITS_EXPIRED = "credits expired"
@@ -102,7 +104,7 @@ def message_of(body: Any) -> str:
     if texts:
         return " - ".join(dict.fromkeys(texts))
     if isinstance(body, str) and body.strip():
-        return body.strip()[:200]
+        return cut(body.strip(), MESSAGE_LIMIT)
     return "no message"
 
 
