@@ -59,7 +59,7 @@ class RedirectError(ProviderError):
         error = (
             f"{provider} {self}: base_url has moved or is not the provider's API. invoice-sync "
             "never follows redirects, so nothing was sent there and nothing was created; "
-            "check the provider's address, update base_url, then resume the account"
+            "check the provider's address and update base_url"
         )
         waiting = Retry(error=error, outcome_unknown=False, http_status=self.status)
         return PauseAccount(reason=PauseReason.MISCONFIGURED, invoice=waiting)
