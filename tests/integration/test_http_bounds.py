@@ -23,7 +23,7 @@ from tests.edges import adapter_for, create_once, serve
 from worker.errors import TransportError
 from worker.outcome import Retry
 from worker.providers import http
-from worker.providers.base import HttpTimeouts
+from worker.providers.base import DETAIL_LIMIT, HttpTimeouts
 from worker.sandbox import PROFILES
 
 MIB = 1024 * 1024
@@ -85,7 +85,7 @@ async def hostile(bomb: bytes) -> AsyncIterator[str]:
 CHILD = """
 import asyncio, json, sys
 from tests.edges import adapter_for, create_once
-from worker.providers.base import HttpTimeouts
+from worker.providers.base import DETAIL_LIMIT, HttpTimeouts
 from worker.sandbox import PROFILES
 
 def kib(field):
@@ -169,3 +169,20 @@ async def test_a_dripping_answer_fails_within_the_request_timeout(bomb: bytes) -
     assert isinstance(outcome, Retry)
     assert outcome.outcome_unknown is True
     assert elapsed < 2.5, elapsed
+
+
+@pytest.mark.parametrize("provider", sorted(PROFILES))
+async def test_a_long_error_message_is_quoted_bounded(provider: str) -> None:
+    """A JSON error whose message is 128 KiB: the error text stays short (it goes to
+    the outbox, logs and ``status``), the response kept is cut as usual."""
+    long = "m" * (MIB // 8)
+
+    async def shouting(request: web.Request) -> web.Response:
+        body = {"name": "GeneralError", "error": long, "message": long, "errors": {"f": long}}
+        return web.json_response(body, status=500)
+
+    profile = PROFILES[provider]
+    async with serve(shouting) as url:
+        outcome = await create_once(profile, adapter_for(profile, url, token="t0k"))
+    assert isinstance(outcome, Retry), outcome
+    assert len(outcome.error) <= DETAIL_LIMIT + 200, len(outcome.error)

@@ -26,6 +26,9 @@ from worker.providers.redaction import cut
 RESPONSE_LIMIT = 8 * 1024
 # What we quote of a provider's text answer in an error message.
 MESSAGE_LIMIT = 200
+# What we quote of a JSON error's message and field errors: errors go to the outbox, logs and
+# `status`, and an answer may be up to max_response_size.
+DETAIL_LIMIT = 1000
 # The most of one answer read into memory (``[http] max_response_size``); more is a failure.
 MAX_RESPONSE_SIZE = 1024 * 1024
 

@@ -40,7 +40,7 @@ from worker.outcome import (
     Retry,
     Synced,
 )
-from worker.providers.base import MESSAGE_LIMIT, Attempt, bounded
+from worker.providers.base import DETAIL_LIMIT, MESSAGE_LIMIT, Attempt, bounded
 from worker.providers.http import Reply, retry_after
 from worker.providers.redaction import cut
 
@@ -102,7 +102,7 @@ def message_of(body: Any) -> str:
     parts = [payload.get(key) for key in ("error", "message")] if payload else []
     texts = [part.strip() for part in parts if isinstance(part, str) and part.strip()]
     if texts:
-        return " - ".join(dict.fromkeys(texts))
+        return cut(" - ".join(dict.fromkeys(texts)), DETAIL_LIMIT)
     if isinstance(body, str) and body.strip():
         return cut(body.strip(), MESSAGE_LIMIT)
     return "no message"

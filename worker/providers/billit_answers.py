@@ -47,7 +47,7 @@ from worker.outcome import (
     Retry,
     Synced,
 )
-from worker.providers.base import MESSAGE_LIMIT, bounded
+from worker.providers.base import DETAIL_LIMIT, MESSAGE_LIMIT, bounded
 from worker.providers.http import Reply, quota_spent, retry_after
 from worker.providers.redaction import cut
 
@@ -198,7 +198,7 @@ def message_of(body: Any) -> str:
         parts.append(f"{field}: {'; '.join(str(text) for text in texts)}")
     if not parts and isinstance(body, str) and body.strip():
         parts.append(cut(body.strip(), MESSAGE_LIMIT))
-    return " | ".join(part for part in parts if part) or "no message"
+    return cut(" | ".join(part for part in parts if part), DETAIL_LIMIT) or "no message"
 
 
 def _account_refused(reply: Reply, what: str) -> PauseAccount:

@@ -35,7 +35,7 @@ from worker.outcome import (
     Retry,
     Synced,
 )
-from worker.providers.base import MESSAGE_LIMIT, Attempt, bounded
+from worker.providers.base import DETAIL_LIMIT, MESSAGE_LIMIT, Attempt, bounded
 from worker.providers.http import Reply, retry_after
 from worker.providers.redaction import cut
 
@@ -217,7 +217,7 @@ def message_of(body: Any) -> str:
         parts = [str(part).strip() for part in (name, message) if part not in (None, "")]
         text = ": ".join(dict.fromkeys(parts)) or "no message"
         fields = field_errors(body.get("errors"))
-        return f"{text} [{fields}]" if fields else text
+        return cut(f"{text} [{fields}]" if fields else text, DETAIL_LIMIT)
     if isinstance(body, str) and body.strip():
         return cut(body.strip(), MESSAGE_LIMIT)
     return "no message"
