@@ -27,14 +27,15 @@ async def ceiling(
     headers = {"Content-Type": "application/json", "Accept": "application/json",
                "x-api-token": token}  # fmt: skip
     # The engine's defaults: HttpSettings' 5 s connect and 30 s total.
-    session = http.new_session(HttpTimeouts(connect=5.0, total=30.0))
+    bounds = HttpTimeouts(connect=5.0, total=30.0)
+    session = http.new_session(bounds)
     statuses: Counter[int] = Counter()
     queue = iter(bodies)
 
     async def lane() -> None:
         for body in queue:
             reply = await http.request(session, "POST", url + CREATE_PATH, headers=headers,
-                                       json_body=body)  # fmt: skip
+                                       bounds=bounds, json_body=body)  # fmt: skip
             statuses[reply.status] += 1
 
     try:

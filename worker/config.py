@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from pydantic import (
     BaseModel,
     BeforeValidator,
+    ByteSize,
     ConfigDict,
     Field,
     SecretStr,
@@ -66,6 +67,10 @@ class WorkerSettings(_Section):
 class HttpSettings(_Section):
     connect_timeout: Duration = 5.0
     request_timeout: Duration = 30.0
+    """Seconds for a whole provider call, its answer's body included (a dripping body too)."""
+    max_response_size: ByteSize = Field(default=ByteSize(1024 * 1024), ge=1024)
+    """The most of one answer read (bytes after decompression, or "1MiB"); a larger answer
+    fails like a timeout after sending: the outcome is unknown."""
 
 
 class ObserveSettings(_Section):

@@ -25,7 +25,9 @@ class AccountRuntime:
 def build_runtimes(settings: Settings) -> dict[str, AccountRuntime]:
     """One runtime per ``[accounts.NAME]``; ``ConfigError`` if a provider cannot be built."""
     timeouts = HttpTimeouts(
-        connect=settings.http.connect_timeout, total=settings.http.request_timeout
+        connect=settings.http.connect_timeout,
+        total=settings.http.request_timeout,
+        max_response_size=settings.http.max_response_size,
     )
     policy = BreakerPolicy(
         failures=settings.worker.breaker_failures,

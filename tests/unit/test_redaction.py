@@ -1,7 +1,16 @@
 """Secrets are cut out of every text an outcome carries, whoever echoed them."""
 
 from worker.outcome import DeadLetter, PauseAccount, PauseReason, Reason, Retry
-from worker.providers.redaction import REDACTED, scrubbed
+from worker.providers.base import RESPONSE_LIMIT, bounded
+from worker.providers.redaction import (
+    CUT,
+    REDACTED,
+    cut,
+    scrub_text,
+    scrub_value,
+    scrubbed,
+    secrets_to_cut,
+)
 
 
 def test_every_secret_is_cut_from_errors_responses_and_the_nested_invoice() -> None:
@@ -27,3 +36,34 @@ def test_an_outcome_without_secrets_is_returned_as_is() -> None:
     outcome = Retry(error="HTTP 502", response={"status": False})
     assert scrubbed(outcome, "tok-123") is outcome
     assert scrubbed(outcome, []) is outcome
+
+
+def test_a_secret_the_cut_fell_inside_is_removed_whatever_the_length_kept() -> None:
+    secret = "Qz-0123456789abcdef"
+    for kept in range(1, len(secret)):
+        text = cut("x" * 50 + secret + "y" * 50, 50 + kept)
+        assert text.endswith(CUT)
+        clean = scrub_text(text, secrets_to_cut([secret]))
+        assert clean == "x" * 50 + REDACTED + CUT, (kept, clean)
+
+
+def test_the_cut_stored_response_loses_the_prefix_in_the_final_scrub() -> None:
+    secret = "Qz-0123456789abcdef"
+    body = "a" * (RESPONSE_LIMIT - 5) + secret
+    outcome = Retry(error="HTTP 500", response=bounded(body))
+    clean = scrubbed(outcome, secret)
+    assert isinstance(clean, Retry)
+    assert clean.response["head"].endswith(REDACTED + CUT)
+    assert "Qz" not in clean.response["head"]
+
+
+def test_text_without_a_cut_keeps_what_merely_looks_like_a_prefix() -> None:
+    assert scrub_text("Qz- is fine", ["Qz-0123"]) == "Qz- is fine"
+
+
+def test_parsed_answers_are_scrubbed_in_keys_and_values() -> None:
+    value = {"tok-1": ["a tok-1 b", {"k": "tok-1"}], "n": 3}
+    assert scrub_value(value, ["tok-1"]) == {
+        REDACTED: [f"a {REDACTED} b", {"k": REDACTED}],
+        "n": 3,
+    }

@@ -19,10 +19,18 @@ from pydantic import BaseModel
 
 from worker.invoice import Invoice
 from worker.outcome import Outcome
+from worker.providers.redaction import cut
 
 # What we keep of a provider's answer in synced.response / dead_letter.response: enough to
 # diagnose, never a multi-megabyte page.
 RESPONSE_LIMIT = 8 * 1024
+# What we quote of a provider's text answer in an error message.
+MESSAGE_LIMIT = 200
+# What we quote of a JSON error's message and field errors: errors go to the outbox, logs and
+# `status`, and an answer may be up to max_response_size.
+DETAIL_LIMIT = 1000
+# The most of one answer read into memory (``[http] max_response_size``); more is a failure.
+MAX_RESPONSE_SIZE = 1024 * 1024
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -55,8 +63,13 @@ class Credentials:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class HttpTimeouts:
+    """The bounds of one HTTP exchange with a provider (``[http]``)."""
+
     connect: float
     total: float
+    """Seconds for the whole exchange, the answer's body included (a dripping body too)."""
+    max_response_size: int = MAX_RESPONSE_SIZE
+    """Bytes of an answer's body read, counted after decompression."""
 
 
 class Provider(Protocol):
@@ -120,11 +133,12 @@ def json_number(value: Decimal) -> int | float:
 
 
 def bounded(body: Any, limit: int = RESPONSE_LIMIT) -> Any:
-    """A provider's answer cut to a size the database should keep."""
+    """A provider's answer cut to a size the database should keep (``head`` ends in the cut
+    mark, so the scrub that follows also removes a secret the cut fell inside)."""
     text = body if isinstance(body, str) else json.dumps(body, default=str)
     if len(text) <= limit:
         return body
-    return {"truncated": True, "head": text[:limit]}
+    return {"truncated": True, "head": cut(text, limit)}
 
 
 def merge_options(body: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:

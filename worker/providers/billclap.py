@@ -100,11 +100,16 @@ class BillClap:
                 "POST",
                 self._url,
                 headers=self._headers(),
+                bounds=self._timeouts,
+                secrets=[self._token],
                 json_body=build_request(attempt.invoice),
             )
         except TransportError as exc:
             outcome = classify_transport_error(exc)
             status: int | str = "transport_error"
+        except http.RedirectError as exc:
+            outcome = exc.paused("BillClap")
+            status = exc.status
         else:
             outcome = classify(reply, attempt, now=self._now)
             status = reply.status

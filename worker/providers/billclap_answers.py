@@ -18,6 +18,7 @@ unrecognised after a request arrived is treated as "may have been created": a Re
 | the documented validation messages              | DeadLetter(rejected)                       |
 | 429                                             | RateLimited(after=Retry-After)             |
 | 404 / 405                                       | PauseAccount(misconfigured, Retry)         |
+| 3xx (never followed: ``http.RedirectError``)    | PauseAccount(misconfigured, Retry)         |
 | other 5xx, 408, or a 2xx without an invoice id  | Retry(outcome_unknown=True)                |
 | other 4xx (403: account-level)                  | DeadLetter(rejected) / PauseAccount(...)   |
 """
@@ -39,8 +40,9 @@ from worker.outcome import (
     Retry,
     Synced,
 )
-from worker.providers.base import Attempt, bounded
+from worker.providers.base import DETAIL_LIMIT, MESSAGE_LIMIT, Attempt, bounded
 from worker.providers.http import Reply, retry_after
+from worker.providers.redaction import cut
 
 PERMISSION = "you don't have permission"
 CREDITS_EXPIRED = "credits expired"
@@ -100,9 +102,9 @@ def message_of(body: Any) -> str:
     parts = [payload.get(key) for key in ("error", "message")] if payload else []
     texts = [part.strip() for part in parts if isinstance(part, str) and part.strip()]
     if texts:
-        return " - ".join(dict.fromkeys(texts))
+        return cut(" - ".join(dict.fromkeys(texts)), DETAIL_LIMIT)
     if isinstance(body, str) and body.strip():
-        return body.strip()[:200]
+        return cut(body.strip(), MESSAGE_LIMIT)
     return "no message"
 
 

@@ -108,6 +108,8 @@ class Billit:
                 outcome = await self._sync(attempt, retried=False)
             except Settled as exc:
                 outcome = exc.outcome
+            except http.RedirectError as exc:
+                outcome = exc.paused("Billit")
         self._note_incident(attempt.outbox_id, outcome)
         log.debug(
             "provider.billit.answered",

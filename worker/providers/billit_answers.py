@@ -14,6 +14,8 @@ failure can leave an invoice behind.
 | 403                                  | PauseAccount(forbidden, DeadLetter(forbidden))        |
 | 404, 405, 406, 415                   | PauseAccount(misconfigured, Retry): our base_url or   |
 |                                      | request is wrong, not the invoice; it waits           |
+| 3xx, any call (never followed, at    | PauseAccount(misconfigured, Retry), via               |
+| the HTTP seam)                       | ``http.RedirectError``                                |
 | 422                                  | DeadLetter(rejected), the ``errors`` map in the text  |
 | 400 with ``data.insidentId``, first  | Retry (nothing was created)                           |
 | 400 again for the same row, or plain | DeadLetter(rejected)                                  |
@@ -45,8 +47,9 @@ from worker.outcome import (
     Retry,
     Synced,
 )
-from worker.providers.base import bounded
+from worker.providers.base import DETAIL_LIMIT, MESSAGE_LIMIT, bounded
 from worker.providers.http import Reply, quota_spent, retry_after
+from worker.providers.redaction import cut
 
 DEFAULT_RATE_LIMIT_WAIT = 60.0
 MISCONFIGURED = {
@@ -194,8 +197,8 @@ def message_of(body: Any) -> str:
         texts = problems if isinstance(problems, list) else [problems]
         parts.append(f"{field}: {'; '.join(str(text) for text in texts)}")
     if not parts and isinstance(body, str) and body.strip():
-        parts.append(body.strip()[:200])
-    return " | ".join(part for part in parts if part) or "no message"
+        parts.append(cut(body.strip(), MESSAGE_LIMIT))
+    return cut(" | ".join(part for part in parts if part), DETAIL_LIMIT) or "no message"
 
 
 def _account_refused(reply: Reply, what: str) -> PauseAccount:

@@ -22,7 +22,8 @@ READ_RETRY_PAUSE = 0.05
 
 
 class BillitClient:
-    """Requests to one Billit account; ``TransportError`` when no answer arrived."""
+    """Requests to one Billit account; ``TransportError`` when no answer arrived,
+    ``http.RedirectError`` (never retried) for a 3xx."""
 
     def __init__(self, base_url: str, token: str, timeouts: HttpTimeouts) -> None:
         self.base = base_url.rstrip("/").removesuffix("/v1")
@@ -65,6 +66,8 @@ class BillitClient:
             method,
             self.base + path,
             headers=self._headers(),
+            bounds=self._timeouts,
+            secrets=[self._token],
             json_body=json_body,
             params=params,
         )

@@ -1,25 +1,40 @@
 """The HTTP exchange every adapter makes, with aiohttp's failures translated at this one seam.
 
-An adapter gets back a ``Reply`` (any status, body parsed as JSON when it is JSON) or a
-``TransportError`` whose ``sent`` flag says whether the provider may have acted on the request.
-That flag is what "never duplicate" rests on: a timeout after the request went out is an unknown
-outcome, a refused connection is not.
+An adapter gets back a ``Reply`` (any status but 3xx, body parsed as JSON when it is JSON), a
+``TransportError`` whose ``sent`` flag says whether the provider may have acted on the request,
+or ``RedirectError``. That flag is what "never duplicate" rests on: a timeout after the request
+went out is an unknown outcome, a refused connection is not.
+
+What a provider answers is not trusted (DESIGN.md, "Security model"), so this seam:
+
+- never follows a redirect: a 3xx would carry the credential, a login body or the invoice to
+  whichever host it names, and a fake success from there would be recorded as synced. It
+  raises ``RedirectError``, which adapters turn into a pause of the account (``paused``);
+- reads at most ``max_response_size`` bytes of a body, after decompression, within the
+  request's total timeout; past the size it is a ``TransportError`` with ``sent=True``;
+- scrubs the account's secrets out of the body, before it is parsed, stored or cut.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 
-from worker.errors import TransportError
+from worker.errors import ProviderError, TransportError
+from worker.outcome import PauseAccount, PauseReason, Retry
 from worker.providers.base import HttpTimeouts
+from worker.providers.redaction import cut, scrub_text, scrub_value, secrets_to_cut
+
+READ_CHUNK = 64 * 1024
+LOCATION_SHOWN = 100
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -27,11 +42,35 @@ class Reply:
     status: int
     headers: Mapping[str, str]
     body: Any
-    """Parsed JSON when the body is JSON, else the text (possibly empty)."""
+    """Parsed JSON when the body is JSON, else the text (possibly empty); secrets scrubbed."""
+
+
+class RedirectError(ProviderError):
+    """The provider answered 3xx: ``base_url`` (or the provider's address) has moved, or is
+    not the provider. Nothing was created; the redirect was not followed."""
+
+    def __init__(self, status: int, location: str | None) -> None:
+        self.status = status
+        self.target = _shown_location(location)
+        super().__init__(f"answered HTTP {status} pointing to {self.target}")
+
+    def paused(self, provider: str) -> PauseAccount:
+        """The account waits (misconfigured) and the row with it, its outcome known."""
+        error = (
+            f"{provider} {self}: base_url has moved or is not the provider's API. invoice-sync "
+            "never follows redirects, so nothing was sent there and nothing was created; "
+            "check the provider's address and update base_url"
+        )
+        waiting = Retry(error=error, outcome_unknown=False, http_status=self.status)
+        return PauseAccount(reason=PauseReason.MISCONFIGURED, invoice=waiting)
 
 
 def new_session(timeouts: HttpTimeouts, *, limit: int = 100) -> aiohttp.ClientSession:
-    """A client session with our timeouts; one per account, so accounts never share headers."""
+    """A client session with our timeouts; one per account, so accounts never share headers.
+
+    ``total`` bounds the whole exchange, reading the body included, so a body that drips a
+    byte at a time fails by then like any slow answer (``TimeoutError``, outcome unknown).
+    """
     timeout = aiohttp.ClientTimeout(total=timeouts.total, sock_connect=timeouts.connect)
     connector = aiohttp.TCPConnector(limit=limit, limit_per_host=limit)
     return aiohttp.ClientSession(timeout=timeout, connector=connector, raise_for_status=False)
@@ -43,17 +82,26 @@ async def request(
     url: str,
     *,
     headers: Mapping[str, str],
+    bounds: HttpTimeouts,
+    secrets: Sequence[str] = (),
     json_body: Any = None,
     params: Mapping[str, str] | None = None,
 ) -> Reply:
-    """Send one request and read the whole answer; raise ``TransportError`` if none arrived."""
+    """Send one request and read its answer within ``bounds``, with ``secrets`` scrubbed out;
+    raise ``TransportError`` if no complete answer arrived, ``RedirectError`` for a 3xx."""
     data = None if json_body is None else json.dumps(json_body, separators=(",", ":"))
+    cut_out = secrets_to_cut(secrets)
     try:
         async with session.request(
-            method, url, headers=headers, data=data, params=params
+            method, url, headers=headers, data=data, params=params, allow_redirects=False
         ) as response:
-            text = await response.text()
-            return Reply(status=response.status, headers=response.headers, body=_parse(text))
+            if 300 <= response.status < 400:
+                raise RedirectError(response.status, response.headers.get("Location"))
+            raw = await _read_bounded(response, bounds.max_response_size)
+            text = scrub_text(_decode(raw, response.charset), cut_out)
+            return Reply(
+                status=response.status, headers=response.headers, body=_parse(text, cut_out)
+            )
     except aiohttp.ClientConnectorError as exc:
         # The TCP connection never opened: nothing reached the provider.
         raise TransportError(f"cannot connect: {exc.os_error or exc}", sent=False) from exc
@@ -66,13 +114,60 @@ async def request(
         raise TransportError(f"connection failed: {type(exc).__name__}: {exc}", sent=True) from exc
 
 
-def _parse(text: str) -> Any:
+def _shown_location(location: str | None) -> str:
+    """Where a redirect points, as scheme and host only: a query or path may carry anything
+    (even our own secrets echoed back), and the text ends up in tables and logs."""
+    if location is None or not location.strip():
+        return "nowhere (no Location)"
+    if not location.strip().isprintable():
+        return "an unreadable Location"
+    try:
+        parts = urlsplit(location.strip())
+        port = parts.port
+    except ValueError:
+        return "an unreadable Location"
+    host = parts.hostname or ""
+    if not parts.scheme or not host:
+        return "another path on the same host"
+    if not all(ch.isalnum() or ch in ".-:_" for ch in host) or not parts.scheme.isalpha():
+        return "an unreadable Location"
+    host = f"[{host}]" if ":" in host else host
+    shown = f"{parts.scheme.lower()}://{host}" + (f":{port}" if port is not None else "")
+    return cut(shown, LOCATION_SHOWN)
+
+
+async def _read_bounded(response: aiohttp.ClientResponse, limit: int) -> bytes:
+    """The body, decompressed, stopping as soon as it outgrows ``limit``: a provider (or a
+    proxy) that answers without end, or a small gzip that inflates to gigabytes, costs at
+    most ``limit`` plus one chunk of memory."""
+    body = bytearray()
+    async for chunk in response.content.iter_chunked(READ_CHUNK):
+        body += chunk
+        if len(body) > limit:
+            raise TransportError(
+                f"the answer (HTTP {response.status}) is larger than max_response_size "
+                f"({limit} bytes); the rest was not read",
+                sent=True,
+            )
+    return bytes(body)
+
+
+def _decode(raw: bytes, charset: str | None) -> str:
+    try:
+        return raw.decode(charset or "utf-8", errors="replace")
+    except LookupError:  # a charset Python does not know
+        return raw.decode("utf-8", errors="replace")
+
+
+def _parse(text: str, secrets: Sequence[str]) -> Any:
     if not text:
         return ""
     try:
-        return json.loads(text)
+        parsed = json.loads(text)
     except ValueError:
         return text
+    # An escaped echo (``\u0051...``) is not in the raw text, only in the parsed values.
+    return scrub_value(parsed, secrets) if secrets else parsed
 
 
 def retry_after(value: str | None, now: datetime) -> float | None:

@@ -1,15 +1,56 @@
-"""Cutting secrets out of an outcome before it reaches tables and logs (every adapter)."""
+"""Cutting secrets out of provider answers and outcomes before they reach tables and logs.
+
+Two passes, both over every adapter: the HTTP seam scrubs each answer (its raw text and its
+parsed values) before anything reads or cuts it, and each adapter scrubs the outcome it returns
+(errors built from exception texts, a nested ``invoice``). Text is only ever cut by ``cut``,
+which marks the cut with ``CUT``; a prefix of a secret just before that mark (a secret the cut
+fell inside) is removed too, whatever its length.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from worker.outcome import Outcome
 
 REDACTED = "[redacted]"
+CUT = "\u2026"
+"""Ends every text cut short (``cut``), so a later scrub knows where a secret may be split."""
+
+
+def secrets_to_cut(secrets: str | Iterable[str]) -> list[str]:
+    """The non-empty secrets, longest first, so a secret that contains another is cut whole."""
+    wanted = [secrets] if isinstance(secrets, str) else list(secrets)
+    return sorted({s for s in wanted if s}, key=len, reverse=True)
+
+
+def scrub_text(text: str, secrets: Sequence[str]) -> str:
+    """``text`` without any of ``secrets`` (longest first), nor a prefix of one ending at a
+    ``CUT`` mark."""
+    for secret in secrets:
+        text = text.replace(secret, REDACTED)
+    if CUT in text:
+        for secret in secrets:
+            text = _without_prefix_at_cuts(text, secret)
+    return text
+
+
+def scrub_value(value: Any, secrets: Sequence[str]) -> Any:
+    """A parsed JSON value with every string in it (keys too) scrubbed."""
+    if isinstance(value, str):
+        return scrub_text(value, secrets)
+    if isinstance(value, dict):
+        return {scrub_value(k, secrets): scrub_value(v, secrets) for k, v in value.items()}
+    if isinstance(value, list):
+        return [scrub_value(item, secrets) for item in value]
+    return value
+
+
+def cut(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, marked with ``CUT`` when anything was cut off."""
+    return text if len(text) <= limit else text[:limit] + CUT
 
 
 def scrubbed(outcome: Outcome, secrets: str | Iterable[str]) -> Outcome:
@@ -19,31 +60,27 @@ def scrubbed(outcome: Outcome, secrets: str | Iterable[str]) -> Outcome:
     Providers are not known to echo credentials, but outcomes are written to tables and logs
     that outlive a credential's secrecy, so a server (or proxy) that echoes one must not leak it.
     """
-    wanted = [secrets] if isinstance(secrets, str) else list(secrets)
-    # Longest first, so a secret that contains another is cut whole.
-    cut = sorted((s for s in wanted if s), key=len, reverse=True)
-    return _scrubbed(outcome, cut) if cut else outcome
+    wanted = secrets_to_cut(secrets)
+    return _scrubbed(outcome, wanted) if wanted else outcome
 
 
 def _scrubbed(outcome: Outcome, secrets: list[str]) -> Outcome:
     changes: dict[str, Any] = {}
     for field in dataclasses.fields(outcome):
         value = getattr(outcome, field.name)
-        if isinstance(value, str):
-            cleaned = _cut(value, secrets)
-            if cleaned != value:
-                changes[field.name] = cleaned
-        elif field.name == "response" and value is not None:
-            text = json.dumps(value, default=str)
-            cleaned = _cut(text, secrets)
-            if cleaned != text:
-                changes[field.name] = json.loads(cleaned)
-        elif field.name == "invoice":
-            changes[field.name] = _scrubbed(value, secrets)
+        if field.name == "invoice":
+            cleaned = _scrubbed(value, secrets)
+        elif isinstance(value, str) or field.name == "response":
+            cleaned = scrub_value(value, secrets)
+        else:
+            continue
+        if cleaned != value:
+            changes[field.name] = cleaned
     return dataclasses.replace(outcome, **changes) if changes else outcome
 
 
-def _cut(text: str, secrets: list[str]) -> str:
-    for secret in secrets:
-        text = text.replace(secret, REDACTED)
+def _without_prefix_at_cuts(text: str, secret: str) -> str:
+    # Longest prefix first: "abc…" must not become "ab[redacted]…" by way of "c…".
+    for length in range(len(secret) - 1, 0, -1):
+        text = text.replace(secret[:length] + CUT, REDACTED + CUT)
     return text

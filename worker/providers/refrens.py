@@ -76,6 +76,7 @@ class Refrens:
                 app_id=options.app_id,
                 app_secret=options.app_secret.get_secret_value(),
                 client=self._client,
+                bounds=timeouts,
             )
         elif credentials.token:
             self.bearer = StaticToken(credentials.token)
@@ -101,6 +102,8 @@ class Refrens:
             outcome = await self._create(attempt)
         except LoginError as exc:
             outcome = exc.outcome
+        except http.RedirectError as exc:
+            outcome = exc.paused("Refrens")
         log.debug(
             "provider.refrens.answered",
             account=attempt.account,
@@ -174,14 +177,24 @@ class Refrens:
         """One call with the bearer token; on 401, once more with a fresh token if the token
         can be renewed (a 401 means Refrens did nothing, so repeating a create is safe)."""
         token = await self.bearer.token()
-        reply = await http.request(
-            self._client(), method, url, headers=_headers(token), json_body=json_body, params=params
-        )
+        reply = await self._call(method, url, token, json_body=json_body, params=params)
         if reply.status != 401 or not self.bearer.refreshable:
             return reply
         fresh = await self.bearer.refresh(token)
+        return await self._call(method, url, fresh, json_body=json_body, params=params)
+
+    async def _call(
+        self, method: str, url: str, token: str, *, json_body: Any, params: Mapping[str, str] | None
+    ) -> http.Reply:
         return await http.request(
-            self._client(), method, url, headers=_headers(fresh), json_body=json_body, params=params
+            self._client(),
+            method,
+            url,
+            headers=_headers(token),
+            bounds=self._timeouts,
+            secrets=self.bearer.secrets(),
+            json_body=json_body,
+            params=params,
         )
 
     def _client(self) -> aiohttp.ClientSession:

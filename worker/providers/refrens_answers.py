@@ -13,6 +13,7 @@ any 400 whose message speaks of the invoice number already existing count as a d
 | 401 NotAuthenticated (after one refresh, if any)    | PauseAccount(auth_failed, DeadLetter)    |
 | 403 Forbidden                                       | PauseAccount(forbidden, DeadLetter)      |
 | 404 NotFound / 405 on create                        | PauseAccount(misconfigured, Retry): wrong url_key or base_url |
+| 3xx on any call (never followed: ``http.RedirectError``) | PauseAccount(misconfigured, Retry)  |
 | 429                                                 | RateLimited(after=Retry-After)           |
 | 5xx, 408, 2xx without ``_id``                       | Retry(outcome_unknown=True)              |
 """
@@ -34,8 +35,9 @@ from worker.outcome import (
     Retry,
     Synced,
 )
-from worker.providers.base import Attempt, bounded
+from worker.providers.base import DETAIL_LIMIT, MESSAGE_LIMIT, Attempt, bounded
 from worker.providers.http import Reply, retry_after
+from worker.providers.redaction import cut
 
 _NUMBER_WORDS = ("invoice number", "invoicenumber", "invoice no")
 _EXISTS_WORDS = ("exist", "already", "duplicate", "taken", "unique")
@@ -215,9 +217,9 @@ def message_of(body: Any) -> str:
         parts = [str(part).strip() for part in (name, message) if part not in (None, "")]
         text = ": ".join(dict.fromkeys(parts)) or "no message"
         fields = field_errors(body.get("errors"))
-        return f"{text} [{fields}]" if fields else text
+        return cut(f"{text} [{fields}]" if fields else text, DETAIL_LIMIT)
     if isinstance(body, str) and body.strip():
-        return body.strip()[:200]
+        return cut(body.strip(), MESSAGE_LIMIT)
     return "no message"
 
 

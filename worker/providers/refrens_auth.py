@@ -19,6 +19,7 @@ import aiohttp
 from worker.errors import ProviderError, TransportError
 from worker.outcome import Outcome
 from worker.providers import http
+from worker.providers.base import HttpTimeouts
 from worker.providers.refrens_answers import classify_login, classify_transport_error
 
 LOGIN_PATH = "/authentication"
@@ -87,11 +88,13 @@ class AppSecretLogin:
         app_id: str,
         app_secret: str,
         client: Callable[[], aiohttp.ClientSession],
+        bounds: HttpTimeouts,
     ) -> None:
         self._url = base_url.rstrip("/") + LOGIN_PATH
         self._app_id = app_id
         self._app_secret = app_secret
         self._client = client
+        self._bounds = bounds
         self._lock = asyncio.Lock()
         self._token: str | None = None
         self._issued: deque[str] = deque(maxlen=REMEMBERED_TOKENS)
@@ -129,6 +132,9 @@ class AppSecretLogin:
                 "POST",
                 self._url,
                 headers={"Content-Type": "application/json", "Accept": "application/json"},
+                bounds=self._bounds,
+                # Not the tokens issued before: the new one may repeat one of them.
+                secrets=[self._app_secret],
                 json_body=body,
             )
         except TransportError as exc:

@@ -13,8 +13,13 @@ The faults are the failures the worker must survive without losing or duplicatin
   requests, answering 429 with the Retry-After until the next token, as a provider enforcing
   "R per second" does. Checked before the random faults, so it measures the client's pacing.
 
-One uniform draw per request picks at most one of reset, 429, error and stall, so the rates are
-probabilities that must add up to at most 1. The draw comes from a ``random.Random`` seeded with
+A hostile provider (``worker.sandbox.hostile``) adds: ``redirect_rate`` (a ``307`` to
+``redirect_to``), ``inflate_rate`` (after creating, a gzip body inflating to ``inflate_mib``
+MiB), ``drip_rate`` (after creating, a body dripped for ``drip_seconds``) and ``echo_rate`` (a
+500 echoing the request's credential where clients cut answers).
+
+One uniform draw per request picks at most one of reset, 429, error, stall, redirect, inflate,
+drip and echo, so the rates are probabilities that must add up to at most 1. The draw comes from a ``random.Random`` seeded with
 ``seed`` so a chaos run can be replayed. Introspection routes (``/_sandbox/``) never see faults.
 """
 
@@ -32,8 +37,21 @@ from typing import Any
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from worker.sandbox import hostile
+
 INTROSPECTION_PREFIX = "/_sandbox/"
-RATE_FIELDS = ("reset_rate", "rate429_rate", "error_rate", "stall_rate")
+# New kinds go last, so a seeded run replays the same faults it did before they existed.
+RATE_FIELDS = (
+    "reset_rate",
+    "rate429_rate",
+    "error_rate",
+    "stall_rate",
+    "redirect_rate",
+    "inflate_rate",
+    "drip_rate",
+    "echo_rate",
+)
+TEXT_FIELDS = ("seed", "redirect_to")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -50,12 +68,25 @@ class FaultConfig:
     retry_after: float = 1.0
     limit_rate: float = 0.0
     limit_burst: float = 1.0
+    redirect_rate: float = 0.0
+    redirect_to: str = ""
+    """Base URL a redirect points to (the request's path and query are kept)."""
+    inflate_rate: float = 0.0
+    inflate_mib: float = 64.0
+    drip_rate: float = 0.0
+    drip_seconds: float = 30.0
+    echo_rate: float = 0.0
     seed: int | None = None
 
     def __post_init__(self) -> None:
+        target = self.redirect_to
+        if target != "" and not (
+            isinstance(target, str) and target.startswith(("http://", "https://"))
+        ):
+            raise ValueError(f"faults.redirect_to: must be an http(s) URL, got {target!r}")
         for field in fields(self):
             value = getattr(self, field.name)
-            if field.name != "seed" and (not isinstance(value, int | float) or value < 0):
+            if field.name not in TEXT_FIELDS and (not isinstance(value, int | float) or value < 0):
                 raise ValueError(f"faults.{field.name}: must be a number >= 0, got {value!r}")
         if self.limit_burst < 1:
             raise ValueError("faults.limit_burst: must be at least 1")
@@ -111,7 +142,7 @@ class Faults:
         self.injected = {}
 
     def pick(self) -> str | None:
-        """The fault for this request (``reset``, ``rate429``, ``error``, ``stall``) or None."""
+        """The fault for this request (a ``RATE_FIELDS`` name without ``_rate``) or None."""
         draw, edge = self._rng.random(), 0.0
         for name in RATE_FIELDS:
             edge += getattr(self.config, name)
@@ -156,16 +187,41 @@ async def fault_middleware(request: web.Request, handler: Handler) -> web.Stream
     if kind is not None:
         faults.count(kind)
         request[INJECTED] = kind
+    answer = await _instead(kind, request, faults.config, body)
+    if answer is not None:
+        return answer
+    response = await handler(request)
+    # From here the handler has committed: the client never learns of it.
+    return await _after_commit(kind, request, response, faults.config)
+
+
+async def _instead(
+    kind: str | None, request: web.Request, config: FaultConfig, body: FaultBody
+) -> web.StreamResponse | None:
+    """The answer of a fault that replaces the handler (nothing is created), or None."""
     if kind == "reset":
         return _reset(request)
     if kind == "rate429":
-        return _too_many_requests(faults.config.retry_after, body)
+        return _too_many_requests(config.retry_after, body)
     if kind == "error":
         return web.json_response(body(500, "Internal Server Error"), status=500)
-    response = await handler(request)
+    if kind == "redirect":
+        return hostile.redirect(request, config.redirect_to)
+    if kind == "echo":
+        return await hostile.echo(request)
+    return None
+
+
+async def _after_commit(
+    kind: str | None, request: web.Request, response: web.StreamResponse, config: FaultConfig
+) -> web.StreamResponse:
+    """The handler's answer, or what a fault makes of it once the handler has committed."""
     if kind == "stall":
-        # The handler has committed; the client times out and never learns of it.
-        await asyncio.sleep(faults.config.stall_seconds)
+        await asyncio.sleep(config.stall_seconds)
+    elif kind == "inflate":
+        return hostile.inflate(response.status, config.inflate_mib)
+    elif kind == "drip":
+        return await hostile.drip(request, config.drip_seconds)
     return response
 
 

@@ -36,6 +36,13 @@ FAULT_FLAGS = {
     "retry_after": float,
     "limit_rate": float,
     "limit_burst": float,
+    "redirect_rate": float,
+    "redirect_to": str,
+    "inflate_rate": float,
+    "inflate_mib": float,
+    "drip_rate": float,
+    "drip_seconds": float,
+    "echo_rate": float,
     "seed": int,
 }
 
