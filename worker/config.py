@@ -192,19 +192,35 @@ def config_path(explicit: str | None) -> Path | None:
     return Path(chosen) if chosen else None
 
 
-def load_settings(path: Path | None) -> Settings:
-    """Read and validate the configuration; raise ``ConfigError`` with one readable line."""
+def load_settings(path: Path | None, *, environment: bool = True) -> Settings:
+    """Read and validate the configuration; raise ``ConfigError`` with one readable line.
+    ``environment=False`` reads the file alone, without ``INVOICE_SYNC_`` overrides."""
     data: dict[str, Any] = {}
     if path is not None:
         data = _read_toml(path)
     try:
-        settings = Settings(**data)
+        settings = (Settings if environment else _FileOnlySettings)(**data)
     except ValidationError as exc:
         raise ConfigError(describe_config_error(exc)) from exc
     except SettingsError as exc:
         raise ConfigError(_describe_settings_error(exc)) from exc
     _check_accounts(settings)
     return settings
+
+
+class _FileOnlySettings(Settings):
+    """Settings from the values given alone (a file another program wrote, e.g. the demo's)."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
