@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from pydantic import SecretStr
 
-from worker.credentials import UnusableSecretError, secret_from_file
+from worker.credentials import UnusableSecretError, control_character_problem, secret_from_file
 
 EXPECTED = "expected postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE"
 # What asyncpg (and libpq) accept; anything else fails only when the first connection is made.
@@ -20,6 +20,9 @@ SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 
 def dsn_problem(dsn: str) -> str | None:
     """What makes ``dsn`` unusable, as one line; None when it is fine."""
+    # urlsplit drops tabs and line breaks silently; the driver would not.
+    if control_character_problem(dsn) is not None:
+        return f"holds a control character ({EXPECTED})"
     try:
         parts = urlsplit(dsn.strip())
         _ = parts.port  # raises for a port that is not a number

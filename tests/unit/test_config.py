@@ -114,7 +114,15 @@ def test_a_rate_of_the_wrong_kind_is_a_value_error(value: object) -> None:
 
 
 @pytest.mark.parametrize(
-    "url", ["not a url", "mysql://u@h/db", "postgresql://u:pw@h:port/db", "http://h/db"]
+    "url",
+    [
+        "not a url",
+        "mysql://u@h/db",
+        "postgresql://u:pw@h:port/db",
+        "http://h/db",
+        "postgresql://u:pw@h/db\\n",
+        "postgresql://u:pw@h/\\tdb",
+    ],
 )
 def test_a_malformed_database_url_is_a_config_error_without_the_url(
     url: str, tmp_path: Path
