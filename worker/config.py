@@ -240,17 +240,22 @@ def _describe_settings_error(exc: SettingsError) -> str:
     match = re.search(r'field "(\w+)"', str(exc))
     prefix = f"INVOICE_SYNC_{match.group(1).upper()}" if match else "INVOICE_SYNC_"
     for variable, value in sorted(os.environ.items()):
-        if variable.upper().startswith(prefix) and not _is_json(value):
-            return f"{variable}: not valid JSON (a section given whole must be a JSON object)"
-    return f"{prefix}...: not valid JSON"
+        if variable.upper().startswith(prefix) and _broken_json(value):
+            prefix = variable
+            break
+    return f"{prefix}: not valid JSON (a section given whole must be a JSON object)"
 
 
-def _is_json(text: str) -> bool:
+def _broken_json(text: str) -> bool:
+    """Meant as JSON (pydantic-settings decodes a value that opens an object or a list) but
+    not valid JSON."""
+    if not text.lstrip().startswith(("{", "[")):
+        return False
     try:
         json.loads(text)
     except ValueError:
-        return not text.lstrip().startswith(("{", "["))
-    return True
+        return True
+    return False
 
 
 def _check_accounts(settings: Settings) -> None:
