@@ -42,6 +42,7 @@ from worker.demo.stack import (
     Workspace,
     embedded_server,
     fresh_database,
+    make_private_dir,
     open_private,
     run_interruptibly,
     sandboxes,
@@ -79,7 +80,7 @@ def run_from_args(args: argparse.Namespace, settings: Settings) -> int:
         print(notice, flush=True)
     if args.data_dir is not None:
         try:
-            args.data_dir.mkdir(parents=True, exist_ok=True)
+            make_private_dir(args.data_dir)
         except OSError as exc:
             raise InputError(f"--data-dir {args.data_dir}: {exc.strerror}") from exc
     faults = None if args.no_faults else FAULTS.updated({"seed": args.seed})

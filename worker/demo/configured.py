@@ -17,6 +17,7 @@ from typing import TypeVar
 import asyncpg
 
 from worker import database
+from worker.errors import StoreError
 from worker.queries import queries
 
 T = TypeVar("T")
@@ -40,7 +41,13 @@ async def remove_rows(pool: asyncpg.Pool, accounts: Sequence[str]) -> int:
     buckets) in one statement, finishing even if a second Ctrl-C cancels the caller meanwhile;
     how many rows went."""
     query = queries()["demo_rows_delete"]
-    deleted = await finished_regardless(database.run(lambda: pool.fetchval(query, list(accounts))))
+    try:
+        deleted = await finished_regardless(
+            database.run(lambda: pool.fetchval(query, list(accounts)))
+        )
+    except StoreError as exc:
+        names = ", ".join(accounts)
+        raise StoreError(f"the demo could not remove its rows (accounts {names}): {exc}") from exc
     return int(deleted or 0)
 
 

@@ -56,12 +56,13 @@ class Workspace:
 
 @contextmanager
 def workspace(data_dir: Path | None) -> Iterator[Workspace]:
-    """``data_dir`` (created if missing, kept) or a temporary directory removed on exit; either
-    is mode 0700, as the config it will hold may name a database's password. (As root, the
-    embedded server opens the path to its data for the system user it runs as.)"""
+    """``data_dir`` (created if missing, kept) or a temporary directory removed on exit. A
+    directory the demo creates is mode 0700, as the config it will hold may name a database's
+    password; one that exists keeps its mode (``--data-dir .`` must not lock a user out of
+    their own directory), the files are 0600 anyway. (As root, the embedded server opens the
+    path to its data for the system user it runs as.)"""
     if data_dir is not None:
-        data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        data_dir.chmod(0o700)
+        make_private_dir(data_dir)
         yield Workspace(data_dir.resolve(), kept=True)
         return
     root = Path(tempfile.mkdtemp(prefix="invoice-sync-demo-"))  # 0700
@@ -70,6 +71,14 @@ def workspace(data_dir: Path | None) -> Iterator[Workspace]:
     finally:
         with interrupts_deferred(reraise=False):
             shutil.rmtree(root, ignore_errors=True)
+
+
+def make_private_dir(path: Path) -> None:
+    """Create ``path`` (and its parents) with mode 0700 unless it is already a directory, which
+    keeps its mode; ``OSError`` when it cannot be made."""
+    if not path.is_dir():
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path.chmod(0o700)  # whatever the umask
 
 
 def open_private(path: Path) -> TextIO:
