@@ -460,6 +460,20 @@ DROP DATABASE IF EXISTS invoice_sync_demo WITH (FORCE);
 -- name: demo_database_create
 CREATE DATABASE invoice_sync_demo;
 
+-- name: demo_rows_delete
+-- `invoice-sync demo --use-configured-database` on its way out: every row it wrote, by its
+-- accounts ($1, names no one else uses). One statement, so the rows go together or not at all.
+WITH outbox AS (DELETE FROM invoice_sync.outbox WHERE account = ANY($1::text[]) RETURNING 1),
+     synced AS (DELETE FROM invoice_sync.synced WHERE account = ANY($1::text[]) RETURNING 1),
+     dead AS (DELETE FROM invoice_sync.dead_letter WHERE account = ANY($1::text[]) RETURNING 1),
+     state AS (DELETE FROM invoice_sync.account_state WHERE account = ANY($1::text[]) RETURNING 1),
+     bucket AS (DELETE FROM invoice_sync.rate_bucket WHERE account = ANY($1::text[]) RETURNING 1),
+     replica AS (DELETE FROM invoice_sync.replica_account WHERE account = ANY($1::text[])
+                 RETURNING 1)
+SELECT (SELECT count(*) FROM outbox) + (SELECT count(*) FROM synced) + (SELECT count(*) FROM dead)
+       + (SELECT count(*) FROM state) + (SELECT count(*) FROM bucket)
+       + (SELECT count(*) FROM replica) AS deleted;
+
 -- name: demo_progress
 -- One demo run's rows (keys starting with $1) by account: synced, dead letters by reason, and
 -- what is still in the outbox by state; `retried` counts attempts beyond the first, `recovered`

@@ -65,7 +65,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         # schema and sandbox need no config: not even the environment's, which may hold a
         # partial override (INVOICE_SYNC_ACCOUNTS__SHOP__BASE_URL) only a config file completes.
-        configless = args.command in {"schema", "sandbox"}
+        # Nor does the demo, unless told to run in the configured database.
+        configless = args.command in {"schema", "sandbox"} or (
+            args.command == "demo" and not args.use_configured_database
+        )
         settings = Settings.model_construct() if configless else _settings(args)
         return handler(args, settings)
     except ConfigError as exc:

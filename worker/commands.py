@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import io
 import json
 import os
 import sys
@@ -129,11 +130,15 @@ def cmd_enqueue(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _lines_of(file: str) -> contextlib.AbstractContextManager[TextIO]:
-    """``enqueue``'s input: standard input for ``-`` (left open), else the file."""
+    """``enqueue``'s input: standard input for ``-`` (left open), else the file. Both are read
+    as UTF-8 with ``surrogateescape``, whatever the locale: a line holding bytes that are not
+    UTF-8 is then one bad line, reported by number, not a traceback that loses the rest."""
     if file == "-":
+        if isinstance(sys.stdin, io.TextIOWrapper):
+            sys.stdin.reconfigure(encoding="utf-8", errors="surrogateescape")
         return contextlib.nullcontext(sys.stdin)
     try:
-        return Path(file).open(encoding="utf-8")
+        return Path(file).open(encoding="utf-8", errors="surrogateescape")
     except OSError as exc:
         raise InputError(f"cannot read {file}: {exc.strerror}") from exc
 

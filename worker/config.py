@@ -3,17 +3,19 @@
 The TOML file comes from ``--config PATH`` or ``INVOICE_SYNC_CONFIG``; environment variables use
 the ``INVOICE_SYNC_`` prefix with ``__`` for nesting (``INVOICE_SYNC_WORKER__BATCH_SIZE=50``).
 Tokens come from exactly one of ``token``, ``token_env`` or ``token_file`` and are held as
-``SecretStr`` so they never print. Any problem is a ``ConfigError`` whose message is one line
-naming the key.
+``SecretStr`` so they never print; the database URL from ``database_url`` or
+``database_url_file``. Any problem is a ``ConfigError`` whose message is one line naming the
+key, never showing a secret.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -26,16 +28,19 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 
-from worker.durations import RateLimit, parse_duration, parse_rate
+from worker.account_settings import AccountSettings, account_name_problem, option_secrets
+from worker.database_url import dsn_passwords, dsn_problem, read_dsn_file
+from worker.durations import parse_duration
 from worker.errors import ConfigError
 
 Duration = Annotated[float, BeforeValidator(parse_duration), Field(ge=0)]
-Rate = Annotated[
-    RateLimit, BeforeValidator(lambda v: v if isinstance(v, RateLimit) else parse_rate(v))
-]
-
 DEFAULT_TEST_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
@@ -99,67 +104,14 @@ def listen_address(value: str) -> tuple[str, int] | None:
     return host.strip("[]"), int(port)
 
 
-class AccountSettings(BaseModel):
-    """One provider account. Keys beyond the common ones belong to the provider's options."""
-
-    model_config = ConfigDict(extra="allow")
-
-    provider: str
-    base_url: str
-    token: SecretStr | None = None
-    token_env: str | None = None
-    token_file: Path | None = None
-    rate_limit: Rate = Field(default_factory=lambda: parse_rate("60/minute"))
-    concurrency: int = Field(default=4, ge=1, le=1000)
-    rate_burst: float | None = Field(default=None, ge=1)
-    """Requests the deployment may send at once after a quiet spell (default: half of one
-    second's worth, at least 1; see ``worker.limits.default_burst``)."""
-
-    @model_validator(mode="after")
-    def _at_most_one_token_source(self) -> AccountSettings:
-        given = [k for k in ("token", "token_env", "token_file") if getattr(self, k) is not None]
-        if len(given) > 1:
-            raise ValueError(f"give one of token, token_env, token_file, not {' and '.join(given)}")
-        return self
-
-    @model_validator(mode="after")
-    def _hide_option_secrets(self) -> AccountSettings:
-        # Provider options naming a secret (Refrens app_secret) must not print, as tokens don't.
-        extra = self.model_extra or {}
-        for key, value in extra.items():
-            if _names_secret(key) and isinstance(value, str):
-                extra[key] = SecretStr(value)
-        return self
-
-    @property
-    def options(self) -> dict[str, Any]:
-        return dict(self.model_extra or {})
-
-    def resolve_token(self) -> SecretStr | None:
-        """The token from wherever the config says it lives; ``ConfigError`` if it is not there."""
-        if self.token is not None:
-            return self.token
-        if self.token_env is not None:
-            value = os.environ.get(self.token_env)
-            if not value:
-                raise ConfigError(f"token_env: environment variable {self.token_env} is not set")
-            return SecretStr(value.strip())
-        if self.token_file is not None:
-            try:
-                return SecretStr(self.token_file.read_text(encoding="utf-8").strip())
-            except OSError as exc:
-                raise ConfigError(
-                    f"token_file: cannot read {self.token_file}: {exc.strerror}"
-                ) from exc
-        return None
-
-
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="INVOICE_SYNC_", env_nested_delimiter="__", extra="forbid"
     )
 
     database_url: SecretStr | None = None
+    database_url_file: Path | None = None
+    """A file holding the database URL (a Kubernetes secret volume, systemd credentials)."""
     worker: WorkerSettings = WorkerSettings()
     http: HttpSettings = HttpSettings()
     observe: ObserveSettings = ObserveSettings()
@@ -172,10 +124,37 @@ class Settings(BaseSettings):
         # not a connection failure later; the message never repeats the URL (it may hold a
         # password).
         if value is not None:
-            problem = _dsn_problem(value.get_secret_value())
+            problem = dsn_problem(value.get_secret_value())
             if problem is not None:
                 raise ValueError(problem)
         return value
+
+    @field_validator("database_url_file")
+    @classmethod
+    def _readable_url_file(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            read_dsn_file(value)
+        return value
+
+    @field_validator("accounts")
+    @classmethod
+    def _printable_account_names(
+        cls, value: dict[str, AccountSettings]
+    ) -> dict[str, AccountSettings]:
+        for name in value:
+            problem = account_name_problem(name)
+            if problem is not None:
+                raise ValueError(problem)
+        return value
+
+    @model_validator(mode="after")
+    def _database_url_from_file(self) -> Settings:
+        if self.database_url_file is None:
+            return self
+        if self.database_url is not None:
+            raise ValueError("give one of database_url, database_url_file, not both")
+        self.database_url = read_dsn_file(self.database_url_file)
+        return self
 
     @classmethod
     def settings_customise_sources(
@@ -191,14 +170,17 @@ class Settings(BaseSettings):
 
     def database_dsn(self) -> str:
         if self.database_url is None:
-            raise ConfigError("database_url: not set (config file or INVOICE_SYNC_DATABASE_URL)")
+            raise ConfigError(
+                "database_url: not set (config file, INVOICE_SYNC_DATABASE_URL or "
+                "INVOICE_SYNC_DATABASE_URL_FILE)"
+            )
         return self.database_url.get_secret_value()
 
     def secrets(self) -> list[str]:
         """Every secret value in this config, for log redaction."""
         found: list[str] = []
         if self.database_url is not None:
-            found.extend(_dsn_password(self.database_url.get_secret_value()))
+            found.extend(dsn_passwords(self.database_url.get_secret_value()))
         for account in self.accounts.values():
             try:
                 token = account.resolve_token()
@@ -206,55 +188,8 @@ class Settings(BaseSettings):
                 token = None
             if token is not None:
                 found.append(token.get_secret_value())
-            found.extend(_option_secrets(account))
+            found.extend(option_secrets(account))
         return [s for s in found if len(s) >= 4]
-
-
-def _option_secrets(account: AccountSettings) -> list[str]:
-    """Secrets among a provider's account options: every ``SecretStr`` of the validated options
-    model (which resolves ``*_env``/``*_file`` sources, e.g. Refrens ``app_secret``); for options
-    that do not validate, the values ``AccountSettings`` hid under keys naming a secret."""
-    from worker.providers import PROVIDERS  # noqa: PLC0415 -- see _check_accounts
-
-    spec = PROVIDERS.get(account.provider)
-    try:
-        options = None if spec is None else spec.options.model_validate(account.options)
-    except ValueError:  # pydantic's ValidationError included
-        options = None
-    if options is None:
-        return [
-            value.get_secret_value()
-            for key, value in account.options.items()
-            if _names_secret(key) and isinstance(value, SecretStr)
-        ]
-    return [
-        value.get_secret_value() for value in vars(options).values() if isinstance(value, SecretStr)
-    ]
-
-
-def _names_secret(key: str) -> bool:
-    """An option key holding a secret value (not the name of where one lives)."""
-    return "secret" in key and not key.endswith(("_env", "_file"))
-
-
-def _dsn_problem(dsn: str) -> str | None:
-    expected = "expected postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE"
-    try:
-        parts = urlsplit(dsn.strip())
-        _ = parts.port  # raises for a port that is not a number
-    except ValueError:
-        return f"not a valid URL ({expected})"
-    if parts.scheme not in ("postgresql", "postgres"):
-        return f"not a PostgreSQL URL ({expected})"
-    return None
-
-
-def _dsn_password(dsn: str) -> list[str]:
-    try:
-        password = urlsplit(dsn).password
-    except ValueError:
-        return []
-    return [password] if password else []
 
 
 def config_path(explicit: str | None) -> Path | None:
@@ -262,22 +197,70 @@ def config_path(explicit: str | None) -> Path | None:
     return Path(chosen) if chosen else None
 
 
-def load_settings(path: Path | None) -> Settings:
-    """Read and validate the configuration; raise ``ConfigError`` with one readable line."""
+def load_settings(path: Path | None, *, environment: bool = True) -> Settings:
+    """Read and validate the configuration; raise ``ConfigError`` with one readable line.
+    ``environment=False`` reads the file alone, without ``INVOICE_SYNC_`` overrides."""
     data: dict[str, Any] = {}
     if path is not None:
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise ConfigError(f"config file {path}: {exc.strerror}") from exc
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"config file {path}: not valid TOML: {exc}") from exc
+        data = _read_toml(path)
     try:
-        settings = Settings(**data)
+        settings = (Settings if environment else _FileOnlySettings)(**data)
     except ValidationError as exc:
         raise ConfigError(describe_config_error(exc)) from exc
+    except SettingsError as exc:
+        raise ConfigError(_describe_settings_error(exc)) from exc
     _check_accounts(settings)
     return settings
+
+
+class _FileOnlySettings(Settings):
+    """Settings from the values given alone (a file another program wrote, e.g. the demo's)."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_bytes().decode("utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"config file {path}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {path}: not UTF-8 (byte {exc.start})") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path}: not valid TOML: {exc}") from exc
+
+
+def _describe_settings_error(exc: SettingsError) -> str:
+    """pydantic-settings could not decode a nested override (``INVOICE_SYNC_ACCOUNTS='{bad'``):
+    name the variable, never its value (it may hold a token)."""
+    match = re.search(r'field "(\w+)"', str(exc))
+    prefix = f"INVOICE_SYNC_{match.group(1).upper()}" if match else "INVOICE_SYNC_"
+    for variable, value in sorted(os.environ.items()):
+        if variable.upper().startswith(prefix) and _broken_json(value):
+            prefix = variable
+            break
+    return f"{prefix}: not valid JSON (a section given whole must be a JSON object)"
+
+
+def _broken_json(text: str) -> bool:
+    """Meant as JSON (pydantic-settings decodes a value that opens an object or a list) but
+    not valid JSON."""
+    if not text.lstrip().startswith(("{", "[")):
+        return False
+    try:
+        json.loads(text)
+    except ValueError:
+        return True
+    return False
 
 
 def _check_accounts(settings: Settings) -> None:

@@ -22,6 +22,7 @@ from worker import database
 from worker.config import Settings
 from worker.dead_letters import REFUSALS, DeadLetterFilter, DeadLetterStore, ReplayResult
 from worker.durations import parse_duration
+from worker.enqueue import BadLine, storable_payload
 from worker.errors import InputError
 from worker.invoice import describe_validation_error, parse_invoice
 from worker.outcome import Reason
@@ -197,16 +198,21 @@ def _corrected_payload(path: str, ids: list[int]) -> str:
     if len(ids) != 1:
         raise InputError("dlq replay --payload: give exactly one dead letter id")
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = Path(path).read_bytes().decode("utf-8")
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path} is not UTF-8 (byte {exc.start})") from exc
     try:
         parse_invoice(text)
     except ValidationError as exc:
         raise InputError(
             f"{path} is not a valid invoice: {describe_validation_error(exc)}"
         ) from exc
-    return json.dumps(json.loads(text))
+    try:
+        return storable_payload(text)
+    except BadLine as exc:  # what PostgreSQL's jsonb cannot hold: checked here, not at replay
+        raise InputError(f"{path}: {str(exc).removeprefix('payload: ')}") from exc
 
 
 def _filter(args: argparse.Namespace, *, limit: int | None) -> DeadLetterFilter:

@@ -17,7 +17,7 @@ from collections import deque
 from collections.abc import AsyncGenerator, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 from pydantic import ValidationError
 
@@ -67,7 +67,8 @@ def parse_line(text: str, accounts: frozenset[str] | None) -> Row:
         if not isinstance(value, str) or not 1 <= len(value) <= 200:
             raise BadLine(f"{name}: expected a string of 1 to 200 characters")
         if not _storable(value):
-            raise BadLine(f"{name}: contains a NUL character or an unpaired surrogate")
+            raise BadLine(f"{name}: contains a NUL character, bytes that are not UTF-8 or an "
+                          "unpaired surrogate")  # fmt: skip
     assert isinstance(account, str)
     assert isinstance(key, str)
     if accounts is not None and account not in accounts:
@@ -78,6 +79,19 @@ def parse_line(text: str, accounts: frozenset[str] | None) -> Row:
     except ValidationError as exc:
         raise BadLine(f"payload: {describe_validation_error(exc, limit=3)}") from exc
     return account, key, payload, _available_at(record.get("available_at"))
+
+
+def storable_payload(text: str) -> str:
+    """A payload given as JSON text (``dlq replay --payload``) as the outbox will hold it, or
+    ``BadLine`` when PostgreSQL's jsonb could not hold it (NaN, 1e400, \\u0000), checked as an
+    enqueued line's payload is. Whether it is an invoice is the caller's check."""
+    try:
+        payload = json.loads(text)
+    except ValueError as exc:
+        raise BadLine(f"not JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise BadLine("not JSON we accept: nested too deeply") from exc
+    return _payload_text(payload)
 
 
 def _payload_text(payload: object) -> str:
@@ -92,14 +106,15 @@ def _payload_text(payload: object) -> str:
     # The substring test first: the regular expression costs more than the rest of the line.
     if not _storable(text) or ("\\u0000" in text and NUL_ESCAPE.search(text)):
         raise BadLine(
-            "payload: contains a NUL character (\\u0000) or an unpaired surrogate, "
-            "which PostgreSQL cannot store"
+            "payload: contains a NUL character (\\u0000), bytes that are not UTF-8 or an "
+            "unpaired surrogate, which PostgreSQL cannot store"
         )
     return text
 
 
 def _storable(text: str) -> bool:
-    """Valid UTF-8 without NUL: what PostgreSQL text and jsonb can hold."""
+    """Valid UTF-8 without NUL: what PostgreSQL text and jsonb can hold. (Input that was not
+    UTF-8 is read with ``surrogateescape``: its bad bytes are surrogates, refused here.)"""
     if "\x00" in text:
         return False
     try:
@@ -118,7 +133,12 @@ def _available_at(value: object) -> datetime | None:
         raise BadLine("available_at: expected an ISO 8601 timestamp") from exc
     if moment.tzinfo is None:
         raise BadLine("available_at: give a time zone (e.g. 2026-07-01T09:00:00Z)")
-    return moment
+    try:
+        # Stored as UTC: 9999-12-31T23:59:59-14:00 is past the last moment a datetime holds,
+        # and would fail its whole chunk's COPY if found there.
+        return moment.astimezone(UTC)
+    except OverflowError as exc:
+        raise BadLine("available_at: out of range once converted to UTC") from exc
 
 
 async def enqueue_lines(

@@ -5,11 +5,17 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from worker.config import AccountSettings, Settings
-from worker.errors import ConfigError
+import structlog
+
+from worker.account_settings import AccountSettings
+from worker.config import Settings
+from worker.endpoints import insecure_host
+from worker.errors import ConfigError, ProviderError
 from worker.limits import AccountGate, Breaker, BreakerPolicy
 from worker.providers import PROVIDERS
 from worker.providers.base import Credentials, HttpTimeouts, Provider
+
+log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -45,16 +51,26 @@ def _build(
     spec = PROVIDERS.get(account.provider)
     if spec is None:
         raise ConfigError(f"accounts.{name}.provider: unknown provider {account.provider!r}")
-    token = account.resolve_token()
+    try:
+        token = account.resolve_token()
+    except ConfigError as exc:
+        raise ConfigError(f"accounts.{name}.{exc}") from exc
     credentials = Credentials(
         base_url=account.base_url.rstrip("/"),
         token=None if token is None else token.get_secret_value(),
     )
     options = spec.options.model_validate(account.options)
+    host = insecure_host(account.base_url)
+    if host is not None:  # allowed by the account's allow_insecure_http, said once at start
+        log.warning("account.insecure_http", account=name, host=host)
+    try:
+        provider = spec.factory(credentials, options, timeouts)
+    except ProviderError as exc:  # an adapter that cannot work with this account's settings
+        raise ConfigError(f"accounts.{name}: {exc}") from exc
     return AccountRuntime(
         name=name,
         provider_name=spec.name,
-        provider=spec.factory(credentials, options, timeouts),
+        provider=provider,
         gate=AccountGate(
             rate=account.rate_limit,
             concurrency=account.concurrency,

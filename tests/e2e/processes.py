@@ -24,6 +24,18 @@ def cli(*args: str, config: Path | None = None, timeout: float = 120, env: dict[
                           env={**os.environ, **(env or {})}, input=stdin, check=False)  # fmt: skip
 
 
+def cli_bytes(args: list[str], *, config: Path, stdin: bytes, env: dict[str, str] | None = None,
+              timeout: float = 120) -> subprocess.CompletedProcess[str]:  # fmt: skip
+    """``cli`` with standard input given as bytes (which need not be UTF-8)."""
+    command = [sys.executable, "-m", "worker", "--config", str(config), *args]
+    done = subprocess.run(command, capture_output=True, timeout=timeout, input=stdin,
+                          env={**os.environ, **(env or {})}, check=False)  # fmt: skip
+    return subprocess.CompletedProcess(
+        done.args, done.returncode, done.stdout.decode(errors="replace"),
+        done.stderr.decode(errors="replace"),
+    )  # fmt: skip
+
+
 @contextmanager
 def sandbox(provider: str, *flags: str) -> Iterator[str]:
     """A sandbox process; yields its base URL."""

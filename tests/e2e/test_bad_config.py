@@ -41,6 +41,9 @@ class Mistake:
     env: dict[str, str] = field(default_factory=dict)
     file: str | None = "config.toml"
     """None: the config file does not exist."""
+    files: dict[str, bytes] = field(default_factory=dict)
+    """Files written beside the config (``config.toml`` itself, to replace it); ``{dir}`` in
+    the config stands for their directory."""
 
     def text(self) -> str:
         old, new = self.replace
@@ -101,6 +104,45 @@ MISTAKES = [
     ),
     Mistake("TOML syntax error", "not valid TOML", ("[worker]", "[worker")),
     Mistake("missing config file", "config file", file=None),
+    *(
+        Mistake(f"base_url {url}", "accounts.shop.base_url", ("http://127.0.0.1:9", url))
+        for url in (
+            "file:///etc/passwd",
+            "ftp://api.billclap.com",
+            "not a url",
+            "",
+            f"https://user:{SECRET}@api.billclap.com",
+            "http://api.billclap.com",
+        )
+    ),
+    Mistake(
+        "two-line token_file",
+        "accounts.shop.token_file",
+        (f'token = "{SECRET}"', 'token_file = "{dir}/token"'),
+        files={"token": f"{SECRET}\n{SECRET}\n".encode()},
+    ),
+    Mistake(
+        "token_file not UTF-8",
+        "accounts.shop.token_file",
+        (f'token = "{SECRET}"', 'token_file = "{dir}/token"'),
+        files={"token": b"\xff" + SECRET.encode()},
+    ),
+    Mistake("config not UTF-8", "not UTF-8", files={"config.toml": GOOD.encode() + b"#\xe9\n"}),
+    Mistake(
+        "malformed JSON in env", "INVOICE_SYNC_ACCOUNTS", env={"INVOICE_SYNC_ACCOUNTS": "{bad"}
+    ),
+    Mistake("sslmode bogus", "sslmode", ("/nowhere", "/nowhere?sslmode=bogus")),
+    Mistake(
+        "database_url_file missing",
+        "database_url_file",
+        (
+            f'database_url = "postgresql://postgres:{SECRET}@127.0.0.1:1/nowhere"',
+            'database_url_file = "/nonexistent/database-url"',
+        ),
+    ),
+    Mistake("empty account name", "accounts", ("[accounts.shop]", '[accounts.""]')),
+    Mistake("long account name", "accounts", ("[accounts.shop]", f"[accounts.{'s' * 101}]")),
+    Mistake("newline in account name", "accounts", ("[accounts.shop]", '[accounts."a\\nb"]')),
 ]
 
 
@@ -125,7 +167,9 @@ def problems_with(
 def config_file(mistake: Mistake, directory: Path) -> Path:
     path = directory / "config.toml"
     if mistake.file is not None:
-        path.write_text(mistake.text())
+        path.write_text(mistake.text().replace("{dir}", str(directory)))
+    for name, content in mistake.files.items():
+        (directory / name).write_bytes(content)
     return path
 
 
@@ -158,6 +202,10 @@ def test_each_config_mistake_is_one_line_naming_the_key_and_exit_2(
 
 
 SAMPLE = {
+    "base_url not a url": "check-config",
+    "two-line token_file": "check-config",
+    "config not UTF-8": "run",
+    "database_url_file missing": "check-config",
     "TOML syntax error": "run",
     "token_env unset": "run",
     "bad database_url": "run",
@@ -189,3 +237,14 @@ def test_the_good_config_passes_so_each_mistake_is_the_cause(tmp_path: Path) -> 
     result = cli("check-config", config=path)
     assert result.returncode == 0, result.stderr
     assert "config OK" in result.stdout
+
+
+def test_the_database_url_can_come_from_a_file(dsn: str, tmp_path: Path) -> None:
+    """``database_url_file`` (here ``INVOICE_SYNC_DATABASE_URL_FILE``, as a pod or a systemd
+    unit passes it) reaches the database, and its content never prints."""
+    url_file = tmp_path / "database-url"
+    url_file.write_text(dsn + "\n")
+    url_file.chmod(0o600)
+    result = cli("migrate", env={"INVOICE_SYNC_DATABASE_URL_FILE": str(url_file)})
+    assert result.returncode == 0, result.stderr
+    assert "nothing to apply" in result.stdout

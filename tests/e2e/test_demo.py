@@ -4,10 +4,12 @@ Ctrl-C while the worker runs, Ctrl-C while the server starts, or kept with --dat
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -15,6 +17,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from tests.e2e.processes import cli, processes_mentioning
@@ -155,14 +158,96 @@ def test_data_dir_keeps_a_database_the_printed_commands_can_use(tmp: Path) -> No
     assert processes_mentioning(kept) == []
 
 
-def test_a_configured_database_is_used_instead_of_the_embedded_one(dsn: str, tmp: Path) -> None:
-    env = env_for(tmp, INVOICE_SYNC_DATABASE_URL=dsn)
-    result = cli("demo", "--invoices", "60", "--no-faults", timeout=180, env=env)
+# A production config, as the Docker image and the pod carry one: the demo's account names.
+PRODUCTION = """
+[accounts.shop-billclap]
+provider = "billclap"
+base_url = "https://api.billclap.com"
+token = "production-token"
+"""
+TABLES = ("outbox", "synced", "dead_letter", "account_state", "rate_bucket", "replica_account")
+
+
+def rows_by_table(dsn: str) -> dict[str, list[str]]:
+    """The accounts of every row in the tables the demo writes, table by table."""
+    return asyncio.run(_rows_by_table(dsn))
+
+
+async def _rows_by_table(dsn: str) -> dict[str, list[str]]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return {
+            table: [r["account"] for r in await conn.fetch(
+                f"SELECT account FROM invoice_sync.{table}")]
+            for table in TABLES
+        }  # fmt: skip
+    finally:
+        await conn.close()
+
+
+def production_env(tmp: Path, dsn: str) -> dict[str, str]:
+    config = tmp / "production.toml"
+    config.write_text(f'database_url = "{dsn}"\n{PRODUCTION}')
+    return env_for(tmp, INVOICE_SYNC_CONFIG=str(config), INVOICE_SYNC_DATABASE_URL=dsn)
+
+
+def test_a_configured_database_is_left_alone_without_the_flag(dsn: str, tmp: Path) -> None:
+    result = cli("demo", "--invoices", "60", "--no-faults", timeout=180,
+                 env=production_env(tmp, dsn))  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    first = result.stdout.splitlines()[0]
+    assert first.startswith("Not using the configured database (INVOICE_SYNC_CONFIG, "), first
+    assert "Starting the embedded PostgreSQL" in result.stdout
+    assert_accounted_for(result.stdout, 60)
+    assert rows_by_table(dsn) == {table: [] for table in TABLES}
+    assert_nothing_left(tmp)
+
+
+def test_with_the_flag_the_configured_database_is_used_and_left_clean(dsn: str, tmp: Path) -> None:
+    kept = tmp / "kept"
+    result = cli("demo", "--invoices", "60", "--no-faults", "--use-configured-database",
+                 "--data-dir", str(kept), timeout=180, env=production_env(tmp, dsn))  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Using the configured database" in result.stdout
     assert "embedded" not in result.stdout.split("Look around")[0]
+    assert re.search(r"Sandbox for demo-[0-9a-f]{6}-shop-billclap ", result.stdout), result.stdout
     assert_accounted_for(result.stdout, 60)
+    assert rows_by_table(dsn) == {table: [] for table in TABLES}
+    # The config names the database (a password, in production) and so may the log.
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o700
+    for name in ("invoice-sync.toml", "worker.log"):
+        assert stat.S_IMODE((kept / name).stat().st_mode) == 0o600, name
+    assert dsn in (kept / "invoice-sync.toml").read_text()
     assert_nothing_left(tmp)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_with_the_flag_a_signal_mid_run_leaves_no_demo_rows(
+    dsn: str, tmp: Path, signum: signal.Signals
+) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "worker", "demo", "--invoices", "3000", "--use-configured-database"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=production_env(tmp, dsn),
+    )  # fmt: skip
+    read_until(process, "Running the worker")
+    time.sleep(1.0)
+    during = rows_by_table(dsn)
+    assert len(during["outbox"]) + len(during["synced"]) > 1000  # mid-run, rows written
+    assert all(re.match(r"demo-[0-9a-f]{6}-", a) for rows in during.values() for a in rows)
+    process.send_signal(signum)
+    _out, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err
+    assert "Traceback" not in err
+    assert "rows are removed from the configured database" in err
+    assert rows_by_table(dsn) == {table: [] for table in TABLES}
+    assert_nothing_left(tmp)
+
+
+def test_the_flag_without_a_configured_database_is_a_usage_error(tmp: Path) -> None:
+    result = cli("demo", "--use-configured-database", env=env_for(tmp))
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert "no database is configured" in result.stderr
 
 
 def test_too_few_invoices_is_a_usage_error(tmp: Path) -> None:

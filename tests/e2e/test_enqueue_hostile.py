@@ -9,7 +9,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from tests.e2e.processes import cli, write_config
+from tests.e2e.processes import cli, cli_bytes, write_config
 from tests.factories import invoice
 
 pytestmark = pytest.mark.e2e
@@ -66,3 +66,62 @@ async def test_hostile_lines_are_reported_by_number_and_good_ones_load(
     finally:
         await conn.close()
     assert [r["idempotency_key"] for r in keys] == ["g1", "g2", "g3"]
+
+
+def raw_line(key: bytes, *, available_at: str | None = None) -> bytes:
+    record = json.loads(good("KEY"))
+    if available_at is not None:
+        record["available_at"] = available_at
+    return json.dumps(record).replace('"KEY"', '"' + "@" * 3 + '"').encode().replace(b"@@@", key)
+
+
+# Line 2: bytes that are not UTF-8 in a key; line 4: in the payload; line 5: outside any string;
+# line 6: an available_at whose UTC time is past year 9999 (PostgreSQL could hold it, Python's
+# datetime cannot, and the whole chunk used to be lost); line 7: one before year 1.
+MIXED = [
+    raw_line(b"m1"),
+    raw_line(b"m\xff2"),
+    raw_line(b"m3"),
+    raw_line(b"m4").replace(b'"customer"', b'"notes": "caf\xe9", "customer"'),
+    b"\xfe\xff" + raw_line(b"m5"),
+    raw_line(b"m6", available_at="9999-12-31T23:59:59-14:00"),
+    raw_line(b"m7", available_at="0001-01-01T00:00:00+14:00"),
+    raw_line(b"m8", available_at="2026-07-01T09:00:00+05:30"),
+]
+MIXED_BAD = [2, 4, 5, 6, 7]
+
+
+async def keys_in(dsn: str) -> list[str]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = await conn.fetch("SELECT idempotency_key FROM invoice_sync.outbox ORDER BY 1")
+    finally:
+        await conn.close()
+    return [r["idempotency_key"] for r in rows]
+
+
+@pytest.mark.parametrize("source", ["file", "stdin"])
+async def test_bytes_that_are_not_utf8_and_times_out_of_range_are_bad_lines(
+    dsn: str, tmp_path: Path, source: str
+) -> None:
+    config = write_config(tmp_path / "c.toml", dsn,
+                          '[accounts.shop]\nprovider = "billclap"\nbase_url = "http://127.0.0.1:9"\n'
+                          'token = "t"')  # fmt: skip
+    data = b"\n".join(MIXED) + b"\n"
+    # A strict standard input (as some locales give) must not turn a bad byte into a traceback.
+    env = {"PYTHONIOENCODING": "utf-8:strict"}
+    if source == "file":
+        path = tmp_path / "invoices.jsonl"
+        path.write_bytes(data)
+        result = cli("enqueue", str(path), config=config, env=env)
+    else:
+        result = cli_bytes(["enqueue", "-"], config=config, env=env, stdin=data)
+
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert result.returncode == 1, result.stderr[-2000:]
+    reported = [line for line in result.stderr.splitlines() if line.startswith("line ")]
+    assert [int(line.split()[1].rstrip(":")) for line in reported] == MIXED_BAD, result.stderr
+    assert "not UTF-8" in reported[0]
+    assert "available_at" in reported[3]
+    assert "loaded 3" in result.stdout
+    assert await keys_in(dsn) == ["m1", "m3", "m8"]

@@ -3,6 +3,8 @@ temporary directory (the e2e tests cover a normal exit and Ctrl-C)."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import shutil
 import subprocess
 import sys
@@ -11,9 +13,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
+from pydantic import SecretStr
 
 from tests.e2e.processes import processes_mentioning
+from tests.factories import invoice
 from worker.cli import build_parser
 from worker.config import Settings
 from worker.demo import command
@@ -68,3 +73,59 @@ def test_a_server_a_failed_start_left_running_is_stopped(tmp: Path) -> None:
         for process in (ours, stranger):
             process.kill()
             process.wait()
+
+
+def test_an_error_in_a_configured_database_removes_the_rows_the_demo_wrote(
+    tmp: Path, dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker fails after the samples were enqueued: the configured database keeps none of
+    them (nor any account state), and no row of another account is touched."""
+    asyncio.run(_seed_a_production_row(dsn))
+    written: list[int] = []
+
+    async def failing_worker(settings: Settings, *, drain: bool) -> None:
+        written.append(await _count(settings.database_dsn(), "outbox"))
+        raise RuntimeError("the worker fell over")
+
+    monkeypatch.setattr(command, "run_worker", failing_worker)
+    args = build_parser().parse_args(["demo", "--invoices", "20", "--use-configured-database"])
+    with pytest.raises(RuntimeError, match="fell over"):
+        command.run_from_args(args, Settings(database_url=SecretStr(dsn)))
+    assert len(written) == 1
+    assert written[0] > 20, "the failure was meant to come after the enqueue"
+    left = asyncio.run(_accounts(dsn))
+    assert left == {"outbox": ["shop-billclap"], "account_state": [], "dead_letter": [],
+                    "synced": [], "rate_bucket": []}  # fmt: skip
+    assert list(tmp.glob("invoice-sync-demo-*")) == []
+
+
+async def _seed_a_production_row(dsn: str) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(
+            "SELECT invoice_sync.enqueue('shop-billclap', 'prod-1', $1::jsonb)",
+            json.dumps(invoice(number="PROD-1")),
+        )
+    finally:
+        await conn.close()
+
+
+async def _count(dsn: str, table: str) -> int:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return int(await conn.fetchval(f"SELECT count(*) FROM invoice_sync.{table}"))
+    finally:
+        await conn.close()
+
+
+async def _accounts(dsn: str) -> dict[str, list[str]]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return {
+            table: [
+                r["account"] for r in await conn.fetch(f"SELECT account FROM invoice_sync.{table}")
+            ]
+            for table in ("outbox", "account_state", "dead_letter", "synced", "rate_bucket")
+        }
+    finally:
+        await conn.close()

@@ -1,6 +1,7 @@
 """Operator mistakes in `dlq` and `status --watch` flags: one line on stderr and exit 2, before
 any database is touched (these run with no database configured at all)."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -68,3 +69,33 @@ def test_a_corrected_payload_is_validated_first(
     bad.write_text("{not json")
     assert run(["dlq", "replay", "7", "--payload", str(bad)]) == 2
     assert "is not a valid invoice" in capsys.readouterr().err
+
+
+def good_invoice_text(options: str) -> str:
+    from tests.factories import invoice  # noqa: PLC0415
+
+    return json.dumps(invoice(number="FIX-1"))[:-1] + f', "provider_options": {options}}}'
+
+
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [
+        (b'{"number": "FIX-\xff"}', "not UTF-8"),
+        (good_invoice_text('{"x": 1e400}').encode(), "out of a double's range"),
+        (good_invoice_text('{"x": NaN}').encode(), "NaN"),
+        (good_invoice_text('{"x": Infinity}').encode(), "Infinity"),
+        (good_invoice_text('{"x": "a\\u0000b"}').encode(), "NUL"),
+    ],
+)
+def test_a_corrected_payload_postgresql_cannot_store_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: bytes, needle: str
+) -> None:
+    """Refused while reading the file, before any database is needed: without the check these
+    were a traceback, or PostgreSQL refusing the jsonb at replay time."""
+    fix = tmp_path / "fix.json"
+    fix.write_bytes(content)
+    assert run(["dlq", "replay", "7", "--payload", str(fix)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert needle in err
+    assert str(fix) in err

@@ -16,5 +16,10 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                              "(default: a temporary directory, removed at exit)")  # fmt: skip
     parser.add_argument("--seed", type=int, default=7, help="sample data and faults (default 7)")
     parser.add_argument("--no-faults", action="store_true", help="inject no faults")
+    parser.add_argument("--use-configured-database", action="store_true",
+                        help="run in the configured database (--config, INVOICE_SYNC_CONFIG, "
+                             "INVOICE_SYNC_DATABASE_URL[_FILE]) instead of an embedded one, under "
+                             "account names of its own, removing its rows when it ends; "
+                             "without it a configured database is ignored")  # fmt: skip
     parser.add_argument("--serve", action="store_true",
                         help="with --data-dir: only start the database a kept run left, until Ctrl-C")  # fmt: skip

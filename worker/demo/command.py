@@ -1,11 +1,12 @@
 """``invoice-sync demo``: the whole system end to end on embedded defaults.
 
-Embedded PostgreSQL (unless a ``database_url`` is configured) -> one sandbox per account ->
-the config written to a file -> migrate -> enqueue the sample mix -> the real worker
-(``run_worker``, the code behind ``run --drain``) with a live view -> the summary -> how to look
-around. Every way out (done, error, Ctrl-C) stops the sandboxes and the server and removes the
-temporary directory; ``--data-dir`` keeps the directory, and ``--serve`` starts its database
-again for a look around.
+Embedded PostgreSQL (or, with ``--use-configured-database``, the configured one: see
+``worker.demo.configured``) -> one sandbox per account -> the config written to a file ->
+migrate -> enqueue the sample mix -> the real worker (``run_worker``, the code behind
+``run --drain``) with a live view -> the summary -> how to look around. Every way out (done,
+error, Ctrl-C, SIGTERM) stops the sandboxes and the server, removes the demo's rows from a
+configured database and removes the temporary directory; ``--data-dir`` keeps the directory,
+and ``--serve`` starts its database again for a look around.
 """
 
 from __future__ import annotations
@@ -34,12 +35,15 @@ from worker.config import Settings
 from worker.daemon import run_worker, worker_id
 from worker.demo import summary
 from worker.demo.config_file import write_config
+from worker.demo.configured import ignored_configuration, remove_rows
 from worker.demo.plan import DemoPlan, build_plan
 from worker.demo.progress import ProgressView
 from worker.demo.stack import (
     Workspace,
     embedded_server,
     fresh_database,
+    make_private_dir,
+    open_private,
     run_interruptibly,
     sandboxes,
     workspace,
@@ -50,6 +54,7 @@ from worker.observe import configure_logging
 from worker.outbox import Outbox
 from worker.sandbox import PROFILES
 from worker.sandbox.faults import FaultConfig
+from worker.sandbox.server import SandboxHandle
 
 # A little of everything the worker must survive; see worker.sandbox.faults.
 FAULTS = FaultConfig(latency=0.005, jitter=0.03, error_rate=0.02, stall_rate=0.01,
@@ -60,15 +65,22 @@ def run_from_args(args: argparse.Namespace, settings: Settings) -> int:
     """0 done, 130 interrupted, 2 bad usage; errors raise ``InvoiceSyncError`` (exit 1)."""
     if args.serve:
         return serve(args.data_dir)
+    configured = args.use_configured_database
+    if configured and settings.database_url is None:
+        raise InputError("demo --use-configured-database: no database is configured (database_url "
+                         "or database_url_file, INVOICE_SYNC_DATABASE_URL[_FILE])")  # fmt: skip
     run = f"demo-{secrets.token_hex(3)}"
     try:
         plan = build_plan(PROFILES, invoices=args.invoices, seed=args.seed, run=run,
-                          today=date.today())  # fmt: skip
+                          today=date.today(), account_prefix=f"{run}-" if configured else "")  # fmt: skip
     except ValueError as exc:
         raise InputError(str(exc)) from exc
+    notice = None if configured else ignored_configuration(args.config)
+    if notice is not None:
+        print(notice, flush=True)
     if args.data_dir is not None:
         try:
-            args.data_dir.mkdir(parents=True, exist_ok=True)
+            make_private_dir(args.data_dir)
         except OSError as exc:
             raise InputError(f"--data-dir {args.data_dir}: {exc.strerror}") from exc
     faults = None if args.no_faults else FAULTS.updated({"seed": args.seed})
@@ -79,7 +91,7 @@ def run_from_args(args: argparse.Namespace, settings: Settings) -> int:
             demo = Demo(space=space, plan=plan, faults=faults, console=_console())
             return demo.start(settings)
     except KeyboardInterrupt:
-        return interrupted(args.data_dir)
+        return interrupted(args.data_dir, configured=configured)
     finally:
         signal.signal(signal.SIGTERM, previous)
 
@@ -100,9 +112,11 @@ def _console() -> Console:
     return console
 
 
-def interrupted(data_dir: Path | None) -> int:
+def interrupted(data_dir: Path | None, *, configured: bool) -> int:
     files = f"kept in {data_dir}" if data_dir else "removed"
-    print(f"invoice-sync demo: interrupted; the database and the sandboxes are stopped, "
+    database = "its rows are removed from the configured database" if configured else (
+        "the database is stopped")  # fmt: skip
+    print(f"invoice-sync demo: interrupted; {database}, the sandboxes are stopped, "
           f"the demo's files {files}", file=sys.stderr)  # fmt: skip
     return 130
 
@@ -123,7 +137,7 @@ class Demo:
     def start(self, settings: Settings) -> int:
         """Bring up the database (the configured one, else the embedded server) and run."""
         logging_before = structlog.get_config()
-        with self.space.log.open("w", encoding="utf-8") as log, _restored(logging_before):
+        with open_private(self.space.log) as log, _restored(logging_before):
             configure_logging(fmt="json", level=settings.observe.log_level, stream=log)
             if settings.database_url is not None:
                 self.console.print("Using the configured database (database_url).")
@@ -153,23 +167,34 @@ class Demo:
             await migrate.migrate(dsn)
             pool = await database.create_pool(dsn, min_size=1, max_size=3)
             try:
-                for account in self.plan.accounts:
-                    await AccountStore(pool).account_resume(account.name)  # an earlier run's pause
-                await self._enqueue(pool, settings)
-                started = time.monotonic()
-                await self._drain(pool, settings)
-                seconds = time.monotonic() - started
-                unfinished, _held = await Outbox(pool, worker_id="demo").outbox_unfinished(
-                    [a.name for a in self.plan.accounts]
-                )
-                if unfinished:  # the worker stopped early: a signal reached it
-                    return interrupted(self.space.root if self.space.kept else None)
-                outcome = await summary.gather(pool, self.plan, handles, seconds)
+                outcome = await self._run_in(pool, settings, handles)
             finally:
+                if not embedded:  # a shared database: leave nothing of this run behind
+                    await remove_rows(pool, [a.name for a in self.plan.accounts])
                 await pool.close()
+        if outcome is None:  # the worker stopped early: a signal reached it
+            return interrupted(self.space.root if self.space.kept else None,
+                               configured=not embedded)  # fmt: skip
         summary.render(self.console, self.plan, outcome)
         self._look_around(embedded)
         return 0
+
+    async def _run_in(
+        self, pool: asyncpg.Pool, settings: Settings, handles: dict[str, SandboxHandle]
+    ) -> summary.Outcome | None:
+        """Enqueue, drain and gather the summary; None when the worker was stopped early."""
+        for account in self.plan.accounts:
+            await AccountStore(pool).account_resume(account.name)  # an earlier run's pause
+        await self._enqueue(pool, settings)
+        started = time.monotonic()
+        await self._drain(pool, settings)
+        seconds = time.monotonic() - started
+        unfinished, _held = await Outbox(pool, worker_id="demo").outbox_unfinished(
+            [a.name for a in self.plan.accounts]
+        )
+        if unfinished:
+            return None
+        return await summary.gather(pool, self.plan, handles, seconds)
 
     async def _enqueue(self, pool: asyncpg.Pool, settings: Settings) -> None:
         """Load the mix through the ``invoice-sync enqueue`` code; the lines it refuses are
@@ -224,7 +249,7 @@ class Demo:
                 soft_wrap=True,
             )
             if not embedded:
-                out.print("The demo's rows stay in your database: invoice-sync status")
+                out.print("The demo removed its rows from your database.")
             return
         out.print(f"Kept in {self.space.root}: {config.name} (the config), {self.space.log.name} "
                   "(the worker's JSON log)" + (", pgdata/ (the database)." if embedded else "."),

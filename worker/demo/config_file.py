@@ -14,6 +14,7 @@ from typing import Any
 
 from worker.config import Settings, load_settings
 from worker.demo.plan import DemoAccount
+from worker.demo.stack import open_private
 
 # Tuned for a short run against local sandboxes: quick retries, a client timeout that a
 # commit-then-stall outlasts, and a cool-down long enough that a paused account stays paused.
@@ -55,8 +56,10 @@ def write_config(
         }
         lines += ["", f"[accounts.{account.name}]"]
         lines += [f"{key} = {_value(value)}" for key, value in entries.items()]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return load_settings(path)
+    with open_private(path) as file:
+        file.write("\n".join(lines) + "\n")
+    # Not the environment's INVOICE_SYNC_ overrides: they are a deployment's, not the demo's.
+    return load_settings(path, environment=False)
 
 
 def _value(value: Any) -> str:

@@ -22,6 +22,10 @@ MIN_INVOICES = 20
 @dataclass(frozen=True, kw_only=True, slots=True)
 class DemoAccount:
     name: str
+    """The account's name in the config and the outbox: ``label``, with the run's prefix when
+    the demo writes into a configured database."""
+    label: str
+    """``shop-billclap``, ``trial-refrens``: what its invoice numbers and keys are made from."""
     profile: SandboxProfile
     sandbox_options: Mapping[str, Any]
     invoices: int
@@ -51,10 +55,18 @@ class DemoPlan:
 
 
 def build_plan(
-    profiles: Mapping[str, SandboxProfile], *, invoices: int, seed: int, run: str, today: date
+    profiles: Mapping[str, SandboxProfile],
+    *,
+    invoices: int,
+    seed: int,
+    run: str,
+    today: date,
+    account_prefix: str = "",
 ) -> DemoPlan:
     """Spread ``invoices`` over one shop account per profile and a small trial account per
-    profile that can count credits; ``ValueError`` when ``invoices`` is too small for the mix."""
+    profile that can count credits; ``ValueError`` when ``invoices`` is too small for the mix.
+    ``account_prefix`` goes before every account name (``demo-3f2a1b-shop-billclap``), so a
+    shared database's own accounts are never used."""
     if invoices < MIN_INVOICES:
         raise ValueError(
             f"--invoices: at least {MIN_INVOICES}, so the mix has room for its dead letters"
@@ -70,7 +82,7 @@ def build_plan(
     for index, (name, profile) in enumerate(shops):
         share = shop_total // len(shops) + (1 if index < shop_total % len(shops) else 0)
         account = DemoAccount(
-            name=f"shop-{name}", profile=profile,
+            name=f"{account_prefix}shop-{name}", label=f"shop-{name}", profile=profile,
             sandbox_options={**profile.options, **profile.unlimited}, invoices=share,
         )  # fmt: skip
         plan.accounts.append(account)
@@ -80,7 +92,8 @@ def build_plan(
         credits = trial_size * 2 // 3
         options = {**profile.options, **profile.unlimited, **profile.limited_credits(credits)}
         account = DemoAccount(
-            name=f"trial-{profile.provider}", profile=profile, sandbox_options=options,
+            name=f"{account_prefix}trial-{profile.provider}", label=f"trial-{profile.provider}",
+            profile=profile, sandbox_options=options,
             invoices=trial_size, credits=credits,
         )  # fmt: skip
         plan.accounts.append(account)
@@ -139,7 +152,7 @@ def _document(rng: random.Random, account: DemoAccount, today: date, index: int)
 
 
 def _number(account: DemoAccount, index: int) -> str:
-    return f"{account.name.upper()}-{index + 1:06d}"
+    return f"{account.label.upper()}-{index + 1:06d}"
 
 
 def _row(
@@ -147,7 +160,7 @@ def _row(
 ) -> DemoRow:
     return DemoRow(
         account=account.name,
-        idempotency_key=f"{run}-{account.name}-{index + 1:06d}",
+        idempotency_key=f"{run}-{account.label}-{index + 1:06d}",
         payload=payload,
         expect=expect,
     )

@@ -11,6 +11,7 @@ abandoned.
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import signal
 import tempfile
@@ -19,7 +20,7 @@ from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import TypeVar
+from typing import TextIO, TypeVar
 
 from worker import database
 from worker.demo.plan import DemoAccount
@@ -55,17 +56,41 @@ class Workspace:
 
 @contextmanager
 def workspace(data_dir: Path | None) -> Iterator[Workspace]:
-    """``data_dir`` (created if missing, kept) or a temporary directory removed on exit."""
+    """``data_dir`` (created if missing, kept) or a temporary directory removed on exit. A
+    directory the demo creates is mode 0700, as the config it will hold may name a database's
+    password; one that exists keeps its mode (``--data-dir .`` must not lock a user out of
+    their own directory), the files are 0600 anyway. (As root, the embedded server opens the
+    path to its data for the system user it runs as.)"""
     if data_dir is not None:
-        data_dir.mkdir(parents=True, exist_ok=True)
+        make_private_dir(data_dir)
         yield Workspace(data_dir.resolve(), kept=True)
         return
-    root = Path(tempfile.mkdtemp(prefix="invoice-sync-demo-"))
+    root = Path(tempfile.mkdtemp(prefix="invoice-sync-demo-"))  # 0700
     try:
         yield Workspace(root, kept=False)
     finally:
         with interrupts_deferred(reraise=False):
             shutil.rmtree(root, ignore_errors=True)
+
+
+def make_private_dir(path: Path) -> None:
+    """Create ``path`` (and its parents) with mode 0700 unless it is already a directory, which
+    keeps its mode; ``OSError`` when it cannot be made."""
+    if not path.is_dir():
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path.chmod(0o700)  # whatever the umask
+
+
+def open_private(path: Path) -> TextIO:
+    """``path`` opened for writing (truncated) with mode 0600, also when it existed: the
+    demo's config and worker log may hold a password."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        return os.fdopen(fd, "w", encoding="utf-8")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 @contextmanager

@@ -36,6 +36,10 @@ from worker.providers.redaction import cut, scrub_text, scrub_value, secrets_to_
 READ_CHUNK = 64 * 1024
 LOCATION_SHOWN = 100
 
+# aiohttp's errors for a URL it will not request (raised before connecting, except for the
+# variants about a redirect's target).
+_UNUSABLE_URL = (aiohttp.InvalidUrlClientError, aiohttp.NonHttpUrlClientError)
+
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Reply:
@@ -89,6 +93,7 @@ async def request(
 ) -> Reply:
     """Send one request and read its answer within ``bounds``, with ``secrets`` scrubbed out;
     raise ``TransportError`` if no complete answer arrived, ``RedirectError`` for a 3xx."""
+    refuse_unsendable(headers)
     data = None if json_body is None else json.dumps(json_body, separators=(",", ":"))
     cut_out = secrets_to_cut(secrets)
     try:
@@ -102,6 +107,10 @@ async def request(
             return Reply(
                 status=response.status, headers=response.headers, body=_parse(text, cut_out)
             )
+    except _UNUSABLE_URL as exc:
+        # Refused before connecting, unless it is a redirect's target (a request went out).
+        sent = isinstance(exc, aiohttp.RedirectClientError)
+        raise TransportError(f"not a URL we can send to ({type(exc).__name__})", sent=sent) from exc
     except aiohttp.ClientConnectorError as exc:
         # The TCP connection never opened: nothing reached the provider.
         raise TransportError(f"cannot connect: {exc.os_error or exc}", sent=False) from exc
@@ -112,6 +121,15 @@ async def request(
     except aiohttp.ClientError as exc:
         # Reset, disconnect or a broken payload after the request was written.
         raise TransportError(f"connection failed: {type(exc).__name__}: {exc}", sent=True) from exc
+
+
+def refuse_unsendable(headers: Mapping[str, str]) -> None:
+    """``TransportError(sent=False)`` when a header value holds a control character (RFC 9110
+    allows none but tab): aiohttp would refuse it only once connected, as a ``ValueError`` the
+    callers would take for an unknown outcome. The value is never shown (it is a token)."""
+    for name, value in headers.items():
+        if any(char != "\t" and (char < " " or char == "\x7f") for char in value):
+            raise TransportError(f"header {name} holds a control character", sent=False)
 
 
 def _shown_location(location: str | None) -> str:

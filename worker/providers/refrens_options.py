@@ -9,11 +9,12 @@ validated options hold it as a ``SecretStr``, which is how the config finds it f
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+
+from worker.credentials import checked_secret, secret_from_env, secret_from_file
 
 
 class RefrensOptions(BaseModel):
@@ -47,6 +48,8 @@ class RefrensOptions(BaseModel):
             raise ValueError("app_id needs app_secret (or app_secret_env, app_secret_file)")
         if self.app_secret is None and given:
             self.app_secret = _read_secret(self.app_secret_env, self.app_secret_file)
+        elif self.app_secret is not None:
+            self.app_secret = checked_secret(self.app_secret.get_secret_value(), "app_secret")
         return self
 
     @property
@@ -55,16 +58,11 @@ class RefrensOptions(BaseModel):
 
 
 def _read_secret(env: str | None, file: Path | None) -> SecretStr:
+    # UnusableSecretError is a ValueError: pydantic reports it under the account's key.
     if env is not None:
-        value = os.environ.get(env, "").strip()
-        if not value:
-            raise ValueError(f"app_secret_env: environment variable {env} is not set")
-        return SecretStr(value)
+        return secret_from_env(env, "app_secret_env")
     assert file is not None
-    try:
-        return SecretStr(file.read_text(encoding="utf-8").strip())
-    except OSError as exc:
-        raise ValueError(f"app_secret_file: cannot read {file}: {exc.strerror}") from exc
+    return secret_from_file(file, "app_secret_file")
 
 
 def check_credentials(options: Any, has_token: bool) -> str | None:
