@@ -369,7 +369,8 @@ SELECT outbox_id AS id, account, idempotency_key, payload::text AS payload, reas
 -- with payload $2 instead of the stored one when it is not NULL, and record the replay.
 -- Refused, and left as they are: rows already replayed, keys already synced (never sent
 -- twice), keys already in the outbox (a producer re-enqueued them, or a row of this batch
--- with the same key took the place). Returns one row per dead letter found.
+-- with the same key took the place), payloads over the outbox's 256 KiB limit (migration
+-- 006; a corrected payload can shorten one). Returns one row per dead letter found.
 WITH chosen AS (
     -- The row lock makes two concurrent replays of one dead letter wait for each other; the
     -- second then sees replayed_at set and refuses.
@@ -389,6 +390,7 @@ verdict AS (
                WHEN EXISTS (SELECT 1 FROM invoice_sync.outbox o
                              WHERE o.account = c.account
                                AND o.idempotency_key = c.idempotency_key) THEN 'in_outbox'
+               WHEN octet_length(c.payload::text) > 262144 THEN 'too_large'
            END AS refused
       FROM chosen c
 ),

@@ -13,6 +13,7 @@ from structlog.testing import capture_logs
 
 from tests.factories import enqueue, invoice, table_count
 from tests.fakes import ScriptedProvider, fast_settings, runtime
+from worker.dead_letters import REFUSALS, DeadLetterStore
 from worker.engine import Engine
 from worker.enqueue import enqueue_lines, stored_bytes
 from worker.invoice import MAX_PAYLOAD_BYTES
@@ -198,3 +199,26 @@ async def test_the_enqueue_size_is_the_size_postgresql_checks(
     stored = await pool.fetchval("SELECT octet_length($1::jsonb::text)", text)
     # Never under PostgreSQL's count (-0.0 is written 0.0 there: one byte over is safe).
     assert 0 <= stored_bytes(payload, text) - stored <= 1
+
+
+async def test_replay_refuses_a_payload_over_the_limit_and_replays_the_rest(
+    pool: asyncpg.Pool,
+) -> None:
+    for dead_id, pad in ((901, MAX_PAYLOAD_BYTES), (902, 10)):
+        await pool.execute(
+            "INSERT INTO invoice_sync.dead_letter (outbox_id, account, idempotency_key, payload,"
+            " reason, error, attempts)"
+            " VALUES ($1, 'shop', $2, jsonb_build_object('pad', repeat('x', $3)),"
+            " 'invalid_payload', 'too large', 0)",
+            dead_id,
+            f"k{dead_id}",
+            pad,
+        )
+    store = DeadLetterStore(pool)
+    big, small = await store.dead_letter_replay([901, 902])
+    assert (big.refused, small.refused) == ("too_large", None)
+    assert "256 KiB" in REFUSALS["too_large"]
+    fixed = json.dumps(invoice("k901"))
+    (shortened,) = await store.dead_letter_replay([901], payload=fixed)
+    assert shortened.refused is None
+    assert await table_count(pool, "outbox") == 2
