@@ -129,7 +129,11 @@ class Invoice(_Strict):
     notes: Text | None = None
     provider_options: Annotated[dict[str, Any], Field(max_length=50)] = Field(
         default_factory=dict,
-        description="Merged into the provider's request body last, for fields the canonical form lacks.",
+        description=(
+            "Fields the canonical form lacks, added to the provider's request body. It may not "
+            "touch a field the adapter writes (refused as invalid_payload). Each text at most "
+            f"{MAX_OPTION_TEXT} characters, the whole at most {MAX_OPTIONS_BYTES} bytes of JSON."
+        ),
     )
 
     @field_validator("provider_options")
