@@ -6,7 +6,10 @@
 -- shared token bucket allows, recording the attempt before any HTTP call. $4 lease seconds,
 -- $5 probe cool-down seconds, $6 bucket rates (tokens/s), $7 bucket bursts. Returns the leased
 -- rows, plus one row with a null id per account that ran out of tokens, saying when the next
--- one comes (`token_wait` seconds).
+-- one comes (`token_wait` seconds). $8 is the payload limit (bytes of JSON text): a due row
+-- above it (written before migration 006, or past a dropped or NOT VALID constraint) is moved
+-- to the dead letters here, without an UPDATE the constraint could refuse and without its
+-- payload ever reaching a worker; it comes back with `dead_error` set and no payload.
 WITH requested AS (
     SELECT r.account, r.n, r.rate, r.burst, s.paused, s.throttled_until
       FROM unnest($2::text[], $3::int[], $6::float8[], $7::float8[]) AS r(account, n, rate, burst)
@@ -84,7 +87,9 @@ spent AS (
     RETURNING b.account, b.granted, b.tokens, b.rate
 ),
 due AS (
-    SELECT c.id, c.prior_unknown
+    SELECT c.id, c.prior_unknown,
+           (SELECT octet_length(o.payload::text) FROM invoice_sync.outbox o WHERE o.id = c.id)
+               AS bytes
       FROM candidates c JOIN spent s USING (account)
      WHERE c.rank <= s.granted
 ),
@@ -101,18 +106,41 @@ leased AS (
            lease_expires_at = now() + make_interval(secs => $4),
            first_attempt_at = coalesce(o.first_attempt_at, now()),
            updated_at = now()
-     WHERE o.id = ANY (ARRAY(SELECT id FROM due))
+     WHERE o.id = ANY (ARRAY(SELECT id FROM due WHERE bytes <= $8))
     RETURNING o.id, o.account, o.idempotency_key, o.payload::text AS payload, o.attempts,
               o.claims, o.first_attempt_at, o.created_at
+),
+oversize AS (
+    DELETE FROM invoice_sync.outbox o
+     WHERE o.id = ANY (ARRAY(SELECT id FROM due WHERE bytes > $8))
+    RETURNING o.id, o.account, o.idempotency_key, o.payload, o.attempts, o.first_attempt_at
+),
+buried AS (
+    INSERT INTO invoice_sync.dead_letter (outbox_id, account, idempotency_key, payload, reason,
+                                          error, attempts, first_attempt_at)
+    SELECT x.id, x.account, x.idempotency_key, x.payload, 'invalid_payload',
+           format('payload: %s bytes of JSON, over the limit of %s; not read by the worker%s',
+                  d.bytes, $8,
+                  CASE WHEN d.prior_unknown
+                       THEN ', but an earlier attempt may have reached the provider: check it'
+                       ELSE ', never sent' END),
+           x.attempts, x.first_attempt_at
+      FROM oversize x JOIN due d USING (id)
+    RETURNING outbox_id, account, idempotency_key, error
 )
 SELECT l.id, l.account, l.idempotency_key, l.payload, l.attempts, l.claims, l.first_attempt_at,
        l.created_at, d.prior_unknown, l.account IN (SELECT account FROM probing) AS probe,
-       NULL::float8 AS token_wait
+       NULL::float8 AS token_wait, NULL::text AS dead_error
   FROM leased l JOIN due d USING (id)
 UNION ALL
-SELECT NULL, s.account, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, (1 - s.tokens) / s.rate
+SELECT NULL, s.account, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, (1 - s.tokens) / s.rate,
+       NULL
   FROM spent s JOIN picked p USING (account)
- WHERE s.granted < p.n;
+ WHERE s.granted < p.n
+UNION ALL
+SELECT b.outbox_id, b.account, b.idempotency_key, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+       b.error
+  FROM buried b;
 
 -- name: outbox_record
 -- Apply a batch of outcomes ($2, a JSON array) in one statement: synced and dead rows move out
@@ -355,7 +383,8 @@ SELECT outbox_id AS id, account, idempotency_key, payload::text AS payload, reas
 -- with payload $2 instead of the stored one when it is not NULL, and record the replay.
 -- Refused, and left as they are: rows already replayed, keys already synced (never sent
 -- twice), keys already in the outbox (a producer re-enqueued them, or a row of this batch
--- with the same key took the place). Returns one row per dead letter found.
+-- with the same key took the place), payloads over the outbox's 256 KiB limit (migration
+-- 006; a corrected payload can shorten one). Returns one row per dead letter found.
 WITH chosen AS (
     -- The row lock makes two concurrent replays of one dead letter wait for each other; the
     -- second then sees replayed_at set and refuses.
@@ -375,6 +404,7 @@ verdict AS (
                WHEN EXISTS (SELECT 1 FROM invoice_sync.outbox o
                              WHERE o.account = c.account
                                AND o.idempotency_key = c.idempotency_key) THEN 'in_outbox'
+               WHEN octet_length(c.payload::text) > 262144 THEN 'too_large'
            END AS refused
       FROM chosen c
 ),

@@ -30,7 +30,7 @@ from worker.flusher import FLUSHER_RESTARTS, Finished, Flusher, outage_backoff
 from worker.holds import AccountHolds
 from worker.listener import Listener
 from worker.metrics import Metrics, MetricsRefresher
-from worker.outbox import AccountAction, Claimed, Outbox, RecordSummary
+from worker.outbox import AccountAction, Claimed, DeadAtClaim, Outbox, RecordSummary
 from worker.runtime import AccountRuntime
 
 log = structlog.get_logger(__name__)
@@ -190,6 +190,7 @@ class Engine:
         if self._metrics is not None:
             self._metrics.claim_seconds.observe(self._clock() - now)
             self._metrics.observe_token_waits(result.token_waits)
+        self._report_dead_at_claim(result.dead)
         for account, wait in result.token_waits.items():
             # The shared bucket is empty: come back when its next token is due, not sooner.
             # Counted from the answer, not the claim's start: a claim slower than the wait
@@ -198,7 +199,23 @@ class Engine:
         for row in result.rows:
             self._holds.claimed(row, claim_started=now)
             self._dispatch(row, lease_ends=now + self._settings.lease)
-        return len(result.rows), wanted
+        return len(result.rows) + len(result.dead), wanted
+
+    def _report_dead_at_claim(self, rows: Sequence[DeadAtClaim]) -> None:
+        """Rows too large to read, which the claim itself moved to the dead letters."""
+        for dead in rows:
+            log.warning(
+                "invoice.dead_lettered",
+                account=dead.account,
+                outbox_id=dead.id,
+                idempotency_key=dead.idempotency_key,
+                reason="invalid_payload",
+                error=dead.error,
+            )
+            if self._metrics is not None:
+                self._metrics.invoices.labels(
+                    dead.account, "dead_lettered", "invalid_payload"
+                ).inc()
 
     def _dispatch(self, row: Claimed, *, lease_ends: float) -> None:
         runtime = self._runtimes[row.account]

@@ -18,10 +18,16 @@ from collections.abc import AsyncGenerator, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 
 from pydantic import ValidationError
 
-from worker.invoice import describe_validation_error, parse_invoice, shown_key
+from worker.invoice import (
+    MAX_PAYLOAD_BYTES,
+    describe_validation_error,
+    parse_invoice,
+    shown_key,
+)
 from worker.outbox import Outbox
 
 CHUNK = 5000
@@ -31,6 +37,11 @@ MAX_ENQUEUE_PARSERS = 4
 # text cannot hold NUL, and one such line would otherwise fail its whole chunk.
 NUL_ESCAPE = re.compile(r"(?:^|[^\\])(?:\\\\)*\\u0000")
 Row = tuple[str, str, str, datetime | None]
+# A number in exponent form, which PostgreSQL writes out in full (1e+16: 17 digits).
+EXPONENT = re.compile(r"\d[eE][-+]?\d")
+# A line this long cannot hold a payload within the limit (escapes and spacing aside): it is
+# refused before it is parsed, which would take many times its size in memory.
+MAX_LINE_CHARS = 16 * MAX_PAYLOAD_BYTES
 
 
 @dataclass(kw_only=True)
@@ -51,14 +62,7 @@ def parse_line(text: str, accounts: frozenset[str] | None) -> Row:
     A line is accepted only if PostgreSQL can store it and the engine will accept its payload:
     the payload is validated from the JSON text the outbox will hold, as the engine reads it.
     """
-    try:
-        record = json.loads(text)
-    except ValueError as exc:
-        raise BadLine(f"not JSON: {exc}") from exc
-    except RecursionError as exc:
-        raise BadLine("not JSON we accept: nested too deeply") from exc
-    if not isinstance(record, dict):
-        raise BadLine("expected a JSON object")
+    record = _record(text)
     extra = set(record) - {"account", "idempotency_key", "payload", "available_at"}
     if extra:
         raise BadLine(f"unknown keys: {', '.join(sorted(shown_key(k) for k in extra))}")
@@ -85,13 +89,28 @@ def storable_payload(text: str) -> str:
     """A payload given as JSON text (``dlq replay --payload``) as the outbox will hold it, or
     ``BadLine`` when PostgreSQL's jsonb could not hold it (NaN, 1e400, \\u0000), checked as an
     enqueued line's payload is. Whether it is an invoice is the caller's check."""
+    return _payload_text(_loads(text))
+
+
+def _record(text: str) -> dict[str, object]:
+    if len(text) > MAX_LINE_CHARS:
+        raise BadLine(
+            f"{len(text)} characters: far over the payload limit of {MAX_PAYLOAD_BYTES} bytes "
+            "(256 KiB); not read"
+        )
+    record = _loads(text)
+    if not isinstance(record, dict):
+        raise BadLine("expected a JSON object")
+    return record
+
+
+def _loads(text: str) -> object:
     try:
-        payload = json.loads(text)
+        return json.loads(text)
     except ValueError as exc:
         raise BadLine(f"not JSON: {exc}") from exc
     except RecursionError as exc:
         raise BadLine("not JSON we accept: nested too deeply") from exc
-    return _payload_text(payload)
 
 
 def _payload_text(payload: object) -> str:
@@ -109,7 +128,40 @@ def _payload_text(payload: object) -> str:
             "payload: contains a NUL character (\\u0000), bytes that are not UTF-8 or an "
             "unpaired surrogate, which PostgreSQL cannot store"
         )
+    size = stored_bytes(payload, text)
+    if size > MAX_PAYLOAD_BYTES:
+        raise BadLine(
+            f"payload: {size} bytes of JSON, over the limit of {MAX_PAYLOAD_BYTES} (256 KiB)"
+        )
     return text
+
+
+def stored_bytes(payload: object, text: str) -> int:
+    """The size of ``text`` (``payload`` as JSON) once PostgreSQL holds it as jsonb and writes
+    it out, which the outbox's constraint bounds: the same text, except that a number written
+    with an exponent is written out in full."""
+    size = len(text.encode("utf-8"))
+    if EXPONENT.search(text):
+        size += sum(_written_out_growth(number) for number in _floats(payload))
+    return size
+
+
+def _written_out_growth(number: float) -> int:
+    written = repr(number)  # what json.dumps writes
+    if "e" not in written:
+        return 0
+    return len(format(Decimal(written), "f")) - len(written)
+
+
+def _floats(value: object) -> Iterator[float]:
+    if isinstance(value, float):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _floats(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _floats(item)
 
 
 def _storable(text: str) -> bool:

@@ -13,7 +13,15 @@ from datetime import date
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 # 15 significant digits survive a round trip through a JSON float exactly, which is what the
 # providers' JSON bodies carry; 4 decimal places cover paise, cents and fractional quantities.
@@ -38,6 +46,13 @@ InvoiceType = Literal[
 
 SCHEMA_VERSION = 1
 MAX_LINES = 1000
+MAX_PAYLOAD_BYTES = 256 * 1024
+"""The most a payload may take as JSON text (UTF-8 bytes, as PostgreSQL writes jsonb): the
+outbox's CHECK constraint (migration 006), ``invoice-sync enqueue`` and the claim enforce it."""
+MAX_OPTION_TEXT = 1000
+"""The longest string (key or value, at any depth) in ``provider_options``, in characters."""
+MAX_OPTIONS_BYTES = 16 * 1024
+"""The most ``provider_options`` may take as JSON text: they add a few fields, not documents."""
 
 
 class _Strict(BaseModel):
@@ -114,14 +129,49 @@ class Invoice(_Strict):
     notes: Text | None = None
     provider_options: Annotated[dict[str, Any], Field(max_length=50)] = Field(
         default_factory=dict,
-        description="Merged into the provider's request body last, for fields the canonical form lacks.",
+        description=(
+            "Fields the canonical form lacks, added to the provider's request body. It may not "
+            "touch a field the adapter writes (refused as invalid_payload). Each text at most "
+            f"{MAX_OPTION_TEXT} characters, the whole at most {MAX_OPTIONS_BYTES} bytes of JSON."
+        ),
     )
+
+    @field_validator("provider_options")
+    @classmethod
+    def _options_bounded(cls, options: dict[str, Any]) -> dict[str, Any]:
+        too_long = _overlong_text(options, "")
+        if too_long is not None:
+            raise ValueError(f"{too_long}: a text longer than {MAX_OPTION_TEXT} characters")
+        size = len(json.dumps(options, ensure_ascii=False, default=str).encode("utf-8"))
+        if size > MAX_OPTIONS_BYTES:
+            raise ValueError(f"{size} bytes of JSON, over the limit of {MAX_OPTIONS_BYTES}")
+        return options
 
     @model_validator(mode="after")
     def _customer_named_unless_cash_sale(self) -> Invoice:
         if not self.cash_sale and (self.customer is None or not self.customer.name):
             raise ValueError("customer.name is required unless cash_sale is true")
         return self
+
+
+def _overlong_text(value: Any, path: str) -> str | None:
+    """The path (``a.b.0``, ``-`` for the top) of the first string, key or value, longer than
+    ``MAX_OPTION_TEXT``, or None."""
+    if isinstance(value, str):
+        return (path.rstrip(".") or "-") if len(value) > MAX_OPTION_TEXT else None
+    items: Any = ()
+    if isinstance(value, dict):
+        for key in value:
+            if len(key) > MAX_OPTION_TEXT:
+                return f"{path}{shown_key(key)} (the key)"
+        items = ((shown_key(key), item) for key, item in value.items())
+    elif isinstance(value, list):
+        items = enumerate(value)
+    for step, item in items:
+        found = _overlong_text(item, f"{path}{step}.")
+        if found is not None:
+            return found
+    return None
 
 
 def parse_invoice(payload: Any) -> Invoice:

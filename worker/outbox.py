@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from typing import Any, Literal
 
 import asyncpg
 
 from worker import database
+from worker.invoice import MAX_PAYLOAD_BYTES
 from worker.queries import queries
 
 
@@ -109,10 +110,22 @@ class ClaimRequest:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class DeadAtClaim:
+    """A due row whose payload was over ``MAX_PAYLOAD_BYTES``: the claim moved it to the dead
+    letters (``invalid_payload``) without reading its payload."""
+
+    id: int
+    account: str
+    idempotency_key: str
+    error: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class ClaimResult:
     rows: list[Claimed]
     token_waits: dict[str, float]
     """Accounts whose bucket ran out before their rows did: seconds until the next token."""
+    dead: list[DeadAtClaim] = field(default_factory=list)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -148,11 +161,25 @@ class Outbox:
                 probe_cooldown,
                 [r.rate for r in requests],
                 [r.burst for r in requests],
+                MAX_PAYLOAD_BYTES,
             )
         )
-        claimed = [Claimed.from_row(row) for row in rows if row["id"] is not None]
-        waits = {row["account"]: row["token_wait"] for row in rows if row["id"] is None}
-        return ClaimResult(rows=claimed, token_waits=waits)
+        claimed, dead, waits = [], [], {}
+        for row in rows:
+            if row["id"] is None:
+                waits[row["account"]] = row["token_wait"]
+            elif row["dead_error"] is not None:
+                dead.append(
+                    DeadAtClaim(
+                        id=row["id"],
+                        account=row["account"],
+                        idempotency_key=row["idempotency_key"],
+                        error=row["dead_error"],
+                    )
+                )
+            else:
+                claimed.append(Claimed.from_row(row))
+        return ClaimResult(rows=claimed, token_waits=waits, dead=dead)
 
     async def outbox_record(
         self,

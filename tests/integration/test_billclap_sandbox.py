@@ -206,12 +206,7 @@ async def test_inactive_business_is_misconfigured(sandbox: SandboxHandle, connec
 @pytest.mark.parametrize(
     ("doc", "message"),
     [
-        (invoice(provider_options={"party_detail": None}), "Party detail is required"),
         (invoice(customer={"name": "No Phone"}), "Mobile number or cash sale is required"),
-        (
-            invoice(provider_options={"product_details": [{"product_sell_price": 5}]}),
-            "Product name is required",
-        ),
         (
             invoice(lines=[{"name": "New Thing", "quantity": 1, "unit_price": 5}]),
             "Product sell price and gst is required",
@@ -607,3 +602,26 @@ def test_cli_arguments_become_options_and_faults() -> None:
         "prefix": "WEB-",
     }
     assert (args.stall_rate, args.seed, args.latency) == (0.1, 3, None)
+
+
+@pytest.mark.parametrize(
+    ("options", "field"),
+    [({"invoice_number": None}, "invoice_number"), ({"product_details": []}, "product_details")],
+)
+async def test_options_naming_an_owned_field_are_refused_unsent(
+    sandbox: SandboxHandle, connect: Any, options: dict[str, Any], field: str
+) -> None:
+    outcome = await send(connect(), invoice(provider_options=options))
+    assert isinstance(outcome, DeadLetter), outcome
+    assert outcome.reason is Reason.INVALID_PAYLOAD
+    assert outcome.error.startswith(f"provider_options.{field}:")
+    assert books_of(sandbox.app).created() == []
+    assert sandbox.state.stats.requests == {}
+
+
+async def test_options_adding_a_field_are_sent(sandbox: SandboxHandle, connect: Any) -> None:
+    outcome = await send(connect(), invoice(provider_options={"bank_id": 3}))
+    assert isinstance(outcome, Synced), outcome
+    (record,) = books_of(sandbox.app).created()
+    assert record["request"]["bank_id"] == 3
+    assert record["request"]["invoice_number"] == "WEB-1"

@@ -621,10 +621,17 @@ async def test_a_scan_that_outlasts_the_lease_sends_nothing(
     assert len(created(sandbox)) == 2
 
 
-async def test_own_tag_survives_provider_option_tags(sandbox: SandboxHandle, connect: Any) -> None:
-    doc = invoice(provider_options={"tags": ["web-shop", "invoice-sync:k-tags"]})
-    assert isinstance(await send(connect(), doc, key="k-tags"), Synced)
-    assert created(sandbox)[0]["tags"] == ["invoice-sync:k-tags", "web-shop"]
+async def test_provider_option_tags_are_refused_unsent(
+    sandbox: SandboxHandle, connect: Any
+) -> None:
+    # Our tag is what a scan finds the invoice by: options cannot replace or remove it.
+    doc = invoice(provider_options={"tags": ["web-shop"]})
+    outcome = await send(connect(), doc, key="k-tags")
+    assert isinstance(outcome, DeadLetter), outcome
+    assert outcome.reason is Reason.INVALID_PAYLOAD
+    assert outcome.error.startswith("provider_options.tags:")
+    assert created(sandbox) == []
+    assert requests(sandbox, "POST /v1/invoices") == 0
 
 
 async def test_long_keys_are_tagged_by_hash_and_still_recovered(

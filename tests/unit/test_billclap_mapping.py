@@ -266,18 +266,15 @@ def test_money_is_a_json_number_never_a_string() -> None:
     assert body["receive_amount"] == float(Decimal("100.10"))
 
 
-def test_provider_options_merge_last_and_nest() -> None:
-    body = mapped(
-        provider_options={
-            "bank_id": 3,
-            "autoRoundOffChecked": True,
-            "party_detail": {"state": "Kerala"},
-        }
-    )
+def test_provider_options_add_fields_and_cannot_replace_the_customers() -> None:
+    body = mapped(provider_options={"bank_id": 3, "autoRoundOffChecked": True})
     assert body["bank_id"] == 3
     assert body["autoRoundOffChecked"] is True
-    assert body["party_detail"]["state"] == "Kerala"
-    assert body["party_detail"]["city"] == "Bengaluru"
+    assert body["party_detail"]["state"] == "Karnataka"
+    replaced = parse_invoice(example(provider_options={"party_detail": {"state": "Kerala"}}))
+    refusal = refuse_unsupported(replaced)
+    assert refusal is not None
+    assert refusal.error.startswith("provider_options.party_detail.state:")
 
 
 @pytest.mark.parametrize("currency", ["INR", None])

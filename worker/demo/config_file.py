@@ -43,7 +43,9 @@ def write_config(
     lines += [f"{key} = {_value(value)}" for key, value in WORKER.items()]
     lines += ["", "[http]"]
     lines += [f"{key} = {_value(value)}" for key, value in HTTP.items()]
-    lines += ["", "[observe]", 'log_format = "json"']
+    # Any free port for /metrics: the demo must not collide with a worker already serving
+    # the default 9464 on this machine.
+    lines += ["", "[observe]", 'log_format = "json"', 'listen = "127.0.0.1:0"']
     for account, url in accounts:
         profile = account.profile
         entries: dict[str, Any] = {

@@ -9,8 +9,8 @@ never sleeps for a retry: the engine owns both. Adding a provider means an adapt
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, ClassVar, Protocol
@@ -141,12 +141,82 @@ def bounded(body: Any, limit: int = RESPONSE_LIMIT) -> Any:
     return {"truncated": True, "head": cut(text, limit)}
 
 
-def merge_options(body: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
-    """``provider_options`` merged into the request body last (DESIGN.md); nested objects merge."""
+@dataclass(frozen=True, kw_only=True, slots=True)
+class OptionRules:
+    """Which fields of a provider's request body ``provider_options`` may not touch.
+
+    An option may add a field the adapter does not write; it may never replace or remove one
+    the mapping wrote for this invoice (a key already in the body: nested objects are compared
+    key by key), nor set a field in ``owned`` even where this invoice left it out (the number,
+    ids, line items, totals, dates: what identifies or prices the document). ``replaceable``
+    names the defaults an option may replace, with the JSON types it may replace them with.
+    Paths are dotted: ``party_detail.party_id``.
+    """
+
+    owned: frozenset[str] = frozenset()
+    replaceable: dict[str, tuple[type, ...]] = field(default_factory=dict)
+
+
+class OptionConflict(ValueError):  # noqa: N818 - a refusal, named after what it refuses
+    """``provider_options`` names a field the adapter owns; ``str()`` is the one-line reason."""
+
+    def __init__(self, path: str, problem: str) -> None:
+        super().__init__(f"provider_options.{path}: {problem}")
+        self.path = path
+
+
+def check_options(
+    body: Mapping[str, Any], options: Mapping[str, Any], rules: OptionRules, prefix: str = ""
+) -> None:
+    """Raise ``OptionConflict`` naming the first option that touches a field the adapter owns
+    (see ``OptionRules``); ``body`` is the request as the mapping wrote it, before options."""
+    for key, value in options.items():
+        path = prefix + key
+        allowed = rules.replaceable.get(path)
+        if allowed is not None:
+            if not _is_one_of(value, allowed):
+                names = " or ".join(_JSON_TYPE_NAMES[kind] for kind in allowed)
+                raise OptionConflict(path, f"expected {names} (it replaces a default)")
+            continue
+        if path in rules.owned:
+            raise OptionConflict(path, _OWNED)
+        if key not in body:
+            continue
+        current = body[key]
+        if not (isinstance(current, dict) and isinstance(value, dict)):
+            raise OptionConflict(path, _OWNED)
+        check_options(current, value, rules, prefix=path + ".")
+
+
+def merge_options(
+    body: dict[str, Any], options: Mapping[str, Any], rules: OptionRules
+) -> dict[str, Any]:
+    """``provider_options`` merged into the request body last (DESIGN.md); nested objects merge.
+    Options may only add fields: one touching a field the adapter owns raises
+    ``OptionConflict`` (adapters refuse such an invoice as ``invalid_payload`` before this)."""
+    check_options(body, options, rules)
+    return _merged(body, options)
+
+
+def _merged(body: dict[str, Any], options: Mapping[str, Any]) -> dict[str, Any]:
     merged = dict(body)
     for key, value in options.items():
         if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = merge_options(merged[key], value)
+            merged[key] = _merged(merged[key], value)
         else:
             merged[key] = value
     return merged
+
+
+_OWNED = (
+    "the adapter writes this field itself, from the invoice; provider_options may only add "
+    "fields it does not write"
+)
+_JSON_TYPE_NAMES = {str: "a string", int: "an integer", bool: "true or false", float: "a number"}
+
+
+def _is_one_of(value: Any, kinds: tuple[type, ...]) -> bool:
+    # bool is an int to Python but not to JSON: true is no invoice type id.
+    if isinstance(value, bool):
+        return bool in kinds
+    return isinstance(value, kinds)

@@ -30,7 +30,7 @@ from worker.outcome import Outcome
 from worker.providers import http
 from worker.providers.base import Attempt, Credentials, HttpTimeouts, ProviderSpec
 from worker.providers.billclap_answers import classify, classify_transport_error
-from worker.providers.billclap_mapping import build_request, refuse_unsupported
+from worker.providers.billclap_mapping import build_request, refuse_unsupported, sent_number
 from worker.providers.redaction import scrubbed
 
 log = structlog.get_logger(__name__)
@@ -83,8 +83,9 @@ class BillClap:
         return f"BillClap(url={self._url!r})"
 
     def retry_is_safe(self, invoice: Invoice) -> bool:
-        """True exactly when the invoice carries a number: BillClap then refuses a second copy."""
-        return invoice.number is not None
+        """True exactly when the request sent carries a number: BillClap then refuses a second
+        copy. Decided from the mapped body, not the canonical invoice, which is not what left."""
+        return sent_number(invoice) is not None
 
     async def create_invoice(self, attempt: Attempt) -> Outcome:
         """Send the invoice once and classify the answer; never raises for an answer or a

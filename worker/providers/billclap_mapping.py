@@ -16,7 +16,10 @@ Every canonical field has a place or a stated reason not to:
   issued in INR.
 - ``notes``: BillClap takes notes and terms from the business's invoice settings and has no
   request field for them, so they are dropped.
-- ``provider_options`` → merged into the body last (e.g. ``bank_id``, ``autoRoundOffChecked``).
+- ``provider_options`` → merged into the body last, adding fields the canonical form lacks
+  (e.g. ``bank_id``, ``autoRoundOffChecked``). They may not touch a field the mapping writes
+  (``OPTION_RULES``): ``{"invoice_number": null}`` would send a numberless invoice, whose
+  retry after a timeout creates a second tax document. Such an invoice is refused.
 
 Absent optional values are omitted rather than sent as ``null``: BillClap documents defaults
 for missing fields, not for nulls.
@@ -30,7 +33,13 @@ from typing import Any
 from worker.countries import country_name
 from worker.invoice import Charge, Customer, Invoice, Line
 from worker.outcome import DeadLetter, Reason
-from worker.providers.base import json_number, merge_options
+from worker.providers.base import (
+    OptionConflict,
+    OptionRules,
+    check_options,
+    json_number,
+    merge_options,
+)
 
 DOCUMENT_TYPES = {
     "invoice": "SALESINVOICE",
@@ -42,6 +51,25 @@ DOCUMENT_TYPES = {
     "sales_order": "SALEORDER",
     "purchase_order": "PURCHASEORDER",
 }
+
+# What identifies or prices the document is the mapping's, even where this invoice leaves it
+# out; the other party fields are the mapping's where it wrote them (see ``OptionRules``).
+OPTION_RULES = OptionRules(
+    owned=frozenset(
+        {
+            "type",
+            "issue_date",
+            "due_date",
+            "invoice_number",
+            "receive_amount",
+            "product_details",
+            "additional_charges",
+            "additional_discount",
+            "party_detail.party_id",
+            "party_detail.cash_sale",
+        }
+    )
+)
 
 _PHONE_SEPARATORS = re.compile(r"[\s\-().]")
 _INDIAN_MOBILE = re.compile(r"^\+91(\d{10})$")
@@ -65,11 +93,30 @@ def refuse_unsupported(invoice: Invoice) -> DeadLetter | None:
             reason=Reason.INVALID_PAYLOAD,
             error=f"customer.address.country: {country!r} is not an ISO 3166-1 alpha-2 code",
         )
+    try:
+        check_options(mapped_body(invoice), invoice.provider_options, OPTION_RULES)
+    except OptionConflict as exc:
+        return DeadLetter(reason=Reason.INVALID_PAYLOAD, error=str(exc))
     return None
+
+
+def sent_number(invoice: Invoice) -> str | None:
+    """The invoice number the request for this invoice carries, or None: without one BillClap
+    has nothing to refuse a repeat by (None too when its options would be refused)."""
+    try:
+        number = build_request(invoice).get("invoice_number")
+    except OptionConflict:
+        return None
+    return number if isinstance(number, str) and number.strip() else None
 
 
 def build_request(invoice: Invoice) -> dict[str, Any]:
     """The JSON body for ``create-invoice``; call ``refuse_unsupported`` first."""
+    return merge_options(mapped_body(invoice), invoice.provider_options, OPTION_RULES)
+
+
+def mapped_body(invoice: Invoice) -> dict[str, Any]:
+    """The body as the mapping writes it from the canonical invoice, before ``provider_options``."""
     body: dict[str, Any] = {"type": DOCUMENT_TYPES[invoice.type]}
     if invoice.issue_date is not None:
         body["issue_date"] = invoice.issue_date.isoformat()
@@ -85,7 +132,7 @@ def build_request(invoice: Invoice) -> dict[str, Any]:
         body["additional_charges"] = [additional_charge(charge) for charge in invoice.charges]
     if invoice.discount:
         body["additional_discount"] = json_number(invoice.discount)
-    return merge_options(body, invoice.provider_options)
+    return body
 
 
 def party_detail(customer: Customer | None, *, cash_sale: bool) -> dict[str, Any]:

@@ -95,7 +95,8 @@ class Billit:
         return f"Billit(base={self._http.base!r})"
 
     def retry_is_safe(self, invoice: Invoice) -> bool:
-        """Always: after an unknown outcome the tag scan runs before anything is sent again."""
+        """Always: after an unknown outcome the tag scan runs before anything is sent again,
+        and every request carries our tag (``provider_options`` may not touch ``tags``)."""
         return True
 
     async def create_invoice(self, attempt: Attempt) -> Outcome:

@@ -26,8 +26,11 @@ Every canonical field has a place or a stated reason not to:
   the lines). ``currency``: no field either; an invoice in another currency than the
   account's is refused. ``hsn``, ``product_id`` and ``notes`` have no documented Billit field
   and are dropped (``provider_options`` can carry any field Billit takes).
-- ``provider_options`` → merged into the body last; its ``tags`` are sent after ours, which
-  is always kept.
+- ``provider_options`` → merged into the body last, adding fields the canonical form lacks
+  (e.g. ``mydataInvoiceType``). They may not touch a field the mapping writes
+  (``OPTION_RULES``): ``tags`` above all, since our tag is what makes a retry safe, and the
+  customer, products and payment, which the tag scan matches on. Such an invoice is refused.
+  ``invoiceTypeId`` and ``sendMail`` are defaults an option may replace.
 """
 
 from __future__ import annotations
@@ -40,7 +43,13 @@ from typing import Any
 
 from worker.invoice import Charge, Invoice, Line
 from worker.outcome import DeadLetter, Reason
-from worker.providers.base import json_number, merge_options
+from worker.providers.base import (
+    OptionConflict,
+    OptionRules,
+    check_options,
+    json_number,
+    merge_options,
+)
 from worker.providers.billit_account import AccountFacts
 from worker.providers.billit_options import BillitId, BillitOptions
 
@@ -51,6 +60,23 @@ HASHED_PREFIX = "sha256:"
 _PLAIN_KEY = re.compile(r"^[A-Za-z0-9._:@/+-]{1,64}$")
 PRICE_PLACES = Decimal("0.0001")
 CENT = Decimal("0.01")
+# Every field the mapping writes, whether or not it writes it for this invoice: the body has no
+# nested objects, and each of these identifies, prices or dates the document.
+OPTION_RULES = OptionRules(
+    owned=frozenset(
+        {
+            "invoiceDate",
+            "dateExpires",
+            "customerId",
+            "billerId",
+            "products",
+            "isPaid",
+            "paymentMethod",
+            "tags",
+        }
+    ),
+    replaceable={"invoiceTypeId": (int, str), "sendMail": (bool,)},
+)
 
 
 def tag_for(idempotency_key: str) -> str:
@@ -92,6 +118,11 @@ def refuse_unsupported(invoice: Invoice, options: BillitOptions) -> DeadLetter |
 
 
 def _unsupported(invoice: Invoice, options: BillitOptions) -> str | None:
+    try:
+        # Every key the mapping writes is owned, so no body is needed to check against.
+        check_options({}, invoice.provider_options, OPTION_RULES)
+    except OptionConflict as exc:
+        return str(exc)
     if invoice.currency is not None and invoice.currency != options.currency:
         return (
             f"currency: this Billit account bills in {options.currency} and Billit's invoice "
@@ -151,11 +182,7 @@ def build_request(
             body["paymentMethod"] = [method]
     body["tags"] = [tag]
     body["sendMail"] = options.send_mail
-    merged = merge_options(body, invoice.provider_options)
-    # provider_options may bring tags of its own; ours must stay, or no scan could find it.
-    extra = merged["tags"] if isinstance(merged.get("tags"), list) else []
-    merged["tags"] = [tag, *(item for item in extra if item != tag)]
-    return merged
+    return merge_options(body, invoice.provider_options, OPTION_RULES)
 
 
 def product(line: Line, facts: AccountFacts, options: BillitOptions) -> dict[str, Any]:

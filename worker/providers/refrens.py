@@ -40,7 +40,7 @@ from worker.providers.refrens_answers import (
 )
 from worker.providers.refrens_auth import AppSecretLogin, Bearer, LoginError, StaticToken
 from worker.providers.refrens_lookup import ListingError, find_by_number
-from worker.providers.refrens_mapping import build_request, refuse_unsupported
+from worker.providers.refrens_mapping import build_request, refuse_unsupported, sent_number
 from worker.providers.refrens_options import RefrensOptions, check_credentials
 
 log = structlog.get_logger(__name__)
@@ -87,9 +87,10 @@ class Refrens:
         return f"Refrens(url={self._url!r})"
 
     def retry_is_safe(self, invoice: Invoice) -> bool:
-        """True exactly when the invoice carries a number: Refrens refuses a second copy, and
-        the adapter can look the first one up."""
-        return invoice.number is not None
+        """True exactly when the request sent carries a number: Refrens refuses a second copy,
+        and the adapter can look the first one up. Decided from the mapped body, not the
+        canonical invoice, which is not what left."""
+        return sent_number(invoice) is not None
 
     async def create_invoice(self, attempt: Attempt) -> Outcome:
         """Send the invoice (logging in first if needed), classify the answer, reconcile a

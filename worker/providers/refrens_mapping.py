@@ -33,7 +33,12 @@ Every canonical field has a place or a stated reason not to:
 - ``amount_paid``: payments are recorded separately at Refrens; the invoice is created unpaid.
 - ``notes``: no documented field; dropped. ``contact`` is the business's own contact block and
   ``email`` asks Refrens to mail the invoice: both only through ``provider_options``.
-- ``provider_options`` → merged into the body last.
+- ``provider_options`` → merged into the body last, adding fields the canonical form lacks
+  (``email``, ``contact``, ``billedTo.panNumber``, or a ``billedTo`` field the customer left
+  out). They may not touch a field the mapping writes (``OPTION_RULES``): an
+  ``{"invoiceNumber": null}`` would send a numberless invoice, whose retry after a timeout
+  creates a second tax document. Such an invoice is refused. ``invoiceType``,
+  ``billedTo.country`` and ``billedTo.gstState`` may be replaced (with a string).
 """
 
 from __future__ import annotations
@@ -44,27 +49,63 @@ from typing import Any
 from worker.gst_states import code_from_gstin, code_from_name
 from worker.invoice import Charge, Customer, Invoice, Line
 from worker.outcome import DeadLetter, Reason
-from worker.providers.base import json_number, merge_options
+from worker.providers.base import (
+    OptionConflict,
+    OptionRules,
+    json_number,
+    merge_options,
+)
 
 INVOICE_TYPES = {"invoice": "INVOICE"}
 CASH_SALE = "Cash Sale"
 INDIA = "IN"
 RATE_PLACES = Decimal("0.000001")
+# What identifies or prices the document is the mapping's, even where this invoice leaves it
+# out; ``billedTo`` fields are the mapping's where it wrote them (see ``OptionRules``). The
+# customer's country and GST state (its place of supply) are documented as given through
+# options too: the canonical form has them only as an address and a GSTIN.
+OPTION_RULES = OptionRules(
+    owned=frozenset({"invoiceNumber", "invoiceDate", "dueDate", "currency", "items"}),
+    replaceable={
+        "invoiceType": (str,),
+        "billedTo.country": (str,),
+        "billedTo.gstState": (str,),
+    },
+)
 
 
 def refuse_unsupported(invoice: Invoice) -> DeadLetter | None:
     """A dead letter for an invoice Refrens cannot take as it is, else None; never sent."""
     problem = _unsupported(invoice)
     if problem is None:
-        billed_to = build_request(invoice).get("billedTo")
+        try:
+            billed_to = build_request(invoice).get("billedTo")
+        except OptionConflict as exc:
+            return DeadLetter(reason=Reason.INVALID_PAYLOAD, error=str(exc))
         problem = _missing_customer_fields(billed_to if isinstance(billed_to, dict) else {})
     if problem is None:
         return None
     return DeadLetter(reason=Reason.INVALID_PAYLOAD, error=problem)
 
 
+def sent_number(invoice: Invoice) -> str | None:
+    """The invoice number the request for this invoice carries, or None: without one Refrens
+    has nothing to refuse a repeat by nor to look it up with (None too when its options would
+    be refused)."""
+    try:
+        number = build_request(invoice).get("invoiceNumber")
+    except OptionConflict:
+        return None
+    return number if isinstance(number, str) and number.strip() else None
+
+
 def build_request(invoice: Invoice) -> dict[str, Any]:
     """The JSON body for creating the invoice; call ``refuse_unsupported`` first."""
+    return merge_options(mapped_body(invoice), invoice.provider_options, OPTION_RULES)
+
+
+def mapped_body(invoice: Invoice) -> dict[str, Any]:
+    """The body as the mapping writes it from the canonical invoice, before ``provider_options``."""
     body: dict[str, Any] = {}
     if invoice.number is not None:
         body["invoiceNumber"] = invoice.number
@@ -80,7 +121,7 @@ def build_request(invoice: Invoice) -> dict[str, Any]:
     body["items"] = [item(line, factor) for line in invoice.lines] + [
         charge_item(charge, factor) for charge in invoice.charges
     ]
-    return merge_options(body, invoice.provider_options)
+    return body
 
 
 def gross_total(invoice: Invoice) -> Decimal:
