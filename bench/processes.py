@@ -34,7 +34,9 @@ def sandbox(*flags: str) -> Iterator[str]:
         process.communicate(timeout=15)
 
 
-def account_toml(*, provider: str, url: str = "http://unused", rate: str, concurrency: int,
+# Accounts whose adapter never sends (the instant provider, enqueue-only runs) still need a
+# base_url that passes the config's check: loopback, the discard port.
+def account_toml(*, provider: str, url: str = "http://127.0.0.1:9", rate: str, concurrency: int,
                  name: str = "bench") -> str:  # fmt: skip
     lines = [f"[accounts.{name}]", f'provider = "{provider}"', f'base_url = "{url}"',
              f'rate_limit = "{rate}"', f"concurrency = {concurrency}"]  # fmt: skip

@@ -27,7 +27,7 @@ async def _cli(ctx: Context) -> dict[str, Any]:
     path = ctx.workdir / "enqueue.jsonl"
     write_jsonl(path, lines, prefix="J")
     async with scratch(ctx.server_dsn, "enqueue") as dsn:
-        account = account_toml(provider="billclap", url="http://unused", rate="10/second",
+        account = account_toml(provider="billclap", url="http://127.0.0.1:9", rate="10/second",
                                concurrency=1)  # fmt: skip
         config = write_config(ctx.workdir / "enqueue.toml", dsn, account)
         started = time.time()

@@ -27,7 +27,7 @@ async def run(ctx: Context) -> ScenarioResult:
     async with scratch(ctx.server_dsn, "queue") as dsn:
         await bulk_load(dsn, count, prefix="Q")
         config = settings(
-            dsn, provider=instant.NAME, url="http://unused", concurrency=ctx.concurrency
+            dsn, provider=instant.NAME, url="http://127.0.0.1:9", concurrency=ctx.concurrency
         )
         async with recorded(dsn, ctx.pg_stat_statements) as statements:
             engine = await drain(config, ctx.workdir / "queue_engine.log")
