@@ -16,8 +16,8 @@ from bench.workload import invoice
 from worker.invoice import parse_invoice
 from worker.providers import http
 from worker.providers.base import HttpTimeouts
-from worker.providers.billclap import CREATE_PATH
-from worker.providers.billclap_mapping import build_request
+from worker.providers.billclap.adapter import CREATE_PATH
+from worker.providers.billclap.mapping import build_request
 
 
 async def ceiling(

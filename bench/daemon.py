@@ -4,7 +4,7 @@ registered, so a daemon subprocess can run against it (backlog scaling)."""
 from __future__ import annotations
 
 from bench.instant import register
-from worker.cli import main
+from worker.cli.main import main
 
 if __name__ == "__main__":
     register()

@@ -12,8 +12,8 @@ from collections.abc import AsyncIterator, Iterator
 
 import asyncpg
 
-from worker import migrate
-from worker.servers import admin, scratch_server, with_database
+from worker.store import migrate
+from worker.testing.postgres import admin, scratch_server, with_database
 
 ENV = "INVOICE_SYNC_BENCH_DATABASE_URL"
 

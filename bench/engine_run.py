@@ -1,4 +1,4 @@
-"""The real engine (``worker.daemon.run_worker``, exactly what ``invoice-sync run --drain``
+"""The real engine (``worker.engine.daemon.run_worker``, exactly what ``invoice-sync run --drain``
 calls) run in the bench's own process, so a profiler on the bench sees it, and timed from the
 first attempt to the last outcome written."""
 
@@ -15,8 +15,8 @@ from bench import instant
 from bench.processes import TOKEN
 from bench.workload import ACCOUNT
 from worker.config import Settings
-from worker.daemon import run_worker
-from worker.observe import configure_logging
+from worker.engine.daemon import run_worker
+from worker.logs import configure_logging
 
 UNLIMITED = "1000000/second"
 

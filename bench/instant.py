@@ -12,8 +12,8 @@ from typing import Any, ClassVar
 
 from worker.invoice import Invoice
 from worker.outcome import Outcome, Synced
-from worker.providers import PROVIDERS
 from worker.providers.base import Attempt, Credentials, HttpTimeouts, NoOptions, ProviderSpec
+from worker.providers.registry import PROVIDERS
 
 NAME = "bench-instant"
 # Wall clock of each instance's first call: the start of a throughput window.

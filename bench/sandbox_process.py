@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from worker.sandbox.faults import FaultConfig
-from worker.sandbox.server import SandboxHandle, serve_until_signalled, start_sandbox
+from worker.testing.sandbox.faults import FaultConfig
+from worker.testing.sandbox.server import SandboxHandle, serve_until_signalled, start_sandbox
 
 BENCH_PREFIX = "/_bench/"
 SANDBOX_PREFIX = "/_sandbox/"
@@ -105,8 +105,8 @@ async def serve(args: argparse.Namespace) -> None:
 async def _start(stand: Stand, faults: FaultConfig, token: str) -> SandboxHandle:
     # start_sandbox freezes the app when it starts serving, so the bench's middleware and
     # routes go in through a factory wrapper that runs before that.
-    from worker.sandbox import SANDBOXES  # noqa: PLC0415
-    from worker.sandbox.billclap import create_app  # noqa: PLC0415
+    from worker.testing.sandbox import SANDBOXES  # noqa: PLC0415
+    from worker.testing.sandbox.billclap.app import create_app  # noqa: PLC0415
 
     def factory(**options: object) -> web.Application:
         app = create_app(**options)  # type: ignore[arg-type]

@@ -1,4 +1,5 @@
--- Every runtime query of invoice-sync, one `-- name:` block each, loaded once by worker/queries.py.
+-- Every runtime query of invoice-sync, one `-- name:` block each, loaded once by
+-- worker/store/queries.py.
 -- The Python method that runs a query carries the query's name.
 
 -- name: outbox_claim

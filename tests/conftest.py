@@ -14,8 +14,8 @@ from collections.abc import AsyncIterator, Iterator
 import asyncpg
 import pytest
 
-from worker import migrate
-from worker.servers import admin, scratch_server, with_database
+from worker.store import migrate
+from worker.testing.postgres import admin, scratch_server, with_database
 
 
 @pytest.fixture(scope="session")

@@ -18,9 +18,9 @@ from aiohttp import web
 from tests.factories import invoice
 from worker.invoice import parse_invoice
 from worker.outcome import Outcome
-from worker.providers import PROVIDERS
 from worker.providers.base import Attempt, Credentials, HttpTimeouts, Provider
-from worker.sandbox.profile import SandboxProfile
+from worker.providers.registry import PROVIDERS
+from worker.testing.sandbox.profile import SandboxProfile
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

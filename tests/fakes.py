@@ -8,11 +8,11 @@ from typing import ClassVar
 
 from worker.config import HttpSettings, WorkerSettings
 from worker.durations import parse_rate
+from worker.engine.limits import AccountGate
+from worker.engine.runtimes import AccountRuntime
 from worker.invoice import Invoice
-from worker.limits import AccountGate
 from worker.outcome import Outcome, Synced
 from worker.providers.base import Attempt
-from worker.runtime import AccountRuntime
 
 
 class ScriptedProvider:

@@ -16,7 +16,7 @@ NAME = "queue_engine"
 
 
 def pool_size(concurrency: int) -> int:
-    """The daemon's pool size for this concurrency (``worker.daemon.run_worker``)."""
+    """The daemon's pool size for this concurrency (``worker.engine.daemon.run_worker``)."""
     return max(4, min(concurrency, 20))
 
 

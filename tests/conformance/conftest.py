@@ -1,6 +1,6 @@
 """Fixtures for the provider conformance suite: one sandbox and one adapter per profile.
 
-Everything here is read from ``worker.sandbox.PROFILES`` and ``worker.providers.PROVIDERS``;
+Everything here is read from ``worker.testing.sandbox.PROFILES`` and ``worker.providers.registry.PROVIDERS``;
 no provider is named, so a new provider joins the suite by registering its sandbox profile.
 """
 
@@ -13,11 +13,11 @@ import pytest
 
 from worker.invoice import parse_invoice
 from worker.outcome import Outcome
-from worker.providers import PROVIDERS
 from worker.providers.base import Attempt, Credentials, HttpTimeouts, Provider
-from worker.sandbox import PROFILES
-from worker.sandbox.profile import SandboxProfile
-from worker.sandbox.server import SandboxHandle, start_sandbox
+from worker.providers.registry import PROVIDERS
+from worker.testing.sandbox import PROFILES
+from worker.testing.sandbox.profile import SandboxProfile
+from worker.testing.sandbox.server import SandboxHandle, start_sandbox
 
 # Short enough that a commit-then-stall answer times out quickly, long enough for a loaded CI box.
 CALL_TIMEOUT = 1.5

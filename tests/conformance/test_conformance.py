@@ -17,8 +17,8 @@ from tests.conformance.conftest import CALL_TIMEOUT, Send
 from worker.invoice import parse_invoice
 from worker.outcome import DeadLetter, PauseAccount, PauseReason, RateLimited, Reason, Retry, Synced
 from worker.providers.base import Provider
-from worker.sandbox.profile import Failure, SandboxProfile
-from worker.sandbox.server import SandboxHandle
+from worker.testing.sandbox.profile import Failure, SandboxProfile
+from worker.testing.sandbox.server import SandboxHandle
 
 PAUSES = {
     Failure.AUTH_FAILED: PauseReason.AUTH_FAILED,

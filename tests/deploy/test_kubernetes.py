@@ -17,7 +17,7 @@ import yaml
 from tests.logins import apply_roles, login
 from tests.tools import keda_models, kubernetes_validate, node
 from worker.config import Settings, WorkerSettings
-from worker.metrics import Metrics, MetricsRefresher
+from worker.engine.metrics import Metrics, MetricsRefresher
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFESTS = ROOT / "deploy" / "kubernetes"

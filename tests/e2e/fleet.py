@@ -2,7 +2,7 @@
 a fleet of ``invoice-sync run`` replicas that can be killed and restarted.
 
 Nothing here names a provider: sandboxes, tokens and account keys come from
-``worker.sandbox.PROFILES``, so a provider that registers a profile joins every test built on
+``worker.testing.sandbox.PROFILES``, so a provider that registers a profile joins every test built on
 this module.
 """
 
@@ -23,8 +23,8 @@ from typing import Any
 
 from tests.e2e.processes import get_json
 from tests.factories import invoice
-from worker.sandbox import PROFILES
-from worker.sandbox.profile import SandboxProfile
+from worker.testing.sandbox import PROFILES
+from worker.testing.sandbox.profile import SandboxProfile
 
 
 def profiles() -> list[SandboxProfile]:

@@ -17,7 +17,7 @@ from typing import Any
 import asyncpg
 
 from worker.outcome import Reason
-from worker.sandbox.profile import SandboxProfile
+from worker.testing.sandbox.profile import SandboxProfile
 
 REASONS = frozenset(r.value for r in Reason)
 

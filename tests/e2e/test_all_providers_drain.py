@@ -21,8 +21,8 @@ import pytest
 from tests.e2e.fleet import account_block, option_flags, sandbox
 from tests.e2e.processes import cli, get_json, write_config
 from tests.factories import invoice
-from worker.sandbox import PROFILES
-from worker.sandbox.profile import SandboxProfile
+from worker.testing.sandbox import PROFILES
+from worker.testing.sandbox.profile import SandboxProfile
 
 pytestmark = pytest.mark.e2e
 

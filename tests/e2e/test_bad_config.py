@@ -13,8 +13,8 @@ import pytest
 import structlog
 
 from tests.e2e.processes import cli
-from worker.cli import main
-from worker.observe import LIBRARY_BRIDGE
+from worker.cli.main import main
+from worker.logs import LIBRARY_BRIDGE
 
 pytestmark = pytest.mark.e2e
 

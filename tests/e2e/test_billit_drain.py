@@ -16,7 +16,7 @@ import pytest
 
 from tests.e2e.processes import TOKEN, cli, get_json, sandbox, write_config
 from tests.factories import invoice
-from worker.sandbox.billit import PROFILE
+from worker.testing.sandbox.billit.app import PROFILE
 
 pytestmark = pytest.mark.e2e
 

@@ -21,7 +21,7 @@ import asyncpg
 import pytest
 
 from tests.e2e.processes import cli, processes_mentioning
-from worker.sandbox import PROFILES
+from worker.testing.sandbox import PROFILES
 
 pytestmark = pytest.mark.e2e
 

@@ -1,6 +1,6 @@
 """`invoice-sync dlq ...` and `status --watch` as subprocesses, against the BillClap sandbox.
 
-Flag mistakes are covered in-process by tests/unit/test_dlq_flags.py; here a few show the real
+Flag mistakes are covered in-process by tests/unit/cli/test_dlq.py; here a few show the real
 process prints one line and exits 2.
 """
 

@@ -34,7 +34,7 @@ from tests.e2e.fleet import (
 from tests.e2e.processes import cli, write_config
 from tests.e2e.test_health import fetch, free_port
 from tests.e2e.test_secrets import stored_text, with_password
-from worker.sandbox import PROFILES
+from worker.testing.sandbox import PROFILES
 
 pytestmark = pytest.mark.e2e
 

@@ -31,7 +31,7 @@ from tests.e2e.fleet import (
 )
 from tests.e2e.processes import cli, write_config
 from tests.factories import invoice
-from worker.sandbox.profile import Failure, SandboxProfile
+from worker.testing.sandbox.profile import Failure, SandboxProfile
 
 pytestmark = pytest.mark.e2e
 

@@ -2,10 +2,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from worker.backoff import MAX_RETRY_AFTER, honour_retry_after, retry_delay
 from worker.config import WorkerSettings
-from worker.decide import decide
-from worker.outbox import Claimed
 from worker.outcome import (
     DeadLetter,
     Outcome,
@@ -16,6 +13,8 @@ from worker.outcome import (
     Retry,
     Synced,
 )
+from worker.policy import MAX_RETRY_AFTER, decide, honour_retry_after, retry_delay
+from worker.store.outbox import Claimed
 
 SETTINGS = WorkerSettings(
     max_attempts=5, base_retry_delay=2, max_retry_delay=60, pause_cooldown=300

@@ -29,10 +29,8 @@ import asyncpg
 import structlog
 from rich.console import Console
 
-from worker import database, migrate
-from worker.accounts import AccountStore
+from worker.cli.enqueue import enqueue_lines
 from worker.config import Settings
-from worker.daemon import run_worker, worker_id
 from worker.demo import summary
 from worker.demo.config_file import write_config
 from worker.demo.configured import ignored_configuration, remove_rows
@@ -48,15 +46,17 @@ from worker.demo.stack import (
     sandboxes,
     workspace,
 )
-from worker.enqueue import enqueue_lines
+from worker.engine.daemon import run_worker, worker_id
 from worker.errors import InputError
-from worker.observe import configure_logging
-from worker.outbox import Outbox
-from worker.sandbox import PROFILES
-from worker.sandbox.faults import FaultConfig
-from worker.sandbox.server import SandboxHandle
+from worker.logs import configure_logging
+from worker.store import database, migrate
+from worker.store.accounts import AccountStore
+from worker.store.outbox import Outbox
+from worker.testing.sandbox import PROFILES
+from worker.testing.sandbox.faults import FaultConfig
+from worker.testing.sandbox.server import SandboxHandle
 
-# A little of everything the worker must survive; see worker.sandbox.faults.
+# A little of everything the worker must survive; see worker.testing.sandbox.faults.
 FAULTS = FaultConfig(latency=0.005, jitter=0.03, error_rate=0.02, stall_rate=0.01,
                      stall_seconds=4.0, rate429_rate=0.001, retry_after=0.5)  # fmt: skip
 
@@ -271,7 +271,7 @@ _LOOK_AROUND = ("status", "dlq list", "accounts list")
 
 def _commands() -> set[str]:
     """The subcommands this build has (``dlq`` arrives with its own change)."""
-    from worker.cli import build_parser  # noqa: PLC0415 - cli imports this module's caller
+    from worker.cli.main import build_parser  # noqa: PLC0415 - cli imports this module's caller
 
     for action in build_parser()._actions:
         if isinstance(action, argparse._SubParsersAction):

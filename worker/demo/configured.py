@@ -16,9 +16,9 @@ from typing import TypeVar
 
 import asyncpg
 
-from worker import database
 from worker.errors import StoreError
-from worker.queries import queries
+from worker.store import database
+from worker.store.queries import queries
 
 T = TypeVar("T")
 SOURCES = ("INVOICE_SYNC_CONFIG", "INVOICE_SYNC_DATABASE_URL", "INVOICE_SYNC_DATABASE_URL_FILE")

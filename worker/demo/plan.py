@@ -2,7 +2,7 @@
 whose credits run out) and the outbox rows it writes, with the dead letters it must produce.
 
 Pure and seeded. No provider is named: everything provider-specific comes from
-``worker.sandbox.PROFILES``, so a provider that registers a profile is in the demo.
+``worker.testing.sandbox.PROFILES``, so a provider that registers a profile is in the demo.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from datetime import date
 from typing import Any
 
 from worker.demo.samples import locale_for, malformed, sample_invoice
-from worker.sandbox.profile import SandboxProfile
+from worker.testing.sandbox.profile import SandboxProfile
 
 MIN_INVOICES = 20
 

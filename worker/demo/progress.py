@@ -19,9 +19,9 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from worker import database
 from worker.demo.plan import DemoPlan
-from worker.queries import queries
+from worker.store import database
+from worker.store.queries import queries
 
 REFRESH = 0.25
 

@@ -22,13 +22,12 @@ from pathlib import Path
 from types import FrameType
 from typing import TextIO, TypeVar
 
-from worker import database
 from worker.demo.plan import DemoAccount
-from worker.embedded import EmbeddedPostgres
-from worker.queries import queries
-from worker.sandbox.faults import FaultConfig
-from worker.sandbox.server import SandboxHandle, start_sandbox
-from worker.servers import with_database
+from worker.store import database
+from worker.store.queries import queries
+from worker.testing.postgres import EmbeddedPostgres, with_database
+from worker.testing.sandbox.faults import FaultConfig
+from worker.testing.sandbox.server import SandboxHandle, start_sandbox
 
 DEMO_DATABASE = "invoice_sync_demo"
 T = TypeVar("T")

@@ -11,12 +11,12 @@ import asyncpg
 from rich.console import Console
 from rich.table import Table
 
-from worker import database
-from worker.accounts import AccountStore
 from worker.demo.plan import DemoPlan
 from worker.demo.progress import Tally, read_tallies
-from worker.queries import queries
-from worker.sandbox.server import SandboxHandle
+from worker.store import database
+from worker.store.accounts import AccountStore
+from worker.store.queries import queries
+from worker.testing.sandbox.server import SandboxHandle
 
 MEANING = {
     "rejected": "the provider refused the data",

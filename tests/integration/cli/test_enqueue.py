@@ -1,0 +1,71 @@
+"""Bulk enqueue with parser processes (what the CLI does) gives the same report and the same rows,
+in file order, as validating in-process."""
+
+from __future__ import annotations
+
+import json
+
+import asyncpg
+import pytest
+
+from tests.factories import invoice
+from worker.cli import enqueue
+from worker.cli.enqueue import enqueue_lines
+from worker.store.outbox import Outbox
+
+
+def lines(count: int) -> tuple[list[str], list[int]]:
+    """``count`` lines, every seventh bad (a payload without lines) and every eleventh blank;
+    and the numbers of the bad ones."""
+    text, bad = [], []
+    for number in range(1, count + 1):
+        if number % 11 == 0:
+            text.append("   ")
+            continue
+        payload = invoice(f"P-{number}")
+        if number % 7 == 0:
+            payload["lines"] = []
+            bad.append(number)
+        record = {"account": "shop", "idempotency_key": f"k-{number}", "payload": payload}
+        text.append(json.dumps(record))
+    return text, bad
+
+
+@pytest.mark.parametrize("parsers", [0, 2])
+async def test_parsers_load_in_file_order_and_number_bad_lines(
+    pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch, parsers: int
+) -> None:
+    monkeypatch.setattr(enqueue, "CHUNK", 50)  # many blocks, so several parse at once
+    text, bad = lines(700)
+    report = await enqueue_lines(
+        text, Outbox(pool, worker_id="test"), accounts=frozenset({"shop"}), parsers=parsers
+    )
+    assert [number for number, _message in report.bad] == bad
+    assert all(message.startswith("payload: lines") for _number, message in report.bad)
+    good = [n for n in range(1, 701) if n % 11 and n not in bad]
+    assert (report.lines, report.loaded, report.repeated) == (700 - 700 // 11, len(good), 0)
+    keys = await pool.fetch("SELECT idempotency_key FROM invoice_sync.outbox ORDER BY id")
+    assert [r["idempotency_key"] for r in keys] == [f"k-{n}" for n in good]
+
+
+async def test_a_failing_copy_stops_the_parsers_and_keeps_what_was_loaded(
+    pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(enqueue, "CHUNK", 50)
+    outbox = Outbox(pool, worker_id="test")
+    real = outbox.enqueue_many
+    calls = 0
+
+    async def fail_third(rows: list[enqueue.Row]) -> int:
+        nonlocal calls
+        calls += 1
+        if calls == 3:
+            raise RuntimeError("database went away")
+        return await real(rows)
+
+    monkeypatch.setattr(outbox, "enqueue_many", fail_third)
+    with pytest.raises(RuntimeError, match="went away"):
+        await enqueue_lines(lines(700)[0], outbox, accounts=None, parsers=2)
+    assert calls == 3
+    count = await pool.fetchval("SELECT count(*) FROM invoice_sync.outbox")
+    assert count > 0  # the first two blocks stay committed

@@ -1,0 +1,224 @@
+import asyncio
+import time
+
+import asyncpg
+from structlog.testing import capture_logs
+
+from tests.factories import enqueue, invoice, table_count
+from tests.fakes import ScriptedProvider, fast_settings, runtime
+from worker.engine.loop import Engine
+from worker.outcome import (
+    DeadLetter,
+    Outcome,
+    PauseAccount,
+    PauseReason,
+    Reason,
+    Retry,
+    Synced,
+)
+from worker.providers.base import Attempt
+from worker.store.outbox import Outbox
+
+
+def engine(
+    pool: asyncpg.Pool,
+    dsn: str | None,
+    provider: ScriptedProvider,
+    concurrency: int = 4,
+    **settings: object,
+) -> Engine:
+    return Engine(
+        outbox=Outbox(pool, worker_id="test"),
+        runtimes={"shop": runtime(provider, concurrency=concurrency)},
+        settings=fast_settings(**settings),
+        listen_dsn=dsn,
+        rand=lambda: 1.0,
+    )
+
+
+async def test_drain_syncs_everything_and_exits(pool: asyncpg.Pool) -> None:
+    for i in range(25):
+        await enqueue(pool, "shop", f"k{i}")
+    provider = ScriptedProvider()
+    with capture_logs() as logs:
+        await asyncio.wait_for(engine(pool, None, provider).run(drain=True), 20)
+    assert await table_count(pool, "synced") == 25
+    assert await table_count(pool, "outbox") == 0
+    assert len(provider.calls) == 25
+    assert sum(e["event"] == "invoice.synced" for e in logs) == 25
+
+
+async def test_notify_wakes_an_idle_worker_long_before_the_poll(
+    pool: asyncpg.Pool, dsn: str
+) -> None:
+    provider = ScriptedProvider()
+    worker = engine(pool, dsn, provider, poll_interval=60)
+    task = asyncio.create_task(worker.run())
+    await asyncio.sleep(0.5)  # idle, listening
+    started = time.monotonic()
+    await enqueue(pool, "shop", "k1")
+    while await table_count(pool, "synced") == 0:
+        assert time.monotonic() - started < 5, "NOTIFY did not wake the worker"
+        await asyncio.sleep(0.02)
+    worker.stop()
+    await asyncio.wait_for(task, 10)
+
+
+async def test_invalid_payload_is_dead_lettered_and_never_sent(pool: asyncpg.Pool) -> None:
+    await enqueue(
+        pool, "shop", "bad", invoice(lines=[{"name": "x", "quantity": 0, "unit_price": 1}])
+    )
+    provider = ScriptedProvider()
+    await asyncio.wait_for(engine(pool, None, provider).run(drain=True), 20)
+    dead = await pool.fetchrow("SELECT reason, error FROM invoice_sync.dead_letter")
+    assert dead["reason"] == "invalid_payload"
+    assert "lines.0.quantity" in dead["error"]
+    assert provider.calls == []
+
+
+async def test_retries_then_exhausts(pool: asyncpg.Pool) -> None:
+    await enqueue(pool, "shop", "k1")
+    provider = ScriptedProvider(lambda a: Retry(error="HTTP 500: boom", http_status=500))
+    await asyncio.wait_for(engine(pool, None, provider, max_attempts=3).run(drain=True), 20)
+    dead = await pool.fetchrow("SELECT reason, error, attempts FROM invoice_sync.dead_letter")
+    assert dead["reason"] == "exhausted"
+    assert dead["attempts"] == 3
+    assert "boom" in dead["error"]
+    assert [a.number for a in provider.calls] == [1, 2, 3]
+
+
+async def test_unknown_outcome_is_remembered_by_the_next_attempt(pool: asyncpg.Pool) -> None:
+    await enqueue(pool, "shop", "k1")
+
+    def answer(a: Attempt) -> Retry | Synced:
+        if a.number == 1:
+            return Retry(error="timed out", outcome_unknown=True)
+        return Synced(provider_invoice_id="1")
+
+    provider = ScriptedProvider(answer)
+    await asyncio.wait_for(engine(pool, None, provider).run(drain=True), 20)
+    assert [a.prior_unknown for a in provider.calls] == [False, True]
+
+
+async def test_unknown_outcome_without_a_safe_retry_is_parked_as_ambiguous(
+    pool: asyncpg.Pool,
+) -> None:
+    await enqueue(pool, "shop", "k1", invoice(number=None))
+    provider = ScriptedProvider(lambda a: Retry(error="timed out", outcome_unknown=True))
+    await asyncio.wait_for(engine(pool, None, provider).run(drain=True), 20)
+    dead = await pool.fetchrow("SELECT reason FROM invoice_sync.dead_letter")
+    assert dead["reason"] == "ambiguous"
+    assert len(provider.calls) == 1  # never blindly sent again
+
+
+async def test_account_pause_dead_letters_one_and_holds_the_rest(pool: asyncpg.Pool) -> None:
+    for i in range(10):
+        await enqueue(pool, "shop", f"k{i}")
+    expired = PauseAccount(
+        reason=PauseReason.CREDITS_EXPIRED,
+        invoice=DeadLetter(
+            reason=Reason.CREDITS_EXPIRED, error="Credits Expired!!!", http_status=500
+        ),
+    )
+    provider = ScriptedProvider(lambda a: expired)
+    with capture_logs() as logs:
+        await asyncio.wait_for(engine(pool, None, provider).run(drain=True), 20)
+    assert await table_count(pool, "dead_letter") == 1
+    assert await table_count(pool, "outbox") == 9
+    state = await pool.fetchrow("SELECT paused, pause_reason FROM invoice_sync.account_state")
+    assert dict(state) == {"paused": True, "pause_reason": "credits_expired"}
+    assert any(e["event"] == "account.paused" for e in logs)
+    assert any(e["event"] == "worker.drain_left_paused" for e in logs)
+
+
+async def test_probe_success_resumes_the_account(pool: asyncpg.Pool) -> None:
+    for i in range(3):
+        await enqueue(pool, "shop", f"k{i}")
+    calls = 0
+
+    def answer(a: Attempt) -> PauseAccount | Synced:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            return PauseAccount(reason=PauseReason.AUTH_FAILED,
+                                invoice=DeadLetter(reason=Reason.AUTH_FAILED, error="Invalid token type"))  # fmt: skip
+        return Synced(provider_invoice_id=str(calls))
+
+    provider = ScriptedProvider(answer)
+    worker = engine(pool, None, provider, concurrency=1, pause_cooldown=0.3)
+    with capture_logs() as logs:
+        await asyncio.wait_for(
+            worker.run(drain=False) if False else _run_until_synced(worker, pool, 2), 20
+        )
+    assert any(e["event"] == "account.resumed" for e in logs)
+    assert not await pool.fetchval("SELECT paused FROM invoice_sync.account_state")
+
+
+async def _run_until_synced(worker: Engine, pool: asyncpg.Pool, count: int) -> None:
+    task = asyncio.create_task(worker.run())
+    while await table_count(pool, "synced") < count:
+        await asyncio.sleep(0.05)
+    worker.stop()
+    await task
+
+
+async def test_shutdown_gives_back_rows_not_yet_sent(pool: asyncpg.Pool) -> None:
+    for i in range(4):
+        await enqueue(pool, "shop", f"k{i}")
+    provider = ScriptedProvider(delay=0.5)
+    # One call at a time: one row in flight, one leased and waiting for the call slot, the
+    # rest unclaimed. The waiting one is given back unsent.
+    worker = engine(pool, None, provider, concurrency=1, shutdown_grace=5)
+    task = asyncio.create_task(worker.run())
+    while not provider.calls:
+        await asyncio.sleep(0.01)
+    worker.stop()
+    await asyncio.wait_for(task, 10)
+    assert await table_count(pool, "synced") == 1  # the in-flight call finished and was written
+    rows = await pool.fetch("SELECT state, attempts, lease_owner FROM invoice_sync.outbox")
+    assert len(rows) == 3
+    assert all(r["state"] == "pending" and r["lease_owner"] is None for r in rows)
+    assert all(r["attempts"] == 0 for r in rows)  # the waiting one was released, attempt given back
+
+
+async def test_forced_shutdown_releases_in_flight_rows_as_unknown(pool: asyncpg.Pool) -> None:
+    await enqueue(pool, "shop", "k1")
+    provider = ScriptedProvider(delay=30)
+    worker = engine(pool, None, provider)
+    task = asyncio.create_task(worker.run())
+    while not provider.calls:
+        await asyncio.sleep(0.01)
+    worker.stop()
+    worker.force()
+    await asyncio.wait_for(task, 10)
+    row = await pool.fetchrow("SELECT state, attempts, outcome_unknown FROM invoice_sync.outbox")
+    assert dict(row) == {"state": "pending", "attempts": 1, "outcome_unknown": True}
+
+
+async def test_rows_leased_ahead_are_not_sent_once_their_lease_is_nearly_over(
+    pool: asyncpg.Pool,
+) -> None:
+    # One call at a time, 1.2 s each, two rows leased at once, a 2 s lease: the second row of
+    # a claim would start its call 1.2 s after the claim, past its send-by (lease less half of
+    # it, the request timeout being longer). It is given back unsent and claimed again.
+    for i in range(3):
+        await enqueue(pool, "shop", f"k{i}")
+    sent_at: list[float] = []
+
+    class Timed(ScriptedProvider):
+        async def create_invoice(self, attempt: Attempt) -> Outcome:
+            sent_at.append(time.monotonic())
+            return await super().create_invoice(attempt)
+
+    provider = Timed(delay=1.2)
+    with capture_logs() as logs:
+        await asyncio.wait_for(
+            engine(pool, None, provider, concurrency=1, lease=2).run(drain=True), 30
+        )
+    assert await table_count(pool, "synced") == 3
+    for attempt, at in zip(provider.calls, sent_at, strict=True):
+        assert attempt.send_by is not None
+        assert at <= attempt.send_by
+    released = [e for e in logs if e["event"] == "invoice.released"]
+    assert released, "no row waited past its send-by"
+    assert all("lease ran out" in e["error"] for e in released)

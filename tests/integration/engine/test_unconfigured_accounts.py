@@ -1,0 +1,81 @@
+"""Rows for an account no running replica is configured for: replicas announce their accounts
+in the database as they refresh their metrics, and the gauge and `status` show the rows of the
+accounts nobody announced (or whose announcement ran out)."""
+
+from __future__ import annotations
+
+import json
+
+import asyncpg
+
+from tests.factories import enqueue
+from worker.engine.metrics import Metrics, MetricsRefresher
+from worker.store.stats import gather_status, render_status
+
+UNCONFIGURED = "invoice_sync_unconfigured_pending_invoices"
+
+
+async def replica(pool: asyncpg.Pool, *accounts: str) -> Metrics:
+    """One refresh by a replica configured for ``accounts``; returns its metrics."""
+    metrics = Metrics()
+    await MetricsRefresher(pool, metrics, accounts).refresh()
+    return metrics
+
+
+async def seed(pool: asyncpg.Pool) -> None:
+    """shop (ours), outlet (another replica's), typo (nobody's, twice), gone (announced by a
+    replica that has not been seen since its announcement ran out)."""
+    for account, key in [("shop", "s-1"), ("outlet", "o-1"), ("typo", "t-1"), ("typo", "t-2"),
+                         ("gone", "g-1")]:  # fmt: skip
+        await enqueue(pool, account, key)
+    await replica(pool, "outlet", "gone")
+    await pool.execute(
+        "UPDATE invoice_sync.replica_account SET expires_at = now() - interval '1 second'"
+        " WHERE account = 'gone'"
+    )
+
+
+def unconfigured(metrics: Metrics) -> dict[str, float]:
+    return {
+        sample.labels["account"]: sample.value
+        for family in metrics.registry.collect()
+        if family.name == UNCONFIGURED
+        for sample in family.samples
+    }
+
+
+async def test_the_gauge_counts_rows_no_running_replica_is_configured_for(
+    pool: asyncpg.Pool,
+) -> None:
+    await seed(pool)
+    metrics = await replica(pool, "shop")
+    assert unconfigured(metrics) == {"typo": 2, "gone": 1}
+    # The configured accounts' own gauges are as before.
+    assert metrics.registry.get_sample_value("invoice_sync_pending_invoices", {"account": "shop"})
+    # A replica configured for typo starts: its rows are no longer anybody's concern here.
+    await replica(pool, "typo")
+    refresher = MetricsRefresher(pool, metrics, ["shop"])
+    await refresher.refresh()
+    assert unconfigured(metrics) == {"gone": 1}
+
+
+async def test_status_shows_rows_no_running_replica_is_configured_for(
+    pool: asyncpg.Pool,
+) -> None:
+    await seed(pool)
+    await replica(pool, "shop")
+    status = await gather_status(pool)
+    assert status["unconfigured_pending"] == {"gone": 1, "typo": 2}
+    assert status["accounts"]["typo"]["configured"] is False
+    assert status["accounts"]["shop"]["configured"] is True
+    assert status["accounts"]["outlet"]["configured"] is True
+    assert json.loads(json.dumps(status, default=str))["unconfigured_pending"]["typo"] == 2
+
+    table = render_status(status)
+    rows = {line.split()[0]: line.rstrip() for line in table.splitlines() if line.strip()}
+    assert rows["typo"].endswith("no replica")
+    assert rows["shop"].endswith("active")
+    assert (
+        "3 invoices wait for accounts no running replica is configured for: typo (2), gone (1)"
+        in table
+    )

@@ -1,0 +1,250 @@
+import asyncio
+import json
+
+import asyncpg
+import pytest
+
+from tests.factories import enqueue, invoice, table_count
+from worker.errors import StoreError
+from worker.store.outbox import AccountAction, Claimed, ClaimRequest, Outbox, Resolution
+
+UNLIMITED = 1e9
+
+
+def store(pool: asyncpg.Pool, name: str = "w1") -> Outbox:
+    return Outbox(pool, worker_id=name)
+
+
+async def claim(
+    outbox: Outbox, wants: dict[str, int], *, lease: float, probe_cooldown: float
+) -> list[Claimed]:
+    """Claim with a bucket too large to limit anything (the limiter has its own tests)."""
+    requests = {a: ClaimRequest(rows=n, rate=UNLIMITED, burst=UNLIMITED) for a, n in wants.items()}
+    result = await outbox.outbox_claim(requests, lease=lease, probe_cooldown=probe_cooldown)
+    assert result.token_waits == {}
+    return result.rows
+
+
+async def test_enqueue_is_idempotent_and_returns_the_same_id(pool: asyncpg.Pool) -> None:
+    first = await enqueue(pool, "shop", "k1")
+    again = await enqueue(pool, "shop", "k1")
+    other_account = await enqueue(pool, "other", "k1")
+    assert first == again
+    assert other_account != first
+    assert await table_count(pool, "outbox") == 2
+
+
+async def test_a_synced_key_is_never_queued_again(pool: asyncpg.Pool) -> None:
+    row_id = await enqueue(pool, "shop", "k1")
+    outbox = store(pool)
+    [row] = await claim(outbox, {"shop": 5}, lease=60, probe_cooldown=60)
+    await outbox.outbox_record([
+        Resolution(id=row.id, claim=1, kind="synced", provider="billclap", provider_invoice_id="9")
+    ])  # fmt: skip
+    assert await enqueue(pool, "shop", "k1") == row_id  # the function reports the synced id
+    await pool.execute(
+        "INSERT INTO invoice_sync.outbox (account, idempotency_key, payload) VALUES ('shop', 'k1', '{}')"
+    )
+    assert await table_count(pool, "outbox") == 0  # a direct INSERT is skipped too
+
+
+async def test_claim_records_the_attempt_and_lease(pool: asyncpg.Pool) -> None:
+    await enqueue(pool, "shop", "k1")
+    [row] = await claim(store(pool), {"shop": 10}, lease=60, probe_cooldown=60)
+    assert row.attempt == 1
+    assert row.prior_unknown is False
+    assert json.loads(row.payload)["number"] == "k1"
+    state = await pool.fetchrow(
+        "SELECT state, lease_owner, outcome_unknown FROM invoice_sync.outbox"
+    )
+    assert dict(state) == {"state": "running", "lease_owner": "w1", "outcome_unknown": True}
+
+
+async def test_claim_honours_per_account_limits_and_due_time(pool: asyncpg.Pool) -> None:
+    for i in range(5):
+        await enqueue(pool, "a", f"a{i}")
+        await enqueue(pool, "b", f"b{i}")
+    await pool.execute(
+        "SELECT invoice_sync.enqueue('a', 'later', $1::jsonb, now() + interval '1 hour')",
+        json.dumps(invoice()),
+    )
+    rows = await claim(store(pool), {"a": 10, "b": 2}, lease=60, probe_cooldown=60)
+    by_account = {acc: sum(r.account == acc for r in rows) for acc in ("a", "b")}
+    assert by_account == {"a": 5, "b": 2}
+
+
+async def test_rows_whose_outcome_is_unknown_are_claimed_before_older_rows(
+    pool: asyncpg.Pool,
+) -> None:
+    for i in range(6):
+        await enqueue(pool, "shop", f"k{i}")
+    # k4 and k5 were tried and their outcome is unknown; they are due later than k0-k3.
+    await pool.execute(
+        "UPDATE invoice_sync.outbox SET outcome_unknown = true, attempts = 1,"
+        " available_at = now() - interval '1 second' WHERE idempotency_key IN ('k4', 'k5')"
+    )
+    await pool.execute(
+        "UPDATE invoice_sync.outbox SET available_at = now() - interval '1 hour'"
+        " WHERE NOT outcome_unknown"
+    )
+    outbox = store(pool)
+    first = await claim(outbox, {"shop": 3}, lease=60, probe_cooldown=60)
+    assert sorted((r.idempotency_key, r.prior_unknown) for r in first) == [
+        ("k0", False), ("k4", True), ("k5", True)
+    ]  # fmt: skip
+    rest = await claim(outbox, {"shop": 10}, lease=60, probe_cooldown=60)
+    assert sorted(r.idempotency_key for r in rest) == ["k1", "k2", "k3"]
+
+
+async def test_concurrent_claims_never_share_a_row(pool: asyncpg.Pool) -> None:
+    for i in range(200):
+        await enqueue(pool, "shop", f"k{i}")
+    workers = [store(pool, f"w{n}") for n in range(4)]
+
+    async def claim_all(outbox: Outbox) -> list[int]:
+        got: list[int] = []
+        while rows := await claim(outbox, {"shop": 7}, lease=60, probe_cooldown=60):
+            got.extend(r.id for r in rows)
+        return got
+
+    results = await asyncio.gather(*(claim_all(w) for w in workers))
+    claimed = [i for r in results for i in r]
+    assert len(claimed) == 200
+    assert len(set(claimed)) == 200
+
+
+async def test_expired_lease_is_rescued_and_reclaimed_as_unknown(pool: asyncpg.Pool) -> None:
+    await enqueue(pool, "shop", "k1")
+    dead_worker, rescuer = store(pool, "dead"), store(pool, "alive")
+    await claim(dead_worker, {"shop": 1}, lease=0.05, probe_cooldown=60)
+    await asyncio.sleep(0.1)
+    assert len(await rescuer.outbox_rescue()) == 1
+    [row] = await claim(rescuer, {"shop": 1}, lease=60, probe_cooldown=60)
+    assert row.attempt == 2
+    assert row.prior_unknown is True
+
+
+async def lease_lost(pool: asyncpg.Pool) -> tuple[Outbox, Outbox, Claimed, Claimed]:
+    """One row claimed by worker "slow", its lease run out, rescued and claimed by "fast":
+    both stores, the old claim and the new."""
+    await enqueue(pool, "shop", "k1")
+    slow, fast = store(pool, "slow"), store(pool, "fast")
+    [old] = await claim(slow, {"shop": 1}, lease=0.05, probe_cooldown=60)
+    await asyncio.sleep(0.1)
+    await fast.outbox_rescue()
+    [new] = await claim(fast, {"shop": 1}, lease=60, probe_cooldown=60)
+    return slow, fast, old, new
+
+
+async def test_a_fenced_out_worker_cannot_overwrite_the_new_attempt(pool: asyncpg.Pool) -> None:
+    slow, fast, old, new = await lease_lost(pool)
+    stale = await slow.outbox_record([
+        Resolution(id=old.id, claim=old.claim, kind="dead", reason="rejected", error="late")
+    ])  # fmt: skip
+    assert stale.applied == frozenset()
+    assert await table_count(pool, "dead_letter") == 0
+    fresh = await fast.outbox_record([
+        Resolution(id=new.id, claim=new.claim, kind="synced", provider="p", provider_invoice_id="1")
+    ])  # fmt: skip
+    assert fresh.applied == {new.id}
+    assert await table_count(pool, "synced") == 1
+
+
+async def test_a_late_outcome_cannot_land_on_a_later_claim_with_the_same_attempt_number(
+    pool: asyncpg.Pool,
+) -> None:
+    # A claim given back unsent counts its attempt back down, so two claims can both be
+    # "attempt 1": the fence is the claim, not the attempt.
+    slow, other, old, mid = await lease_lost(pool)
+    await other.outbox_record([Resolution(id=mid.id, claim=mid.claim, kind="retry", spend=False,
+                                          unknown=True)])  # fmt: skip
+    row = await pool.fetchrow("SELECT attempts, lease_owner FROM invoice_sync.outbox")
+    assert (row["attempts"], row["lease_owner"]) == (old.attempt, None)  # as the slow one left it
+    stale = await slow.outbox_record([
+        Resolution(id=old.id, claim=old.claim, kind="synced", provider="p", provider_invoice_id="1")
+    ])  # fmt: skip
+    assert stale.applied == frozenset()
+    assert await table_count(pool, "synced") == 0
+    assert (old.claim, mid.claim) == (1, 2)
+
+
+async def test_one_flush_moves_rows_atomically(pool: asyncpg.Pool) -> None:
+    for key in ("ok", "bad", "again", "back"):
+        await enqueue(pool, "shop", key)
+    outbox = store(pool)
+    rows = {
+        r.idempotency_key: r for r in await claim(outbox, {"shop": 4}, lease=60, probe_cooldown=60)
+    }
+    summary = await outbox.outbox_record([
+        Resolution(id=rows["ok"].id, claim=1, kind="synced", provider="billclap",
+                   provider_invoice_id="77", invoice_number="ok", link="https://x/77"),
+        Resolution(id=rows["bad"].id, claim=1, kind="dead", reason="rejected",
+                   error="Party detail is required", http_status=500, response={"status": False}),
+        Resolution(id=rows["again"].id, claim=1, kind="retry", delay=3600, unknown=True, error="timeout"),
+        Resolution(id=rows["back"].id, claim=1, kind="retry", spend=False, unknown=False),
+    ])  # fmt: skip
+    assert (summary.synced, summary.dead, summary.rescheduled) == (1, 1, 2)
+    synced = await pool.fetchrow("SELECT * FROM invoice_sync.synced")
+    assert synced["provider_invoice_id"] == "77"
+    assert synced["link"] == "https://x/77"
+    dead = await pool.fetchrow("SELECT * FROM invoice_sync.dead_letter")
+    assert dead["reason"] == "rejected"
+    assert dead["http_status"] == 500
+    assert json.loads(dead["payload"])["number"] == "bad"
+    left = {
+        r["idempotency_key"]: r
+        for r in await pool.fetch(
+            "SELECT idempotency_key, state, attempts, outcome_unknown, available_at > now() + interval '50 minutes' AS later FROM invoice_sync.outbox"
+        )
+    }
+    assert set(left) == {"again", "back"}
+    assert dict(left["again"]) | {} == {
+        "idempotency_key": "again",
+        "state": "pending",
+        "attempts": 1,
+        "outcome_unknown": True,
+        "later": True,
+    }
+    assert left["back"]["attempts"] == 0  # a release gives the attempt back
+    assert left["back"]["later"] is False
+
+
+async def test_a_failing_flush_leaves_every_row_where_it_was(pool: asyncpg.Pool) -> None:
+    await enqueue(pool, "shop", "ok")
+    await enqueue(pool, "shop", "bad")
+    outbox = store(pool)
+    rows = await claim(outbox, {"shop": 2}, lease=60, probe_cooldown=60)
+    with pytest.raises(StoreError, match="reason"):
+        await outbox.outbox_record([
+            Resolution(id=rows[0].id, claim=1, kind="synced", provider="p", provider_invoice_id="1"),
+            Resolution(id=rows[1].id, claim=1, kind="dead", reason="not-a-reason", error="x"),
+        ])  # fmt: skip
+    assert await table_count(pool, "synced") == 0
+    assert await table_count(pool, "outbox") == 2
+
+
+async def test_paused_accounts_are_not_claimed_except_one_probe(pool: asyncpg.Pool) -> None:
+    for i in range(3):
+        await enqueue(pool, "shop", f"k{i}")
+    outbox = store(pool)
+    [first] = await claim(outbox, {"shop": 1}, lease=60, probe_cooldown=60)
+    await outbox.outbox_record(
+        [Resolution(id=first.id, claim=1, kind="dead", reason="credits_expired", error="Credits Expired!!!")],
+        account_actions=[AccountAction(account="shop", pause_reason="credits_expired", pause_error="x", probe_in=0)],
+    )  # fmt: skip
+    probes = await claim(outbox, {"shop": 5}, lease=60, probe_cooldown=3600)
+    assert [p.probe for p in probes] == [True]
+    assert await claim(outbox, {"shop": 5}, lease=60, probe_cooldown=3600) == []
+    assert await outbox.outbox_unfinished(["shop"]) == (0, 2)
+
+
+async def test_throttled_account_waits(pool: asyncpg.Pool) -> None:
+    await enqueue(pool, "shop", "k1")
+    outbox = store(pool)
+    [row] = await claim(outbox, {"shop": 1}, lease=60, probe_cooldown=60)
+    await outbox.outbox_record(
+        [Resolution(id=row.id, claim=1, kind="retry", spend=False, delay=0)],
+        account_actions=[AccountAction(account="shop", throttle=3600)],
+    )
+    assert await claim(outbox, {"shop": 1}, lease=60, probe_cooldown=60) == []
+    assert await outbox.outbox_unfinished(["shop"]) == (1, 0)

@@ -1,0 +1,295 @@
+"""``invoice-sync dlq list|show|replay|purge``: the operator's view of the dead letters.
+
+Each subcommand validates its flags (one readable line and exit 2 for a mistake), then calls
+``worker.store.dead_letters``. ``replay`` exits 1 when some dead letters were refused, like
+``enqueue`` with bad lines, so a script notices.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeAlias, TypeVar
+
+from pydantic import ValidationError
+
+from worker.cli.enqueue import BadLine, storable_payload
+from worker.cli.tables import format_table, format_time
+from worker.config import Settings
+from worker.durations import parse_duration
+from worker.errors import InputError
+from worker.invoice import describe_validation_error, parse_invoice
+from worker.outcome import Reason
+from worker.store import database
+from worker.store.dead_letters import REFUSALS, DeadLetterFilter, DeadLetterStore, ReplayResult
+
+T = TypeVar("T")
+Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+
+EXAMPLES = {
+    "dlq": "invoice-sync dlq list --reason rejected --since 2h",
+    "list": "invoice-sync dlq list --account shop --since 2026-07-01T00:00 --json",
+    "show": "invoice-sync dlq show 4711",
+    "replay": "invoice-sync dlq replay 4711 --payload fixed-4711.json\n"
+    "  invoice-sync dlq replay --reason credits_expired --account shop --dry-run",
+    "purge": "invoice-sync dlq purge --older-than 30d --reason duplicate --dry-run",
+}
+
+
+def register(commands: Subparsers) -> None:
+    """Add ``dlq`` and its subcommands to the top-level subparsers."""
+    dlq = _add(commands, "dlq", "list, show, replay or purge dead letters")
+    actions = dlq.add_subparsers(dest="dlq_action", required=True, metavar="ACTION")
+    listing = _add(actions, "list", "list dead letters, newest first", cmd_list)
+    _add_filters(listing)
+    listing.add_argument("--limit", default="50", help="at most this many rows (default 50)")
+    listing.add_argument("--include-replayed", action="store_true",
+                         help="also list dead letters already replayed")  # fmt: skip
+    listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    show = _add(actions, "show", "everything about one dead letter", cmd_show)
+    show.add_argument("id", help="the dead letter's id (its outbox id, as `dlq list` shows)")
+    show.add_argument("--json", action="store_true", help="print JSON")
+    replay = _add(
+        actions,
+        "replay",
+        "move dead letters back to the outbox as new pending rows (refuses keys already synced or queued, and dead letters already replayed)",
+        cmd_replay,
+    )
+    replay.add_argument("ids", nargs="*", help="dead letter ids (or select with the filters)")
+    _add_filters(replay)
+    replay.add_argument("--all", action="store_true",
+                        help="with no ids or filters: replay every dead letter not yet replayed")  # fmt: skip
+    replay.add_argument("--payload", metavar="FILE",
+                        help="a corrected payload (canonical invoice JSON) for exactly one id")  # fmt: skip
+    replay.add_argument("--dry-run", action="store_true", help="report, change nothing")
+    purge = _add(actions, "purge", "delete old dead letters", cmd_purge)
+    purge.add_argument("--older-than", required=True, metavar="DURATION",
+                       help="delete those that died longer ago than this, e.g. 30d")  # fmt: skip
+    purge.add_argument("--reason", help="only this reason code")
+    purge.add_argument("--account", help="only this account")
+    purge.add_argument("--dry-run", action="store_true", help="count, delete nothing")
+
+
+def _add(
+    parent: Subparsers, name: str, help_: str, handler: Callable[..., int] | None = None
+) -> argparse.ArgumentParser:
+    label = "examples" if "\n" in EXAMPLES[name] else "example"
+    parser = parent.add_parser(
+        name, help=help_, description=help_, epilog=f"{label}:\n  {EXAMPLES[name]}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
+    if handler is not None:
+        parser.set_defaults(handler=handler)
+    return parser
+
+
+def _add_filters(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--reason", help=f"only this reason code ({', '.join(Reason)})")
+    parser.add_argument("--account", help="only this account")
+    parser.add_argument("--since", metavar="WHEN",
+                        help="dead since: a duration ago (2h, 3d) or an ISO timestamp (UTC if no offset)")  # fmt: skip
+
+
+def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
+    selection = _filter(args, limit=_positive_int("--limit", args.limit))
+    rows = _run(settings, lambda store: store.dead_letter_list(selection))
+    if args.json:
+        _print_json([asdict(row) for row in rows])
+        return 0
+    header = ["account", "id", "key", "reason", "http", "attempts", "dead_at", "error"]
+    if args.include_replayed:
+        header.append("replayed_to")
+    table = [
+        [row.account, str(row.id), row.idempotency_key, row.reason, _text(row.http_status),
+         str(row.attempts), format_time(row.dead_at), _short(row.error),
+         *([_text(row.replayed_to)] if args.include_replayed else [])]
+        for row in rows
+    ]  # fmt: skip
+    print(format_table(header, table) if table else "no dead letters match")
+    return 0
+
+
+def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
+    dead_letter_id = _positive_int("id", args.id)
+    row = _run(settings, lambda store: store.dead_letter_show(dead_letter_id))
+    if row is None:
+        raise InputError(f"no dead letter with id {dead_letter_id}")
+    if args.json:
+        _print_json(asdict(row))
+        return 0
+    fields = [("id", row.id), ("account", row.account), ("key", row.idempotency_key),
+              ("reason", row.reason), ("http status", _text(row.http_status)),
+              ("attempts", row.attempts), ("first attempt", format_time(row.first_attempt_at)),
+              ("dead at", format_time(row.dead_at)),
+              ("replayed", f"{format_time(row.replayed_at)} as outbox row {row.replayed_to}"
+               if row.replayed_at else "no")]  # fmt: skip
+    for name, value in fields:
+        print(f"{name + ':':<15}{value}")
+    print(f"error:\n  {row.error}")
+    print(f"provider response:\n{_indented_json(row.response)}")
+    print(f"payload:\n{_indented_json(row.payload)}")
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
+    ids = [_positive_int("id", value) for value in args.ids]
+    filtered = any(v is not None for v in (args.reason, args.account, args.since))
+    if ids and (filtered or args.all):
+        raise InputError(
+            "dlq replay: give ids or filters (--reason, --account, --since, --all), not both"
+        )
+    if not ids and not filtered and not args.all:
+        raise InputError(
+            "dlq replay: name ids or filters; --all replays every dead letter not yet replayed"
+        )
+    payload = _corrected_payload(args.payload, ids) if args.payload else None
+    selection = None if ids else _filter(args, limit=None)
+
+    async def replay(store: DeadLetterStore) -> list[ReplayResult]:
+        chosen = (
+            ids if selection is None else [r.id for r in await store.dead_letter_list(selection)]
+        )
+        return await store.dead_letter_replay(chosen, payload=payload, dry_run=args.dry_run)
+
+    results = _run(settings, replay)
+    _print_replay(results, dry_run=args.dry_run)
+    return 1 if any(r.refused for r in results) else 0
+
+
+def cmd_purge(args: argparse.Namespace, settings: Settings) -> int:
+    older_than = _duration("--older-than", args.older_than)
+    reason = _reason(args.reason)
+    counts = _run(
+        settings,
+        lambda store: store.dead_letter_purge(
+            older_than, reason=reason, account=args.account, dry_run=args.dry_run
+        ),
+    )
+    total = sum(c.count for c in counts)
+    verb = "would delete" if args.dry_run else "deleted"
+    print(f"{verb} {total} dead letter{'s' * (total != 1)} older than {args.older_than}")
+    for count in counts:
+        print(f"  {count.account}  {count.reason}  {count.count}")
+    return 0
+
+
+def _print_replay(results: list[ReplayResult], *, dry_run: bool) -> None:
+    done = [r for r in results if r.refused is None]
+    refused = [r for r in results if r.refused is not None]
+    for r in done:
+        verb = "would replay" if dry_run else "replayed"
+        print(f"{verb} {r.id} ({r.account}/{r.idempotency_key}) as outbox row {r.replayed_to}")
+    for r in refused:
+        where = f" ({r.account}/{r.idempotency_key})" if r.account else ""
+        print(f"refused {r.id}{where}: {REFUSALS[r.refused or '']}")
+    why: dict[str, int] = {}
+    for r in refused:
+        why[REFUSALS[r.refused or ""]] = why.get(REFUSALS[r.refused or ""], 0) + 1
+    reasons = "".join(f"; {count} {text}" for text, count in why.items())
+    print(f"{'dry run: ' if dry_run else ''}replayed {len(done)}, refused {len(refused)}{reasons}")
+
+
+def _corrected_payload(path: str, ids: list[int]) -> str:
+    if len(ids) != 1:
+        raise InputError("dlq replay --payload: give exactly one dead letter id")
+    try:
+        text = Path(path).read_bytes().decode("utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path} is not UTF-8 (byte {exc.start})") from exc
+    try:
+        parse_invoice(text)
+    except ValidationError as exc:
+        raise InputError(
+            f"{path} is not a valid invoice: {describe_validation_error(exc)}"
+        ) from exc
+    try:
+        return storable_payload(text)
+    except BadLine as exc:  # what PostgreSQL's jsonb cannot hold: checked here, not at replay
+        raise InputError(f"{path}: {str(exc).removeprefix('payload: ')}") from exc
+
+
+def _filter(args: argparse.Namespace, *, limit: int | None) -> DeadLetterFilter:
+    return DeadLetterFilter(
+        reason=_reason(args.reason),
+        account=args.account,
+        since=_since(args.since) if args.since else None,
+        include_replayed=getattr(args, "include_replayed", False),
+        limit=limit,
+    )
+
+
+def _reason(value: str | None) -> str | None:
+    if value is not None and value not in set(Reason):
+        raise InputError(f"--reason {value!r} is not a reason code; known: {', '.join(Reason)}")
+    return value
+
+
+def _since(value: str) -> datetime:
+    try:
+        return datetime.now(UTC) - timedelta(seconds=parse_duration(value))
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise InputError(
+            f"--since {value!r} is neither a duration such as '2h' nor an ISO timestamp"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _duration(flag: str, value: str) -> float:
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise InputError(f"{flag}: {exc}") from exc
+
+
+def _positive_int(name: str, value: str) -> int:
+    if not value.isdigit() or int(value) < 1 or int(value) >= 2**63:
+        raise InputError(f"{name} {value!r} is not a positive whole number")
+    return int(value)
+
+
+def _short(error: str, width: int = 60) -> str:
+    line = error.splitlines()[0] if error else ""
+    return line if len(line) <= width else line[: width - 3] + "..."
+
+
+def _text(value: object) -> str:
+    return "-" if value is None else str(value)
+
+
+def _indented_json(value: Any) -> str:
+    if value is None:
+        return "  (none)"
+    text = json.dumps(value, indent=2, ensure_ascii=False)
+    return "\n".join("  " + line for line in text.splitlines())
+
+
+def _print_json(value: Any) -> None:
+    print(json.dumps(value, indent=2, default=_json_default))
+
+
+def _json_default(value: object) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def _run(settings: Settings, action: Callable[[DeadLetterStore], Awaitable[T]]) -> T:
+    async def with_store() -> T:
+        pool = await database.create_pool(settings.database_dsn(), min_size=1, max_size=2)
+        try:
+            return await action(DeadLetterStore(pool))
+        finally:
+            await pool.close()
+
+    return asyncio.run(with_store())

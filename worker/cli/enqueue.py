@@ -1,0 +1,279 @@
+"""Bulk enqueue of JSON Lines ``{"account", "idempotency_key", "payload"[, "available_at"]}``.
+
+Every line is validated (the payload against the canonical invoice) before it is written; bad
+lines are reported by line number and the good ones are loaded in chunks of one COPY each, in
+file order. A chunk that is committed stays committed, so a failure later in the file loses
+nothing before it. The CLI validates in parser processes, a few chunks ahead of the COPY.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import multiprocessing
+import re
+from collections import deque
+from collections.abc import AsyncGenerator, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from pydantic import ValidationError
+
+from worker.invoice import (
+    MAX_PAYLOAD_BYTES,
+    describe_validation_error,
+    parse_invoice,
+    shown_key,
+)
+from worker.store.outbox import Outbox
+
+CHUNK = 5000
+# More parser processes than this only queue up behind the COPY.
+MAX_ENQUEUE_PARSERS = 4
+# A JSON \u0000 escape (not an escaped backslash followed by "u0000"): PostgreSQL's jsonb and
+# text cannot hold NUL, and one such line would otherwise fail its whole chunk.
+NUL_ESCAPE = re.compile(r"(?:^|[^\\])(?:\\\\)*\\u0000")
+Row = tuple[str, str, str, datetime | None]
+# A number in exponent form, which PostgreSQL writes out in full (1e+16: 17 digits).
+EXPONENT = re.compile(r"\d[eE][-+]?\d")
+# A line this long cannot hold a payload within the limit (escapes and spacing aside): it is
+# refused before it is parsed, which would take many times its size in memory.
+MAX_LINE_CHARS = 16 * MAX_PAYLOAD_BYTES
+
+
+@dataclass(kw_only=True)
+class EnqueueReport:
+    lines: int = 0
+    loaded: int = 0
+    repeated: int = 0
+    bad: list[tuple[int, str]] = field(default_factory=list)
+
+
+class BadLine(ValueError):  # noqa: N818 - a value, not raised past this module
+    pass
+
+
+def parse_line(text: str, accounts: frozenset[str] | None) -> Row:
+    """One JSON Lines record as an outbox row; ``BadLine`` says what is wrong with it.
+
+    A line is accepted only if PostgreSQL can store it and the engine will accept its payload:
+    the payload is validated from the JSON text the outbox will hold, as the engine reads it.
+    """
+    record = _record(text)
+    extra = set(record) - {"account", "idempotency_key", "payload", "available_at"}
+    if extra:
+        raise BadLine(f"unknown keys: {', '.join(sorted(shown_key(k) for k in extra))}")
+    account, key = record.get("account"), record.get("idempotency_key")
+    for name, value in (("account", account), ("idempotency_key", key)):
+        if not isinstance(value, str) or not 1 <= len(value) <= 200:
+            raise BadLine(f"{name}: expected a string of 1 to 200 characters")
+        if not _storable(value):
+            raise BadLine(f"{name}: contains a NUL character, bytes that are not UTF-8 or an "
+                          "unpaired surrogate")  # fmt: skip
+    assert isinstance(account, str)
+    assert isinstance(key, str)
+    if accounts is not None and account not in accounts:
+        raise BadLine(f"account {account!r} is not configured")
+    payload = _payload_text(record.get("payload"))
+    try:
+        parse_invoice(payload)
+    except ValidationError as exc:
+        raise BadLine(f"payload: {describe_validation_error(exc, limit=3)}") from exc
+    return account, key, payload, _available_at(record.get("available_at"))
+
+
+def storable_payload(text: str) -> str:
+    """A payload given as JSON text (``dlq replay --payload``) as the outbox will hold it, or
+    ``BadLine`` when PostgreSQL's jsonb could not hold it (NaN, 1e400, \\u0000), checked as an
+    enqueued line's payload is. Whether it is an invoice is the caller's check."""
+    return _payload_text(_loads(text))
+
+
+def _record(text: str) -> dict[str, object]:
+    if len(text) > MAX_LINE_CHARS:
+        raise BadLine(
+            f"{len(text)} characters: far over the payload limit of {MAX_PAYLOAD_BYTES} bytes "
+            "(256 KiB); not read"
+        )
+    record = _loads(text)
+    if not isinstance(record, dict):
+        raise BadLine("expected a JSON object")
+    return record
+
+
+def _loads(text: str) -> object:
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise BadLine(f"not JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise BadLine("not JSON we accept: nested too deeply") from exc
+
+
+def _payload_text(payload: object) -> str:
+    try:
+        text = json.dumps(payload, ensure_ascii=False, allow_nan=False)
+    except RecursionError as exc:
+        raise BadLine("payload: nested too deeply") from exc
+    except ValueError as exc:  # NaN, Infinity, or a number too large for a float (1e400)
+        raise BadLine(
+            "payload: NaN, Infinity and numbers out of a double's range are not JSON"
+        ) from exc
+    # The substring test first: the regular expression costs more than the rest of the line.
+    if not _storable(text) or ("\\u0000" in text and NUL_ESCAPE.search(text)):
+        raise BadLine(
+            "payload: contains a NUL character (\\u0000), bytes that are not UTF-8 or an "
+            "unpaired surrogate, which PostgreSQL cannot store"
+        )
+    size = stored_bytes(payload, text)
+    if size > MAX_PAYLOAD_BYTES:
+        raise BadLine(
+            f"payload: {size} bytes of JSON, over the limit of {MAX_PAYLOAD_BYTES} (256 KiB)"
+        )
+    return text
+
+
+def stored_bytes(payload: object, text: str) -> int:
+    """The size of ``text`` (``payload`` as JSON) once PostgreSQL holds it as jsonb and writes
+    it out, which the outbox's constraint bounds: the same text, except that a number written
+    with an exponent is written out in full."""
+    size = len(text.encode("utf-8"))
+    if EXPONENT.search(text):
+        size += sum(_written_out_growth(number) for number in _floats(payload))
+    return size
+
+
+def _written_out_growth(number: float) -> int:
+    written = repr(number)  # what json.dumps writes
+    if "e" not in written:
+        return 0
+    return len(format(Decimal(written), "f")) - len(written)
+
+
+def _floats(value: object) -> Iterator[float]:
+    if isinstance(value, float):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _floats(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _floats(item)
+
+
+def _storable(text: str) -> bool:
+    """Valid UTF-8 without NUL: what PostgreSQL text and jsonb can hold. (Input that was not
+    UTF-8 is read with ``surrogateescape``: its bad bytes are surrogates, refused here.)"""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _available_at(value: object) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(str(value))
+    except ValueError as exc:
+        raise BadLine("available_at: expected an ISO 8601 timestamp") from exc
+    if moment.tzinfo is None:
+        raise BadLine("available_at: give a time zone (e.g. 2026-07-01T09:00:00Z)")
+    try:
+        # Stored as UTC: 9999-12-31T23:59:59-14:00 is past the last moment a datetime holds,
+        # and would fail its whole chunk's COPY if found there.
+        return moment.astimezone(UTC)
+    except OverflowError as exc:
+        raise BadLine("available_at: out of range once converted to UTC") from exc
+
+
+async def enqueue_lines(
+    lines: Iterable[str],
+    outbox: Outbox,
+    *,
+    accounts: frozenset[str] | None,
+    parsers: int = 0,
+) -> EnqueueReport:
+    """Validate and load ``lines``. With ``parsers`` > 0, blocks of lines are validated in that
+    many processes while the previous block is being copied in (validation is most of the work,
+    and the COPY otherwise waits for it); blocks are still loaded in file order."""
+    report = EnqueueReport()
+    if parsers <= 0:
+        blocks: AsyncGenerator[Parsed, None] = _parsed_here(lines, accounts)
+    else:
+        blocks = _parsed_elsewhere(lines, accounts, parsers)
+    async with contextlib.aclosing(blocks):  # a failed COPY stops the parsers at once
+        async for parsed in blocks:
+            report.lines += parsed.lines
+            report.bad += parsed.bad
+            if parsed.rows:
+                inserted = await outbox.enqueue_many(parsed.rows)
+                report.loaded += inserted
+                report.repeated += len(parsed.rows) - inserted
+    return report
+
+
+@dataclass(kw_only=True, slots=True)
+class Parsed:
+    """One block of the file, validated."""
+
+    lines: int = 0
+    rows: list[Row] = field(default_factory=list)
+    bad: list[tuple[int, str]] = field(default_factory=list)
+
+
+def parse_block(numbered: list[tuple[int, str]], accounts: frozenset[str] | None) -> Parsed:
+    """Validate one block of (line number, text); runs in a parser process or in this one."""
+    parsed = Parsed()
+    for number, text in numbered:
+        if not text.strip():
+            continue
+        parsed.lines += 1
+        try:
+            parsed.rows.append(parse_line(text, accounts))
+        except BadLine as exc:
+            parsed.bad.append((number, str(exc)))
+    return parsed
+
+
+def _blocks(lines: Iterable[str]) -> Iterator[list[tuple[int, str]]]:
+    block: list[tuple[int, str]] = []
+    for numbered in enumerate(lines, start=1):
+        block.append(numbered)
+        if len(block) >= CHUNK:
+            yield block
+            block = []
+    if block:
+        yield block
+
+
+async def _parsed_here(
+    lines: Iterable[str], accounts: frozenset[str] | None
+) -> AsyncGenerator[Parsed, None]:
+    for block in _blocks(lines):
+        yield parse_block(block, accounts)
+
+
+async def _parsed_elsewhere(
+    lines: Iterable[str], accounts: frozenset[str] | None, parsers: int
+) -> AsyncGenerator[Parsed, None]:
+    """Blocks validated by a pool of ``parsers`` processes, a few blocks ahead of the COPY (so
+    memory stays bounded however long the file), yielded in file order."""
+    loop = asyncio.get_running_loop()
+    # fork: the children need nothing but this module's functions, already imported; the
+    # other start methods would import the CLI again in each (a second or more).
+    context = multiprocessing.get_context("fork")
+    ahead: deque[asyncio.Future[Parsed]] = deque()
+    with ProcessPoolExecutor(max_workers=parsers, mp_context=context) as pool:
+        for block in _blocks(lines):
+            ahead.append(loop.run_in_executor(pool, parse_block, block, accounts))
+            if len(ahead) > parsers * 2:
+                yield await ahead.popleft()
+        while ahead:
+            yield await ahead.popleft()

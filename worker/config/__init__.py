@@ -1,0 +1,302 @@
+"""Settings: defaults < TOML file < environment, validated once at start-up.
+
+The TOML file comes from ``--config PATH`` or ``INVOICE_SYNC_CONFIG``; environment variables use
+the ``INVOICE_SYNC_`` prefix with ``__`` for nesting (``INVOICE_SYNC_WORKER__BATCH_SIZE=50``).
+Tokens come from exactly one of ``token``, ``token_env`` or ``token_file`` and are held as
+``SecretStr`` so they never print; the database URL from ``database_url`` or
+``database_url_file``. Any problem is a ``ConfigError`` whose message is one line naming the
+key, never showing a secret.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ByteSize,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
+
+from worker.config.accounts import AccountSettings, account_name_problem, option_secrets
+from worker.config.database_url import dsn_passwords, dsn_problem, read_dsn_file
+from worker.durations import parse_duration
+from worker.errors import ConfigError
+
+Duration = Annotated[float, BeforeValidator(parse_duration), Field(ge=0)]
+DEFAULT_TEST_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class WorkerSettings(_Section):
+    batch_size: int = Field(default=100, ge=1, le=10_000)
+    poll_interval: Duration = 5.0
+    lease: Duration = 300.0
+    shutdown_grace: Duration = 30.0
+    max_attempts: int = Field(default=10, ge=1)
+    base_retry_delay: Duration = 2.0
+    max_retry_delay: Duration = 3600.0
+    unknown_outcome: Literal["park", "retry"] = "park"
+    flush_interval: Duration = 0.05
+    pause_cooldown: Duration = 300.0
+    max_age: Duration = 86400.0
+    """Give up on an invoice (``exhausted``) once its first attempt is this old."""
+    breaker_failures: int = Field(default=10, ge=1)
+    """Consecutive failed calls (5xx, timeouts, resets) that open an account's breaker."""
+    breaker_cooldown: Duration = 10.0
+    """How long an opened breaker waits before one probing call; doubled after each failed
+    probe, up to ``breaker_max_cooldown``. Short, so a flaky (not dead) provider costs little."""
+    breaker_max_cooldown: Duration = 60.0
+
+
+class HttpSettings(_Section):
+    connect_timeout: Duration = 5.0
+    request_timeout: Duration = 30.0
+    """Seconds for a whole provider call, its answer's body included (a dripping body too)."""
+    max_response_size: ByteSize = Field(default=ByteSize(1024 * 1024), ge=1024)
+    """The most of one answer read (bytes after decompression, or "1MiB"); a larger answer
+    fails like a timeout after sending: the outcome is unknown."""
+
+
+class ObserveSettings(_Section):
+    log_format: Literal["auto", "json", "console"] = "auto"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    listen: str = "127.0.0.1:9464"
+    """Where /metrics, /healthz and /readyz are served: HOST:PORT (port 0: any free one) or off."""
+
+    @field_validator("listen")
+    @classmethod
+    def _listen_is_an_address(cls, value: str) -> str:
+        listen_address(value)
+        return value
+
+    def listen_on(self) -> tuple[str, int] | None:
+        return listen_address(self.listen)
+
+
+def listen_address(value: str) -> tuple[str, int] | None:
+    """``"127.0.0.1:9464"``, ``"[::1]:9464"``, ``"0.0.0.0:0"``; None for ``off``."""
+    if value.strip().lower() in {"off", "none", ""}:
+        return None
+    host, sep, port = value.strip().rpartition(":")
+    if not sep or not port.isdigit() or not host or int(port) > 65535:
+        raise ValueError(f"expected HOST:PORT or off, got {value!r}")
+    return host.strip("[]"), int(port)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="INVOICE_SYNC_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    database_url: SecretStr | None = None
+    database_url_file: Path | None = None
+    """A file holding the database URL (a Kubernetes secret volume, systemd credentials)."""
+    worker: WorkerSettings = WorkerSettings()
+    http: HttpSettings = HttpSettings()
+    observe: ObserveSettings = ObserveSettings()
+    accounts: dict[str, AccountSettings] = {}
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_url(cls, value: SecretStr | None) -> SecretStr | None:
+        # Checked here so that a typo is a config error at start-up (exit 2, naming the key),
+        # not a connection failure later; the message never repeats the URL (it may hold a
+        # password).
+        if value is not None:
+            problem = dsn_problem(value.get_secret_value())
+            if problem is not None:
+                raise ValueError(problem)
+        return value
+
+    @field_validator("database_url_file")
+    @classmethod
+    def _readable_url_file(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            read_dsn_file(value)
+        return value
+
+    @field_validator("accounts")
+    @classmethod
+    def _printable_account_names(
+        cls, value: dict[str, AccountSettings]
+    ) -> dict[str, AccountSettings]:
+        for name in value:
+            problem = account_name_problem(name)
+            if problem is not None:
+                raise ValueError(problem)
+        return value
+
+    @model_validator(mode="after")
+    def _database_url_from_file(self) -> Settings:
+        if self.database_url_file is None:
+            return self
+        if self.database_url is not None:
+            raise ValueError("give one of database_url, database_url_file, not both")
+        self.database_url = read_dsn_file(self.database_url_file)
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The TOML file is passed as init values; the environment must win over it.
+        return (env_settings, init_settings)
+
+    def database_dsn(self) -> str:
+        if self.database_url is None:
+            raise ConfigError(
+                "database_url: not set (config file, INVOICE_SYNC_DATABASE_URL or "
+                "INVOICE_SYNC_DATABASE_URL_FILE)"
+            )
+        return self.database_url.get_secret_value()
+
+    def secrets(self) -> list[str]:
+        """Every secret value in this config, for log redaction."""
+        found: list[str] = []
+        if self.database_url is not None:
+            found.extend(dsn_passwords(self.database_url.get_secret_value()))
+        for account in self.accounts.values():
+            try:
+                token = account.resolve_token()
+            except ConfigError:
+                token = None
+            if token is not None:
+                found.append(token.get_secret_value())
+            found.extend(option_secrets(account))
+        return [s for s in found if len(s) >= 4]
+
+
+def config_path(explicit: str | None) -> Path | None:
+    chosen = explicit or os.environ.get("INVOICE_SYNC_CONFIG")
+    return Path(chosen) if chosen else None
+
+
+def load_settings(path: Path | None, *, environment: bool = True) -> Settings:
+    """Read and validate the configuration; raise ``ConfigError`` with one readable line.
+    ``environment=False`` reads the file alone, without ``INVOICE_SYNC_`` overrides."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        data = _read_toml(path)
+    try:
+        settings = (Settings if environment else _FileOnlySettings)(**data)
+    except ValidationError as exc:
+        raise ConfigError(describe_config_error(exc)) from exc
+    except SettingsError as exc:
+        raise ConfigError(_describe_settings_error(exc)) from exc
+    _check_accounts(settings)
+    return settings
+
+
+class _FileOnlySettings(Settings):
+    """Settings from the values given alone (a file another program wrote, e.g. the demo's)."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_bytes().decode("utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"config file {path}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {path}: not UTF-8 (byte {exc.start})") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path}: not valid TOML: {exc}") from exc
+
+
+def _describe_settings_error(exc: SettingsError) -> str:
+    """pydantic-settings could not decode a nested override (``INVOICE_SYNC_ACCOUNTS='{bad'``):
+    name the variable, never its value (it may hold a token)."""
+    match = re.search(r'field "(\w+)"', str(exc))
+    prefix = f"INVOICE_SYNC_{match.group(1).upper()}" if match else "INVOICE_SYNC_"
+    for variable, value in sorted(os.environ.items()):
+        if variable.upper().startswith(prefix) and _broken_json(value):
+            prefix = variable
+            break
+    return f"{prefix}: not valid JSON (a section given whole must be a JSON object)"
+
+
+def _broken_json(text: str) -> bool:
+    """Meant as JSON (pydantic-settings decodes a value that opens an object or a list) but
+    not valid JSON."""
+    if not text.lstrip().startswith(("{", "[")):
+        return False
+    try:
+        json.loads(text)
+    except ValueError:
+        return True
+    return False
+
+
+def _check_accounts(settings: Settings) -> None:
+    # Imported here: the providers' modules are heavier than config and need none of it.
+    from worker.providers.registry import PROVIDERS  # noqa: PLC0415
+
+    for name, account in settings.accounts.items():
+        spec = PROVIDERS.get(account.provider)
+        if spec is None:
+            known = ", ".join(sorted(PROVIDERS))
+            raise ConfigError(
+                f"accounts.{name}.provider: {account.provider!r} is not one of {known}"
+            )
+        try:
+            options = spec.options.model_validate(account.options)
+        except ValidationError as exc:
+            raise ConfigError(describe_config_error(exc, prefix=f"accounts.{name}")) from exc
+        has_token = any(
+            value is not None for value in (account.token, account.token_env, account.token_file)
+        )
+        if spec.check_credentials is not None:
+            problem = spec.check_credentials(options, has_token)
+        elif spec.needs_token and not has_token:
+            problem = "give one of token, token_env, token_file"
+        else:
+            problem = None
+        if problem is not None:
+            raise ConfigError(f"accounts.{name}: {problem}")
+
+
+def describe_config_error(exc: ValidationError, prefix: str = "") -> str:
+    """The first problem as one line: ``worker.batch_size: Input should be ...``."""
+    first = exc.errors(include_url=False, include_input=False)[0]
+    parts = [prefix] if prefix else []
+    parts.extend(str(p) for p in first["loc"])
+    where = ".".join(parts) or "config"
+    message = first["msg"].removeprefix("Value error, ")
+    extra = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"{where}: {message}{extra}"

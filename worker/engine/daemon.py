@@ -1,0 +1,101 @@
+"""Start-up and signals for ``invoice-sync run``: connect, check the schema, build the accounts,
+run the engine until drained or signalled."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import signal
+import socket
+
+import structlog
+
+from worker.config import Settings
+from worker.engine.health import HealthServer, Vitals
+from worker.engine.loop import Engine
+from worker.engine.metrics import Metrics, MetricsRefresher
+from worker.engine.runtimes import build_runtimes
+from worker.errors import StoreError
+from worker.store import database, migrate
+from worker.store.outbox import Outbox
+
+log = structlog.get_logger(__name__)
+
+# The loop goes round at least every poll interval, and at most every 30 s while the database
+# is down: a loop silent for longer than this is stuck.
+LIVENESS_FLOOR = 60.0
+
+
+def worker_id() -> str:
+    """Unique per process: the lease owner written on every claimed row."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+async def run_worker(settings: Settings, *, drain: bool) -> None:
+    dsn = settings.database_dsn()
+    runtimes = build_runtimes(settings)
+    concurrency = sum(rt.gate.concurrency for rt in runtimes.values())
+    pool = await database.create_pool(dsn, min_size=2, max_size=max(4, min(concurrency, 20)))
+    health: HealthServer | None = None
+    try:
+        await _check_schema(pool)
+        metrics = Metrics()
+        engine = Engine(
+            outbox=Outbox(pool, worker_id=worker_id()),
+            runtimes=runtimes,
+            settings=settings.worker,
+            listen_dsn=dsn,
+            metrics=metrics,
+            refresher=MetricsRefresher(pool, metrics, runtimes),
+        )
+        listen = settings.observe.listen_on()
+        if listen is not None:
+            health = HealthServer(
+                pool=pool,
+                metrics=metrics,
+                vitals=Vitals(heartbeat_age=engine.heartbeat_age, stopping=lambda: engine.stopping),
+                stale_after=max(3 * settings.worker.poll_interval, LIVENESS_FLOOR),
+            )
+            await health.start(*listen)
+        _install_signals(engine)
+        await engine.run(drain=drain)
+    finally:
+        if health is not None:
+            await health.stop()
+        await pool.close()
+
+
+async def _check_schema(pool: object) -> None:
+    async with pool.acquire() as conn:  # type: ignore[attr-defined]
+        try:
+            versions = await migrate.current_versions(conn)
+        except StoreError as exc:
+            raise StoreError(
+                "the invoice_sync schema is missing: run `invoice-sync migrate`"
+            ) from exc
+    latest = migrate.latest_version()
+    current = max(versions, default=0)
+    if current < latest:
+        raise StoreError(
+            f"the database schema is at version {current}, this worker needs {latest}: "
+            "run `invoice-sync migrate`"
+        )
+
+
+def _install_signals(engine: Engine) -> None:
+    loop = asyncio.get_running_loop()
+    received = 0
+
+    def on_signal(signame: str) -> None:
+        nonlocal received
+        received += 1
+        if received == 1:
+            log.info("worker.signal", signal=signame, action="graceful shutdown")
+            engine.stop()
+        else:
+            log.warning("worker.signal", signal=signame, action="forced shutdown")
+            engine.force()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, on_signal, sig.name)

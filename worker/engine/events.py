@@ -1,0 +1,74 @@
+"""The log events a flush reports: one canonical line per attempt, and account state changes.
+
+Events are written only after the database has the outcome, so a log line never claims a state
+the table does not show.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import structlog
+
+from worker.engine.flusher import Finished
+from worker.store.outbox import AccountAction, RecordSummary
+
+log = structlog.get_logger("worker.engine.events")
+
+
+def report(
+    batch: Sequence[Finished],
+    summary: RecordSummary,
+    actions: Sequence[AccountAction],
+    resumed: Sequence[str],
+) -> None:
+    for item in batch:
+        _report_attempt(item, applied=item.row.id in summary.applied)
+    for action in actions:
+        if action.pause_reason is not None:
+            log.warning(
+                "account.paused",
+                account=action.account,
+                reason=action.pause_reason,
+                error=action.pause_error,
+                probe_in=action.probe_in,
+            )
+        elif action.throttle is not None:
+            log.info("account.throttled", account=action.account, seconds=action.throttle)
+    for account in resumed:
+        log.info("account.resumed", account=account, by="probe")
+
+
+def _report_attempt(item: Finished, *, applied: bool) -> None:
+    resolution = item.decision.resolution
+    fields = {
+        "account": item.row.account,
+        "outbox_id": item.row.id,
+        "idempotency_key": item.row.idempotency_key,
+        "attempt": item.row.attempt,
+        "provider": item.provider,
+        "duration_ms": round(item.duration * 1000, 1),
+        "http_status": resolution.http_status,
+    }
+    if not applied:
+        # Another worker re-claimed the row (our lease ran out): its attempt decides.
+        log.warning("invoice.outcome_fenced", **fields, outcome=resolution.kind)
+        return
+    if resolution.kind == "synced":
+        log.info(
+            item.decision.event,
+            **fields,
+            provider_invoice_id=resolution.provider_invoice_id,
+            invoice_number=resolution.invoice_number,
+            recovered=resolution.recovered,
+        )
+    elif resolution.kind == "dead":
+        log.warning(item.decision.event, **fields, reason=resolution.reason, error=resolution.error)
+    else:
+        log.info(
+            item.decision.event,
+            **fields,
+            delay=round(resolution.delay, 3),
+            outcome_unknown=resolution.unknown,
+            error=resolution.error,
+        )

@@ -1,0 +1,187 @@
+"""Collects finished attempts and writes them in batches: one ``outbox_record`` per flush.
+
+A flush that cannot reach the database keeps its batch in memory and tries again, so results
+of calls that already happened are not lost to a short outage.
+
+A flush that raises anything else keeps its batch too, and the flushing loop is restarted with
+backoff (``chores.Supervised``): the outcomes live in this object, not in the task, and
+``outbox_record`` is one transaction fenced by the claim number, so writing a batch again is
+harmless. A flusher that crashes ``give_up_after`` times in a row without one good flush is not
+retried for ever: a worker that cannot write outcomes must not go on claiming and sending, so
+its owner stops the worker, which exits non-zero for systemd or Kubernetes to restart it (the
+rows still leased are rescued as unknown-outcome, the safe path).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
+
+import structlog
+
+from worker.engine.chores import Restarts, Supervised
+from worker.errors import BackgroundTaskError, StoreError
+from worker.policy import Decision
+from worker.store.outbox import AccountAction, Claimed, Outbox, RecordSummary
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Finished:
+    """One attempt, decided, waiting to be written."""
+
+    row: Claimed
+    decision: Decision
+    provider: str
+    duration: float
+
+
+Report = Callable[[Sequence[Finished], RecordSummary, Sequence[AccountAction], Sequence[str]], None]
+
+
+OUTAGE_BACKOFF_CAP = 5.0
+
+# A crashed flushing loop runs again after 0.5, 1, 2, 4 and 8 s; the sixth crash in a row
+# (some 15 s without a good flush) stops the worker.
+FLUSHER_RESTARTS = Restarts(first=0.5, cap=8.0, give_up_after=6)
+
+
+class Flusher:
+    def __init__(
+        self,
+        outbox: Outbox,
+        *,
+        interval: float,
+        report: Report,
+        max_batch: int = 500,
+        observe_flush: Callable[[float], None] | None = None,
+        restarts: Restarts = FLUSHER_RESTARTS,
+        on_give_up: Callable[[BackgroundTaskError], None] | None = None,
+    ) -> None:
+        self._outbox = outbox
+        self._observe_flush = observe_flush
+        self._interval = interval
+        self._report = report
+        self._max_batch = max_batch
+        self._pending: list[Finished] = []
+        self._kick = asyncio.Event()
+        self._lock = asyncio.Lock()
+        self._supervised = Supervised("flusher", self._run, restarts, on_give_up=on_give_up)
+        self._closing = False
+
+    @property
+    def idle(self) -> bool:
+        return not self._pending and not self._lock.locked()
+
+    def add(self, item: Finished) -> None:
+        self._pending.append(item)
+        if len(self._pending) >= self._max_batch:
+            self._kick.set()
+
+    def start(self) -> None:
+        self._supervised.start()
+
+    async def close(self, *, attempts: int = 10) -> None:
+        """Stop the periodic flush and write what is left, retrying a while if the database
+        is down. Rows still unwritten after that are rescued from their leases later."""
+        # Let the periodic loop finish the flush it may be in the middle of, rather than
+        # cancelling it half-written.
+        self._closing = True
+        self._kick.set()
+        await self._supervised.finish()
+        for _ in range(attempts):
+            if not self._pending:
+                return
+            if not await self._flush_at_close():
+                await asyncio.sleep(1.0)
+        if self._pending:
+            log.error("flusher.abandoned", rows=len(self._pending))
+
+    async def _run(self) -> None:
+        failures = 0
+        while not self._closing:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._kick.wait(), timeout=self._interval)
+            self._kick.clear()
+            if await self.flush():
+                failures = 0
+                self._supervised.succeeded()
+            elif not self._closing:
+                # The database is away: try again soon (a failed connect is cheap), sooner when
+                # kicked (the engine saw the database back, or the batch is full).
+                failures += 1
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._kick.wait(), timeout=outage_backoff(failures))
+
+    def kick(self) -> None:
+        """Flush now rather than at the next interval (e.g. the database is back)."""
+        self._kick.set()
+
+    async def flush(self) -> bool:
+        """Write everything pending; False if the database could not take it (kept for later)."""
+        async with self._lock:
+            batch, self._pending = self._pending, []
+            if not batch:
+                return True
+            actions = merge_account_actions(f.decision.account_action for f in batch)
+            resume = sorted(
+                {
+                    f.row.account
+                    for f in batch
+                    if f.row.probe and f.decision.resolution.kind == "synced"
+                }
+            )
+            started = time.monotonic()
+            try:
+                summary = await self._outbox.outbox_record(
+                    [f.decision.resolution for f in batch], account_actions=actions, resume=resume
+                )
+            except StoreError as exc:
+                self._pending = batch + self._pending
+                log.warning("flusher.failed", error=str(exc), rows=len(batch))
+                return False
+            except BaseException:
+                # Nothing is lost to a cancellation or a crash: the restarted loop (or close)
+                # writes the batch.
+                self._pending = batch + self._pending
+                raise
+        if self._observe_flush is not None:
+            self._observe_flush(time.monotonic() - started)
+        self._report(batch, summary, actions, resume)
+        return True
+
+    async def _flush_at_close(self) -> bool:
+        """``flush()``, with a crash logged and counted as a failed try (the loop is over)."""
+        try:
+            return await self.flush()
+        except Exception as exc:  # noqa: BLE001 - the shutdown goes on; the rows are rescued
+            # One line, type and message, as chore.crashed: redaction sees the whole text.
+            log.error("flusher.crashed", error_type=type(exc).__name__, error=str(exc))  # noqa: TRY400
+            return False
+
+
+def outage_backoff(failures: int) -> float:
+    """Seconds before the next try while the database is unreachable: 0.5, 1, 2, 4, 5, 5, ...
+    Short, because every second of it is a second of no progress once the database is back."""
+    return min(0.25 * 2.0**failures, OUTAGE_BACKOFF_CAP)
+
+
+def merge_account_actions(actions: Iterable[AccountAction | None]) -> list[AccountAction]:
+    """At most one action per account: the first pause, and the longest throttle."""
+    merged: dict[str, AccountAction] = {}
+    for action in actions:
+        if action is None:
+            continue
+        seen = merged.get(action.account)
+        if seen is None:
+            merged[action.account] = action
+            continue
+        throttle = max(seen.throttle or 0.0, action.throttle or 0.0) or None
+        if seen.pause_reason is None and action.pause_reason is not None:
+            seen = replace(action, throttle=seen.throttle)
+        merged[action.account] = replace(seen, throttle=throttle)
+    return list(merged.values())

@@ -1,0 +1,322 @@
+"""The loop: wake up, claim, dispatch, and shut down gracefully. No SQL here (the store has it),
+no HTTP (the adapters have it).
+
+Each claimed row runs as its own task under its account's concurrency cap and rate limit; the
+finished attempts go to the flusher, which writes them in batches. On ``stop()`` the engine stops
+claiming, gives back rows whose call has not started, lets started calls finish within the grace
+period, writes every outcome and returns. ``force()`` (a second signal) cuts the grace short;
+rows cut off mid-call are released as unknown-outcome, so another worker takes the safe path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import structlog
+
+from worker.config import WorkerSettings
+from worker.engine.attempt import Attempter
+from worker.engine.chores import PeriodicChore, Restarts
+from worker.engine.events import report
+from worker.engine.flusher import FLUSHER_RESTARTS, Finished, Flusher, outage_backoff
+from worker.engine.holds import AccountHolds
+from worker.engine.metrics import Metrics, MetricsRefresher
+from worker.engine.runtimes import AccountRuntime
+from worker.errors import BackgroundTaskError
+from worker.policy import Decision, release
+from worker.store.database import StoreUnavailableError
+from worker.store.listener import Listener
+from worker.store.outbox import AccountAction, Claimed, DeadAtClaim, Outbox, RecordSummary
+
+log = structlog.get_logger(__name__)
+
+# How often the gauges that need a query (pending rows, dead letters, pauses) are refreshed.
+METRICS_EVERY = 10.0
+
+
+@dataclass(kw_only=True, slots=True)
+class _InFlight:
+    row: Claimed
+    runtime: AccountRuntime
+    started: float
+    lease_ends: float
+    """When the lease may end, by this clock: counted from the claim's start, which is before
+    the database's ``now()`` that its expiry is counted from."""
+    sent: bool = False
+    recorded: bool = False
+
+
+class Engine:
+    def __init__(
+        self,
+        *,
+        outbox: Outbox,
+        runtimes: dict[str, AccountRuntime],
+        settings: WorkerSettings,
+        listen_dsn: str | None,
+        rand: Callable[[], float] = random.random,
+        clock: Callable[[], float] = time.monotonic,
+        metrics: Metrics | None = None,
+        refresher: MetricsRefresher | None = None,
+        flusher_restarts: Restarts = FLUSHER_RESTARTS,
+    ) -> None:
+        self._outbox = outbox
+        self._metrics = metrics
+        self._runtimes = runtimes
+        self._settings = settings
+        self._clock = clock
+        self._attempter = Attempter(
+            settings, rand, observe_call=metrics.observe_call if metrics else None, clock=clock
+        )
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._forced = False
+        self._failure: BackgroundTaskError | None = None
+        self._tasks: dict[asyncio.Task[None], _InFlight] = {}
+        self._holds = AccountHolds(clock)
+        self._flusher = Flusher(
+            outbox,
+            interval=settings.flush_interval,
+            report=self._report,
+            observe_flush=metrics.flush_seconds.observe if metrics else None,
+            restarts=flusher_restarts,
+            on_give_up=self._fail,
+        )
+        self._listener = Listener(listen_dsn, self._wake) if listen_dsn else None
+        rescue_every = max(min(settings.lease / 4, 30.0), 0.2)
+        self._rescue = PeriodicChore("lease_rescue", rescue_every, self._rescue_expired)
+        self._chores = [self._rescue]
+        if refresher is not None:
+            self._chores.append(
+                PeriodicChore("metrics", METRICS_EVERY, refresher.refresh, at_start=True)
+            )
+        self._heartbeat = clock()
+
+    def heartbeat_age(self) -> float:
+        """Seconds since the loop last went round (``/healthz``)."""
+        return self._clock() - self._heartbeat
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
+    def stop(self) -> None:
+        """Begin a graceful shutdown (first SIGTERM/SIGINT)."""
+        if not self._stopping.is_set():
+            log.info("worker.stopping", in_flight=len(self._tasks))
+        self._stopping.set()
+        self._wake.set()
+
+    def force(self) -> None:
+        """Cut the grace period short (second signal)."""
+        self._forced = True
+        self.stop()
+        for task in self._tasks:
+            task.cancel()
+
+    def _fail(self, failure: BackgroundTaskError) -> None:
+        """A task the worker cannot run without gave up: shut down, then ``run`` raises."""
+        log.error("worker.failing", error=str(failure))
+        self._failure = failure
+        self.stop()
+
+    async def run(self, *, drain: bool = False) -> None:
+        """Work until stopped (or drained); raises ``BackgroundTaskError`` if the flusher gave up,
+        after the same graceful shutdown as a signal's."""
+        log.info(
+            "worker.started", worker_id=self._outbox.worker_id, accounts=sorted(self._runtimes)
+        )
+        if self._listener is not None:
+            self._listener.start()
+        self._flusher.start()
+        for chore in self._chores:
+            chore.start()
+        try:
+            await self._loop(drain=drain)
+        finally:
+            await self._shutdown()
+        if self._failure is not None:
+            raise self._failure
+
+    async def _loop(self, *, drain: bool) -> None:
+        unavailable = 0
+        while not self._stopping.is_set():
+            self._heartbeat = self._clock()
+            try:
+                claimed, wanted = await self._claim()
+                if unavailable:
+                    log.info("store.available", after_failures=unavailable)
+                    self._flusher.kick()  # outcomes kept through the outage go in now
+                    if self._metrics is not None:
+                        self._metrics.database_up.set(1)
+                unavailable = 0
+                if claimed and claimed == wanted:
+                    continue  # every slot filled: more rows may be due right now
+                if drain and await self._drained():
+                    return
+            except StoreUnavailableError as exc:
+                unavailable += 1
+                log.warning("store.unavailable", error=str(exc))
+                if self._metrics is not None:
+                    self._metrics.database_up.set(0)
+                await self._sleep(outage_backoff(unavailable))
+                continue
+            await self._sleep(self._next_wake())
+
+    def _next_wake(self) -> float:
+        """The poll interval, or sooner when a held account's hold ends (a token is due)."""
+        soonest = self._holds.next_end(self._clock())
+        poll = self._settings.poll_interval
+        return max(poll if soonest is None else min(poll, soonest), 0.001)
+
+    async def _claim(self) -> tuple[int, int]:
+        now = self._clock()
+        wants = {
+            name: rt.gate.claim_request(free)
+            for name, rt in self._runtimes.items()
+            if (free := rt.gate.free()) and self._holds.claimable(name, now)
+        }
+        if not wants:
+            return 0, 0
+        wanted = sum(w.rows for w in wants.values())
+        result = await self._outbox.outbox_claim(
+            wants, lease=self._settings.lease, probe_cooldown=self._settings.pause_cooldown
+        )
+        if self._metrics is not None:
+            self._metrics.claim_seconds.observe(self._clock() - now)
+            self._metrics.observe_token_waits(result.token_waits)
+        self._report_dead_at_claim(result.dead)
+        for account, wait in result.token_waits.items():
+            # The shared bucket is empty: come back when its next token is due, not sooner.
+            # Counted from the answer, not the claim's start: a claim slower than the wait
+            # would otherwise leave a hold already over, and the loop sleeping a whole poll.
+            self._holds.hold(account, wait)
+        for row in result.rows:
+            self._holds.claimed(row, claim_started=now)
+            self._dispatch(row, lease_ends=now + self._settings.lease)
+        return len(result.rows) + len(result.dead), wanted
+
+    def _report_dead_at_claim(self, rows: Sequence[DeadAtClaim]) -> None:
+        """Rows too large to read, which the claim itself moved to the dead letters."""
+        for dead in rows:
+            log.warning(
+                "invoice.dead_lettered",
+                account=dead.account,
+                outbox_id=dead.id,
+                idempotency_key=dead.idempotency_key,
+                reason="invalid_payload",
+                error=dead.error,
+            )
+            if self._metrics is not None:
+                self._metrics.invoices.labels(
+                    dead.account, "dead_lettered", "invalid_payload"
+                ).inc()
+
+    def _dispatch(self, row: Claimed, *, lease_ends: float) -> None:
+        runtime = self._runtimes[row.account]
+        runtime.gate.take()
+        flight = _InFlight(row=row, runtime=runtime, started=self._clock(), lease_ends=lease_ends)
+        task = asyncio.create_task(self._process(flight), name=f"row:{row.id}")
+        self._tasks[task] = flight
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        flight = self._tasks.pop(task)
+        flight.runtime.gate.give()
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.error("invoice.attempt_crashed", outbox_id=flight.row.id, error=repr(exc))
+        if not flight.recorded:
+            # Cancelled (shutdown) before the attempt decided, possibly before the task even
+            # started running: give the row back now rather than leave it to its lease.
+            self._record(flight, self._cut_short(flight))
+        self._wake.set()
+
+    async def _process(self, flight: _InFlight) -> None:
+        def mark_sent() -> None:
+            flight.sent = True
+
+        decision = await self._attempter.attempt(
+            flight.row, flight.runtime, mark_sent, lease_ends=flight.lease_ends
+        )
+        decision = self._holds.once_per_pause(decision, flight.row)
+        decision = self._holds.breaker(decision, flight.runtime)
+        self._record(flight, decision)
+
+    def _cut_short(self, flight: _InFlight) -> Decision:
+        error = "cut short by shutdown" if flight.sent else None
+        resolution = release(flight.row, sent=flight.sent, error=error)
+        return Decision(resolution=resolution, event="invoice.released")
+
+    def _record(self, flight: _InFlight, decision: Decision) -> None:
+        flight.recorded = True
+        self._flusher.add(
+            Finished(
+                row=flight.row,
+                decision=decision,
+                provider=flight.runtime.provider_name,
+                duration=self._clock() - flight.started,
+            )
+        )
+
+    def _report(
+        self,
+        batch: Sequence[Finished],
+        summary: RecordSummary,
+        actions: Sequence[AccountAction],
+        resumed: Sequence[str],
+    ) -> None:
+        report(batch, summary, actions, resumed)
+        if self._metrics is not None:
+            self._metrics.observe_batch(batch, summary)
+        self._holds.written(actions, resumed)
+
+    async def _drained(self) -> bool:
+        if self._tasks or not self._flusher.idle:
+            return False
+        unfinished, held = await self._outbox.outbox_unfinished(sorted(self._runtimes))
+        if unfinished:
+            return False
+        if held:
+            log.warning("worker.drain_left_paused", rows=held)
+        return True
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout=seconds)
+        self._wake.clear()
+
+    async def _rescue_expired(self) -> None:
+        rescued = await self._outbox.outbox_rescue()
+        if rescued:
+            log.warning("lease.rescued", rows=len(rescued), outbox_ids=rescued[:20])
+            if self._metrics is not None:
+                self._metrics.leases_reclaimed.inc(len(rescued))
+            self._wake.set()
+
+    async def _shutdown(self) -> None:
+        # Rows still waiting for a rate-limit permit have not been sent: give them back now.
+        for task, flight in list(self._tasks.items()):
+            if not flight.sent:
+                task.cancel()
+        if self._tasks:
+            grace = 0.0 if self._forced else self._settings.shutdown_grace
+            _done, late = await asyncio.wait(list(self._tasks), timeout=grace)
+            for task in late:
+                task.cancel()
+            if late:
+                await asyncio.wait(late)
+        for chore in self._chores:
+            await chore.stop()
+        if self._listener is not None:
+            await self._listener.stop()
+        # A flusher that gave up is not waited for long: its batch is what keeps crashing.
+        hurry = self._forced or self._failure is not None
+        await self._flusher.close(attempts=2 if hurry else 10)
+        for runtime in self._runtimes.values():
+            await runtime.provider.aclose()
+        log.info("worker.stopped", worker_id=self._outbox.worker_id)

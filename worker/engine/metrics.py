@@ -1,0 +1,187 @@
+"""Prometheus metrics (prefix ``invoice_sync_``), on a registry of the worker's own.
+
+The engine and the flusher call the ``observe_*`` methods as things happen; the gauges that need
+a query (unfinished rows, oldest age, dead letters, paused accounts, rows no replica works) are
+refreshed by ``MetricsRefresher`` on an interval, so a scrape never touches the database. Each
+refresh also announces the replica's accounts in the database (``invoice_sync.replica_account``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import asyncpg
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from worker.engine.flusher import Finished
+from worker.errors import StoreError
+from worker.store import database
+from worker.store.accounts import AccountStore
+from worker.store.outbox import RecordSummary
+from worker.store.queries import queries
+
+# Provider calls: a loopback sandbox answers in a millisecond, a real provider in up to the
+# request timeout.
+CALL_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+STORE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5)
+OUTCOMES = {"synced": "synced", "dead": "dead_lettered", "retry": "retried"}
+# Rows given back without a verdict on the invoice (a pause found by another row, shutdown).
+RELEASED = frozenset({"invoice.released", "invoice.probe_failed"})
+# How long a replica's announcement of its accounts holds. Refreshes come every 10 s (the
+# engine's METRICS_EVERY); this outlasts many missed ones (a slow database, a rolling restart)
+# before an account counts as nobody's.
+ANNOUNCE_TTL = 300.0
+# Series of the unconfigured gauge, for the largest backlogs only: the account names come from
+# producers' rows, and a series per name would be unbounded. `status` lists them all.
+UNCONFIGURED_SERIES = 50
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.invoices = Counter(
+            "invoice_sync_invoices", "Attempts written, by account, outcome and dead-letter reason.",
+            ["account", "outcome", "reason"], registry=r,
+        )  # fmt: skip
+        self.call_seconds = Histogram(
+            "invoice_sync_provider_request_duration_seconds",
+            "Provider calls by account and outcome (synced, retry, rate_limited, dead_letter, pause).",
+            ["account", "outcome"], buckets=CALL_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.unfinished = Gauge(
+            "invoice_sync_pending_invoices", "Outbox rows not finished (pending or running).",
+            ["account"], registry=r,
+        )  # fmt: skip
+        self.oldest_age = Gauge(
+            "invoice_sync_oldest_pending_age_seconds", "Age of the oldest unfinished outbox row.",
+            ["account"], registry=r,
+        )  # fmt: skip
+        self.dead_letters = Gauge(
+            "invoice_sync_dead_letter_invoices", "Dead letters not replayed, by account and reason.",
+            ["account", "reason"], registry=r,
+        )  # fmt: skip
+        self.unconfigured = Gauge(
+            "invoice_sync_unconfigured_pending_invoices",
+            "Outbox rows of accounts no running replica is configured for: nobody claims them.",
+            ["account"], registry=r,
+        )  # fmt: skip
+        self.paused = Gauge(
+            "invoice_sync_account_paused", "1 while the account is paused, by pause reason.",
+            ["account", "reason"], registry=r,
+        )  # fmt: skip
+        self.rate_waits = Counter(
+            "invoice_sync_rate_limit_waits",
+            "Times an account waited for its rate limit: the provider's 429 or the shared bucket.",
+            ["account", "source"], registry=r,
+        )  # fmt: skip
+        self.leases_reclaimed = Counter(
+            "invoice_sync_leases_reclaimed", "Rows whose lease expired and went back to pending.",
+            registry=r,
+        )  # fmt: skip
+        self.claim_seconds = Histogram(
+            "invoice_sync_claim_duration_seconds", "One claim statement.",
+            buckets=STORE_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.flush_seconds = Histogram(
+            "invoice_sync_flush_duration_seconds", "One outcome flush (a batch of rows).",
+            buckets=STORE_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.database_up = Gauge(
+            "invoice_sync_database_up", "1 when the last database call succeeded.", registry=r
+        )
+
+        self._calls: dict[tuple[str, str], Any] = {}
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+    def observe_call(self, account: str, outcome: str, seconds: float) -> None:
+        # labels() takes a lock and builds a key on every call: keep the children.
+        child = self._calls.get((account, outcome))
+        if child is None:
+            child = self._calls[account, outcome] = self.call_seconds.labels(account, outcome)
+        child.observe(seconds)
+
+    def observe_batch(self, batch: Sequence[Finished], summary: RecordSummary) -> None:
+        """Count written attempts (rows another worker's claim fenced off are not ours)."""
+        for item in batch:
+            if item.row.id not in summary.applied:
+                continue
+            resolution = item.decision.resolution
+            outcome = OUTCOMES[resolution.kind]
+            if item.decision.event == "invoice.rate_limited":
+                outcome = "rate_limited"
+                self.rate_waits.labels(item.row.account, "provider").inc()
+            elif item.decision.event in RELEASED:
+                outcome = "released"
+            self.invoices.labels(item.row.account, outcome, resolution.reason or "").inc()
+
+    def observe_token_waits(self, accounts: Iterable[str]) -> None:
+        for account in accounts:
+            self.rate_waits.labels(account, "bucket").inc()
+
+
+class MetricsRefresher:
+    """The gauges that need a query, refreshed by a periodic chore."""
+
+    def __init__(self, pool: asyncpg.Pool, metrics: Metrics, accounts: Iterable[str]) -> None:
+        self._pool = pool
+        self._metrics = metrics
+        self._accounts = sorted(accounts)
+        self._q = queries()
+
+    async def refresh(self) -> None:
+        """Announce this replica's accounts, then read the gauges' values."""
+        try:
+            await self._announce()
+            outbox = await database.run(lambda: self._pool.fetch(self._q["metrics_outbox"]))
+            dead = await database.run(lambda: self._pool.fetch(self._q["status_dead_letter"]))
+            live = await database.run(lambda: self._pool.fetch(self._q["replica_account_live"]))
+            states = await AccountStore(self._pool).account_state_list()
+        except StoreError:
+            self._metrics.database_up.set(0)
+            raise
+        self._metrics.database_up.set(1)
+        self._set_unfinished(outbox, worked={row["account"] for row in live})
+        _replace(
+            self._metrics.dead_letters, {(r["account"], r["reason"]): r["count"] for r in dead}
+        )
+        paused: dict[tuple[str, ...], float] = {
+            (s.account, s.pause_reason or ""): 1 for s in states if s.paused
+        }
+        _replace(self._metrics.paused, paused)
+
+    def _set_unfinished(self, outbox: Sequence[Mapping[str, Any]], worked: set[str]) -> None:
+        """This replica's accounts' backlog, and the rows of accounts no replica works."""
+        by_account = {row["account"]: row for row in outbox}
+        for account in self._accounts:
+            row = by_account.get(account)
+            self._metrics.unfinished.labels(account).set(row["unfinished"] if row else 0)
+            self._metrics.oldest_age.labels(account).set(row["oldest_age"] if row else 0)
+        nobodys = sorted(
+            (row for row in outbox if row["account"] not in worked),
+            key=lambda row: (-row["unfinished"], row["account"]),
+        )
+        _replace(
+            self._metrics.unconfigured,
+            {(r["account"],): r["unfinished"] for r in nobodys[:UNCONFIGURED_SERIES]},
+        )
+
+    async def _announce(self) -> None:
+        """Tell the database (the KEDA query, other replicas' gauges, `status`) which accounts
+        a running replica works."""
+        if self._accounts:
+            await database.run(
+                lambda: self._pool.execute(
+                    self._q["replica_account_announce"], self._accounts, ANNOUNCE_TTL
+                )
+            )
+
+
+def _replace(gauge: Gauge, values: Mapping[tuple[str, ...], float]) -> None:
+    """Set a labelled gauge to exactly these series (a resumed account's series goes away)."""
+    gauge.clear()
+    for labels, value in values.items():
+        gauge.labels(*labels).set(value)

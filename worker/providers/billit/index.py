@@ -1,0 +1,176 @@
+"""The newest Billit invoices as list pages showed them, shared by every tag scan of one adapter.
+
+A tag scan must have read every invoice the earlier attempt could have created before it may
+answer "not found". Read per row, that is the same newest pages again for every row: after a
+replica dies, each of its leased rows scans the same pages, paid for out of Billit's 60
+requests a minute. The index reads them once. It holds what list items show (uuid, date,
+amount, ``createdAt``) and how far back its pages reach, ``floor``: it holds every
+invoice created after it.
+
+A scan asks for the invoices created since its row's first attempt, read by a refresh that
+began after the scan did, so nothing the earlier attempt created can be missing. A refresh reads
+from page 1 (newest first) and stops as soon as it can prove coverage:
+
+- the last page: every invoice is in the index;
+- a page shows an invoice the index already held, and the old floor reaches back far enough:
+  the new pages and the old ones join (new invoices only push older ones to later pages, so a
+  page read later can repeat an item but never skip one);
+- a page reaches invoices created before what the scan needs.
+
+At most ``reconcile_pages`` pages a refresh; when that is not enough the scan is told so (its
+row becomes ``ambiguous``, never "not found"), and scans that need as far back or further are
+told so too until a new refresh begins after them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from worker.providers.billit.options import BillitOptions
+
+INVOICES = "/v1/invoices"
+# Our database's clock and Billit's may disagree by this much; the scan reads that far further.
+CLOCK_SKEW = timedelta(seconds=60)
+INDEX_LIMIT = 20_000
+BEGINNING = datetime.min.replace(tzinfo=UTC)
+
+Get = Callable[[str, Mapping[str, str]], Awaitable[Any | None]]
+"""``get(path, params)``: the body of a 2xx answer, None for a 404, ``Settled`` otherwise."""
+
+
+@dataclass(frozen=True, slots=True)
+class Listed:
+    """What a list item shows of one invoice (any of it may be missing)."""
+
+    uuid: str
+    invoice_date: str | None
+    amount: Any
+    created: datetime | None
+
+    @classmethod
+    def of(cls, item: Mapping[str, Any]) -> Listed | None:
+        uuid = item.get("uuid")
+        if uuid in (None, ""):
+            return None
+        when = item.get("invoiceDate")
+        return cls(
+            uuid=str(uuid),
+            invoice_date=when[:10] if isinstance(when, str) and len(when) >= 10 else None,
+            amount=item.get("finalAmount"),
+            created=created_at(item),
+        )
+
+
+class ListingIndex:
+    """The invoices created after ``floor``, as the newest list pages showed them."""
+
+    def __init__(
+        self, *, limit: int = INDEX_LIMIT, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._listed: dict[str, Listed] = {}
+        self._floor: datetime | None = None
+        self._read_at: float | None = None
+        self._aimed = BEGINNING
+        self._limit = limit
+        self._clock = clock
+        self._lock = asyncio.Lock()
+
+    async def listed_since(
+        self, get: Get, since: datetime | None, options: BillitOptions
+    ) -> list[Listed] | None:
+        """Every invoice created since ``since`` (all of them when None), newest first, as read
+        by a refresh that began after this call; None when the pages allowed do not reach
+        back that far."""
+        asked = self._clock()
+        target = BEGINNING if since is None else since - CLOCK_SKEW
+        async with self._lock:
+            fresh = self._read_at is not None and self._read_at >= asked
+            # A fresh refresh that aimed as far back and fell short would fall short again.
+            if not fresh or not (self._covers(target) or self._aimed <= target):
+                await self._refresh(get, target, options)
+            if not self._covers(target):
+                return None
+            shown = [e for e in self._listed.values() if e.created is None or e.created >= target]
+        shown.sort(key=lambda e: e.created or BEGINNING, reverse=True)
+        return shown
+
+    def forget(self, uuid: str) -> None:
+        """An invoice deleted since it was listed."""
+        self._listed.pop(uuid, None)
+
+    def _covers(self, target: datetime) -> bool:
+        return self._floor is not None and self._floor <= target
+
+    async def _refresh(self, get: Get, target: datetime, options: BillitOptions) -> None:
+        began = self._clock()
+        per_page = options.reconcile_per_page
+        fresh: dict[str, Listed] = {}
+        joined = False  # a page showed an invoice already held: the old pages join the new
+        floor: datetime | None = None
+        for page in range(1, options.reconcile_pages + 1):
+            listing = await get(INVOICES, {"per_page": str(per_page), "page": str(page)})
+            items = list_items(listing)
+            for item in items:
+                entry = Listed.of(item)
+                if entry is not None:
+                    joined = joined or entry.uuid in self._listed
+                    fresh[entry.uuid] = entry
+            if last_page(listing, items, page, per_page):
+                floor = BEGINNING
+                break
+            floor = created_at(items[-1]) if items else None
+            if joined and self._covers(target):
+                break
+            if floor is not None and floor < target:
+                break
+        if joined and self._floor is not None:
+            floor = self._floor if floor is None else min(floor, self._floor)
+            self._listed.update(fresh)
+        else:
+            self._listed = fresh  # what the index held does not join: it proves nothing now
+        self._floor, self._read_at, self._aimed = floor, began, target
+        self._bound()
+
+    def _bound(self) -> None:
+        """Keep the newest ``limit`` invoices; the floor rises to the newest one dropped."""
+        if len(self._listed) <= self._limit:
+            return
+        ordered = sorted(self._listed.values(), key=lambda e: e.created or BEGINNING)
+        dropped = ordered[: len(ordered) - self._limit]
+        for entry in dropped:
+            del self._listed[entry.uuid]
+        newest_dropped = dropped[-1].created
+        if newest_dropped is None or self._floor is None:
+            self._floor = None  # no time to say how far back the rest reaches
+        else:
+            self._floor = max(self._floor, newest_dropped)
+
+
+def list_items(listing: Any) -> list[Mapping[str, Any]]:
+    data = listing.get("data") if isinstance(listing, dict) else None
+    return [item for item in data or [] if isinstance(item, dict)]
+
+
+def last_page(listing: Any, items: list[Mapping[str, Any]], page: int, per_page: int) -> bool:
+    meta = listing.get("meta") if isinstance(listing, dict) else None
+    last = meta.get("last_page") if isinstance(meta, dict) else None
+    if isinstance(last, int) and not isinstance(last, bool):
+        return page >= last
+    return len(items) < per_page
+
+
+def created_at(item: Mapping[str, Any]) -> datetime | None:
+    """A list item's ``createdAt`` (not in Billit's documents; used when shown)."""
+    created = item.get("createdAt")
+    if not isinstance(created, str):
+        return None
+    try:
+        when = datetime.fromisoformat(created.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)

@@ -1,0 +1,1 @@
+"""Reference data the mappings need: countries and Indian GST states."""

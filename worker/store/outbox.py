@@ -1,0 +1,230 @@
+"""The store: one method per named query in ``sql/queries.sql``, each named after its query.
+
+The engine calls these with domain values and never sees SQL; ``worker.store.database`` runs the SQL
+and never sees an invoice.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime
+from typing import Any, Literal
+
+import asyncpg
+
+from worker.invoice import MAX_PAYLOAD_BYTES
+from worker.store import database
+from worker.store.queries import queries
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Claimed:
+    """A leased outbox row, as the claim returned it."""
+
+    id: int
+    account: str
+    idempotency_key: str
+    payload: str
+    attempt: int
+    claim: int
+    """This claim's number (``outbox.claims``): what fences its outcome."""
+    first_attempt_at: datetime
+    created_at: datetime
+    prior_unknown: bool
+    probe: bool
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Claimed:
+        return cls(
+            id=row["id"],
+            account=row["account"],
+            idempotency_key=row["idempotency_key"],
+            payload=row["payload"],
+            attempt=row["attempts"],
+            claim=row["claims"],
+            first_attempt_at=row["first_attempt_at"],
+            created_at=row["created_at"],
+            prior_unknown=row["prior_unknown"],
+            probe=row["probe"],
+        )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Resolution:
+    """What happens to one claimed row; ``outbox_record`` applies a batch of them at once.
+
+    ``kind``: ``synced`` and ``dead`` move the row out of the outbox; ``retry`` puts it back to
+    pending after ``delay`` seconds. ``spend`` False gives the attempt back (rate limited, or
+    released before the call). ``unknown`` is the row's new ``outcome_unknown``.
+    """
+
+    id: int
+    claim: int
+    """The claim this outcome belongs to (``Claimed.claim``); another claim's row ignores it."""
+    kind: Literal["synced", "retry", "dead"]
+    delay: float = 0.0
+    spend: bool = True
+    unknown: bool = False
+    reason: str | None = None
+    error: str | None = None
+    http_status: int | None = None
+    response: Any = None
+    provider: str | None = None
+    provider_invoice_id: str | None = None
+    invoice_number: str | None = None
+    link: str | None = None
+    pdf_url: str | None = None
+    recovered: bool = False
+
+    def as_record(self) -> dict[str, Any]:
+        """The fields as ``outbox_record``'s JSON takes them. Not ``dataclasses.asdict``: that
+        deep-copies every value (the provider's response too), the top cost of a flush."""
+        return {name: getattr(self, name) for name in RESOLUTION_FIELDS}
+
+
+RESOLUTION_FIELDS = tuple(field.name for field in fields(Resolution))
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class AccountAction:
+    """A pause (with the delay before the first probe) or a throttle for one account."""
+
+    account: str
+    pause_reason: str | None = None
+    pause_error: str | None = None
+    probe_in: float | None = None
+    throttle: float | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ClaimRequest:
+    """How many rows an account has room for, and its deployment-wide token bucket."""
+
+    rows: int
+    rate: float
+    """Tokens per second."""
+    burst: float
+    """The most tokens the bucket holds (>= 1)."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class DeadAtClaim:
+    """A due row whose payload was over ``MAX_PAYLOAD_BYTES``: the claim moved it to the dead
+    letters (``invalid_payload``) without reading its payload."""
+
+    id: int
+    account: str
+    idempotency_key: str
+    error: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ClaimResult:
+    rows: list[Claimed]
+    token_waits: dict[str, float]
+    """Accounts whose bucket ran out before their rows did: seconds until the next token."""
+    dead: list[DeadAtClaim] = field(default_factory=list)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RecordSummary:
+    applied: frozenset[int]
+    synced: int
+    dead: int
+    rescheduled: int
+
+
+class Outbox:
+    """Claims, records and rescues outbox rows for one worker identity."""
+
+    def __init__(self, pool: asyncpg.Pool, *, worker_id: str) -> None:
+        self._pool = pool
+        self.worker_id = worker_id
+        self._q = queries()
+
+    async def outbox_claim(
+        self, wants: Mapping[str, ClaimRequest], *, lease: float, probe_cooldown: float
+    ) -> ClaimResult:
+        """Lease up to ``wants[account].rows`` due rows of each account: fewer if fewer are due or
+        the account's shared token bucket holds fewer tokens (one token per row leased)."""
+        accounts = list(wants)
+        requests = [wants[a] for a in accounts]
+        rows = await database.run(
+            lambda: self._pool.fetch(
+                self._q["outbox_claim"],
+                self.worker_id,
+                accounts,
+                [r.rows for r in requests],
+                lease,
+                probe_cooldown,
+                [r.rate for r in requests],
+                [r.burst for r in requests],
+                MAX_PAYLOAD_BYTES,
+            )
+        )
+        claimed, dead, waits = [], [], {}
+        for row in rows:
+            if row["id"] is None:
+                waits[row["account"]] = row["token_wait"]
+            elif row["dead_error"] is not None:
+                dead.append(
+                    DeadAtClaim(
+                        id=row["id"],
+                        account=row["account"],
+                        idempotency_key=row["idempotency_key"],
+                        error=row["dead_error"],
+                    )
+                )
+            else:
+                claimed.append(Claimed.from_row(row))
+        return ClaimResult(rows=claimed, token_waits=waits, dead=dead)
+
+    async def outbox_record(
+        self,
+        resolutions: Sequence[Resolution],
+        *,
+        account_actions: Sequence[AccountAction] = (),
+        resume: Sequence[str] = (),
+    ) -> RecordSummary:
+        """Apply outcomes, and the account pauses, throttles and resumes they caused, atomically."""
+        body = json.dumps([r.as_record() for r in resolutions], default=str)
+        async with database.transaction(self._pool) as conn:
+            row = await conn.fetchrow(self._q["outbox_record"], self.worker_id, body)
+            if account_actions:
+                actions = json.dumps([asdict(a) for a in account_actions])
+                await conn.execute(self._q["account_apply"], actions)
+            for account in resume:
+                await conn.execute(self._q["account_resume"], account)
+        return RecordSummary(
+            applied=frozenset(row["applied"]),
+            synced=row["synced"],
+            dead=row["dead"],
+            rescheduled=row["rescheduled"],
+        )
+
+    async def outbox_rescue(self, limit: int = 1000) -> list[int]:
+        """Return rows with expired leases to pending; their ids."""
+        rows = await database.run(lambda: self._pool.fetch(self._q["outbox_rescue"], limit))
+        return [row["id"] for row in rows]
+
+    async def outbox_unfinished(self, accounts: Sequence[str]) -> tuple[int, int]:
+        """(rows still to process, rows held by paused accounts) for these accounts."""
+        row = await database.run(
+            lambda: self._pool.fetchrow(self._q["outbox_unfinished"], list(accounts))
+        )
+        return row["unfinished"], row["held_by_paused"]
+
+    async def enqueue_many(self, rows: Sequence[tuple[str, str, str, datetime | None]]) -> int:
+        """Bulk-load (account, key, payload JSON, available_at) rows in one COPY and one INSERT;
+        return how many were new (repeated keys are skipped)."""
+        async with database.transaction(self._pool) as conn:
+            await conn.execute(self._q["enqueue_staging_create"])
+            await conn.copy_records_to_table(
+                "enqueue_staging",
+                records=rows,
+                columns=["account", "idempotency_key", "payload", "available_at"],
+            )
+            inserted: int = await conn.fetchval(self._q["enqueue_from_staging"])
+        return inserted

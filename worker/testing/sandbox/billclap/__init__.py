@@ -1,0 +1,1 @@
+"""The BillClap sandbox: its app (`app`), its books (`books`) and how it totals (`totals`)."""

@@ -1,0 +1,1 @@
+"""The Billit sandbox: its app (`app`), its books (`books`) and its validation rules (`rules`)."""

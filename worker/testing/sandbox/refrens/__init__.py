@@ -1,0 +1,1 @@
+"""The Refrens sandbox: its app (`app`), books, errors, listing, request schema and tokens."""
