@@ -37,6 +37,7 @@ from worker.providers import http
 from worker.providers.base import Attempt, Credentials, HttpTimeouts, ProviderSpec
 from worker.providers.billit_account import AccountCache, AccountFacts, read_account
 from worker.providers.billit_answers import (
+    RATE_WINDOW,
     Settled,
     classify,
     classify_transport_error,
@@ -152,7 +153,10 @@ class Billit:
         if not retried and self._forget_stale(reply, facts, fetched, invoice, body):
             return await self._sync(attempt, retried=True)
         what = "invoice create"
-        outcome = classify(reply, what=what, creating=True, seen_incident=seen, now=self._now)
+        window = attempt.rate_window(RATE_WINDOW)
+        outcome = classify(
+            reply, what=what, creating=True, seen_incident=seen, window=window, now=self._now
+        )
         if isinstance(outcome, Synced):
             self.tags.remember(outcome.provider_invoice_id, frozenset(map(str, body["tags"])))
         return outcome
