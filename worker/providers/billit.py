@@ -55,7 +55,7 @@ from worker.providers.billit_mapping import (
     tag_for,
 )
 from worker.providers.billit_options import BillitId, BillitOptions
-from worker.providers.billit_reconcile import Expected, TagMemory, find_tagged
+from worker.providers.billit_reconcile import Expected, find_tagged, scan_reads
 from worker.providers.redaction import scrubbed
 
 log = structlog.get_logger(__name__)
@@ -87,7 +87,6 @@ class Billit:
         self._now = now or (lambda: datetime.now(UTC))
         self.account = AccountCache(self._fetch_account, ttl=self._options.account_refresh)
         self.customers = CustomerDirectory()
-        self.tags = TagMemory()
         self.listing = ListingIndex()
         # Rows whose last answer was a 400 incident: the next one dead-letters (billit_answers).
         self._incidents: OrderedDict[int, None] = OrderedDict()
@@ -158,7 +157,8 @@ class Billit:
             reply, what=what, creating=True, seen_incident=seen, window=window, now=self._now
         )
         if isinstance(outcome, Synced):
-            self.tags.remember(outcome.provider_invoice_id, frozenset(map(str, body["tags"])))
+            tags = frozenset(map(str, body["tags"]))
+            self.listing.tags.remember(outcome.provider_invoice_id, tags)
         return outcome
 
     async def _settle_earlier(
@@ -231,7 +231,8 @@ class Billit:
             total=None if "products" in options else gross_total(attempt.invoice),
             since=attempt.since,
         )
-        found = await find_tagged(get, expected, self._options, self.tags, self.listing)
+        reads = scan_reads(attempt, self._options, time.monotonic())
+        found = await find_tagged(get, expected, self._options, self.listing, reads=reads)
         if found is not None:
             log.info(
                 "provider.billit.recovered",
