@@ -21,6 +21,7 @@ probabilities that must add up to at most 1. The draw comes from a ``random.Rand
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import socket
 import struct
@@ -106,6 +107,10 @@ class Faults:
             self._tokens -= 1
             return None
         return (1 - self._tokens) / rate
+
+    def remaining(self) -> int:
+        """Whole requests left in the enforced rate's bucket (for ``X-RateLimit-Remaining``)."""
+        return max(0, math.floor(self._tokens))
 
     def reset_counts(self) -> None:
         self.injected = {}
