@@ -14,7 +14,7 @@ from worker.invoice import parse_invoice
 from worker.outcome import Outcome, RateLimited, Synced
 from worker.providers import billclap_answers, billit_answers, refrens_answers
 from worker.providers.base import Attempt
-from worker.providers.http import Reply, reset_after
+from worker.providers.http import Reply
 
 NOW = datetime(2026, 7, 1, 12, 0, 0, tzinfo=UTC)
 SPENT = {"X-RateLimit-Limit": "10", "X-RateLimit-Remaining": "0"}
@@ -108,12 +108,3 @@ def test_billit_without_a_configured_rate_uses_its_documented_minute() -> None:
     outcome = billit(201, BILLIT_OK, SPENT, None)
     assert isinstance(outcome, Synced)
     assert outcome.quota_wait == 60.0
-
-
-def test_reset_after_reads_retry_after_first_then_the_reset() -> None:
-    assert reset_after({}, NOW) is None
-    assert reset_after({"Retry-After": "5", "X-RateLimit-Reset": "9"}, NOW) == 5.0
-    assert reset_after({"X-RateLimit-Reset": "9"}, NOW) == 9.0
-    assert reset_after({"X-RateLimit-Reset": str(int(NOW.timestamp()) - 5)}, NOW) == 0.0
-    assert reset_after({"X-RateLimit-Reset": "nan"}, NOW) is None
-    assert reset_after({"X-RateLimit-Reset": "-3"}, NOW) is None
