@@ -14,26 +14,21 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import time
-import urllib.request
 from datetime import datetime
 from pathlib import Path
 
 import asyncpg
 import pytest
 
+from tests.e2e.billit_fleet import VATS, change, enqueue, warm_every_replica
 from tests.e2e.daemons import daemons, read_logs
-from tests.e2e.fleet import Fleet
 from tests.e2e.processes import TOKEN, get_json, sandbox, write_config
-from tests.factories import invoice
-from worker.sandbox.billit import PROFILE
 
 pytestmark = pytest.mark.e2e
 
 RATE = float(os.environ.get("INVOICE_SYNC_QUOTA_RATE", "10"))
 SECONDS = float(os.environ.get("INVOICE_SYNC_QUOTA_SECONDS", "10"))
 SETTLE = 1.0
-VATS = json.dumps(PROFILE.options["vats"], separators=(",", ":"))
 
 
 def account(url: str) -> str:
@@ -42,42 +37,6 @@ def account(url: str) -> str:
         f'rate_limit = "{RATE:g}/second"', f"rate_burst = {RATE:g}", "concurrency = 16",
         "invoice_type_id = 1", 'currency = "INR"',
     ])  # fmt: skip
-
-
-def change(url: str, changes: dict[str, object]) -> None:
-    """``POST /_sandbox/state``: switch the sandbox's faults while it runs."""
-    request = urllib.request.Request(  # loopback only
-        url + "/_sandbox/state", data=json.dumps(changes).encode(),
-        headers={"Content-Type": "application/json"}, method="POST",
-    )  # fmt: skip
-    with urllib.request.urlopen(request, timeout=10) as response:
-        assert response.status == 200
-
-
-async def enqueue(conn: asyncpg.Connection, keys: list[str]) -> None:
-    async with conn.transaction():
-        for key in keys:
-            await conn.execute(
-                "SELECT invoice_sync.enqueue('athens', $1, $2::jsonb)",
-                key, json.dumps(invoice(number=key)),
-            )  # fmt: skip
-
-
-async def warm_every_replica(conn: asyncpg.Connection, fleet: Fleet, logs: Path) -> None:
-    """Rows until each replica has synced one, so each has Billit's account and the customer
-    cached: from then on a row costs one request, the create, which the rate limit paces."""
-    fleet.wait_started()
-    deadline = time.monotonic() + 60
-    for n in range(200):
-        synced = [(logs / f"replica{i}.1.out").read_bytes().count(b'"invoice.synced"')
-                  for i in range(fleet.size)]  # fmt: skip
-        if all(synced):
-            break
-        assert time.monotonic() < deadline, synced
-        await enqueue(conn, [f"warm-{n}"])
-        await asyncio.sleep(0.2)
-    while await conn.fetchval("SELECT count(*) FROM invoice_sync.outbox"):
-        await asyncio.sleep(0.1)
 
 
 async def test_three_replicas_held_by_a_per_second_quota_use_it_without_429(
@@ -91,12 +50,12 @@ async def test_three_replicas_held_by_a_per_second_quota_use_it_without_429(
         conn = await asyncpg.connect(dsn)
         try:
             with daemons(config, 3, logs) as fleet:
-                await warm_every_replica(conn, fleet, logs)
+                await warm_every_replica(conn, fleet, logs, "athens")
                 warm = len(get_json(url + "/_sandbox/created")["created"])
                 change(url, {"faults": {"limit_rate": RATE, "limit_burst": RATE}})
                 await asyncio.sleep(1.5)  # the account's bucket full again, like Billit's
                 total = int(RATE * (SETTLE + SECONDS + 3) * 1.2)
-                await enqueue(conn, [f"Q-{i}" for i in range(total)])
+                await enqueue(conn, "athens", [f"Q-{i}" for i in range(total)])
                 while len(get_json(url + "/_sandbox/created")["created"]) == warm:
                     await asyncio.sleep(0.05)
                 await asyncio.sleep(SETTLE + SECONDS + 0.5)
