@@ -155,8 +155,8 @@ def _ambiguous(expected: Expected, reads: int) -> DeadLetter:
         reason=Reason.AMBIGUOUS,
         error=(
             f"an earlier attempt's outcome is unknown and more than {reads} recent Billit "
-            "invoices could be it (the reads its rate_limit allows before the attempt must "
-            f"send); none read so far carries tag {expected.tag!r}. Look for that tag in "
-            "Billit, then replay or purge this row"
+            "invoices could be it (the reads the account's rate_limit allows before the "
+            "attempt must send, or reconcile_details); none read so far carries tag "
+            f"{expected.tag!r}. Look for that tag in Billit, then replay or purge this row"
         ),
     )
