@@ -129,6 +129,7 @@ class Attempter:
             prior_unknown=row.prior_unknown,
             since=row.first_attempt_at,
             send_by=send_by,
+            rate=runtime.gate.rate,
         )
         try:
             return await runtime.provider.create_invoice(attempt)

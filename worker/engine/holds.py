@@ -34,8 +34,10 @@ class AccountHolds:
         return account not in self._pausing and self._until.get(account, 0.0) <= now
 
     def hold(self, account: str, seconds: float) -> None:
-        """Claim nothing for ``account`` for ``seconds`` from now."""
-        self._until[account] = self._clock() + seconds
+        """Claim nothing for ``account`` for ``seconds`` from now (a hold only ever extends,
+        as the database's throttle does)."""
+        until = self._clock() + seconds
+        self._until[account] = max(self._until.get(account, until), until)
 
     def next_end(self, now: float) -> float | None:
         """Seconds until the soonest hold ends, or None when nothing is held."""
@@ -89,5 +91,10 @@ class AccountHolds:
         and these accounts were resumed by a successful probe."""
         for action in actions:
             self._pausing.discard(action.account)
+            if action.throttle is not None:
+                # The database counts the throttle from this write, a little after the
+                # decision held it here: wake when the claim can take rows again, not at
+                # the next poll (which would turn a one-second quota hold into several).
+                self.hold(action.account, action.throttle)
         for account in resumed:
             self._paused.pop(account, None)

@@ -17,6 +17,7 @@ from typing import Any, ClassVar, Protocol
 
 from pydantic import BaseModel
 
+from worker.durations import RateLimit
 from worker.invoice import Invoice
 from worker.outcome import Outcome
 from worker.providers.redaction import cut
@@ -51,6 +52,14 @@ class Attempt:
     """``time.monotonic()`` after which this attempt must not send a create: its lease ends
     soon after, and then another worker may take the row and, finding nothing yet, send its
     own. An adapter that does slow work before its create (Billit's tag scan) checks it."""
+    rate: RateLimit | None = None
+    """The account's configured ``rate_limit``: the pace its provider allows, which bounds how
+    long a spent quota takes to come back and how many reads a slow step may spend."""
+
+    def rate_window(self, default: float) -> float:
+        """The period of the account's rate limit (``default`` when none is known): the
+        longest a provider's quota of that many requests per period takes to come back."""
+        return default if self.rate is None else self.rate.period
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from worker.errors import ProviderError, TransportError
-from worker.outcome import PauseAccount, PauseReason, Retry
+from worker.outcome import PauseAccount, PauseReason, Retry, Synced
 from worker.providers.base import HttpTimeouts
 from worker.providers.redaction import cut, scrub_text, scrub_value, secrets_to_cut
 
@@ -215,23 +215,43 @@ def _seconds_until(value: str, now: datetime) -> float | None:
 _EPOCH_FLOOR = 1_000_000_000
 
 
+def reset_after(headers: Mapping[str, str], now: datetime) -> float | None:
+    """Seconds until the provider's quota comes back, when its answer says: ``Retry-After``,
+    else ``X-RateLimit-Reset`` (seconds, or a Unix time); None when neither is readable."""
+    wait = retry_after(headers.get("Retry-After"), now)
+    if wait is not None:
+        return wait
+    try:
+        value = float(headers.get("X-RateLimit-Reset", "").strip())
+    except ValueError:
+        return None
+    if not math.isfinite(value) or value < 0:
+        return None
+    return max(0.0, value - now.timestamp()) if value > _EPOCH_FLOOR else value
+
+
 def quota_spent(headers: Mapping[str, str], now: datetime, *, window: float) -> float | None:
     """Seconds to hold an account whose answer says its quota is spent
     (``X-RateLimit-Remaining: 0``), so the next request does not earn a 429; None otherwise.
 
-    The wait is ``Retry-After`` or ``X-RateLimit-Reset`` (seconds, or a Unix time) when the
-    provider sends one, else ``window``, the provider's documented rate window.
+    The wait is the reset the provider gives (``reset_after``), else ``window``: the period of
+    the account's configured ``rate_limit``, the longest a quota of that many requests per
+    period can take to come back (a provider counting "10 a second" is never held a minute).
     """
-    if headers.get("X-RateLimit-Remaining", "").strip() != "0":
-        return None
-    wait = retry_after(headers.get("Retry-After"), now)
-    if wait is not None:
-        return wait
-    reset = headers.get("X-RateLimit-Reset", "").strip()
     try:
-        value = float(reset)
+        remaining = float(headers.get("X-RateLimit-Remaining", "").strip())
     except ValueError:
-        return window
-    if not math.isfinite(value) or value < 0:
-        return window
-    return max(0.0, value - now.timestamp()) if value > _EPOCH_FLOOR else value
+        return None
+    if not math.isfinite(remaining) or remaining > 0:
+        return None
+    wait = reset_after(headers, now)
+    return window if wait is None else wait
+
+
+def with_quota_hold(synced: Synced, reply: Reply, now: datetime, *, window: float) -> Synced:
+    """``synced`` carrying the hold its answer's rate-limit headers ask for (``quota_spent``).
+
+    Every adapter's success goes through this, so a provider that reports a spent quota is
+    honoured whichever it is, not only the one whose documents mention the headers."""
+    wait = quota_spent(reply.headers, now, window=window)
+    return replace(synced, quota_wait=wait) if wait else synced

@@ -2,7 +2,7 @@
 
 from datetime import UTC, datetime
 
-from worker.providers.http import quota_spent
+from worker.providers.http import quota_spent, reset_after
 
 NOW = datetime(2026, 7, 1, 12, 0, tzinfo=UTC)
 
@@ -20,3 +20,12 @@ def test_a_spent_quota_waits_for_what_the_provider_says_else_the_window() -> Non
     epoch = str(int(NOW.timestamp()) + 30)
     assert quota_spent({**spent, "X-RateLimit-Reset": epoch}, NOW, window=60) == 30
     assert quota_spent({**spent, "X-RateLimit-Reset": "soon"}, NOW, window=60) == 60
+
+
+def test_reset_after_reads_retry_after_first_then_the_reset() -> None:
+    assert reset_after({}, NOW) is None
+    assert reset_after({"Retry-After": "5", "X-RateLimit-Reset": "9"}, NOW) == 5.0
+    assert reset_after({"X-RateLimit-Reset": "9"}, NOW) == 9.0
+    assert reset_after({"X-RateLimit-Reset": str(int(NOW.timestamp()) - 5)}, NOW) == 0.0
+    assert reset_after({"X-RateLimit-Reset": "nan"}, NOW) is None
+    assert reset_after({"X-RateLimit-Reset": "-3"}, NOW) is None

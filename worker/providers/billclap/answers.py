@@ -41,7 +41,7 @@ from worker.outcome import (
     Synced,
 )
 from worker.providers.base import DETAIL_LIMIT, MESSAGE_LIMIT, Attempt, bounded
-from worker.providers.http import Reply, retry_after
+from worker.providers.http import Reply, reset_after, with_quota_hold
 from worker.providers.redaction import cut
 
 PERMISSION = "you don't have permission"
@@ -57,6 +57,10 @@ VALIDATION_MESSAGES = (
 )
 
 
+# The hold after an answer saying the quota is spent, for an account without a known rate.
+QUOTA_WINDOW = 60.0
+
+
 def _utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -65,9 +69,10 @@ def classify(reply: Reply, attempt: Attempt, *, now: Callable[[], datetime] = _u
     """The outcome of one answer from ``create-invoice`` (table in the module docstring)."""
     status, body = reply.status, reply.body
     if status == 429:
-        after = retry_after(reply.headers.get("Retry-After"), now())
         return RateLimited(
-            error=_text("rate limited", body, status), after=after, response=bounded(body)
+            error=_text("rate limited", body, status),
+            after=reset_after(reply.headers, now()),
+            response=bounded(body),
         )
     if status == 401:
         error = _text("the API token was refused", body, status)
@@ -82,7 +87,9 @@ def classify(reply: Reply, attempt: Attempt, *, now: Callable[[], datetime] = _u
     if 200 <= status < 300:
         synced = _synced(body, attempt)
         if synced is not None:
-            return synced
+            # Not documented by BillClap, but honoured if sent: the next request would be a 429.
+            window = attempt.rate_window(QUOTA_WINDOW)
+            return with_quota_hold(synced, reply, now(), window=window)
     return _by_message(reply, attempt) or _by_status(reply)
 
 

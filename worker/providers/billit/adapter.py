@@ -2,13 +2,13 @@
 
 One attempt, in order:
 
-1. refuse what Billit cannot represent (``billit_mapping.refuse_unsupported``), before any I/O;
-2. ``GET /v1/account`` (cached, ``billit_account``): vat ids, payment methods, biller, country;
+1. refuse what Billit cannot represent (``mapping.refuse_unsupported``), before any I/O;
+2. ``GET /v1/account`` (cached, ``account``): vat ids, payment methods, biller, country;
    a blocked or suspended account or an expired subscription pauses the account (forbidden);
 3. every tax rate needs a vat id in the account, else the invoice is dead-lettered (rejected);
-4. the customer id: given, found, or created once (``billit_customers``);
-5. after an unknown outcome, the tag scan (``billit_reconcile``): found → ``Synced(recovered)``;
-6. ``POST /v1/invoices``, classified by ``billit_answers``. A 422 naming an id we had cached
+4. the customer id: given, found, or created once (``customers``);
+5. after an unknown outcome, the tag scan (``reconcile``): found → ``Synced(recovered)``;
+6. ``POST /v1/invoices``, classified by ``answers``. A 422 naming an id we had cached
    (one from ``/account`` fetched before this attempt, or a customer we found or created
    earlier and Billit has since deleted) forgets it and goes once more through steps 2 to 6
    within the attempt (a 422 means nothing was created).
@@ -37,6 +37,7 @@ from worker.providers import http
 from worker.providers.base import Attempt, Credentials, HttpTimeouts, ProviderSpec
 from worker.providers.billit.account import AccountCache, AccountFacts, read_account
 from worker.providers.billit.answers import (
+    RATE_WINDOW,
     Settled,
     classify,
     classify_transport_error,
@@ -54,7 +55,7 @@ from worker.providers.billit.mapping import (
     tag_for,
 )
 from worker.providers.billit.options import BillitId, BillitOptions
-from worker.providers.billit.reconcile import Expected, TagMemory, find_tagged
+from worker.providers.billit.reconcile import Expected, find_tagged, scan_reads
 from worker.providers.redaction import scrubbed
 
 log = structlog.get_logger(__name__)
@@ -86,9 +87,8 @@ class Billit:
         self._now = now or (lambda: datetime.now(UTC))
         self.account = AccountCache(self._fetch_account, ttl=self._options.account_refresh)
         self.customers = CustomerDirectory()
-        self.tags = TagMemory()
         self.listing = ListingIndex()
-        # Rows whose last answer was a 400 incident: the next one dead-letters (billit_answers).
+        # Rows whose last answer was a 400 incident: the next one dead-letters (answers).
         self._incidents: OrderedDict[int, None] = OrderedDict()
 
     def __repr__(self) -> str:
@@ -155,9 +155,13 @@ class Billit:
         if not retried and self._forget_stale(reply, facts, fetched, invoice, body):
             return await self._sync(attempt, retried=True)
         what = "invoice create"
-        outcome = classify(reply, what=what, creating=True, seen_incident=seen, now=self._now)
+        window = attempt.rate_window(RATE_WINDOW)
+        outcome = classify(
+            reply, what=what, creating=True, seen_incident=seen, window=window, now=self._now
+        )
         if isinstance(outcome, Synced):
-            self.tags.remember(outcome.provider_invoice_id, frozenset(map(str, body["tags"])))
+            tags = frozenset(map(str, body["tags"]))
+            self.listing.tags.remember(outcome.provider_invoice_id, tags)
         return outcome
 
     async def _settle_earlier(
@@ -230,7 +234,8 @@ class Billit:
             total=None if "products" in options else gross_total(attempt.invoice),
             since=attempt.since,
         )
-        found = await find_tagged(get, expected, self._options, self.tags, self.listing)
+        reads = scan_reads(attempt, self._options, time.monotonic())
+        found = await find_tagged(get, expected, self._options, self.listing, reads=reads)
         if found is not None:
             log.info(
                 "provider.billit.recovered",

@@ -9,7 +9,8 @@ failure can leave an invoice behind.
 | Answer                               | Outcome                                               |
 |--------------------------------------|-------------------------------------------------------|
 | 2xx with ``data.uuid`` (create)      | Synced (number "series-number", permalink, pdf)       |
-| 429                                  | RateLimited(after=Retry-After, 60 s when absent)      |
+| 429                                  | RateLimited(after=Retry-After or X-RateLimit-Reset,   |
+|                                      | 60 s when neither)                                    |
 | 401                                  | PauseAccount(auth_failed, DeadLetter(auth_failed))    |
 | 403                                  | PauseAccount(forbidden, DeadLetter(forbidden))        |
 | 404, 405, 406, 415                   | PauseAccount(misconfigured, Retry): our base_url or   |
@@ -32,7 +33,6 @@ earlier attempt may have failed for another reason.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -48,7 +48,7 @@ from worker.outcome import (
     Synced,
 )
 from worker.providers.base import DETAIL_LIMIT, MESSAGE_LIMIT, bounded
-from worker.providers.http import Reply, quota_spent, retry_after
+from worker.providers.http import Reply, reset_after, with_quota_hold
 from worker.providers.redaction import cut
 
 DEFAULT_RATE_LIMIT_WAIT = 60.0
@@ -60,8 +60,7 @@ MISCONFIGURED = {
 }
 # 422 fields that hold ids read from /account: a refusal of one may mean the cache is stale.
 ACCOUNT_ID_FIELDS = ("vatid", "paymentmethod", "billerid")
-
-
+# Billit's documented limit is 60 requests a minute: the window when the account sets none.
 RATE_WINDOW = 60.0
 
 
@@ -75,22 +74,24 @@ def classify(  # noqa: PLR0911 -- one return per row of the table above
     what: str,
     creating: bool,
     seen_incident: bool = False,
+    window: float = RATE_WINDOW,
     now: Callable[[], datetime] = _utcnow,
 ) -> Outcome:
     """The outcome of any non-success answer, or of a create's answer (table above).
 
-    ``what`` names the call in error texts ("the invoice", "the customer search", ...).
+    ``what`` names the call in error texts ("the invoice", "the customer search", ...);
+    ``window`` is how long a spent quota holds the account when Billit gives no reset: the
+    period of the account's ``rate_limit`` (``Attempt.rate_window``).
     """
     status, body = reply.status, reply.body
     if creating and 200 <= status < 300:
         synced = synced_from(body)
         if synced is not None:
-            # Billit allows 60 requests a minute: an answer that says none are left holds the
-            # account for the window rather than spend the next request on a 429.
-            wait = quota_spent(reply.headers, now(), window=RATE_WINDOW)
-            return replace(synced, quota_wait=wait) if wait else synced
+            # An answer that says no request is left holds the account until the quota comes
+            # back, rather than spend the next request on a 429.
+            return with_quota_hold(synced, reply, now(), window=window)
     if status == 429:
-        after = retry_after(reply.headers.get("Retry-After"), now())
+        after = reset_after(reply.headers, now())
         return RateLimited(
             error=_text("rate limit reached", what, reply),
             after=DEFAULT_RATE_LIMIT_WAIT if after is None else after,

@@ -20,13 +20,20 @@ from page 1 (newest first) and stops as soon as it can prove coverage:
 At most ``reconcile_pages`` pages a refresh; when that is not enough the scan is told so (its
 row becomes ``ambiguous``, never "not found"), and scans that need as far back or further are
 told so too until a new refresh begins after them.
+
+List items carry no tags, so a scan reads candidates one by one; the index's ``TagCache``
+keeps what those reads (and the adapter's own creates) showed. An invoice's tags do not
+change, so each is read once however many rows look at it: rows settling together (a batch
+whose answers were lost, taken again after a crash) share the reads instead of each paying
+for all of them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -37,6 +44,7 @@ INVOICES = "/v1/invoices"
 # Our database's clock and Billit's may disagree by this much; the scan reads that far further.
 CLOCK_SKEW = timedelta(seconds=60)
 INDEX_LIMIT = 20_000
+TAGS_LIMIT = 50_000
 BEGINNING = datetime.min.replace(tzinfo=UTC)
 
 Get = Callable[[str, Mapping[str, str]], Awaitable[Any | None]]
@@ -79,6 +87,7 @@ class ListingIndex:
         self._limit = limit
         self._clock = clock
         self._lock = asyncio.Lock()
+        self.tags = TagCache()
 
     async def listed_since(
         self, get: Get, since: datetime | None, options: BillitOptions
@@ -149,6 +158,91 @@ class ListingIndex:
             self._floor = None  # no time to say how far back the rest reaches
         else:
             self._floor = max(self._floor, newest_dropped)
+
+
+@dataclass(frozen=True, slots=True)
+class Tagged:
+    """An invoice's tags, and the invoice itself when it was read for this ask (None when the
+    tags were remembered): a scan whose tag it carries needs the whole invoice."""
+
+    tags: frozenset[str]
+    detail: Any = None
+
+
+class TagCache:
+    """The tags of invoices read or created, by uuid, newest kept (bounded); a read under way
+    is shared by every scan that asks for the same invoice meanwhile."""
+
+    def __init__(self, limit: int = TAGS_LIMIT) -> None:
+        self._tags: OrderedDict[str, frozenset[str]] = OrderedDict()
+        self._reading: dict[str, asyncio.Future[Tagged | None]] = {}
+        self._limit = limit
+
+    def remember(self, uuid: str, tags: frozenset[str]) -> None:
+        self._tags[uuid] = tags
+        self._tags.move_to_end(uuid)
+        while len(self._tags) > self._limit:
+            self._tags.popitem(last=False)
+
+    def known(self, uuid: str) -> frozenset[str] | None:
+        return self._tags.get(uuid)
+
+    def must_read(self, uuid: str) -> bool:
+        """Whether asking for ``uuid`` now costs a request (not known, not being read)."""
+        return uuid not in self._tags and uuid not in self._reading
+
+    async def read(self, get: Get, uuid: str) -> Tagged | None:
+        """The tags of ``uuid``: remembered, from the read under way, or read now; None when
+        Billit no longer has it. A failed read fails every scan that waited on it."""
+        while True:
+            known = self._tags.get(uuid)
+            if known is not None:
+                return Tagged(tags=known)
+            pending = self._reading.get(uuid)
+            if pending is None:
+                return await self._read(get, uuid)
+            await asyncio.wait([pending])
+            if not pending.cancelled():
+                return pending.result()
+            # The reader's attempt was cut short (shutdown): read it here instead.
+
+    async def _read(self, get: Get, uuid: str) -> Tagged | None:
+        pending: asyncio.Future[Tagged | None] = asyncio.get_running_loop().create_future()
+        self._reading[uuid] = pending
+        try:
+            detail = await get(f"{INVOICES}/{uuid}", {})
+            tagged = None if detail is None else Tagged(tags=tags_of(detail), detail=detail)
+            if tagged is not None:
+                self.remember(uuid, tagged.tags)
+            pending.set_result(tagged)
+            return tagged
+        except Exception as exc:
+            pending.set_exception(exc)
+            pending.exception()  # marked as seen: nobody may be waiting to retrieve it
+            raise
+        finally:
+            del self._reading[uuid]
+            if not pending.done():
+                pending.cancel()
+
+
+def tags_of(body: Any) -> frozenset[str]:
+    """Every string in a fetched invoice's ``tags``: they are objects with undocumented keys
+    (or plain strings), so any string value that equals a tag counts as carrying it."""
+    data = body.get("data") if isinstance(body, dict) else None
+    tags = data.get("tags") if isinstance(data, dict) else None
+    return frozenset(_strings(tags))
+
+
+def _strings(value: Any) -> Iterable[str]:
+    if isinstance(value, str):
+        yield value.strip()
+    elif isinstance(value, dict):
+        for inner in value.values():
+            yield from _strings(inner)
+    elif isinstance(value, list):
+        for inner in value:
+            yield from _strings(inner)
 
 
 def list_items(listing: Any) -> list[Mapping[str, Any]]:

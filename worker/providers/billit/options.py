@@ -45,5 +45,7 @@ class BillitOptions(BaseModel):
     reaching this bound first parks the row as ``ambiguous``)."""
     reconcile_per_page: int = Field(default=250, ge=1, le=250)
     """Invoices per page in that scan (Billit allows at most 250)."""
-    reconcile_details: int = Field(default=20, ge=1, le=250)
-    """At most this many candidate invoices are fetched one by one to read their tags."""
+    reconcile_details: int | None = Field(default=None, ge=1, le=100_000)
+    """At most this many candidate invoices are read one by one (for their tags) by one scan.
+    Default: as many as the account's ``rate_limit`` allows before the attempt must send (its
+    lease less the request timeout); invoices whose tags are known cost nothing."""

@@ -5,33 +5,33 @@ after an unknown outcome the adapter looks for an invoice carrying this row's ta
 carry no tags (only ``GET /v1/invoices/{uuid}`` does), so the scan reads the newest pages
 (``per_page`` <= 250, newest first), keeps the items that could be ours (the same invoice
 date when the invoice fixes it, about the same total, whenever the item shows those fields; an
-item that does not show one is kept), and fetches those one by one until one carries the tag.
-The pages are read through the adapter's ``ListingIndex`` (``billit_index``), which every scan of the adapter
-shares, so rows scanning at once, or soon after one another, read the pages once.
+item that does not show one is kept), and reads those one by one until one carries the tag.
+The pages and the tags read are kept in the adapter's ``ListingIndex`` (``index``),
+which every scan of the adapter shares: rows scanning at once, or soon after one another, read
+the pages once and each invoice once, and invoices whose tags are known (the adapter created
+them and saw the answer, or a scan read them) cost nothing. A scan usually reads only the
+invoices whose create answer was lost: the ones the rows are looking for.
 
-Invoices whose tags the adapter already knows (``TagMemory``: the ones it created and saw
-answered, the ones an earlier scan fetched) are checked without a fetch, so a scan usually
-fetches only the invoices whose create answer was lost: the ones it is looking for.
-
-The scan is bounded (``reconcile_pages``, ``reconcile_details`` fetches), and "not found" is
-only answered when the scan has read every invoice the earlier attempt could have created: all
-of them, or every one created since the row's first attempt began (``createdAt`` on the list
+The scan is bounded: ``reconcile_pages`` pages, and as many one-by-one reads as the account's
+rate limit allows before the attempt must send (``scan_reads``). "Not found" is only
+answered when the scan has read every invoice the earlier attempt could have created: all of
+them, or every one created since the row's first attempt began (``createdAt`` on the list
 items, with ``CLOCK_SKEW`` of slack for the two clocks). When a bound is reached first (a busy
-account pushed the invoice past the pages read, or too many candidates to fetch), the answer is
+account pushed the invoice past the pages read, or more candidates than reads), the answer is
 not "not found" either: the row is dead-lettered as ``ambiguous`` rather than risk a second
 invoice.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from collections.abc import Iterable
+import math
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from worker.outcome import DeadLetter, Reason, Synced
+from worker.providers.base import Attempt
 from worker.providers.billit.answers import Settled, synced_from
 from worker.providers.billit.index import INVOICES, Get, Listed, ListingIndex
 from worker.providers.billit.options import BillitOptions
@@ -40,7 +40,8 @@ from worker.providers.billit.options import BillitOptions
 # (a tenth of a percent: rounding is cents, and a wider net fetches more candidates).
 AMOUNT_SLACK = Decimal("0.001")
 AMOUNT_MINIMUM_SLACK = Decimal("0.05")
-MEMORY_LIMIT = 50_000
+# A scan's one-by-one reads when the attempt carries no rate or deadline (direct use).
+DEFAULT_SCAN_READS = 20
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -57,73 +58,59 @@ class Expected:
     """When the row's first attempt began: invoices created before it cannot be ours."""
 
 
-class TagMemory:
-    """The tags of invoices this adapter has seen, by uuid, newest kept (bounded)."""
-
-    def __init__(self, limit: int = MEMORY_LIMIT) -> None:
-        self._tags: OrderedDict[str, frozenset[str]] = OrderedDict()
-        self._limit = limit
-
-    def remember(self, uuid: str, tags: frozenset[str]) -> None:
-        self._tags[uuid] = tags
-        self._tags.move_to_end(uuid)
-        while len(self._tags) > self._limit:
-            self._tags.popitem(last=False)
-
-    def get(self, uuid: str) -> frozenset[str] | None:
-        return self._tags.get(uuid)
+def scan_reads(attempt: Attempt, options: BillitOptions, now: float) -> int:
+    """How many invoices a tag scan may read one by one: what the account's rate limit allows
+    in the time left before the attempt must send (reads beyond it could not be made at that
+    pace in time), at most ``reconcile_details`` when set; ``DEFAULT_SCAN_READS`` when the
+    attempt's rate or deadline is not known. A human's time costs more than these reads."""
+    reads = DEFAULT_SCAN_READS
+    if attempt.rate is not None and attempt.send_by is not None:
+        reads = math.floor(attempt.rate.per_second * max(attempt.send_by - now, 0.0))
+    if options.reconcile_details is not None:
+        reads = min(reads, options.reconcile_details)
+    return max(reads, 1)
 
 
 async def find_tagged(
-    get: Get,
-    expected: Expected,
-    options: BillitOptions,
-    memory: TagMemory,
-    index: ListingIndex,
+    get: Get, expected: Expected, options: BillitOptions, index: ListingIndex, *, reads: int
 ) -> Synced | None:
     """The invoice carrying ``expected.tag`` among those created since the first attempt, or
-    None when it is not there."""
+    None when it is not there. ``reads`` bounds the invoices this scan may read one by one
+    (``scan_reads``); those it finds remembered, or being read for another row, are free."""
     listed = await index.listed_since(get, expected.since, options)
     if listed is None:
         raise Settled(_window_exceeded(expected, options))
-    budget = options.reconcile_details
+    left = reads
     for entry in listed:
         if not could_be(entry, expected):
             continue
-        known = memory.get(entry.uuid)
+        known = index.tags.known(entry.uuid)
         if known is not None and expected.tag not in known:
             continue
-        if budget == 0:
-            raise Settled(_ambiguous(expected, options))
-        budget -= 1
-        detail = await get(f"{INVOICES}/{entry.uuid}", {})
-        if detail is None:
-            index.forget(entry.uuid)  # deleted since it was listed
-            continue
-        tags = tags_of(detail)
-        memory.remember(entry.uuid, tags)
-        if expected.tag in tags:
-            return synced_from(detail, recovered=True)
+        if index.tags.must_read(entry.uuid):
+            if left == 0:
+                raise Settled(_ambiguous(expected, reads))
+            left -= 1
+        found = await _ours(get, index, entry.uuid, expected.tag)
+        if found is not None:
+            return found
     return None
 
 
-def tags_of(body: Any) -> frozenset[str]:
-    """Every string in a fetched invoice's ``tags``: they are objects with undocumented keys
-    (or plain strings), so any string value that equals a tag counts as carrying it."""
-    data = body.get("data") if isinstance(body, dict) else None
-    tags = data.get("tags") if isinstance(data, dict) else None
-    return frozenset(_strings(tags))
-
-
-def _strings(value: Any) -> Iterable[str]:
-    if isinstance(value, str):
-        yield value.strip()
-    elif isinstance(value, dict):
-        for inner in value.values():
-            yield from _strings(inner)
-    elif isinstance(value, list):
-        for inner in value:
-            yield from _strings(inner)
+async def _ours(get: Get, index: ListingIndex, uuid: str, tag: str) -> Synced | None:
+    """The invoice ``uuid`` as recovered when it carries ``tag``, else None."""
+    tagged = await index.tags.read(get, uuid)
+    if tagged is None:
+        index.forget(uuid)  # deleted since it was listed
+        return None
+    if tag not in tagged.tags:
+        return None
+    # Remembered tags (our own create, another row's read) come without the invoice.
+    detail = tagged.detail if tagged.detail is not None else await get(f"{INVOICES}/{uuid}", {})
+    if detail is None:
+        index.forget(uuid)
+        return None
+    return synced_from(detail, recovered=True)
 
 
 def could_be(entry: Listed, expected: Expected) -> bool:
@@ -163,13 +150,13 @@ def _window_exceeded(expected: Expected, options: BillitOptions) -> DeadLetter:
     )
 
 
-def _ambiguous(expected: Expected, options: BillitOptions) -> DeadLetter:
+def _ambiguous(expected: Expected, reads: int) -> DeadLetter:
     return DeadLetter(
         reason=Reason.AMBIGUOUS,
         error=(
-            f"an earlier attempt's outcome is unknown and more than {options.reconcile_details} "
-            f"recent Billit invoices could be it; none read so far carries tag {expected.tag!r}. "
-            "Look for that tag in Billit, then replay or purge this row (or raise "
-            "reconcile_details)"
+            f"an earlier attempt's outcome is unknown and more than {reads} recent Billit "
+            "invoices could be it (the reads the account's rate_limit allows before the "
+            "attempt must send, or reconcile_details); none read so far carries tag "
+            f"{expected.tag!r}. Look for that tag in Billit, then replay or purge this row"
         ),
     )

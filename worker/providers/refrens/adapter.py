@@ -2,12 +2,12 @@
 
 Authentication is ``Authorization: Bearer <jwt>``: a static token from the config, or app-secret
 login (``worker.providers.refrens.auth``) whose token is cached and refreshed once when Refrens
-answers 401; only a 401 after that pauses the account. Mapping is in ``refrens_mapping``,
-classification in ``refrens_answers``.
+answers 401; only a 401 after that pauses the account. Mapping is in ``mapping``,
+classification in ``answers``.
 
 Never lose, never duplicate: an invoice with a number is safe to send again, since Refrens
 refuses a second invoice with the same number. When that refusal follows an attempt whose
-outcome is unknown, the adapter looks the number up (``refrens_lookup``) and, when the invoice
+outcome is unknown, the adapter looks the number up (``lookup``) and, when the invoice
 found is billed to the same customer name, answers ``Synced(recovered=True)`` with its ids and
 links. A duplicate on a first attempt is a producer's collision: ``DeadLetter(duplicate)``.
 """

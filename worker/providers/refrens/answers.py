@@ -36,12 +36,16 @@ from worker.outcome import (
     Synced,
 )
 from worker.providers.base import DETAIL_LIMIT, MESSAGE_LIMIT, Attempt, bounded
-from worker.providers.http import Reply, retry_after
+from worker.providers.http import Reply, reset_after, with_quota_hold
 from worker.providers.redaction import cut
 
 _NUMBER_WORDS = ("invoice number", "invoicenumber", "invoice no")
 _EXISTS_WORDS = ("exist", "already", "duplicate", "taken", "unique")
 FIELD_ERRORS_SHOWN = 10
+
+
+# The hold after an answer saying the quota is spent, for an account without a known rate.
+QUOTA_WINDOW = 60.0
 
 
 def _utcnow() -> datetime:
@@ -54,7 +58,9 @@ def classify(reply: Reply, attempt: Attempt, *, now: Callable[[], datetime] = _u
     if 200 <= status < 300:
         synced = synced_from(body, attempt)
         if synced is not None:
-            return synced
+            # Refrens documents no limit; a spent quota it reports is honoured all the same.
+            window = attempt.rate_window(QUOTA_WINDOW)
+            return with_quota_hold(synced, reply, now(), window=window)
         return Retry(
             error=describe("answered without an invoice _id; it may have been created", reply),
             outcome_unknown=True,
@@ -73,7 +79,7 @@ def classify_refusal(reply: Reply, *, now: Callable[[], datetime] = _utcnow) -> 
     or a refusal of the data (the create-specific cases are handled by ``classify``)."""
     status, response = reply.status, bounded(reply.body)
     if status == 429:
-        after = retry_after(reply.headers.get("Retry-After"), now())
+        after = reset_after(reply.headers, now())
         return RateLimited(error=describe("rate limited", reply), after=after, response=response)
     if status == 401:
         dead = DeadLetter(

@@ -26,6 +26,7 @@ drip and echo, so the rates are probabilities that must add up to at most 1. The
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import socket
 import struct
@@ -137,6 +138,10 @@ class Faults:
             self._tokens -= 1
             return None
         return (1 - self._tokens) / rate
+
+    def remaining(self) -> int:
+        """Whole requests left in the enforced rate's bucket (for ``X-RateLimit-Remaining``)."""
+        return max(0, math.floor(self._tokens))
 
     def reset_counts(self) -> None:
         self.injected = {}

@@ -29,8 +29,8 @@ from worker.providers.billit.answers import (
     refuses_customer_id,
     synced_from,
 )
-from worker.providers.billit.index import Listed
-from worker.providers.billit.reconcile import Expected, TagMemory, could_be, tags_of
+from worker.providers.billit.index import Listed, TagCache, tags_of
+from worker.providers.billit.reconcile import Expected, could_be
 from worker.providers.http import Reply
 
 NOW = datetime(2026, 7, 1, 12, 0, 0, tzinfo=UTC)
@@ -324,12 +324,12 @@ def test_tags_of_collects_every_string() -> None:
     assert tags_of({"data": {}}) == frozenset()
 
 
-def test_tag_memory_is_bounded_and_keeps_the_newest() -> None:
-    memory = TagMemory(limit=2)
+def test_the_tag_cache_is_bounded_and_keeps_the_newest() -> None:
+    memory = TagCache(limit=2)
     for uuid in ("u1", "u2", "u3"):
         memory.remember(uuid, frozenset({uuid}))
-    assert memory.get("u1") is None
-    assert memory.get("u3") == frozenset({"u3"})
+    assert memory.known("u1") is None
+    assert memory.known("u3") == frozenset({"u3"})
     memory.remember("u2", frozenset({"again"}))
     memory.remember("u4", frozenset())
-    assert (memory.get("u2"), memory.get("u3")) == (frozenset({"again"}), None)
+    assert (memory.known("u2"), memory.known("u3")) == (frozenset({"again"}), None)

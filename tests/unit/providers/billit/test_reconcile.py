@@ -13,7 +13,7 @@ from worker.outcome import Reason, Synced
 from worker.providers.billit.answers import Settled
 from worker.providers.billit.index import ListingIndex
 from worker.providers.billit.options import BillitOptions
-from worker.providers.billit.reconcile import Expected, TagMemory, find_tagged
+from worker.providers.billit.reconcile import Expected, find_tagged
 
 START = datetime(2026, 7, 1, 12, 0, tzinfo=UTC)
 TAG = "invoice-sync:k-1"
@@ -62,9 +62,8 @@ async def scan(
     tag: str = TAG,
 ) -> Synced | None:
     wanted = Expected(tag=tag, invoice_date="2026-07-01", total=Decimal(100), since=since)
-    return await find_tagged(
-        fake_get(invoices, reads), wanted, options, TagMemory(), index or ListingIndex()
-    )
+    get, reads_allowed = fake_get(invoices, reads), options.reconcile_details or 100
+    return await find_tagged(get, wanted, options, index or ListingIndex(), reads=reads_allowed)
 
 
 def pages(reads: list[str]) -> int:

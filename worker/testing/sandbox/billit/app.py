@@ -16,6 +16,8 @@ subscription answers creates with 403. ``incidents`` makes the next creates answ
 ``data.insidentId``. The rate limit is Laravel's fixed window (``billit_books.RateWindow``):
 ``rate_limit_per_minute`` requests per token, then 429 with ``Retry-After`` and
 ``X-RateLimit-Limit``/``X-RateLimit-Remaining``; every API request counts, answered or not.
+With that limit off (``null``) and the ``limit_rate`` fault on, the answers report the fault's
+quota in the same headers instead.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from aiohttp.typedefs import Handler
 
 from worker.providers.billit.mapping import key_of_tag
 from worker.testing.sandbox.billit.books import BillitBooks, BillitRefusal
-from worker.testing.sandbox.faults import INTROSPECTION_PREFIX, FaultConfig
+from worker.testing.sandbox.faults import FAULTS, INTROSPECTION_PREFIX, FaultConfig
 from worker.testing.sandbox.introspection import BOOKS, sandbox_app
 from worker.testing.sandbox.profile import Failure, SandboxProfile
 
@@ -135,6 +137,11 @@ async def billit_middleware(request: web.Request, handler: Handler) -> web.Strea
     if limit is not None:
         response.headers["X-RateLimit-Limit"] = str(limit)
         response.headers["X-RateLimit-Remaining"] = str(remaining)
+    elif (faults := request.app[FAULTS]).config.limit_rate:
+        # The quota a rate-limit fault enforces (a plan counting per second, say), reported
+        # as Billit reports its own: no reset header until a request is refused.
+        response.headers["X-RateLimit-Limit"] = f"{faults.config.limit_burst:g}"
+        response.headers["X-RateLimit-Remaining"] = str(faults.remaining())
     return response
 
 
