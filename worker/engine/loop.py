@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import structlog
 
+from worker.claims import AccountAction, Claimed
 from worker.config import WorkerSettings
 from worker.engine.attempt import Attempter
 from worker.engine.chores import PeriodicChore, Restarts
@@ -31,7 +32,7 @@ from worker.errors import BackgroundTaskError
 from worker.policy import Decision, release
 from worker.store.database import StoreUnavailableError
 from worker.store.listener import Listener
-from worker.store.outbox import AccountAction, Claimed, DeadAtClaim, Outbox, RecordSummary
+from worker.store.outbox import DeadAtClaim, Outbox, RecordSummary
 
 log = structlog.get_logger(__name__)
 
