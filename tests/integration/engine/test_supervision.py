@@ -14,9 +14,9 @@ from tests.fakes import ScriptedProvider, fast_settings, runtime
 from worker.claims import Resolution
 from worker.engine.chores import Restarts
 from worker.engine.flusher import FLUSHER_RESTARTS
+from worker.engine.listener import Listener
 from worker.engine.loop import Engine
 from worker.errors import BackgroundTaskError
-from worker.store.listener import Listener
 from worker.store.outbox import Outbox, RecordSummary
 
 
