@@ -14,33 +14,18 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from rich.console import Group, RenderableType
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
+from worker.store.stats import Readout
+
 # Accounts listed in the one-line rendering before it says "and N more".
 LINE_ACCOUNTS = 8
 TOP_REASONS = 5
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class Readout:
-    """Counts read in one refresh; keys are account names. ``dead`` is by account, then reason."""
-
-    pending: Mapping[str, int] = field(default_factory=dict)
-    running: Mapping[str, int] = field(default_factory=dict)
-    synced: Mapping[str, int] = field(default_factory=dict)
-    dead: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
-    paused: Mapping[str, str] = field(default_factory=dict)  # account -> pause reason
-    pause_errors: Mapping[str, str] = field(default_factory=dict)  # account -> what happened
-
-    @property
-    def finished(self) -> int:
-        return sum(self.synced.values()) + sum(sum(d.values()) for d in self.dead.values())
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

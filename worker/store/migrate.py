@@ -13,7 +13,7 @@ import structlog
 from worker.errors import MigrationError
 from worker.store import database
 
-__all__ = ["MigrationError", "current_versions", "latest_version", "migrate"]
+__all__ = ["MigrationError", "current_versions", "latest_version", "migrate", "schema_version"]
 from worker.store.queries import migrations, queries
 
 log = structlog.get_logger(__name__)
@@ -77,6 +77,16 @@ async def _apply_pending(conn: asyncpg.Connection) -> list[int]:
 async def current_versions(conn: asyncpg.Connection) -> list[int]:
     rows = await database.run(lambda: conn.fetch(queries()["migrations_applied"]))
     return [row["version"] for row in rows]
+
+
+async def schema_version(pool: asyncpg.Pool) -> int:
+    """The newest migration applied (0 for none), on a connection of ``pool``."""
+
+    async def read() -> int:
+        async with pool.acquire() as conn:
+            return max(await current_versions(conn), default=0)
+
+    return await database.run(read)
 
 
 def latest_version() -> int:
