@@ -1,4 +1,4 @@
-"""LISTEN for the outbox trigger's NOTIFY on a dedicated connection, until that connection is lost.
+"""LISTEN for the outbox trigger's NOTIFY on a dedicated connection, until the connection is lost.
 
 One call is one connection: reconnecting, and supervising the loop that reconnects, is the
 engine's business (``worker.engine.listener``), which wraps this.
