@@ -36,8 +36,9 @@ def modules_loaded_by(statement: str) -> list[str]:
     """The modules a fresh interpreter holds after running ``statement``."""
     script = f"{statement}\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))"
     done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=ROOT
+        [sys.executable, "-c", script], capture_output=True, text=True, check=False, cwd=ROOT
     )
+    assert done.returncode == 0, done.stderr
     loaded: list[str] = json.loads(done.stdout.splitlines()[-1])
     return loaded
 
