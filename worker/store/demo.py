@@ -4,14 +4,11 @@ database on the way out."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 from worker.store import database
-from worker.store.database import Pool
+from worker.store.database import Pool, Row
 from worker.store.queries import queries
-
-Row = Mapping[str, Any]
 
 
 async def demo_database_recreate(server_url: str) -> None:

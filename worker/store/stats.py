@@ -15,10 +15,8 @@ import asyncpg
 
 from worker.store import database
 from worker.store.accounts import AccountStore
-from worker.store.database import Pool
+from worker.store.database import Pool, Row
 from worker.store.queries import queries
-
-Row = Mapping[str, Any]
 
 
 class StatsStore:
