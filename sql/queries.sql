@@ -333,6 +333,28 @@ WITH inserted AS (
 )
 SELECT count(*) FROM inserted;
 
+-- name: migrations_lock
+-- `invoice-sync migrate`: one migrator at a time (replicas may start together), on the key $1.
+SELECT pg_advisory_lock($1);
+
+-- name: migrations_unlock
+SELECT pg_advisory_unlock($1);
+
+-- name: migrations_schema_create
+-- Where the applied migrations are recorded, made before the first migration runs.
+CREATE SCHEMA IF NOT EXISTS invoice_sync;
+
+-- name: migrations_table_create
+CREATE TABLE IF NOT EXISTS invoice_sync.schema_migrations (
+    version integer PRIMARY KEY,
+    name text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- name: migrations_record
+-- In the migration's own transaction: the migration and its row commit together.
+INSERT INTO invoice_sync.schema_migrations (version, name) VALUES ($1, $2);
+
 -- name: migrations_applied
 -- Versions already applied to this database.
 SELECT version FROM invoice_sync.schema_migrations ORDER BY version;

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 
+from worker.claims import AccountAction, Claimed, Resolution
 from worker.config import WorkerSettings
 from worker.outcome import (
     DeadLetter,
@@ -23,7 +24,6 @@ from worker.outcome import (
     Synced,
     health_of,
 )
-from worker.store.outbox import AccountAction, Claimed, Resolution
 
 # A provider's Retry-After is honoured, but a broken header must not park a row for a year.
 MAX_RETRY_AFTER = 24 * 3600.0

@@ -2,6 +2,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from worker.claims import Claimed
 from worker.config import WorkerSettings
 from worker.outcome import (
     DeadLetter,
@@ -14,7 +15,6 @@ from worker.outcome import (
     Synced,
 )
 from worker.policy import MAX_RETRY_AFTER, decide, honour_retry_after, retry_delay
-from worker.store.outbox import Claimed
 
 SETTINGS = WorkerSettings(
     max_attempts=5, base_retry_delay=2, max_retry_delay=60, pause_cooldown=300

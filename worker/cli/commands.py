@@ -13,8 +13,6 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TextIO, TypeVar
 
-import asyncpg
-
 from worker.cli import dlq as dlq_commands
 from worker.cli.enqueue import MAX_ENQUEUE_PARSERS, enqueue_lines
 from worker.cli.watch import watch
@@ -26,6 +24,7 @@ from worker.errors import InputError
 from worker.invoice import json_schema_text
 from worker.store import database, migrate
 from worker.store.accounts import AccountStore
+from worker.store.database import Pool
 from worker.store.outbox import Outbox
 from worker.store.stats import gather_status, render_status
 
@@ -196,7 +195,7 @@ def cmd_accounts(args: argparse.Namespace, settings: Settings) -> int:
     return asyncio.run(_with_pool(settings, lambda pool: _accounts(pool, args, settings)))
 
 
-async def _accounts(pool: asyncpg.Pool, args: argparse.Namespace, settings: Settings) -> int:
+async def _accounts(pool: Pool, args: argparse.Namespace, settings: Settings) -> int:
     store = AccountStore(pool)
     if args.action == "pause":
         await store.account_pause(args.name, "paused by an operator")
@@ -231,7 +230,7 @@ def cmd_sandbox(args: argparse.Namespace, settings: Settings) -> int:
     return run_from_args(args)
 
 
-async def _with_pool(settings: Settings, action: Callable[[asyncpg.Pool], Awaitable[T]]) -> T:
+async def _with_pool(settings: Settings, action: Callable[[Pool], Awaitable[T]]) -> T:
     pool = await database.create_pool(settings.database_dsn(), min_size=1, max_size=2)
     try:
         return await action(pool)

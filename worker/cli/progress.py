@@ -14,33 +14,17 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from rich.console import Group, RenderableType
-from rich.progress_bar import ProgressBar
-from rich.table import Table
-from rich.text import Text
+from worker.store.stats import Readout
+
+if TYPE_CHECKING:
+    from rich.console import RenderableType
 
 # Accounts listed in the one-line rendering before it says "and N more".
 LINE_ACCOUNTS = 8
 TOP_REASONS = 5
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class Readout:
-    """Counts read in one refresh; keys are account names. ``dead`` is by account, then reason."""
-
-    pending: Mapping[str, int] = field(default_factory=dict)
-    running: Mapping[str, int] = field(default_factory=dict)
-    synced: Mapping[str, int] = field(default_factory=dict)
-    dead: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
-    paused: Mapping[str, str] = field(default_factory=dict)  # account -> pause reason
-    pause_errors: Mapping[str, str] = field(default_factory=dict)  # account -> what happened
-
-    @property
-    def finished(self) -> int:
-        return sum(self.synced.values()) + sum(sum(d.values()) for d in self.dead.values())
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -157,6 +141,12 @@ def _eta(flowing: int, rate: float | None) -> float | None:
 
 def render_snapshot(snapshot: WatchSnapshot) -> RenderableType:
     """The live view: a bar per account, then rate, ETA, pauses and dead-letter reasons."""
+    # rich only here: the other commands load this module and need none of it.
+    from rich.console import Group  # noqa: PLC0415
+    from rich.progress_bar import ProgressBar  # noqa: PLC0415
+    from rich.table import Table  # noqa: PLC0415
+    from rich.text import Text  # noqa: PLC0415
+
     table = Table(box=None, pad_edge=False, show_edge=False)
     for column in ("account", "progress", "done", "%", "pending", "in flight", "dead", "state"):
         table.add_column(column, justify="left" if column in {"account", "state"} else "right")

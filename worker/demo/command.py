@@ -25,7 +25,6 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import structlog
 from rich.console import Console
 
@@ -51,6 +50,7 @@ from worker.errors import InputError
 from worker.logs import configure_logging
 from worker.store import database, migrate
 from worker.store.accounts import AccountStore
+from worker.store.database import Pool
 from worker.store.outbox import Outbox
 from worker.testing.sandbox import PROFILES
 from worker.testing.sandbox.faults import FaultConfig
@@ -180,7 +180,7 @@ class Demo:
         return 0
 
     async def _run_in(
-        self, pool: asyncpg.Pool, settings: Settings, handles: dict[str, SandboxHandle]
+        self, pool: Pool, settings: Settings, handles: dict[str, SandboxHandle]
     ) -> summary.Outcome | None:
         """Enqueue, drain and gather the summary; None when the worker was stopped early."""
         for account in self.plan.accounts:
@@ -196,7 +196,7 @@ class Demo:
             return None
         return await summary.gather(pool, self.plan, handles, seconds)
 
-    async def _enqueue(self, pool: asyncpg.Pool, settings: Settings) -> None:
+    async def _enqueue(self, pool: Pool, settings: Settings) -> None:
         """Load the mix through the ``invoice-sync enqueue`` code; the lines it refuses are
         written straight to the outbox, as a producer's own SQL could, for the worker to
         dead-letter unsent."""
@@ -218,7 +218,7 @@ class Demo:
             soft_wrap=True,
         )
 
-    async def _drain(self, pool: asyncpg.Pool, settings: Settings) -> None:
+    async def _drain(self, pool: Pool, settings: Settings) -> None:
         self.console.print("Running the worker until the outbox drains (Ctrl-C stops it).\n")
         stop = asyncio.Event()
         watcher = asyncio.create_task(ProgressView(pool, self.plan, self.console).watch(stop))

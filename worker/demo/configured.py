@@ -14,11 +14,9 @@ import os
 from collections.abc import Awaitable, Sequence
 from typing import TypeVar
 
-import asyncpg
-
 from worker.errors import StoreError
-from worker.store import database
-from worker.store.queries import queries
+from worker.store.database import Pool
+from worker.store.demo import demo_rows_delete
 
 T = TypeVar("T")
 SOURCES = ("INVOICE_SYNC_CONFIG", "INVOICE_SYNC_DATABASE_URL", "INVOICE_SYNC_DATABASE_URL_FILE")
@@ -36,19 +34,16 @@ def ignored_configuration(explicit_config: str | None) -> str | None:
     )
 
 
-async def remove_rows(pool: asyncpg.Pool, accounts: Sequence[str]) -> int:
+async def remove_rows(pool: Pool, accounts: Sequence[str]) -> int:
     """Delete every row of ``accounts`` (outbox, synced, dead letters, account state, rate
     buckets) in one statement, finishing even if a second Ctrl-C cancels the caller meanwhile;
     how many rows went."""
-    query = queries()["demo_rows_delete"]
     try:
-        deleted = await finished_regardless(
-            database.run(lambda: pool.fetchval(query, list(accounts)))
-        )
+        deleted = await finished_regardless(demo_rows_delete(pool, accounts))
     except StoreError as exc:
         names = ", ".join(accounts)
         raise StoreError(f"the demo could not remove its rows (accounts {names}): {exc}") from exc
-    return int(deleted or 0)
+    return deleted
 
 
 async def finished_regardless(awaitable: Awaitable[T]) -> T:

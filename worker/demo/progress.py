@@ -12,7 +12,6 @@ import contextlib
 import time
 from dataclasses import dataclass, field
 
-import asyncpg
 from rich.console import Console, Group
 from rich.live import Live
 from rich.progress_bar import ProgressBar
@@ -20,8 +19,8 @@ from rich.table import Table
 from rich.text import Text
 
 from worker.demo.plan import DemoPlan
-from worker.store import database
-from worker.store.queries import queries
+from worker.store.database import Pool
+from worker.store.demo import demo_progress
 
 REFRESH = 0.25
 
@@ -49,9 +48,9 @@ class Tally:
         return self.pending + self.running + self.retrying
 
 
-async def read_tallies(pool: asyncpg.Pool, run: str) -> dict[str, Tally]:
+async def read_tallies(pool: Pool, run: str) -> dict[str, Tally]:
     """This run's rows (keys starting with ``run``) by account."""
-    rows = await database.run(lambda: pool.fetch(queries()["demo_progress"], run))
+    rows = await demo_progress(pool, run)
     tallies: dict[str, Tally] = {}
     for row in rows:
         tally = tallies.setdefault(row["account"], Tally())
@@ -71,7 +70,7 @@ async def read_tallies(pool: asyncpg.Pool, run: str) -> dict[str, Tally]:
 class ProgressView:
     """Watches a run until ``stop`` is set; ``watch`` is meant to run beside the worker."""
 
-    def __init__(self, pool: asyncpg.Pool, plan: DemoPlan, console: Console) -> None:
+    def __init__(self, pool: Pool, plan: DemoPlan, console: Console) -> None:
         self._pool = pool
         self._plan = plan
         self._console = console

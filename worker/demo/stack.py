@@ -23,8 +23,7 @@ from types import FrameType
 from typing import TextIO, TypeVar
 
 from worker.demo.plan import DemoAccount
-from worker.store import database
-from worker.store.queries import queries
+from worker.store.demo import demo_database_recreate
 from worker.testing.postgres import EmbeddedPostgres, with_database
 from worker.testing.sandbox.faults import FaultConfig
 from worker.testing.sandbox.server import SandboxHandle, start_sandbox
@@ -152,13 +151,7 @@ def embedded_server(space: Workspace) -> Iterator[str]:
 
 async def fresh_database(server_url: str) -> str:
     """Drop and recreate the demo's own database on the embedded server; its URL."""
-    q = queries()
-    conn = await database.connect(server_url)
-    try:
-        await database.run(lambda: conn.execute(q["demo_database_drop"]))
-        await database.run(lambda: conn.execute(q["demo_database_create"]))
-    finally:
-        await conn.close()
+    await demo_database_recreate(server_url)
     return with_database(server_url, DEMO_DATABASE)
 
 

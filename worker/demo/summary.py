@@ -7,15 +7,14 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-import asyncpg
 from rich.console import Console
 from rich.table import Table
 
 from worker.demo.plan import DemoPlan
 from worker.demo.progress import Tally, read_tallies
-from worker.store import database
 from worker.store.accounts import AccountStore
-from worker.store.queries import queries
+from worker.store.database import Pool
+from worker.store.demo import demo_examples
 from worker.testing.sandbox.server import SandboxHandle
 
 MEANING = {
@@ -52,9 +51,9 @@ class Outcome:
 
 
 async def gather(
-    pool: asyncpg.Pool, plan: DemoPlan, handles: Mapping[str, SandboxHandle], seconds: float
+    pool: Pool, plan: DemoPlan, handles: Mapping[str, SandboxHandle], seconds: float
 ) -> Outcome:
-    rows = await database.run(lambda: pool.fetch(queries()["demo_examples"], plan.run))
+    rows = await demo_examples(pool, plan.run)
     examples = {
         r["account"]: Example(provider=r["provider"], number=r["invoice_number"], link=r["link"])
         for r in rows

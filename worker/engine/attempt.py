@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 import structlog
 from pydantic import ValidationError
 
+from worker.claims import Claimed
 from worker.config import WorkerSettings
 from worker.engine.runtimes import AccountRuntime
 from worker.invoice import Invoice, describe_validation_error, parse_invoice
@@ -24,7 +25,6 @@ from worker.outcome import (
 )
 from worker.policy import Decision, dead_letter, decide, release
 from worker.providers.base import Attempt
-from worker.store.outbox import Claimed
 
 log = structlog.get_logger(__name__)
 

@@ -18,6 +18,7 @@ from worker.engine.metrics import Metrics, MetricsRefresher
 from worker.engine.runtimes import build_runtimes
 from worker.errors import StoreError
 from worker.store import database, migrate
+from worker.store.database import Pool, StoreUnavailableError
 from worker.store.outbox import Outbox
 
 log = structlog.get_logger(__name__)
@@ -66,16 +67,14 @@ async def run_worker(settings: Settings, *, drain: bool) -> None:
         await pool.close()
 
 
-async def _check_schema(pool: object) -> None:
-    async with pool.acquire() as conn:  # type: ignore[attr-defined]
-        try:
-            versions = await migrate.current_versions(conn)
-        except StoreError as exc:
-            raise StoreError(
-                "the invoice_sync schema is missing: run `invoice-sync migrate`"
-            ) from exc
+async def _check_schema(pool: Pool) -> None:
+    try:
+        current = await migrate.schema_version(pool)
+    except StoreUnavailableError:
+        raise
+    except StoreError as exc:
+        raise StoreError("the invoice_sync schema is missing: run `invoice-sync migrate`") from exc
     latest = migrate.latest_version()
-    current = max(versions, default=0)
     if current < latest:
         raise StoreError(
             f"the database schema is at version {current}, this worker needs {latest}: "

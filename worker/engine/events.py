@@ -10,8 +10,9 @@ from collections.abc import Sequence
 
 import structlog
 
+from worker.claims import AccountAction
 from worker.engine.flusher import Finished
-from worker.store.outbox import AccountAction, RecordSummary
+from worker.store.outbox import RecordSummary
 
 log = structlog.get_logger("worker.engine.events")
 

@@ -22,10 +22,11 @@ from dataclasses import dataclass, replace
 
 import structlog
 
+from worker.claims import AccountAction, Claimed
 from worker.engine.chores import Restarts, Supervised
 from worker.errors import BackgroundTaskError, StoreError
 from worker.policy import Decision
-from worker.store.outbox import AccountAction, Claimed, Outbox, RecordSummary
+from worker.store.outbox import Outbox, RecordSummary
 
 log = structlog.get_logger(__name__)
 

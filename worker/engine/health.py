@@ -17,14 +17,14 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import asyncpg
 import structlog
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from worker.engine.metrics import Metrics
 from worker.errors import ConfigError, StoreError
-from worker.store import database, migrate
+from worker.store import migrate
+from worker.store.database import Pool
 
 log = structlog.get_logger(__name__)
 
@@ -44,7 +44,7 @@ class HealthServer:
     def __init__(
         self,
         *,
-        pool: asyncpg.Pool,
+        pool: Pool,
         metrics: Metrics,
         vitals: Vitals,
         stale_after: float,
@@ -89,7 +89,7 @@ class HealthServer:
         if self._vitals.stopping():
             checks["shutdown"] = "in progress"
         try:
-            current = await asyncio.wait_for(self._schema_version(), READY_TIMEOUT)
+            current = await asyncio.wait_for(migrate.schema_version(self._pool), READY_TIMEOUT)
         except (StoreError, TimeoutError) as exc:
             checks["database"] = str(exc) or "timed out"
             checks["schema"] = "unknown"
@@ -99,13 +99,6 @@ class HealthServer:
         ready = checks == {"database": "ok", "schema": "ok", "shutdown": "no"}
         self._metrics.database_up.set(1 if checks["database"] == "ok" else 0)
         return web.json_response({"ready": ready, **checks}, status=200 if ready else 503)
-
-    async def _schema_version(self) -> int:
-        async def read() -> int:
-            async with self._pool.acquire() as conn:
-                return max(await migrate.current_versions(conn), default=0)
-
-        return await database.run(read)
 
     async def _metrics_page(self, _request: web.Request) -> web.Response:
         response = web.Response(body=self._metrics.render())

@@ -13,9 +13,9 @@ from dataclasses import replace
 
 import structlog
 
+from worker.claims import AccountAction, Claimed
 from worker.engine.runtimes import AccountRuntime
 from worker.policy import Decision, release
-from worker.store.outbox import AccountAction, Claimed
 
 log = structlog.get_logger("worker.engine.loop")
 

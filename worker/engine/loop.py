@@ -19,19 +19,20 @@ from dataclasses import dataclass
 
 import structlog
 
+from worker.claims import AccountAction, Claimed
 from worker.config import WorkerSettings
 from worker.engine.attempt import Attempter
 from worker.engine.chores import PeriodicChore, Restarts
 from worker.engine.events import report
 from worker.engine.flusher import FLUSHER_RESTARTS, Finished, Flusher, outage_backoff
 from worker.engine.holds import AccountHolds
+from worker.engine.listener import Listener
 from worker.engine.metrics import Metrics, MetricsRefresher
 from worker.engine.runtimes import AccountRuntime
 from worker.errors import BackgroundTaskError
 from worker.policy import Decision, release
 from worker.store.database import StoreUnavailableError
-from worker.store.listener import Listener
-from worker.store.outbox import AccountAction, Claimed, DeadAtClaim, Outbox, RecordSummary
+from worker.store.outbox import DeadAtClaim, Outbox, RecordSummary
 
 log = structlog.get_logger(__name__)
 

@@ -11,15 +11,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-import asyncpg
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from worker.engine.flusher import Finished
 from worker.errors import StoreError
-from worker.store import database
 from worker.store.accounts import AccountStore
+from worker.store.database import Pool
 from worker.store.outbox import RecordSummary
-from worker.store.queries import queries
+from worker.store.stats import StatsStore
 
 # Provider calls: a loopback sandbox answers in a millisecond, a real provider in up to the
 # request timeout.
@@ -126,25 +125,25 @@ class Metrics:
 class MetricsRefresher:
     """The gauges that need a query, refreshed by a periodic chore."""
 
-    def __init__(self, pool: asyncpg.Pool, metrics: Metrics, accounts: Iterable[str]) -> None:
+    def __init__(self, pool: Pool, metrics: Metrics, accounts: Iterable[str]) -> None:
         self._pool = pool
+        self._stats = StatsStore(pool)
         self._metrics = metrics
         self._accounts = sorted(accounts)
-        self._q = queries()
 
     async def refresh(self) -> None:
         """Announce this replica's accounts, then read the gauges' values."""
         try:
             await self._announce()
-            outbox = await database.run(lambda: self._pool.fetch(self._q["metrics_outbox"]))
-            dead = await database.run(lambda: self._pool.fetch(self._q["status_dead_letter"]))
-            live = await database.run(lambda: self._pool.fetch(self._q["replica_account_live"]))
+            outbox = await self._stats.metrics_outbox()
+            dead = await self._stats.status_dead_letter()
+            worked = await self._stats.replica_account_live()
             states = await AccountStore(self._pool).account_state_list()
         except StoreError:
             self._metrics.database_up.set(0)
             raise
         self._metrics.database_up.set(1)
-        self._set_unfinished(outbox, worked={row["account"] for row in live})
+        self._set_unfinished(outbox, worked=worked)
         _replace(
             self._metrics.dead_letters, {(r["account"], r["reason"]): r["count"] for r in dead}
         )
@@ -173,11 +172,7 @@ class MetricsRefresher:
         """Tell the database (the KEDA query, other replicas' gauges, `status`) which accounts
         a running replica works."""
         if self._accounts:
-            await database.run(
-                lambda: self._pool.execute(
-                    self._q["replica_account_announce"], self._accounts, ANNOUNCE_TTL
-                )
-            )
+            await self._stats.replica_account_announce(self._accounts, ANNOUNCE_TTL)
 
 
 def _replace(gauge: Gauge, values: Mapping[tuple[str, ...], float]) -> None:

@@ -7,15 +7,22 @@ Nothing above this module imports asyncpg's exceptions; the store and the CLI se
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+from typing import Any, TypeAlias, TypeVar
 
 import asyncpg
 
 from worker.errors import StoreError
 
 T = TypeVar("T")
+
+Pool: TypeAlias = asyncpg.Pool
+"""A pool of connections, for the layers above to hold and hand back to the store: they name
+this type, never asyncpg's."""
+
+Row: TypeAlias = Mapping[str, Any]
+"""A row of a query's result, read by column name."""
 
 # Errors that mean "the database is not there right now", as opposed to a statement it refused.
 UNAVAILABLE = (OSError, asyncio.TimeoutError, asyncpg.CannotConnectNowError,

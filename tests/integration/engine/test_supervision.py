@@ -11,12 +11,13 @@ from structlog.testing import capture_logs
 
 from tests.factories import enqueue, table_count
 from tests.fakes import ScriptedProvider, fast_settings, runtime
+from worker.claims import Resolution
 from worker.engine.chores import Restarts
 from worker.engine.flusher import FLUSHER_RESTARTS
+from worker.engine.listener import Listener
 from worker.engine.loop import Engine
 from worker.errors import BackgroundTaskError
-from worker.store.listener import Listener
-from worker.store.outbox import Outbox, RecordSummary, Resolution
+from worker.store.outbox import Outbox, RecordSummary
 
 
 class FlakyOutbox(Outbox):

@@ -14,13 +14,13 @@ import pytest
 
 from tests.factories import enqueue, invoice, table_count
 from tests.fakes import ScriptedProvider, fast_settings, runtime
-from worker.cli.watch import WatchStore
 from worker.engine.loop import Engine
 from worker.outcome import DeadLetter, Reason
 from worker.store import dead_letters
 from worker.store.dead_letters import DeadLetterFilter, DeadLetterStore
 from worker.store.outbox import Outbox
 from worker.store.queries import queries
+from worker.store.stats import WatchStore
 
 
 async def drain(pool: asyncpg.Pool, provider: ScriptedProvider) -> None:

@@ -5,8 +5,9 @@ import asyncpg
 import pytest
 
 from tests.factories import enqueue, invoice, table_count
+from worker.claims import AccountAction, Claimed, Resolution
 from worker.errors import StoreError
-from worker.store.outbox import AccountAction, Claimed, ClaimRequest, Outbox, Resolution
+from worker.store.outbox import ClaimRequest, Outbox
 
 UNLIMITED = 1e9
 

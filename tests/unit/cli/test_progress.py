@@ -6,13 +6,13 @@ from rich.console import Console
 
 from worker.cli.progress import (
     RateWindow,
-    Readout,
     build_snapshot,
     clock,
     percent,
     render_line,
     render_snapshot,
 )
+from worker.store.stats import Readout
 
 READOUT = Readout(
     pending={"shop": 250, "other": 40},

@@ -1,0 +1,76 @@
+"""The values the engine and the store exchange about claimed rows: a leased row, what happens
+to it, and what happens to its account.
+
+They are domain values: the policy decides them, the engine carries them, the store writes them.
+Nothing here knows SQL or a provider.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from datetime import datetime
+from typing import Any, Literal
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Claimed:
+    """A leased outbox row, as the claim returned it."""
+
+    id: int
+    account: str
+    idempotency_key: str
+    payload: str
+    attempt: int
+    claim: int
+    """This claim's number (``outbox.claims``): what fences its outcome."""
+    first_attempt_at: datetime
+    created_at: datetime
+    prior_unknown: bool
+    probe: bool
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Resolution:
+    """What happens to one claimed row; ``outbox_record`` applies a batch of them at once.
+
+    ``kind``: ``synced`` and ``dead`` move the row out of the outbox; ``retry`` puts it back to
+    pending after ``delay`` seconds. ``spend`` False gives the attempt back (rate limited, or
+    released before the call). ``unknown`` is the row's new ``outcome_unknown``.
+    """
+
+    id: int
+    claim: int
+    """The claim this outcome belongs to (``Claimed.claim``); another claim's row ignores it."""
+    kind: Literal["synced", "retry", "dead"]
+    delay: float = 0.0
+    spend: bool = True
+    unknown: bool = False
+    reason: str | None = None
+    error: str | None = None
+    http_status: int | None = None
+    response: Any = None
+    provider: str | None = None
+    provider_invoice_id: str | None = None
+    invoice_number: str | None = None
+    link: str | None = None
+    pdf_url: str | None = None
+    recovered: bool = False
+
+    def as_record(self) -> dict[str, Any]:
+        """The fields as ``outbox_record``'s JSON takes them. Not ``dataclasses.asdict``: that
+        deep-copies every value (the provider's response too), the top cost of a flush."""
+        return {name: getattr(self, name) for name in RESOLUTION_FIELDS}
+
+
+RESOLUTION_FIELDS = tuple(field.name for field in fields(Resolution))
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class AccountAction:
+    """A pause (with the delay before the first probe) or a throttle for one account."""
+
+    account: str
+    pause_reason: str | None = None
+    pause_error: str | None = None
+    probe_in: float | None = None
+    throttle: float | None = None
