@@ -1,7 +1,7 @@
 """The process's own holds on accounts: they follow the database's throttle, and only extend."""
 
+from worker.claims import AccountAction
 from worker.engine.holds import AccountHolds
-from worker.store.outbox import AccountAction
 
 
 class Clock:
