@@ -1,5 +1,6 @@
 import json
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
@@ -57,7 +58,7 @@ def test_decimal_strings_are_exact() -> None:
     ],
 )
 def test_bad_payloads_are_refused_with_a_message_naming_the_field(
-    change: dict[str, object], where: str
+    change: dict[str, Any], where: str
 ) -> None:
     with pytest.raises(ValidationError) as caught:
         parse_invoice(invoice(**change))

@@ -127,6 +127,7 @@ async def test_happy_path_creates_the_invoice_we_sent(sandbox: SandboxHandle, co
     assert outcome.provider_invoice_id == str(record["invoice_id"])
     assert outcome.invoice_number == "WEB-1" == record["invoice_number"]
     assert outcome.link == record["link"]
+    assert outcome.link is not None
     assert outcome.link.startswith(f"https://app.billclap.com/preview/{record['invoice_id']}/")
     assert record["request"] == build_request(parse_invoice(invoice()))
     assert record["totals"]["total_amount"] == 1059.0

@@ -117,7 +117,7 @@ def created(sandbox: SandboxHandle) -> list[dict[str, Any]]:
 
 
 def requests(sandbox: SandboxHandle) -> dict[str, dict[str, int]]:
-    return sandbox.state.stats.as_dict()["requests"]
+    return sandbox.state.stats.requests
 
 
 # --- happy path -----------------------------------------------------------------------------

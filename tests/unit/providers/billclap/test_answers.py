@@ -21,8 +21,7 @@ from worker.outcome import (
 )
 from worker.providers.base import Attempt
 from worker.providers.billclap.adapter import classify, classify_transport_error
-from worker.providers.billclap.answers import retry_after
-from worker.providers.http import Reply
+from worker.providers.http import Reply, retry_after
 
 NOW = datetime(2026, 7, 1, 12, 0, 0, tzinfo=UTC)
 SUCCESS = {

@@ -110,7 +110,8 @@ def frozen() -> ListingIndex:
 
 
 async def test_scans_at_once_read_the_pages_once() -> None:
-    invoices, index, reads = shop(25, ours_at=3), frozen(), []
+    invoices, index = shop(25, ours_at=3), frozen()
+    reads: list[str] = []
     since = START + timedelta(minutes=9)
     found = await asyncio.gather(
         scan(invoices, since, reads, index=index),
@@ -123,7 +124,8 @@ async def test_scans_at_once_read_the_pages_once() -> None:
 
 async def test_a_scan_that_asks_while_the_pages_are_read_reads_again() -> None:
     ticks = iter(range(100))
-    index, reads = ListingIndex(clock=lambda: float(next(ticks))), []
+    index = ListingIndex(clock=lambda: float(next(ticks)))
+    reads: list[str] = []
     since = START + timedelta(minutes=9)
     await asyncio.gather(scan(shop(25), since, reads, index=index),
                          scan(shop(25), since, reads, index=index))  # fmt: skip
@@ -160,7 +162,8 @@ async def test_an_invoice_listed_after_the_last_read_is_not_missed() -> None:
 
 
 async def test_a_scan_that_cannot_reach_tells_later_ones_without_reading_again() -> None:
-    invoices, index, reads = shop(100), frozen(), []
+    invoices, index = shop(100), frozen()
+    reads: list[str] = []
     results = await asyncio.gather(
         *(scan(invoices, START, reads, index=index) for _ in range(3)), return_exceptions=True
     )
