@@ -155,15 +155,17 @@ def bad_line(draw: st.DrawFn, key: str) -> str:
         st.text(ODD, min_size=1, max_size=50).map(lambda t: "{" + t),  # not JSON
         NON_OBJECT,
         bad_payload().map(lambda p: shell.replace("HOLE", p)),
-        st.sampled_from([
-            '{"account": "shop", "idempotency_key": 7, "payload": {}}',
-            '{"account": "", "idempotency_key": "k", "payload": {}}',
-            '{"account": "shop", "idempotency_key": "' + "k" * 201 + '", "payload": {}}',
-            '{"account": "shop", "idempotency_key": "k\\u0000", "payload": %s}',
-            '{"account": "shop", "idempotency_key": "k\\ud800", "payload": %s}',
-            '{"account": "nope", "idempotency_key": "k", "payload": %s}',
-            '{"account": "shop", "idempotency_key": "k", "payload": %s, "extra": 1}',
-            '{"account": "shop", "idempotency_key": "k", "payload": %s, "available_at": "soon"}',
-        ]).map(lambda t: t.replace("%s", json.dumps(invoice())) if "%s" in t else t),
-    )  # fmt: skip
+        st.sampled_from(
+            [
+                '{"account": "shop", "idempotency_key": 7, "payload": {}}',
+                '{"account": "", "idempotency_key": "k", "payload": {}}',
+                '{"account": "shop", "idempotency_key": "' + "k" * 201 + '", "payload": {}}',
+                '{"account": "shop", "idempotency_key": "k\\u0000", "payload": %s}',
+                '{"account": "shop", "idempotency_key": "k\\ud800", "payload": %s}',
+                '{"account": "nope", "idempotency_key": "k", "payload": %s}',
+                '{"account": "shop", "idempotency_key": "k", "payload": %s, "extra": 1}',
+                '{"account": "shop", "idempotency_key": "k", "payload": %s, "available_at": "soon"}',
+            ]
+        ).map(lambda t: t.replace("%s", json.dumps(invoice())) if "%s" in t else t),
+    )
     return draw(kinds)

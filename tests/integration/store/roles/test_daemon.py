@@ -66,5 +66,9 @@ async def test_the_daemon_runs_as_the_worker_and_syncs_what_the_producer_enqueue
         lambda c: c.fetch("SELECT idempotency_key, provider_invoice_id FROM invoice_sync.synced"),
     )
     assert len(producer_view) == 30
-    assert await connected(logins.producer, lambda c: c.fetchval(
-        "SELECT count(*) FROM invoice_sync.outbox")) == 0  # fmt: skip
+    assert (
+        await connected(
+            logins.producer, lambda c: c.fetchval("SELECT count(*) FROM invoice_sync.outbox")
+        )
+        == 0
+    )

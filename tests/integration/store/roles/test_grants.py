@@ -49,8 +49,9 @@ async def migrate_before_grants(dsn: str) -> None:
                 await conn.execute(step.sql)
                 await conn.execute(
                     "INSERT INTO invoice_sync.schema_migrations VALUES ($1, $2, now())",
-                    step.version, step.name,
-                )  # fmt: skip
+                    step.version,
+                    step.name,
+                )
         await conn.execute(ROLES_SQL.read_text().split("-- Start from nothing")[0])
     finally:
         await conn.close()

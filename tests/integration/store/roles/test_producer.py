@@ -108,14 +108,16 @@ async def seed_results(dsn: str) -> None:
                 "INSERT INTO invoice_sync.synced (outbox_id, account, idempotency_key, provider,"
                 " provider_invoice_id, attempts, response)"
                 " VALUES ($1, $2, 'done', 'billclap', 'INV-1', 1, '{\"secret\": 1}')",
-                100 + n, account,
-            )  # fmt: skip
+                100 + n,
+                account,
+            )
             await conn.execute(
                 "INSERT INTO invoice_sync.dead_letter (outbox_id, account, idempotency_key,"
                 " payload, reason, error, attempts, response)"
                 " VALUES ($1, $2, 'dead', '{\"customer\": 1}', 'rejected', 'no', 1, '{}')",
-                200 + n, account,
-            )  # fmt: skip
+                200 + n,
+                account,
+            )
 
     await connected(dsn, seed)
 

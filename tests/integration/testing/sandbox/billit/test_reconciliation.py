@@ -127,16 +127,16 @@ async def test_a_scan_that_outlasts_the_lease_sends_nothing(
     await warm(adapter)
     # The row's lease (less the request timeout) ends while the scan reads: by then another
     # worker may have taken the row, so this attempt must not create the invoice as well.
-    late = await send(adapter, invoice(), key="late", prior_unknown=True,
-                      send_by=time.monotonic())  # fmt: skip
+    late = await send(adapter, invoice(), key="late", prior_unknown=True, send_by=time.monotonic())
     assert isinstance(late, Retry), late
     assert late.outcome_unknown is False
     assert "lease" in late.error
     assert requests(sandbox, "GET /v1/invoices") == 1  # it did scan
     assert [r["tags"] for r in created(sandbox)] == [["invoice-sync:warm"]]
     # With time left, the same attempt sends.
-    sent = await send(adapter, invoice(), key="late", prior_unknown=True,
-                      send_by=time.monotonic() + 60)  # fmt: skip
+    sent = await send(
+        adapter, invoice(), key="late", prior_unknown=True, send_by=time.monotonic() + 60
+    )
     assert isinstance(sent, Synced), sent
     assert len(created(sandbox)) == 2
 
