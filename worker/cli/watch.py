@@ -73,8 +73,9 @@ class WatchStore:
         them would be counted both as unfinished and as finished, and the total would wobble.
         """
 
-        async def counts() -> tuple[tuple[dict[str, int], dict[str, int]],
-                                    tuple[dict[str, int], dict[str, dict[str, int]]]]:  # fmt: skip
+        async def counts() -> tuple[
+            tuple[dict[str, int], dict[str, int]], tuple[dict[str, int], dict[str, dict[str, int]]]
+        ]:
             async with (
                 self._pool.acquire() as conn,
                 conn.transaction(isolation="repeatable_read", readonly=True),
@@ -88,10 +89,13 @@ class WatchStore:
         states = await AccountStore(self._pool).account_state_list()
         paused = [s for s in states if s.paused]
         return Readout(
-            pending=pending, running=running, synced=synced, dead=dead,
+            pending=pending,
+            running=running,
+            synced=synced,
+            dead=dead,
             paused={s.account: s.pause_reason or "paused" for s in paused},
             pause_errors={s.account: s.pause_error for s in paused if s.pause_error},
-        )  # fmt: skip
+        )
 
 
 async def watch(pool: asyncpg.Pool, *, interval: float, until_drained: bool, out: TextIO) -> int:

@@ -18,8 +18,13 @@ from worker.errors import StoreError
 T = TypeVar("T")
 
 # Errors that mean "the database is not there right now", as opposed to a statement it refused.
-UNAVAILABLE = (OSError, asyncio.TimeoutError, asyncpg.CannotConnectNowError,
-               asyncpg.ConnectionDoesNotExistError, asyncpg.InterfaceError)  # fmt: skip
+UNAVAILABLE = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.ConnectionDoesNotExistError,
+    asyncpg.InterfaceError,
+)
 
 
 class StoreUnavailableError(StoreError):

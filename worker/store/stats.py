@@ -26,11 +26,20 @@ async def gather_status(pool: asyncpg.Pool) -> dict[str, Any]:
     def entry(name: str) -> dict[str, Any]:
         return accounts.setdefault(
             name,
-            {"pending": 0, "running": 0, "scheduled": 0, "unknown_outcome": 0,
-             "oldest_pending_age_s": None, "synced": 0, "recovered": 0,
-             "synced_last_minute": 0, "dead_letter": {}, "paused": None,
-             "configured": name in worked},
-        )  # fmt: skip
+            {
+                "pending": 0,
+                "running": 0,
+                "scheduled": 0,
+                "unknown_outcome": 0,
+                "oldest_pending_age_s": None,
+                "synced": 0,
+                "recovered": 0,
+                "synced_last_minute": 0,
+                "dead_letter": {},
+                "paused": None,
+                "configured": name in worked,
+            },
+        )
 
     for row in outbox:
         item = entry(row["account"])
@@ -80,10 +89,18 @@ def render_status(status: dict[str, Any]) -> str:
         state = f"paused: {paused['reason']}" if paused else "active"
         if not paused and not item["configured"]:
             state = "no replica"
-        rows.append((
-            name, str(item["pending"]), str(item["running"]), str(item["synced"]), str(dead),
-            "-" if age is None else f"{age:.0f}s", str(item["synced_last_minute"]), state,
-        ))  # fmt: skip
+        rows.append(
+            (
+                name,
+                str(item["pending"]),
+                str(item["running"]),
+                str(item["synced"]),
+                str(dead),
+                "-" if age is None else f"{age:.0f}s",
+                str(item["synced_last_minute"]),
+                state,
+            )
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)) for r in rows]
     reasons: dict[str, int] = {}
