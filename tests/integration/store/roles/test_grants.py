@@ -1,4 +1,4 @@
-"""Migration 007 and sql/roles.sql: what PUBLIC, the producer and the worker may do, on upgrade too."""
+"""Migration 007 and sql/roles.sql: what PUBLIC, the producer and the worker may do, on upgrade."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""A BillClap sandbox on 127.0.0.1 per test, and adapters connected to it (closed after)."""
+"""A BillClap sandbox on 127.0.0.1 per test, adapters connected to it (closed after), raw HTTP."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.integration.testing.sandbox.billclap.client import OTHER, TOKEN
+from tests.integration.testing.sandbox.billclap.calls import OTHER, TOKEN
 from worker.providers.base import Credentials, HttpTimeouts
 from worker.providers.billclap.adapter import BillClap
 from worker.testing.sandbox.server import SandboxHandle, start_sandbox

@@ -9,7 +9,7 @@ import pytest
 from aiohttp import web
 from structlog.testing import capture_logs
 
-from tests.integration.testing.sandbox.billclap.client import (
+from tests.integration.testing.sandbox.billclap.calls import (
     EXPIRED,
     SESSION,
     TOKEN,

@@ -6,7 +6,7 @@ from typing import Any
 
 import aiohttp
 
-from tests.integration.testing.sandbox.billclap.client import OTHER, TOKEN, get, invoice, post, send
+from tests.integration.testing.sandbox.billclap.calls import OTHER, TOKEN, get, invoice, post, send
 from worker.outcome import DeadLetter, PauseAccount, PauseReason, Reason, Synced
 from worker.testing.sandbox.billclap.app import CREATE_PATH, books_of
 from worker.testing.sandbox.server import SandboxHandle

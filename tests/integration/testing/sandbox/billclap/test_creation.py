@@ -7,7 +7,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.integration.testing.sandbox.billclap.client import get, invoice, send
+from tests.integration.testing.sandbox.billclap.calls import get, invoice, send
 from worker.invoice import parse_invoice
 from worker.outcome import DeadLetter, Reason, Synced
 from worker.providers.billclap.adapter import build_request

@@ -8,7 +8,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.integration.testing.sandbox.billclap.client import get, invoice, send
+from tests.integration.testing.sandbox.billclap.calls import get, invoice, send
 from worker.outcome import DeadLetter, RateLimited, Reason, Retry, Synced
 from worker.testing.sandbox.billclap.app import CREATE_PATH, books_of
 from worker.testing.sandbox.faults import FaultConfig, Faults

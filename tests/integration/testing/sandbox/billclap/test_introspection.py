@@ -6,7 +6,7 @@ from typing import Any
 
 import aiohttp
 
-from tests.integration.testing.sandbox.billclap.client import SESSION, get, invoice, post, send
+from tests.integration.testing.sandbox.billclap.calls import SESSION, get, invoice, post, send
 from worker.outcome import Synced
 from worker.testing.sandbox.billclap.app import CREATE_PATH
 from worker.testing.sandbox.server import SandboxHandle

@@ -7,7 +7,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.integration.testing.sandbox.billclap.client import TOKEN, invoice, post, send
+from tests.integration.testing.sandbox.billclap.calls import TOKEN, invoice, post, send
 from worker.outcome import DeadLetter, Reason
 from worker.testing.sandbox.billclap.app import CREATE_PATH, books_of
 from worker.testing.sandbox.server import SandboxHandle

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.testing.sandbox.billit.client import TOKEN
+from tests.integration.testing.sandbox.billit.calls import TOKEN
 from worker.providers.base import Credentials, HttpTimeouts
 from worker.providers.billit.adapter import Billit
 from worker.providers.billit.options import BillitOptions

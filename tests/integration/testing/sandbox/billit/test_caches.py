@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.testing.sandbox.billit.client import created, invoice, requests, send
+from tests.integration.testing.sandbox.billit.calls import created, invoice, requests, send
 from worker.outcome import DeadLetter, Reason, Synced
 from worker.testing.sandbox.billit.app import books_of
 from worker.testing.sandbox.server import SandboxHandle

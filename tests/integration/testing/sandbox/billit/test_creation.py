@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from tests.integration.testing.sandbox.billit.client import created, invoice, requests, send
+from tests.integration.testing.sandbox.billit.calls import created, invoice, requests, send
 from worker.invoice import parse_invoice
 from worker.outcome import Synced
 from worker.providers.billit.mapping import gross_total

@@ -7,7 +7,7 @@ from typing import Any
 
 from structlog.testing import capture_logs
 
-from tests.integration.testing.sandbox.billit.client import created, invoice, requests, send, warm
+from tests.integration.testing.sandbox.billit.calls import created, invoice, requests, send, warm
 from worker.outcome import DeadLetter, Reason, Retry, Synced
 from worker.providers.billit.mapping import tag_for
 from worker.testing.sandbox.server import SandboxHandle

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.testing.sandbox.billit.client import (
+from tests.integration.testing.sandbox.billit.calls import (
     TOKEN,
     created,
     invoice,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 from structlog.testing import capture_logs
 
-from tests.integration.testing.sandbox.billit.client import invoice, send
+from tests.integration.testing.sandbox.billit.calls import invoice, send
 from worker.outcome import Retry
 from worker.providers.base import Credentials, HttpTimeouts
 from worker.providers.billit.adapter import Billit

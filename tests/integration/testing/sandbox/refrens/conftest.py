@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.testing.sandbox.refrens.client import APP_ID, APP_SECRET, TOKEN, URL_KEY
+from tests.integration.testing.sandbox.refrens.calls import APP_ID, APP_SECRET, TOKEN, URL_KEY
 from worker.providers.base import Credentials, HttpTimeouts
 from worker.providers.refrens.adapter import Refrens, RefrensOptions
 from worker.testing.sandbox.server import SandboxHandle, start_sandbox

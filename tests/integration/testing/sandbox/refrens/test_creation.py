@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.integration.testing.sandbox.refrens.client import (
+from tests.integration.testing.sandbox.refrens.calls import (
     INVOICES,
     created,
     invoice,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.integration.testing.sandbox.refrens.client import created, invoice, send
+from tests.integration.testing.sandbox.refrens.calls import created, invoice, send
 from worker.outcome import RateLimited, Retry
 from worker.testing.sandbox.server import SandboxHandle
 

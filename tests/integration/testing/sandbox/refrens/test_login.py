@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from tests.integration.testing.sandbox.refrens.client import (
+from tests.integration.testing.sandbox.refrens.calls import (
     APP_ID,
     INVOICES,
     created,

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from tests.integration.testing.sandbox.refrens.client import (
+from tests.integration.testing.sandbox.refrens.calls import (
     CUSTOMER,
     INVOICES,
     TOKEN,

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.testing.sandbox.refrens.client import (
+from tests.integration.testing.sandbox.refrens.calls import (
     INVOICES,
     created,
     invoice,

@@ -6,7 +6,7 @@ import pytest
 from aiohttp import web
 from structlog.testing import capture_logs
 
-from tests.integration.testing.sandbox.refrens.client import (
+from tests.integration.testing.sandbox.refrens.calls import (
     APP_ID,
     APP_SECRET,
     INVOICES,

@@ -1,4 +1,4 @@
-"""How the Refrens sandbox tests reach it: tokens and app secret, the invoice, the adapter's call, counts."""
+"""How the Refrens sandbox tests reach it: token, app secret, the invoice, the adapter, counts."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""How the BillClap sandbox tests reach it: tokens, the test invoice, the adapter's call, raw HTTP."""
+"""How the BillClap sandbox tests reach it: tokens, the test invoice, the adapter, raw HTTP."""
 
 from __future__ import annotations
 

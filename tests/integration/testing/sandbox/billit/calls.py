@@ -1,4 +1,4 @@
-"""How the Billit sandbox tests reach it: the token, a full Greek invoice, the adapter's call, counts."""
+"""How the Billit sandbox tests reach it: the token, a full Greek invoice, the adapter, counts."""
 
 from __future__ import annotations
 
