@@ -25,6 +25,13 @@ async def claim(
     return result.rows
 
 
+def synced(row_id: int, claim: int, invoice_id: str = "1", provider: str = "p") -> Resolution:
+    """The outcome a worker writes when the provider created the invoice."""
+    return Resolution(
+        id=row_id, claim=claim, kind="synced", provider=provider, provider_invoice_id=invoice_id
+    )
+
+
 async def test_enqueue_is_idempotent_and_returns_the_same_id(pool: asyncpg.Pool) -> None:
     first = await enqueue(pool, "shop", "k1")
     again = await enqueue(pool, "shop", "k1")
@@ -38,13 +45,7 @@ async def test_a_synced_key_is_never_queued_again(pool: asyncpg.Pool) -> None:
     row_id = await enqueue(pool, "shop", "k1")
     outbox = store(pool)
     [row] = await claim(outbox, {"shop": 5}, lease=60, probe_cooldown=60)
-    await outbox.outbox_record(
-        [
-            Resolution(
-                id=row.id, claim=1, kind="synced", provider="billclap", provider_invoice_id="9"
-            )
-        ]
-    )
+    await outbox.outbox_record([synced(row.id, 1, "9", provider="billclap")])
     assert await enqueue(pool, "shop", "k1") == row_id  # the function reports the synced id
     await pool.execute(
         "INSERT INTO invoice_sync.outbox (account, idempotency_key, payload) VALUES ('shop', 'k1', '{}')"
@@ -149,13 +150,7 @@ async def test_a_fenced_out_worker_cannot_overwrite_the_new_attempt(pool: asyncp
     )
     assert stale.applied == frozenset()
     assert await table_count(pool, "dead_letter") == 0
-    fresh = await fast.outbox_record(
-        [
-            Resolution(
-                id=new.id, claim=new.claim, kind="synced", provider="p", provider_invoice_id="1"
-            )
-        ]
-    )
+    fresh = await fast.outbox_record([synced(new.id, new.claim)])
     assert fresh.applied == {new.id}
     assert await table_count(pool, "synced") == 1
 
@@ -171,13 +166,7 @@ async def test_a_late_outcome_cannot_land_on_a_later_claim_with_the_same_attempt
     )
     row = await pool.fetchrow("SELECT attempts, lease_owner FROM invoice_sync.outbox")
     assert (row["attempts"], row["lease_owner"]) == (old.attempt, None)  # as the slow one left it
-    stale = await slow.outbox_record(
-        [
-            Resolution(
-                id=old.id, claim=old.claim, kind="synced", provider="p", provider_invoice_id="1"
-            )
-        ]
-    )
+    stale = await slow.outbox_record([synced(old.id, old.claim)])
     assert stale.applied == frozenset()
     assert await table_count(pool, "synced") == 0
     assert (old.claim, mid.claim) == (1, 2)
@@ -255,9 +244,7 @@ async def test_a_failing_flush_leaves_every_row_where_it_was(pool: asyncpg.Pool)
     with pytest.raises(StoreError, match="reason"):
         await outbox.outbox_record(
             [
-                Resolution(
-                    id=rows[0].id, claim=1, kind="synced", provider="p", provider_invoice_id="1"
-                ),
+                synced(rows[0].id, 1),
                 Resolution(id=rows[1].id, claim=1, kind="dead", reason="not-a-reason", error="x"),
             ]
         )
