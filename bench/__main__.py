@@ -21,7 +21,7 @@ from bench.scenarios import (
     http_e2e,
     pickup,
     queue_engine,
-    rate_fidelity,  # fmt: skip
+    rate_fidelity,
 )
 
 HERE = Path(__file__).parent
@@ -37,17 +37,36 @@ SCENARIOS: dict[str, Callable[[Context], Awaitable[ScenarioResult]]] = {
 
 def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--scenario", action="append", choices=sorted(SCENARIOS),
-                        help="repeatable; default: all, in order")  # fmt: skip
+    parser.add_argument(
+        "--scenario",
+        action="append",
+        choices=sorted(SCENARIOS),
+        help="repeatable; default: all, in order",
+    )
     parser.add_argument("--size", choices=sorted(SIZES), default="full")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override one size, e.g. --set queue_invoices=10000")  # fmt: skip
-    parser.add_argument("--concurrency", type=int, default=16,
-                        help="the account's concurrency, and the peers' (default 16)")  # fmt: skip
-    parser.add_argument("--engine-only", action="store_true",
-                        help="skip procrastinate and the HTTP ceiling (for profiling)")  # fmt: skip
-    parser.add_argument("--pg-stat-statements", action="store_true",
-                        help="record pg_stat_statements (the server must preload it)")  # fmt: skip
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one size, e.g. --set queue_invoices=10000",
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=16,
+        help="the account's concurrency, and the peers' (default 16)",
+    )
+    parser.add_argument(
+        "--engine-only",
+        action="store_true",
+        help="skip procrastinate and the HTTP ceiling (for profiling)",
+    )
+    parser.add_argument(
+        "--pg-stat-statements",
+        action="store_true",
+        help="record pg_stat_statements (the server must preload it)",
+    )
     parser.add_argument(
         "--workdir", type=Path, help="keep logs and configs here (default: a temp dir)"
     )
@@ -83,9 +102,15 @@ def main(argv: list[str] | None = None) -> int:
     with databases.server() as server_dsn, tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         workdir = args.workdir or Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
-        ctx = Context(server_dsn=server_dsn, size=args.size, sizes=sizes,
-                      concurrency=args.concurrency, engine_only=args.engine_only,
-                      pg_stat_statements=args.pg_stat_statements, workdir=workdir)  # fmt: skip
+        ctx = Context(
+            server_dsn=server_dsn,
+            size=args.size,
+            sizes=sizes,
+            concurrency=args.concurrency,
+            engine_only=args.engine_only,
+            pg_stat_statements=args.pg_stat_statements,
+            workdir=workdir,
+        )
         for name in chosen:
             if not asyncio.run(run_one(name, ctx, args, command)):
                 failed.append(name)

@@ -24,8 +24,11 @@ async def ceiling(
     url: str, *, count: int, concurrency: int, prefix: str, token: str
 ) -> dict[str, Any]:
     bodies = [build_request(parse_invoice(invoice(f"{prefix}-{i}"))) for i in range(1, count + 1)]
-    headers = {"Content-Type": "application/json", "Accept": "application/json",
-               "x-api-token": token}  # fmt: skip
+    headers = {
+        "Content-Type": "application/json",
+        "Accept": "application/json",
+        "x-api-token": token,
+    }
     # The engine's defaults: HttpSettings' 5 s connect and 30 s total.
     bounds = HttpTimeouts(connect=5.0, total=30.0)
     session = http.new_session(bounds)
@@ -34,8 +37,9 @@ async def ceiling(
 
     async def lane() -> None:
         for body in queue:
-            reply = await http.request(session, "POST", url + CREATE_PATH, headers=headers,
-                                       bounds=bounds, json_body=body)  # fmt: skip
+            reply = await http.request(
+                session, "POST", url + CREATE_PATH, headers=headers, bounds=bounds, json_body=body
+            )
             statuses[reply.status] += 1
 
     try:
@@ -44,5 +48,10 @@ async def ceiling(
         ended = time.time()
     finally:
         await session.close()
-    return {"requests": count, "started": started, "ended": ended, "statuses": dict(statuses),
-            "rate": count / (ended - started)}  # fmt: skip
+    return {
+        "requests": count,
+        "started": started,
+        "ended": ended,
+        "statuses": dict(statuses),
+        "rate": count / (ended - started),
+    }

@@ -21,12 +21,17 @@ from worker.logs import configure_logging
 UNLIMITED = "1000000/second"
 
 
-def settings(dsn: str, *, provider: str, url: str, concurrency: int,
-             rate: str = UNLIMITED) -> Settings:  # fmt: skip
+def settings(
+    dsn: str, *, provider: str, url: str, concurrency: int, rate: str = UNLIMITED
+) -> Settings:
     """The product's defaults except a 1 s poll (the drain check; throughput is measured to the
     last outcome written, so the poll does not count) and the account under test."""
-    account: dict[str, Any] = {"provider": provider, "base_url": url, "rate_limit": rate,
-                               "concurrency": concurrency}  # fmt: skip
+    account: dict[str, Any] = {
+        "provider": provider,
+        "base_url": url,
+        "rate_limit": rate,
+        "concurrency": concurrency,
+    }
     if provider == "billclap":
         account["token"] = TOKEN
     return Settings(

@@ -9,8 +9,18 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-PACKAGES = ("invoice-sync", "asyncpg", "aiohttp", "aiolimiter", "pydantic", "pydantic-core",
-            "structlog", "procrastinate", "psycopg", "psycopg-pool")  # fmt: skip
+PACKAGES = (
+    "invoice-sync",
+    "asyncpg",
+    "aiohttp",
+    "aiolimiter",
+    "pydantic",
+    "pydantic-core",
+    "structlog",
+    "procrastinate",
+    "psycopg",
+    "psycopg-pool",
+)
 
 
 def _proc_field(path: str, key: str) -> str | None:

@@ -36,29 +36,47 @@ def sandbox(*flags: str) -> Iterator[str]:
 
 # Accounts whose adapter never sends (the instant provider, enqueue-only runs) still need a
 # base_url that passes the config's check: loopback, the discard port.
-def account_toml(*, provider: str, url: str = "http://127.0.0.1:9", rate: str, concurrency: int,
-                 name: str = "bench") -> str:  # fmt: skip
-    lines = [f"[accounts.{name}]", f'provider = "{provider}"', f'base_url = "{url}"',
-             f'rate_limit = "{rate}"', f"concurrency = {concurrency}"]  # fmt: skip
+def account_toml(
+    *,
+    provider: str,
+    url: str = "http://127.0.0.1:9",
+    rate: str,
+    concurrency: int,
+    name: str = "bench",
+) -> str:
+    lines = [
+        f"[accounts.{name}]",
+        f'provider = "{provider}"',
+        f'base_url = "{url}"',
+        f'rate_limit = "{rate}"',
+        f"concurrency = {concurrency}",
+    ]
     if provider == "billclap":
         lines.append(f'token = "{TOKEN}"')
     return "\n".join(lines)
 
 
-def write_config(path: Path, dsn: str, account: str, *, log_level: str = "warning",
-                 **worker: str) -> Path:  # fmt: skip
+def write_config(
+    path: Path, dsn: str, account: str, *, log_level: str = "warning", **worker: str
+) -> Path:
     """A daemon config: the product's defaults except what ``worker`` overrides."""
     lines = [f'database_url = "{dsn}"', "[worker]"]
     lines += [f"{k} = {v}" for k, v in worker.items()]
     # Port 0: replicas on one machine each get a free port for /metrics and the probes.
-    lines += ["[observe]", 'log_format = "json"', f'log_level = "{log_level}"',
-              'listen = "127.0.0.1:0"', account]  # fmt: skip
+    lines += [
+        "[observe]",
+        'log_format = "json"',
+        f'log_level = "{log_level}"',
+        'listen = "127.0.0.1:0"',
+        account,
+    ]
     path.write_text("\n".join(lines) + "\n")
     return path
 
 
-def daemon(config: Path, *, module: str = "worker", drain: bool = False,
-           log: Path | None = None) -> subprocess.Popen[bytes]:  # fmt: skip
+def daemon(
+    config: Path, *, module: str = "worker", drain: bool = False, log: Path | None = None
+) -> subprocess.Popen[bytes]:
     """``python -m MODULE --config C run``: ``worker`` is the product CLI, ``bench.daemon`` the
     same CLI with the instant provider registered."""
     command = [sys.executable, "-m", module, "--config", str(config), "run"]

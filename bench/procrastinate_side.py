@@ -52,10 +52,11 @@ async def throughput(
             started = time.time()
             worker = asyncio.create_task(
                 app.run_worker_async(
-                    concurrency=concurrency, wait=False,
+                    concurrency=concurrency,
+                    wait=False,
                     install_signal_handlers=False,
                 )
-            )  # fmt: skip
+            )
             done, _ = await asyncio.wait({worker}, timeout=cap)
             capped = not done
             if capped:

@@ -60,8 +60,10 @@ def _status(met: bool | None) -> str:
 
 
 def table(result: ScenarioResult) -> str:
-    rows = [(f.measure, f"{_value(f.value)} {f.unit}".strip(), f.target or "", _status(f.met))
-            for f in result.figures]  # fmt: skip
+    rows = [
+        (f.measure, f"{_value(f.value)} {f.unit}".strip(), f.target or "", _status(f.met))
+        for f in result.figures
+    ]
     header = ("measure", "value", "target", "")
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
     lines = [f"== {result.scenario}: {result.title} ({result.size}, {result.elapsed:.1f} s)"]
@@ -99,8 +101,12 @@ def markdown(results: list[dict[str, Any]]) -> str:
     """The generated part of RESULTS.md: every scenario's latest figures and its run."""
     lines = [BEGIN, ""]
     targets = [(r["scenario"], f) for r in results for f in r["figures"] if f["target"]]
-    lines += ["## Every figure against its target", "",
-              "| scenario | measure | value | target | status |", "|---|---|---|---|---|"]  # fmt: skip
+    lines += [
+        "## Every figure against its target",
+        "",
+        "| scenario | measure | value | target | status |",
+        "|---|---|---|---|---|",
+    ]
     for scenario, f in targets:
         value = f"{_value(f['value'])} {f['unit']}".strip()
         lines.append(
@@ -108,18 +114,35 @@ def markdown(results: list[dict[str, Any]]) -> str:
         )
     for result in results:
         run = result["run"]
-        lines += ["", f"## {result['scenario']}: {result['title']}", "",
-                  f"Size `{result['size']}`, {result['elapsed']:.1f} s, at {run.get('at', '?')}; "
-                  f"command `{run.get('command', '?')}`.", ""]  # fmt: skip
+        lines += [
+            "",
+            f"## {result['scenario']}: {result['title']}",
+            "",
+            f"Size `{result['size']}`, {result['elapsed']:.1f} s, at {run.get('at', '?')}; "
+            f"command `{run.get('command', '?')}`.",
+            "",
+        ]
         lines += _markdown_table(result)
         lines += [""] + [f"- {note}" for note in result["notes"]]
-        lines += ["", "<details><summary>details</summary>", "", "```json",
-                  json.dumps(_compact(result["details"]), indent=1, default=str), "```", "</details>"]  # fmt: skip
+        lines += [
+            "",
+            "<details><summary>details</summary>",
+            "",
+            "```json",
+            json.dumps(_compact(result["details"]), indent=1, default=str),
+            "```",
+            "</details>",
+        ]
     if results:
         run = results[-1]["run"]
-        lines += ["", "## Machine and versions (latest scenario's run)", "", "```json",
-                  json.dumps({k: run.get(k) for k in ("machine", "versions")}, indent=1),
-                  "```"]  # fmt: skip
+        lines += [
+            "",
+            "## Machine and versions (latest scenario's run)",
+            "",
+            "```json",
+            json.dumps({k: run.get(k) for k in ("machine", "versions")}, indent=1),
+            "```",
+        ]
     lines += ["", END]
     return "\n".join(lines)
 

@@ -10,7 +10,7 @@ construction (never checked with the code under test), so a test may assert refu
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Literal
 
 from hypothesis import strategies as st
 
@@ -129,8 +129,10 @@ def bad_payload() -> st.SearchStrategy[str]:
     return st.one_of(NON_OBJECT, broken_field(), unknown_key(), deep())
 
 
+# Surrogates cannot be encoded as UTF-8 and PostgreSQL text refuses NUL.
+NO_SURROGATE: tuple[Literal["Cs"]] = ("Cs",)
 VALID_TEXT = st.text(
-    st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
+    st.characters(exclude_categories=NO_SURROGATE, exclude_characters="\x00"),
     min_size=1,
     max_size=40,
 ).filter(lambda s: bool(s.strip()))
@@ -153,15 +155,17 @@ def bad_line(draw: st.DrawFn, key: str) -> str:
         st.text(ODD, min_size=1, max_size=50).map(lambda t: "{" + t),  # not JSON
         NON_OBJECT,
         bad_payload().map(lambda p: shell.replace("HOLE", p)),
-        st.sampled_from([
-            '{"account": "shop", "idempotency_key": 7, "payload": {}}',
-            '{"account": "", "idempotency_key": "k", "payload": {}}',
-            '{"account": "shop", "idempotency_key": "' + "k" * 201 + '", "payload": {}}',
-            '{"account": "shop", "idempotency_key": "k\\u0000", "payload": %s}',
-            '{"account": "shop", "idempotency_key": "k\\ud800", "payload": %s}',
-            '{"account": "nope", "idempotency_key": "k", "payload": %s}',
-            '{"account": "shop", "idempotency_key": "k", "payload": %s, "extra": 1}',
-            '{"account": "shop", "idempotency_key": "k", "payload": %s, "available_at": "soon"}',
-        ]).map(lambda t: t.replace("%s", json.dumps(invoice())) if "%s" in t else t),
-    )  # fmt: skip
+        st.sampled_from(
+            [
+                '{"account": "shop", "idempotency_key": 7, "payload": {}}',
+                '{"account": "", "idempotency_key": "k", "payload": {}}',
+                '{"account": "shop", "idempotency_key": "' + "k" * 201 + '", "payload": {}}',
+                '{"account": "shop", "idempotency_key": "k\\u0000", "payload": %s}',
+                '{"account": "shop", "idempotency_key": "k\\ud800", "payload": %s}',
+                '{"account": "nope", "idempotency_key": "k", "payload": %s}',
+                '{"account": "shop", "idempotency_key": "k", "payload": %s, "extra": 1}',
+                '{"account": "shop", "idempotency_key": "k", "payload": %s, "available_at": "soon"}',
+            ]
+        ).map(lambda t: t.replace("%s", json.dumps(invoice())) if "%s" in t else t),
+    )
     return draw(kinds)

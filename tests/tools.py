@@ -125,8 +125,16 @@ def keda_models() -> Path:
         npm = shutil.which("npm")
         if npm is None:
             raise ToolMissingError("npm is not installed; it fetches the KEDA CRD schema")
-        installed = _run(npm, "install", "--prefix", str(prefix), "--no-audit", "--no-fund",
-                         "--no-save", KEDA_MODELS)  # fmt: skip
+        installed = _run(
+            npm,
+            "install",
+            "--prefix",
+            str(prefix),
+            "--no-audit",
+            "--no-fund",
+            "--no-save",
+            KEDA_MODELS,
+        )
         if installed.returncode != 0 or not (package / "package.json").exists():
             raise ToolMissingError(f"cannot install {KEDA_MODELS}: {installed.stderr.strip()}")
     return package

@@ -53,8 +53,13 @@ async def _throughput(dsn: str, window: int) -> dict[str, Any]:
     finally:
         await conn.close()
     span = row["last"] - row["first"]
-    return {"first": row["first"], "last": row["last"], "rows": row["n"], "outbox_bytes": size,
-            "rate": (row["n"] - 1) / span if span > 0 else None}  # fmt: skip
+    return {
+        "first": row["first"],
+        "last": row["last"],
+        "rows": row["n"],
+        "outbox_bytes": size,
+        "rate": (row["n"] - 1) / span if span > 0 else None,
+    }
 
 
 async def _one(ctx: Context, pending: int) -> dict[str, Any]:
@@ -63,10 +68,12 @@ async def _one(ctx: Context, pending: int) -> dict[str, Any]:
         loading = time.time()
         await bulk_load(dsn, pending, prefix="B")
         loaded = time.time() - loading
-        account = account_toml(provider="bench-instant", rate="1000000/second",
-                               concurrency=ctx.concurrency)  # fmt: skip
-        config = write_config(ctx.workdir / f"backlog-{pending}.toml", dsn, account,
-                              log_level="info")  # fmt: skip
+        account = account_toml(
+            provider="bench-instant", rate="1000000/second", concurrency=ctx.concurrency
+        )
+        config = write_config(
+            ctx.workdir / f"backlog-{pending}.toml", dsn, account, log_level="info"
+        )
         process = daemon(config, module="bench.daemon", log=ctx.workdir / f"backlog-{pending}.log")
         try:
             synced, peak = await _drain_window(dsn, process.pid, window, ctx.sizes.backlog_seconds)
@@ -75,9 +82,14 @@ async def _one(ctx: Context, pending: int) -> dict[str, Any]:
             process.terminate()
             process.wait(timeout=120)
         result = await _throughput(dsn, window)
-    return {**result, "pending": pending, "window": window, "load_seconds": loaded,
-            "window_reached": synced >= window,
-            "peak_rss_mb": peak / 1024 if peak else None}  # fmt: skip
+    return {
+        **result,
+        "pending": pending,
+        "window": window,
+        "load_seconds": loaded,
+        "window_reached": synced >= window,
+        "peak_rss_mb": peak / 1024 if peak else None,
+    }
 
 
 async def run(ctx: Context) -> ScenarioResult:
@@ -86,20 +98,42 @@ async def run(ctx: Context) -> ScenarioResult:
     large = await _one(ctx, ctx.sizes.backlog_large)
     ratio = large["rate"] / small["rate"] if large["rate"] and small["rate"] else None
     figures = [
-        Figure(measure=f"throughput, {small['pending']:,} pending", value=small["rate"], unit="invoices/s"),
-        Figure(measure=f"throughput, {large['pending']:,} pending", value=large["rate"], unit="invoices/s"),
+        Figure(
+            measure=f"throughput, {small['pending']:,} pending",
+            value=small["rate"],
+            unit="invoices/s",
+        ),
+        Figure(
+            measure=f"throughput, {large['pending']:,} pending",
+            value=large["rate"],
+            unit="invoices/s",
+        ),
         Figure(measure="large / small backlog throughput", value=ratio, target=">= 0.8"),
-        Figure(measure=f"peak RSS, {small['pending']:,} pending", value=small["peak_rss_mb"], unit="MB",
-               target="<= 150"),
-        Figure(measure=f"peak RSS, {large['pending']:,} pending", value=large["peak_rss_mb"], unit="MB",
-               target="<= 150"),
-    ]  # fmt: skip
+        Figure(
+            measure=f"peak RSS, {small['pending']:,} pending",
+            value=small["peak_rss_mb"],
+            unit="MB",
+            target="<= 150",
+        ),
+        Figure(
+            measure=f"peak RSS, {large['pending']:,} pending",
+            value=large["peak_rss_mb"],
+            unit="MB",
+            target="<= 150",
+        ),
+    ]
     notes = [
         f"Throughput over the first {ctx.sizes.backlog_window:,} invoices synced (by synced_at), "
         f"or over those synced in {ctx.sizes.backlog_seconds:g} s if fewer; instant provider, "
         "daemon subprocess at product defaults (info logging to a file).",
         "Rows bulk-loaded by INSERT ... SELECT generate_series, then ANALYZE.",
     ]
-    return ScenarioResult(scenario=NAME, title="backlog scaling", size=ctx.size, figures=figures,
-                          details={"small": small, "large": large, "concurrency": ctx.concurrency},
-                          notes=notes, elapsed=time.time() - began)  # fmt: skip
+    return ScenarioResult(
+        scenario=NAME,
+        title="backlog scaling",
+        size=ctx.size,
+        figures=figures,
+        details={"small": small, "large": large, "concurrency": ctx.concurrency},
+        notes=notes,
+        elapsed=time.time() - began,
+    )

@@ -51,8 +51,11 @@ async def _ceiling(
 async def run(ctx: Context) -> ScenarioResult:
     began = time.time()
     sizes, c = ctx.sizes, ctx.concurrency
-    details: dict[str, Any] = {"concurrency": c, "invoices": sizes.http_invoices,
-                               "latency_invoices": sizes.http_latency_invoices}  # fmt: skip
+    details: dict[str, Any] = {
+        "concurrency": c,
+        "invoices": sizes.http_invoices,
+        "latency_invoices": sizes.http_latency_invoices,
+    }
     figures: list[Figure] = []
     with sandbox() as url:
         stand = StandClient(url)
@@ -80,26 +83,47 @@ async def run(ctx: Context) -> ScenarioResult:
         top = (details["ceiling_before"]["rate"] + details["ceiling_after"]["rate"]) / 2
         figures += [
             Figure(measure="ceiling, 0 ms (mean of before/after)", value=top, unit="requests/s"),
-            Figure(measure="engine / ceiling, 0 ms", value=engine["rate"] / top if engine["rate"] else None,
-                   target=">= 0.85"),
-        ]  # fmt: skip
+            Figure(
+                measure="engine / ceiling, 0 ms",
+                value=engine["rate"] / top if engine["rate"] else None,
+                target=">= 0.85",
+            ),
+        ]
     theoretical = c / sizes.http_latency
     figures += [
-        Figure(measure=f"engine, {sizes.http_latency * 1000:g} ms", value=slow["rate"], unit="invoices/s"),
-        Figure(measure="theoretical max (concurrency / latency)", value=theoretical, unit="invoices/s"),
-        Figure(measure=f"engine / theoretical, {sizes.http_latency * 1000:g} ms",
-               value=slow["rate"] / theoretical if slow["rate"] else None),
-    ]  # fmt: skip
+        Figure(
+            measure=f"engine, {sizes.http_latency * 1000:g} ms",
+            value=slow["rate"],
+            unit="invoices/s",
+        ),
+        Figure(
+            measure="theoretical max (concurrency / latency)", value=theoretical, unit="invoices/s"
+        ),
+        Figure(
+            measure=f"engine / theoretical, {sizes.http_latency * 1000:g} ms",
+            value=slow["rate"] / theoretical if slow["rate"] else None,
+        ),
+    ]
     if not ctx.engine_only:
         cl = details["ceiling_latency"]["rate"]
-        figures.append(Figure(measure=f"ceiling / theoretical, {sizes.http_latency * 1000:g} ms",
-                              value=cl / theoretical))  # fmt: skip
+        figures.append(
+            Figure(
+                measure=f"ceiling / theoretical, {sizes.http_latency * 1000:g} ms",
+                value=cl / theoretical,
+            )
+        )
     notes = [
         "Sandbox: bench.sandbox_process (the BillClap sandbox + a receive-stamp middleware) in its "
         "own process; 2 cores shared with other work, so it can be the limit: the ceiling shows that.",
         "Engine window: first request received by the sandbox to the last outcome's flush. "
         "Ceiling: same client code and bodies, no database; run before and after the engine.",
     ]
-    return ScenarioResult(scenario=NAME, title="end to end over HTTP vs the raw HTTP ceiling",
-                          size=ctx.size, figures=figures, details=details, notes=notes,
-                          elapsed=time.time() - began)  # fmt: skip
+    return ScenarioResult(
+        scenario=NAME,
+        title="end to end over HTTP vs the raw HTTP ceiling",
+        size=ctx.size,
+        figures=figures,
+        details=details,
+        notes=notes,
+        elapsed=time.time() - began,
+    )

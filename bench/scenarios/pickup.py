@@ -38,8 +38,9 @@ async def _insert(conn: asyncpg.Connection, key: str) -> float:
     """Enqueue one row as a producer would, in its own transaction; the time COMMIT was sent."""
     transaction = conn.transaction()
     await transaction.start()
-    await conn.execute("SELECT invoice_sync.enqueue($1, $2, $3::jsonb)", ACCOUNT, key,
-                       json.dumps(invoice(key)))  # fmt: skip
+    await conn.execute(
+        "SELECT invoice_sync.enqueue($1, $2, $3::jsonb)", ACCOUNT, key, json.dumps(invoice(key))
+    )
     committing = time.time()
     await transaction.commit()
     return committing
@@ -73,8 +74,9 @@ async def run(ctx: Context) -> ScenarioResult:
     async with scratch(ctx.server_dsn, "pickup") as dsn:
         with sandbox("--stamp") as url:
             stand = StandClient(url)
-            account = account_toml(provider="billclap", url=url, rate="1000/second",
-                                   concurrency=ctx.concurrency)  # fmt: skip
+            account = account_toml(
+                provider="billclap", url=url, rate="1000/second", concurrency=ctx.concurrency
+            )
             config = write_config(ctx.workdir / "pickup.toml", dsn, account)
             process = daemon(config, log=ctx.workdir / "pickup-daemon.log")
             try:
@@ -92,13 +94,23 @@ async def run(ctx: Context) -> ScenarioResult:
         Figure(measure="max", value=max(latencies), unit="ms"),
         Figure(measure="mean", value=statistics.fmean(latencies), unit="ms"),
     ]
-    details: dict[str, Any] = {"inserts": sizes.pickup_inserts, "measured": len(latencies),
-                               "missed": missed, "gap_s": sizes.pickup_gap,
-                               "latencies_ms": [round(v, 3) for v in latencies]}  # fmt: skip
+    details: dict[str, Any] = {
+        "inserts": sizes.pickup_inserts,
+        "measured": len(latencies),
+        "missed": missed,
+        "gap_s": sizes.pickup_gap,
+        "latencies_ms": [round(v, 3) for v in latencies],
+    }
     notes = [
         "Daemon: `python -m worker run` subprocess, product defaults (LISTEN/NOTIFY, 5 s poll).",
         "Clock: producer time.time() just before COMMIT; sandbox time.time() on request arrival.",
     ]
-    return ScenarioResult(scenario=NAME, title="pickup latency at idle", size=ctx.size,
-                          figures=figures, details=details, notes=notes,
-                          elapsed=time.time() - began)  # fmt: skip
+    return ScenarioResult(
+        scenario=NAME,
+        title="pickup latency at idle",
+        size=ctx.size,
+        figures=figures,
+        details=details,
+        notes=notes,
+        elapsed=time.time() - began,
+    )

@@ -33,8 +33,12 @@ async def run(ctx: Context) -> ScenarioResult:
             engine = await drain(config, ctx.workdir / "queue_engine.log")
     engine_rate = rate(engine["synced"], engine["first_call"], engine["last_synced"])
     figures = [Figure(measure="engine throughput", value=engine_rate, unit="invoices/s")]
-    details = {"invoices": count, "concurrency": ctx.concurrency, "engine": engine,
-               "pg_stat_statements": statements}  # fmt: skip
+    details = {
+        "invoices": count,
+        "concurrency": ctx.concurrency,
+        "engine": engine,
+        "pg_stat_statements": statements,
+    }
     notes = [
         "Window: first provider call to the last outcome's flush (synced_at); the daemon's "
         "drain check (poll) after that is not counted.",
@@ -43,8 +47,12 @@ async def run(ctx: Context) -> ScenarioResult:
     if not ctx.engine_only:
         from bench.procrastinate_side import throughput  # noqa: PLC0415
 
-        peer = await throughput(ctx.server_dsn, jobs=count, concurrency=ctx.concurrency,
-                                pool_size=pool_size(ctx.concurrency))  # fmt: skip
+        peer = await throughput(
+            ctx.server_dsn,
+            jobs=count,
+            concurrency=ctx.concurrency,
+            pool_size=pool_size(ctx.concurrency),
+        )
         peer_rate = rate(peer["succeeded"], peer["first_call"], peer["last_succeeded"])
         ratio = engine_rate / peer_rate if engine_rate and peer_rate else None
         figures += [
@@ -61,6 +69,12 @@ async def run(ctx: Context) -> ScenarioResult:
             "procrastinate: App(PsycopgConnector) with the daemon's pool size, no-op async task, "
             "run_worker_async(wait=False); window: first task call to the last 'succeeded' event."
         )
-    return ScenarioResult(scenario=NAME, title="queue engine, instant provider", size=ctx.size,
-                          figures=figures, details=details, notes=notes,
-                          elapsed=time.time() - began)  # fmt: skip
+    return ScenarioResult(
+        scenario=NAME,
+        title="queue engine, instant provider",
+        size=ctx.size,
+        figures=figures,
+        details=details,
+        notes=notes,
+        elapsed=time.time() - began,
+    )

@@ -43,8 +43,9 @@ async def run(ctx: Context) -> ScenarioResult:
         await bulk_load(dsn, rows, prefix="R")
         with sandbox("--rate", str(r)) as url:
             stand = StandClient(url)
-            account = account_toml(provider="billclap", url=url, rate=f"{r}/second",
-                                   concurrency=ctx.concurrency)  # fmt: skip
+            account = account_toml(
+                provider="billclap", url=url, rate=f"{r}/second", concurrency=ctx.concurrency
+            )
             config = write_config(ctx.workdir / "rate.toml", dsn, account)
             processes = [daemon(config, log=ctx.workdir / f"rate-{i}.log") for i in range(replicas)]
             try:
@@ -66,8 +67,14 @@ async def run(ctx: Context) -> ScenarioResult:
         Figure(measure="requests sent / R", value=attempted / r, unit="x"),
         Figure(measure="invoices created", value=created / sizes.rate_seconds, unit="/s"),
     ]
-    details = {"replicas": replicas, "R": r, "seconds": sizes.rate_seconds, "rows_loaded": rows,
-               "statuses": statuses, "concurrency_per_replica": ctx.concurrency}  # fmt: skip
+    details = {
+        "replicas": replicas,
+        "R": r,
+        "seconds": sizes.rate_seconds,
+        "rows_loaded": rows,
+        "statuses": statuses,
+        "concurrency_per_replica": ctx.concurrency,
+    }
     notes = [
         f"{replicas} `python -m worker run` processes, each configured rate_limit = {r}/second; "
         "the sandbox's token bucket (R tokens, R/s) answers 429 with Retry-After (the next "
@@ -76,6 +83,12 @@ async def run(ctx: Context) -> ScenarioResult:
         " each claim takes one token per row, so together they offer R, not "
         f"{replicas}x R.",
     ]
-    return ScenarioResult(scenario=NAME, title=f"rate fidelity, {replicas} replicas", size=ctx.size,
-                          figures=figures, details=details, notes=notes,
-                          elapsed=time.time() - began)  # fmt: skip
+    return ScenarioResult(
+        scenario=NAME,
+        title=f"rate fidelity, {replicas} replicas",
+        size=ctx.size,
+        figures=figures,
+        details=details,
+        notes=notes,
+        elapsed=time.time() - began,
+    )

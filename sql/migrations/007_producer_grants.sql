@@ -73,8 +73,9 @@ CREATE TRIGGER outbox_clamp_available_at BEFORE INSERT ON invoice_sync.outbox
 
 -- Functions are executable by PUBLIC unless revoked; sql/roles.sql grants each group what it
 -- needs. Trigger functions need no EXECUTE to fire. A migration that adds a function must
--- revoke it too (test_roles.py checks the migrated schema): ALTER DEFAULT PRIVILEGES cannot do
--- it for one schema, since per-schema defaults only add to the global PUBLIC grant.
+-- revoke it too (tests/integration/store/roles/test_grants.py checks the migrated schema):
+-- ALTER DEFAULT PRIVILEGES cannot do it for one schema, since per-schema defaults only add to
+-- the global PUBLIC grant.
 REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA invoice_sync FROM PUBLIC;
 
 -- Upgrading must not stop producers that work today (their order transactions would fail):

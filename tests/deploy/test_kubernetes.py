@@ -24,8 +24,17 @@ MANIFESTS = ROOT / "deploy" / "kubernetes"
 CORE = sorted(p for p in MANIFESTS.glob("*.yaml") if p.name != "scaledobject.yaml")
 # KEDA's generated CRD schema leaves unknown keys to the API server, which drops them silently;
 # a typo in one of these would go unnoticed, so the test holds the spec to the documented keys.
-SCALED_OBJECT_KEYS = {"scaleTargetRef", "pollingInterval", "cooldownPeriod", "idleReplicaCount",
-                      "minReplicaCount", "maxReplicaCount", "fallback", "advanced", "triggers"}  # fmt: skip
+SCALED_OBJECT_KEYS = {
+    "scaleTargetRef",
+    "pollingInterval",
+    "cooldownPeriod",
+    "idleReplicaCount",
+    "minReplicaCount",
+    "maxReplicaCount",
+    "fallback",
+    "advanced",
+    "triggers",
+}
 
 
 def load(name: str) -> dict[str, Any]:
@@ -35,8 +44,14 @@ def load(name: str) -> dict[str, Any]:
 
 
 def test_every_core_manifest_passes_strict_schema_validation() -> None:
-    assert {p.name for p in CORE} >= {"deployment.yaml", "migrate-job.yaml", "configmap.yaml",
-                                      "secret.example.yaml", "service.yaml", "pdb.yaml"}  # fmt: skip
+    assert {p.name for p in CORE} >= {
+        "deployment.yaml",
+        "migrate-job.yaml",
+        "configmap.yaml",
+        "secret.example.yaml",
+        "service.yaml",
+        "pdb.yaml",
+    }
     result = subprocess.run(
         [str(kubernetes_validate()), "--strict", *map(str, CORE)],
         capture_output=True,
@@ -148,8 +163,10 @@ def test_the_scaled_object_targets_the_deployment_and_its_env() -> None:
     assert scaled["apiVersion"] == "keda.sh/v1alpha1"
     assert scaled["kind"] == "ScaledObject"
     assert scaled["spec"]["scaleTargetRef"] == {
-        "apiVersion": "apps/v1", "kind": "Deployment", "name": deployment["metadata"]["name"]
-    }  # fmt: skip
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": deployment["metadata"]["name"],
+    }
     [trigger] = scaled["spec"]["triggers"]
     assert trigger["type"] == "postgresql"
     env = {e["name"] for e in container(deployment)["env"]}
@@ -170,14 +187,22 @@ async def test_the_scaler_query_counts_due_and_running_rows_of_active_accounts(d
         await pool.close()
     admin = await asyncpg.connect(dsn)
     try:
-        for account, key, when in [("a", "due-1", "-1 min"), ("a", "due-2", "0"),
-                                   ("a", "later", "+1 hour"), ("paused", "p", "-1 min"),
-                                   ("throttled", "t", "-1 min"), ("was-throttled", "w", "0"),
-                                   ("typo", "x", "-1 min"), ("gone", "g", "-1 min")]:  # fmt: skip
+        for account, key, when in [
+            ("a", "due-1", "-1 min"),
+            ("a", "due-2", "0"),
+            ("a", "later", "+1 hour"),
+            ("paused", "p", "-1 min"),
+            ("throttled", "t", "-1 min"),
+            ("was-throttled", "w", "0"),
+            ("typo", "x", "-1 min"),
+            ("gone", "g", "-1 min"),
+        ]:
             await admin.execute(
                 "SELECT invoice_sync.enqueue($1, $2, '{}'::jsonb, now() + $3::text::interval)",
-                account, key, when,
-            )  # fmt: skip
+                account,
+                key,
+                when,
+            )
         # The only replica configured for 'gone' stopped long enough ago.
         await admin.execute(
             "UPDATE invoice_sync.replica_account SET expires_at = now() - interval '1 second'"

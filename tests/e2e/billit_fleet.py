@@ -22,9 +22,11 @@ VATS = json.dumps(PROFILE.options["vats"], separators=(",", ":"))
 def change(url: str, changes: dict[str, object]) -> None:
     """``POST /_sandbox/state``: switch the sandbox's faults or options while it runs."""
     request = urllib.request.Request(  # loopback only
-        url + "/_sandbox/state", data=json.dumps(changes).encode(),
-        headers={"Content-Type": "application/json"}, method="POST",
-    )  # fmt: skip
+        url + "/_sandbox/state",
+        data=json.dumps(changes).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
     with urllib.request.urlopen(request, timeout=10) as response:
         assert response.status == 200
 
@@ -35,8 +37,10 @@ async def enqueue(conn: asyncpg.Connection, account: str, keys: list[str]) -> No
         for key in keys:
             await conn.execute(
                 "SELECT invoice_sync.enqueue($1, $2, $3::jsonb)",
-                account, key, json.dumps(invoice(number=key)),
-            )  # fmt: skip
+                account,
+                key,
+                json.dumps(invoice(number=key)),
+            )
 
 
 async def warm_every_replica(
@@ -47,8 +51,10 @@ async def warm_every_replica(
     fleet.wait_started()
     deadline = time.monotonic() + 60
     for n in range(200):
-        synced = [(logs / f"replica{i}.1.out").read_bytes().count(b'"invoice.synced"')
-                  for i in range(fleet.size)]  # fmt: skip
+        synced = [
+            (logs / f"replica{i}.1.out").read_bytes().count(b'"invoice.synced"')
+            for i in range(fleet.size)
+        ]
         if all(synced):
             break
         assert time.monotonic() < deadline, synced

@@ -102,8 +102,17 @@ def sandboxes(
 @contextlib.contextmanager
 def sandbox(profile: SandboxProfile, flags: list[str]) -> Iterator[Sandbox]:
     """One sandbox process for ``profile`` started with ``flags`` (options and faults)."""
-    command = [sys.executable, "-m", "worker", "sandbox", "--provider", profile.provider,
-               "--port", "0", *flags]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "worker",
+        "sandbox",
+        "--provider",
+        profile.provider,
+        "--port",
+        "0",
+        *flags,
+    ]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert process.stdout is not None
@@ -196,8 +205,10 @@ class Fleet:
         with out, err:
             process = subprocess.Popen(
                 [sys.executable, "-m", "worker", "--config", str(self.config), "run"],
-                stdout=out, stderr=err, env={**os.environ, **self.env},
-            )  # fmt: skip
+                stdout=out,
+                stderr=err,
+                env={**os.environ, **self.env},
+            )
         return Replica(index=index, process=process, log_dir=self.log_dir, starts=start)
 
     def kill_and_restart(self, index: int) -> None:

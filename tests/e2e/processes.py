@@ -15,25 +15,51 @@ from typing import Any
 TOKEN = "e2e-secret-token-4b1d"
 
 
-def cli(*args: str, config: Path | None = None, timeout: float = 120, env: dict[str, str] | None = None,
-        stdin: str | None = None) -> subprocess.CompletedProcess[str]:  # fmt: skip
+def cli(
+    *args: str,
+    config: Path | None = None,
+    timeout: float = 120,
+    env: dict[str, str] | None = None,
+    stdin: str | None = None,
+) -> subprocess.CompletedProcess[str]:
     command = [sys.executable, "-m", "worker"]
     if config is not None:
         command += ["--config", str(config)]
-    return subprocess.run([*command, *args], capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **(env or {})}, input=stdin, check=False)  # fmt: skip
+    return subprocess.run(
+        [*command, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+        input=stdin,
+        check=False,
+    )
 
 
-def cli_bytes(args: list[str], *, config: Path, stdin: bytes, env: dict[str, str] | None = None,
-              timeout: float = 120) -> subprocess.CompletedProcess[str]:  # fmt: skip
+def cli_bytes(
+    args: list[str],
+    *,
+    config: Path,
+    stdin: bytes,
+    env: dict[str, str] | None = None,
+    timeout: float = 120,
+) -> subprocess.CompletedProcess[str]:
     """``cli`` with standard input given as bytes (which need not be UTF-8)."""
     command = [sys.executable, "-m", "worker", "--config", str(config), *args]
-    done = subprocess.run(command, capture_output=True, timeout=timeout, input=stdin,
-                          env={**os.environ, **(env or {})}, check=False)  # fmt: skip
+    done = subprocess.run(
+        command,
+        capture_output=True,
+        timeout=timeout,
+        input=stdin,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
     return subprocess.CompletedProcess(
-        done.args, done.returncode, done.stdout.decode(errors="replace"),
+        done.args,
+        done.returncode,
+        done.stdout.decode(errors="replace"),
         done.stderr.decode(errors="replace"),
-    )  # fmt: skip
+    )
 
 
 @contextmanager
@@ -41,8 +67,10 @@ def sandbox(provider: str, *flags: str) -> Iterator[str]:
     """A sandbox process; yields its base URL."""
     process = subprocess.Popen(
         [sys.executable, "-m", "worker", "sandbox", "--provider", provider, "--port", "0", *flags],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert process.stdout is not None
         line = process.stdout.readline()
@@ -59,14 +87,26 @@ def get_json(url: str) -> Any:
 
 
 def write_config(path: Path, dsn: str, accounts: str, **worker: str) -> Path:
-    settings = {"poll_interval": '"500ms"', "base_retry_delay": '"50ms"', "max_retry_delay": '"500ms"',
-                "flush_interval": '"20ms"', "lease": '"30s"', "pause_cooldown": '"1h"'}  # fmt: skip
+    settings = {
+        "poll_interval": '"500ms"',
+        "base_retry_delay": '"50ms"',
+        "max_retry_delay": '"500ms"',
+        "flush_interval": '"20ms"',
+        "lease": '"30s"',
+        "pause_cooldown": '"1h"',
+    }
     settings.update(worker)
     lines = [f'database_url = "{dsn}"', "[worker]"]
     lines += [f"{k} = {v}" for k, v in settings.items()]
     # Port 0: several daemons of one test each get a free port for /metrics and the probes.
-    lines += ["[http]", 'request_timeout = "1s"', "[observe]", 'log_format = "json"',
-              'listen = "127.0.0.1:0"', accounts]  # fmt: skip
+    lines += [
+        "[http]",
+        'request_timeout = "1s"',
+        "[observe]",
+        'log_format = "json"',
+        'listen = "127.0.0.1:0"',
+        accounts,
+    ]
     path.write_text("\n".join(lines) + "\n")
     return path
 

@@ -107,8 +107,10 @@ async def test_every_provider_drains_with_faults_and_no_duplicates(
         assert len(headers) == 1, (name, headers)  # only its own credential header, ever
         reasons = Counter(r["reason"] for r in lost)
         recovered = sum(1 for r in ours if r["recovered"])
-        summary.append(f"{name}: synced {len(ours)} (recovered {recovered}), dead {dict(reasons)}, "
-                       f"faults {stats[name]['faults_injected']}, auth headers {sorted(headers)}")  # fmt: skip
+        summary.append(
+            f"{name}: synced {len(ours)} (recovered {recovered}), dead {dict(reasons)}, "
+            f"faults {stats[name]['faults_injected']}, auth headers {sorted(headers)}"
+        )
         if profile.reconciles:
             assert not lost, (name, reasons)
     print("\n" + "\n".join(summary))

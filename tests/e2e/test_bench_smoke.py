@@ -15,14 +15,30 @@ pytestmark = pytest.mark.e2e
 
 SCENARIOS = {"queue_engine", "http_e2e", "pickup", "rate_fidelity", "backlog", "bulk_enqueue"}
 # Smaller still than --size small where a scenario's fixed costs allow it.
-TINY = ["queue_invoices=100", "http_invoices=100", "http_latency_invoices=50",
-        "pickup_inserts=5", "rate_seconds=1", "enqueue_lines=500", "enqueue_per_row=100"]  # fmt: skip
+TINY = [
+    "queue_invoices=100",
+    "http_invoices=100",
+    "http_latency_invoices=50",
+    "pickup_inserts=5",
+    "rate_seconds=1",
+    "enqueue_lines=500",
+    "enqueue_per_row=100",
+]
 
 
 def test_every_scenario_runs_and_writes_its_figures(tmp_path: Path) -> None:
     results, summary = tmp_path / "results", tmp_path / "RESULTS.md"
-    command = [sys.executable, "-m", "bench", "--size", "small", "--results", str(results),
-               "--summary", str(summary)]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "bench",
+        "--size",
+        "small",
+        "--results",
+        str(results),
+        "--summary",
+        str(summary),
+    ]
     for item in TINY:
         command += ["--set", item]
     done = subprocess.run(command, capture_output=True, text=True, timeout=240, check=False)

@@ -19,8 +19,14 @@ SIZE = int(os.environ.get("INVOICE_SYNC_E2E_SIZE", "300"))
 
 
 def account(url: str, **extra: str) -> str:
-    lines = ["[accounts.shop]", 'provider = "billclap"', f'base_url = "{url}"', f'token = "{TOKEN}"',
-             'rate_limit = "2000/second"', "concurrency = 16"]  # fmt: skip
+    lines = [
+        "[accounts.shop]",
+        'provider = "billclap"',
+        f'base_url = "{url}"',
+        f'token = "{TOKEN}"',
+        'rate_limit = "2000/second"',
+        "concurrency = 16",
+    ]
     lines += [f"{k} = {v}" for k, v in extra.items()]
     return "\n".join(lines)
 
@@ -40,8 +46,18 @@ def jsonl(count: int, prefix: str) -> str:
 async def test_drain_with_faults_loses_nothing_and_duplicates_nothing(
     dsn: str, tmp_path: Path
 ) -> None:
-    faults = ["--token", TOKEN, "--error-rate", "0.05", "--stall-rate", "0.02", "--stall-seconds", "2",
-              "--seed", "11"]  # fmt: skip
+    faults = [
+        "--token",
+        TOKEN,
+        "--error-rate",
+        "0.05",
+        "--stall-rate",
+        "0.02",
+        "--stall-seconds",
+        "2",
+        "--seed",
+        "11",
+    ]
     with sandbox("billclap", *faults) as url:
         config = write_config(tmp_path / "c.toml", dsn, account(url))
         assert cli("migrate", config=config).returncode == 0
@@ -51,10 +67,14 @@ async def test_drain_with_faults_loses_nothing_and_duplicates_nothing(
         # A producer writing straight to the outbox: one malformed payload, one number taken.
         conn = await asyncpg.connect(dsn)
         try:
-            await conn.execute("SELECT invoice_sync.enqueue('shop', 'broken', $1::jsonb)",
-                               json.dumps({"lines": [], "customer": {"name": "X"}}))  # fmt: skip
-            await conn.execute("SELECT invoice_sync.enqueue('shop', 'dup', $1::jsonb)",
-                               json.dumps(invoice(number="WEB-0")))  # fmt: skip
+            await conn.execute(
+                "SELECT invoice_sync.enqueue('shop', 'broken', $1::jsonb)",
+                json.dumps({"lines": [], "customer": {"name": "X"}}),
+            )
+            await conn.execute(
+                "SELECT invoice_sync.enqueue('shop', 'dup', $1::jsonb)",
+                json.dumps(invoice(number="WEB-0")),
+            )
         finally:
             await conn.close()
 

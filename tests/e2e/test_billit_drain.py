@@ -26,9 +26,16 @@ VATS = json.dumps(PROFILE.options["vats"], separators=(",", ":"))
 
 
 def account(url: str) -> str:
-    lines = ["[accounts.athens]", 'provider = "billit"', f'base_url = "{url}/v1"',
-             f'token = "{TOKEN}"', 'rate_limit = "2000/second"', "concurrency = 8",
-             "invoice_type_id = 1", 'currency = "INR"']  # fmt: skip
+    lines = [
+        "[accounts.athens]",
+        'provider = "billit"',
+        f'base_url = "{url}/v1"',
+        f'token = "{TOKEN}"',
+        'rate_limit = "2000/second"',
+        "concurrency = 8",
+        "invoice_type_id = 1",
+        'currency = "INR"',
+    ]
     return "\n".join(lines)
 
 
@@ -43,9 +50,22 @@ def jsonl(count: int) -> str:
 async def test_drain_with_stalls_recovers_by_tag_and_duplicates_nothing(
     dsn: str, tmp_path: Path
 ) -> None:
-    flags = ["--token", TOKEN, "--option", "rate_limit_per_minute=null", "--option",
-             f"vats={VATS}", "--error-rate", "0.05", "--stall-rate", "0.05",
-             "--stall-seconds", "2", "--seed", "5"]  # fmt: skip
+    flags = [
+        "--token",
+        TOKEN,
+        "--option",
+        "rate_limit_per_minute=null",
+        "--option",
+        f"vats={VATS}",
+        "--error-rate",
+        "0.05",
+        "--stall-rate",
+        "0.05",
+        "--stall-seconds",
+        "2",
+        "--seed",
+        "5",
+    ]
     with sandbox("billit", *flags) as url:
         # 10% of requests fail and a recovering attempt makes several: the breaker (tested on
         # its own elsewhere) would spend most of this test cooling down.

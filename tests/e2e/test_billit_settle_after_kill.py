@@ -25,18 +25,25 @@ SALE = 40
 
 def account(url: str) -> str:
     # Enough call slots for every create of the sale to be sent (and stall) before the kill.
-    return "\n".join([
-        "[accounts.athens]", 'provider = "billit"', f'base_url = "{url}/v1"', f'token = "{TOKEN}"',
-        'rate_limit = "20/second"', "concurrency = 40", "invoice_type_id = 1", 'currency = "INR"',
-    ])  # fmt: skip
+    return "\n".join(
+        [
+            "[accounts.athens]",
+            'provider = "billit"',
+            f'base_url = "{url}/v1"',
+            f'token = "{TOKEN}"',
+            'rate_limit = "20/second"',
+            "concurrency = 40",
+            "invoice_type_id = 1",
+            'currency = "INR"',
+        ]
+    )
 
 
 async def test_kill_9_during_stalled_look_alike_creates_settles_every_row(
     dsn: str, tmp_path: Path
 ) -> None:
     logs = tmp_path / "logs"
-    flags = ["--token", TOKEN, "--option", "rate_limit_per_minute=null", "--option",
-             f"vats={VATS}"]  # fmt: skip
+    flags = ["--token", TOKEN, "--option", "rate_limit_per_minute=null", "--option", f"vats={VATS}"]
     with sandbox("billit", *flags) as url:
         config = write_config(tmp_path / "c.toml", dsn, account(url), lease='"10s"')
         # The creates must still hang when the replicas die: wait longer than the test does.

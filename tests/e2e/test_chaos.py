@@ -83,10 +83,15 @@ async def test_killed_replicas_and_faulty_providers_lose_and_duplicate_nothing(
     with sandboxes(flags) as running:
         accounts = "\n".join(account_block(s.profile, s.url) for s in running.values())
         config = write_config(
-            tmp_path / "chaos.toml", dsn, accounts,
-            poll_interval='"200ms"', lease='"4s"', max_attempts="1000", shutdown_grace='"5s"',
+            tmp_path / "chaos.toml",
+            dsn,
+            accounts,
+            poll_interval='"200ms"',
+            lease='"4s"',
+            max_attempts="1000",
+            shutdown_grace='"5s"',
             max_retry_delay='"1s"',
-        )  # fmt: skip
+        )
         text, enqueued = invoices_jsonl(SIZE, "CH", numberless_every=NUMBERLESS_EVERY)
         loaded = cli("enqueue", "-", config=config, stdin=text, timeout=300)
         assert loaded.returncode == 0, loaded.stderr

@@ -99,8 +99,13 @@ async def test_daemon_survives_a_database_outage_and_finishes_every_row(
             account_block(s.profile, s.url, rate_limit=RATE_LIMIT, concurrency=8)
             for s in running.values()
         )
-        config = write_config(tmp_path / "outage.toml", through(dsn, proxy.port), accounts,
-                              lease='"60s"', shutdown_grace='"10s"')  # fmt: skip
+        config = write_config(
+            tmp_path / "outage.toml",
+            through(dsn, proxy.port),
+            accounts,
+            lease='"60s"',
+            shutdown_grace='"10s"',
+        )
         text, enqueued = invoices_jsonl(SIZE, "DB")
         assert cli("enqueue", "-", config=config, stdin=text).returncode == 0
         daemon = Fleet(config=config, log_dir=tmp_path, size=1)
@@ -118,8 +123,10 @@ async def test_daemon_survives_a_database_outage_and_finishes_every_row(
     stdout, stderr = logs["replica0.1.out"].decode(), logs["replica0.1.err"].decode()
     events = [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
     names = sorted({e["event"] for e in events})
-    print(f"\nOUTAGE {OUTAGE_SECONDS:.0f}s: {figures}, connections cut {proxy.dropped}; "
-          f"events: {names}")  # fmt: skip
+    print(
+        f"\nOUTAGE {OUTAGE_SECONDS:.0f}s: {figures}, connections cut {proxy.dropped}; "
+        f"events: {names}"
+    )
 
     assert ledger.lost() == []
     assert ledger.duplicates() == []

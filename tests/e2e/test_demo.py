@@ -67,8 +67,11 @@ def assert_nothing_left(tmp: Path) -> None:
 def start_demo(tmp: Path, *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "worker", "demo", *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env_for(tmp),
-    )  # fmt: skip
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env_for(tmp),
+    )
 
 
 def read_until(process: subprocess.Popen[str], marker: str) -> str:
@@ -129,8 +132,9 @@ def test_ctrl_c_while_the_server_starts_stops_it_too(tmp: Path) -> None:
 
 def test_data_dir_keeps_a_database_the_printed_commands_can_use(tmp: Path) -> None:
     kept = tmp / "kept"
-    result = cli("demo", "--invoices", "100", "--data-dir", str(kept), timeout=180,
-                 env=env_for(tmp))  # fmt: skip
+    result = cli(
+        "demo", "--invoices", "100", "--data-dir", str(kept), timeout=180, env=env_for(tmp)
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert processes_mentioning(kept) == []  # stopped with the demo, data kept
     assert (kept / "invoice-sync.toml").is_file()
@@ -177,10 +181,11 @@ async def _rows_by_table(dsn: str) -> dict[str, list[str]]:
     conn = await asyncpg.connect(dsn)
     try:
         return {
-            table: [r["account"] for r in await conn.fetch(
-                f"SELECT account FROM invoice_sync.{table}")]
+            table: [
+                r["account"] for r in await conn.fetch(f"SELECT account FROM invoice_sync.{table}")
+            ]
             for table in TABLES
-        }  # fmt: skip
+        }
     finally:
         await conn.close()
 
@@ -192,8 +197,9 @@ def production_env(tmp: Path, dsn: str) -> dict[str, str]:
 
 
 def test_a_configured_database_is_left_alone_without_the_flag(dsn: str, tmp: Path) -> None:
-    result = cli("demo", "--invoices", "60", "--no-faults", timeout=180,
-                 env=production_env(tmp, dsn))  # fmt: skip
+    result = cli(
+        "demo", "--invoices", "60", "--no-faults", timeout=180, env=production_env(tmp, dsn)
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     first = result.stdout.splitlines()[0]
     assert first.startswith("Not using the configured database (INVOICE_SYNC_CONFIG, "), first
@@ -205,8 +211,17 @@ def test_a_configured_database_is_left_alone_without_the_flag(dsn: str, tmp: Pat
 
 def test_with_the_flag_the_configured_database_is_used_and_left_clean(dsn: str, tmp: Path) -> None:
     kept = tmp / "kept"
-    result = cli("demo", "--invoices", "60", "--no-faults", "--use-configured-database",
-                 "--data-dir", str(kept), timeout=180, env=production_env(tmp, dsn))  # fmt: skip
+    result = cli(
+        "demo",
+        "--invoices",
+        "60",
+        "--no-faults",
+        "--use-configured-database",
+        "--data-dir",
+        str(kept),
+        timeout=180,
+        env=production_env(tmp, dsn),
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Using the configured database" in result.stdout
     assert "embedded" not in result.stdout.split("Look around")[0]
@@ -227,8 +242,11 @@ def test_with_the_flag_a_signal_mid_run_leaves_no_demo_rows(
 ) -> None:
     process = subprocess.Popen(
         [sys.executable, "-m", "worker", "demo", "--invoices", "3000", "--use-configured-database"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=production_env(tmp, dsn),
-    )  # fmt: skip
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=production_env(tmp, dsn),
+    )
     read_until(process, "Running the worker")
     time.sleep(1.0)
     during = rows_by_table(dsn)

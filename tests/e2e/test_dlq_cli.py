@@ -21,10 +21,16 @@ pytestmark = pytest.mark.e2e
 
 
 def account(url: str, concurrency: int = 8) -> str:
-    return "\n".join([
-        "[accounts.shop]", 'provider = "billclap"', f'base_url = "{url}"', f'token = "{TOKEN}"',
-        'rate_limit = "2000/second"', f"concurrency = {concurrency}",
-    ])  # fmt: skip
+    return "\n".join(
+        [
+            "[accounts.shop]",
+            'provider = "billclap"',
+            f'base_url = "{url}"',
+            f'token = "{TOKEN}"',
+            'rate_limit = "2000/second"',
+            f"concurrency = {concurrency}",
+        ]
+    )
 
 
 def jsonl(keys: list[str]) -> str:
@@ -56,8 +62,15 @@ def check_list(config: Path) -> dict[str, int]:
     listed = cli("dlq", "list", config=config)
     assert listed.returncode == 0, listed.stderr
     assert listed.stdout.splitlines()[0].split() == [
-        "account", "id", "key", "reason", "http", "attempts", "dead_at", "error",
-    ]  # fmt: skip
+        "account",
+        "id",
+        "key",
+        "reason",
+        "http",
+        "attempts",
+        "dead_at",
+        "error",
+    ]
     assert listed.stdout.count("invalid_payload") == 3
     rows = json.loads(cli("dlq", "list", "--json", config=config).stdout)
     ids = {r["idempotency_key"]: r["id"] for r in rows}
@@ -85,8 +98,11 @@ def check_corrected_replay(config: Path, tmp_path: Path, dead_id: int) -> None:
     once, and only once."""
     bad_fix = tmp_path / "bad.json"
     bad_fix.write_text(json.dumps(invoice(number="bad-1", lines=[])))
-    one_line_error(cli("dlq", "replay", str(dead_id), "--payload", str(bad_fix), config=config),
-                   "is not a valid invoice", "lines")  # fmt: skip
+    one_line_error(
+        cli("dlq", "replay", str(dead_id), "--payload", str(bad_fix), config=config),
+        "is not a valid invoice",
+        "lines",
+    )
     fix = tmp_path / "fix.json"
     fix.write_text(json.dumps(invoice(number="bad-1", notes="fixed")))
     replayed = cli("dlq", "replay", str(dead_id), "--payload", str(fix), config=config)
@@ -158,8 +174,10 @@ def test_status_watch_until_drained_follows_a_drain_to_100_percent(
         command = [sys.executable, "-m", "worker", "--config", str(config)]
         watcher = subprocess.Popen(
             [*command, "status", "--watch", "--until-drained", "--interval", "0.2"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         try:
             assert watcher.stdout is not None
             # The first line means the watch has its starting point: only then start draining.

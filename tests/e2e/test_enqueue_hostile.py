@@ -45,9 +45,11 @@ BAD = [2, 5, 6, 7, 8, 9, 10]
 async def test_hostile_lines_are_reported_by_number_and_good_ones_load(
     dsn: str, tmp_path: Path
 ) -> None:
-    config = write_config(tmp_path / "c.toml", dsn,
-                          '[accounts.shop]\nprovider = "billclap"\nbase_url = "http://127.0.0.1:9"\n'
-                          'token = "t"')  # fmt: skip
+    config = write_config(
+        tmp_path / "c.toml",
+        dsn,
+        '[accounts.shop]\nprovider = "billclap"\nbase_url = "http://127.0.0.1:9"\ntoken = "t"',
+    )
     path = tmp_path / "invoices.jsonl"
     path.write_text("\n".join(LINES) + "\n", encoding="utf-8")
     result = cli("enqueue", str(path), config=config)
@@ -104,9 +106,11 @@ async def keys_in(dsn: str) -> list[str]:
 async def test_bytes_that_are_not_utf8_and_times_out_of_range_are_bad_lines(
     dsn: str, tmp_path: Path, source: str
 ) -> None:
-    config = write_config(tmp_path / "c.toml", dsn,
-                          '[accounts.shop]\nprovider = "billclap"\nbase_url = "http://127.0.0.1:9"\n'
-                          'token = "t"')  # fmt: skip
+    config = write_config(
+        tmp_path / "c.toml",
+        dsn,
+        '[accounts.shop]\nprovider = "billclap"\nbase_url = "http://127.0.0.1:9"\ntoken = "t"',
+    )
     data = b"\n".join(MIXED) + b"\n"
     # A strict standard input (as some locales give) must not turn a bad byte into a traceback.
     env = {"PYTHONIOENCODING": "utf-8:strict"}

@@ -24,9 +24,11 @@ def line(key: str, **changes: object) -> str:
 async def test_an_oversize_line_is_refused_by_number_and_the_rest_load(
     dsn: str, tmp_path: Path
 ) -> None:
-    config = write_config(tmp_path / "c.toml", dsn,
-                          '[accounts.shop]\nprovider = "billclap"\nbase_url = "http://127.0.0.1:9"\n'
-                          'token = "t"')  # fmt: skip
+    config = write_config(
+        tmp_path / "c.toml",
+        dsn,
+        '[accounts.shop]\nprovider = "billclap"\nbase_url = "http://127.0.0.1:9"\ntoken = "t"',
+    )
     described = {"name": "item", "description": "d" * 300, "quantity": 1, "unit_price": 1}
     path = tmp_path / "invoices.jsonl"
     path.write_text(

@@ -64,14 +64,25 @@ async def test_probes_and_metrics_of_a_running_daemon(dsn: str, tmp_path: Path) 
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     with sandbox("billclap", "--token", TOKEN, "--credits", "20") as url:
-        accounts = "\n".join(["[accounts.shop]", 'provider = "billclap"', f'base_url = "{url}"',
-                              f'token = "{TOKEN}"', 'rate_limit = "500/second"'])  # fmt: skip
+        accounts = "\n".join(
+            [
+                "[accounts.shop]",
+                'provider = "billclap"',
+                f'base_url = "{url}"',
+                f'token = "{TOKEN}"',
+                'rate_limit = "500/second"',
+            ]
+        )
         config = write_config(tmp_path / "c.toml", dsn, accounts)
         config.write_text(
             config.read_text().replace('listen = "127.0.0.1:0"', f'listen = "127.0.0.1:{port}"')
         )
-        lines = [json.dumps({"account": "shop", "idempotency_key": f"M-{i}", "payload": invoice(f"M-{i}")})
-                 for i in range(25)]  # fmt: skip
+        lines = [
+            json.dumps(
+                {"account": "shop", "idempotency_key": f"M-{i}", "payload": invoice(f"M-{i}")}
+            )
+            for i in range(25)
+        ]
         assert cli("enqueue", "-", config=config, stdin="\n".join(lines)).returncode == 0
         daemon = start_daemon(config)
         try:

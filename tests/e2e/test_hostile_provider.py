@@ -87,8 +87,17 @@ class Target:
 
 def hostile_flags(target: str) -> list[str]:
     flags = [f"--{kind}-rate={rate}" for kind, rate in FAULTS.items()]
-    return [*flags, "--redirect-to", target, "--inflate-mib", "64", "--drip-seconds", "3",
-            "--seed", str(SEED)]  # fmt: skip
+    return [
+        *flags,
+        "--redirect-to",
+        target,
+        "--inflate-mib",
+        "64",
+        "--drip-seconds",
+        "3",
+        "--seed",
+        str(SEED),
+    ]
 
 
 def peak_rss(pid: int) -> int:
@@ -122,8 +131,11 @@ async def fates(dsn: str) -> dict[str, dict[str, int]]:
     conn = await asyncpg.connect(dsn)
     try:
         found: dict[str, dict[str, int]] = {}
-        for table, where in [("outbox", "true"), ("synced", "true"),
-                             ("dead_letter", "coalesce(reason, '') <> ''")]:  # fmt: skip
+        for table, where in [
+            ("outbox", "true"),
+            ("synced", "true"),
+            ("dead_letter", "coalesce(reason, '') <> ''"),
+        ]:
             rows = await conn.fetch(
                 f"SELECT account, count(*) AS n FROM invoice_sync.{table} "
                 f"WHERE {where} GROUP BY account"

@@ -37,10 +37,16 @@ def post_json(url: str, body: Any) -> Any:
 
 
 def account(url: str) -> str:
-    return "\n".join([
-        "[accounts.shop]", 'provider = "billclap"', f'base_url = "{url}"', f'token = "{TOKEN}"',
-        'rate_limit = "100/second"', f"concurrency = {CONCURRENCY}",
-    ])  # fmt: skip
+    return "\n".join(
+        [
+            "[accounts.shop]",
+            'provider = "billclap"',
+            f'base_url = "{url}"',
+            f'token = "{TOKEN}"',
+            'rate_limit = "100/second"',
+            f"concurrency = {CONCURRENCY}",
+        ]
+    )
 
 
 def resets(url: str) -> int:
@@ -57,11 +63,17 @@ async def test_a_provider_outage_opens_the_breaker_and_loses_nothing(
     ]
     with sandbox("billclap", "--token", TOKEN, "--latency", "0.01") as url:
         config = write_config(
-            tmp_path / "c.toml", dsn, account(url), poll_interval='"200ms"',
-            base_retry_delay='"100ms"', max_retry_delay='"1s"', max_attempts="10",
-            breaker_failures=str(FAILURES), breaker_cooldown=f'"{COOLDOWN:g}s"',
+            tmp_path / "c.toml",
+            dsn,
+            account(url),
+            poll_interval='"200ms"',
+            base_retry_delay='"100ms"',
+            max_retry_delay='"1s"',
+            max_attempts="10",
+            breaker_failures=str(FAILURES),
+            breaker_cooldown=f'"{COOLDOWN:g}s"',
             breaker_max_cooldown='"4s"',
-        )  # fmt: skip
+        )
         assert cli("enqueue", "-", config=config, stdin="\n".join(lines)).returncode == 0
         with daemons(config, 1, tmp_path / "logs"):
             while len(get_json(url + "/_sandbox/created")["created"]) < 30:
@@ -85,8 +97,10 @@ async def test_a_provider_outage_opens_the_breaker_and_loses_nothing(
     # Before the breaker opens: the calls in flight plus the failures that open it; then one
     # half-open call per cool-down (which only grows).
     bound = CONCURRENCY + FAILURES + DOWN / COOLDOWN + 2
-    print(f"\nprovider outage {DOWN:g} s: {hammered} requests reached it (bound {bound:g}); "
-          f"synced {synced}, dead {len(dead)}")  # fmt: skip
+    print(
+        f"\nprovider outage {DOWN:g} s: {hammered} requests reached it (bound {bound:g}); "
+        f"synced {synced}, dead {len(dead)}"
+    )
     assert [dict(r) for r in dead] == []
     assert synced == SIZE
     numbers = [record["invoice_number"] for record in created]

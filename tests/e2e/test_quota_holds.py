@@ -32,19 +32,35 @@ SETTLE = 1.0
 
 
 def account(url: str) -> str:
-    return "\n".join([
-        "[accounts.athens]", 'provider = "billit"', f'base_url = "{url}/v1"', f'token = "{TOKEN}"',
-        f'rate_limit = "{RATE:g}/second"', f"rate_burst = {RATE:g}", "concurrency = 16",
-        "invoice_type_id = 1", 'currency = "INR"',
-    ])  # fmt: skip
+    return "\n".join(
+        [
+            "[accounts.athens]",
+            'provider = "billit"',
+            f'base_url = "{url}/v1"',
+            f'token = "{TOKEN}"',
+            f'rate_limit = "{RATE:g}/second"',
+            f"rate_burst = {RATE:g}",
+            "concurrency = 16",
+            "invoice_type_id = 1",
+            'currency = "INR"',
+        ]
+    )
 
 
 async def test_three_replicas_held_by_a_per_second_quota_use_it_without_429(
     dsn: str, tmp_path: Path
 ) -> None:
     logs = tmp_path / "logs"
-    flags = ["--token", TOKEN, "--latency", "0.02", "--option", "rate_limit_per_minute=null",
-             "--option", f"vats={VATS}"]  # fmt: skip
+    flags = [
+        "--token",
+        TOKEN,
+        "--latency",
+        "0.02",
+        "--option",
+        "rate_limit_per_minute=null",
+        "--option",
+        f"vats={VATS}",
+    ]
     with sandbox("billit", *flags) as url:
         config = write_config(tmp_path / "c.toml", dsn, account(url))
         conn = await asyncpg.connect(dsn)
@@ -70,10 +86,13 @@ async def test_three_replicas_held_by_a_per_second_quota_use_it_without_429(
     used = in_window / (RATE * SECONDS)
     refused = stats["faults_injected"].get("limited", 0)
     text = read_logs(logs)
-    holds = [json.loads(line)["seconds"] for line in text.splitlines()
-             if '"account.throttled"' in line]  # fmt: skip
-    print(f"\nquota holds: {in_window} invoices in {SECONDS:g} s at R={RATE:g}/s = {used:.1%}; "
-          f"429s: {refused}; holds: {len(holds)} of {sorted(set(holds))} s")  # fmt: skip
+    holds = [
+        json.loads(line)["seconds"] for line in text.splitlines() if '"account.throttled"' in line
+    ]
+    print(
+        f"\nquota holds: {in_window} invoices in {SECONDS:g} s at R={RATE:g}/s = {used:.1%}; "
+        f"429s: {refused}; holds: {len(holds)} of {sorted(set(holds))} s"
+    )
     assert refused == 0, text[-3000:]
     assert holds, "no answer said the quota was spent: the test did not reach the limit"
     assert max(holds) <= 1.0, holds  # the rate's window: a second, not a minute

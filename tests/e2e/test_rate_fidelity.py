@@ -28,10 +28,16 @@ SETTLE = 2.0
 
 
 def account(url: str) -> str:
-    return "\n".join([
-        "[accounts.shop]", 'provider = "billclap"', f'base_url = "{url}"', f'token = "{TOKEN}"',
-        f'rate_limit = "{RATE:g}/second"', "concurrency = 8",
-    ])  # fmt: skip
+    return "\n".join(
+        [
+            "[accounts.shop]",
+            'provider = "billclap"',
+            f'base_url = "{url}"',
+            f'token = "{TOKEN}"',
+            f'rate_limit = "{RATE:g}/second"',
+            "concurrency = 8",
+        ]
+    )
 
 
 async def test_three_replicas_stay_under_the_shared_limit_and_use_it(
@@ -58,9 +64,11 @@ async def test_three_replicas_stay_under_the_shared_limit_and_use_it(
     in_window = sum(1 for t in times if start <= t < start + SECONDS)
     used = in_window / (RATE * SECONDS)
     refused = stats["faults_injected"].get("limited", 0)
-    print(f"\nrate fidelity: {in_window} invoices in {SECONDS:g} s at R={RATE:g}/s "
-          f"= {used:.1%} of R; 429s: {refused}; "
-          f"total created {len(created)} in {times[-1] - times[0]:.1f} s")  # fmt: skip
+    print(
+        f"\nrate fidelity: {in_window} invoices in {SECONDS:g} s at R={RATE:g}/s "
+        f"= {used:.1%} of R; 429s: {refused}; "
+        f"total created {len(created)} in {times[-1] - times[0]:.1f} s"
+    )
     logs = read_logs(tmp_path / "logs")
     assert refused == 0, logs[-3000:]
     assert used >= 0.97, logs[-3000:]

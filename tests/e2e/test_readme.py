@@ -73,8 +73,15 @@ def shell(
     command: str, *, cwd: Path, env: dict[str, str], timeout: float
 ) -> subprocess.CompletedProcess[str]:
     """One README command as a reader's shell runs it (redirections, ``&&``)."""
-    return subprocess.run(["bash", "-c", command], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=timeout, check=False)  # fmt: skip
+    return subprocess.run(
+        ["bash", "-c", command],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 def section(name: str) -> list[Block]:
@@ -99,14 +106,20 @@ def test_quick_start_from_a_fresh_copy() -> None:
         repo = work / "invoice-sync"
         listed = subprocess.run(
             ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
-            cwd=ROOT, capture_output=True, text=True, check=True,
-        ).stdout.split()  # fmt: skip
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
         for name in listed:
             if (ROOT / name).is_file():
                 (repo / name).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(ROOT / name, repo / name)
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith(("INVOICE_SYNC_", "VIRTUAL_ENV", "PYTHONPATH"))}  # fmt: skip
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("INVOICE_SYNC_", "VIRTUAL_ENV", "PYTHONPATH"))
+        }
         env.update(TMPDIR=str(work), PATH=_path_without_venvs())
         install, demo = [c for b in section("Quick start") for c in b.commands]
         installed = shell(install, cwd=repo, env=env, timeout=600)
@@ -139,9 +152,13 @@ async def test_every_other_command_runs(
     assert any(b.lang == "sql" for b in blocks)
     ran = 0
     with sandbox("billclap", "--token", TOKEN) as url:
-        env = {**os.environ, "INVOICE_SYNC_DATABASE_URL": dsn, "BILLCLAP_TOKEN": TOKEN,
-               "INVOICE_SYNC_ACCOUNTS__SHOP__BASE_URL": url,
-               "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ["PATH"]}  # fmt: skip
+        env = {
+            **os.environ,
+            "INVOICE_SYNC_DATABASE_URL": dsn,
+            "BILLCLAP_TOKEN": TOKEN,
+            "INVOICE_SYNC_ACCOUNTS__SHOP__BASE_URL": url,
+            "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ["PATH"],
+        }
         for block in blocks:
             if block.lang == "toml":  # every config shown must load, placeholders and all
                 shown = tmp_path / (block.file or "shown.toml")

@@ -36,8 +36,20 @@ from worker.testing.sandbox.profile import Failure, SandboxProfile
 pytestmark = pytest.mark.e2e
 
 SOURCES = ("inline", "env", "file")
-FAULTS = ["--error-rate", "0.05", "--rate429-rate", "0.03", "--stall-rate", "0.02",
-          "--stall-seconds", "2", "--reset-rate", "0.01", "--retry-after", "0.1"]  # fmt: skip
+FAULTS = [
+    "--error-rate",
+    "0.05",
+    "--rate429-rate",
+    "0.03",
+    "--stall-rate",
+    "0.02",
+    "--stall-seconds",
+    "2",
+    "--reset-rate",
+    "0.01",
+    "--retry-after",
+    "0.1",
+]
 PER_ACCOUNT = 20
 
 
@@ -94,8 +106,10 @@ async def enqueue_invalid(dsn: str, names: list[str]) -> None:
         for name in names:
             await conn.execute(
                 "SELECT invoice_sync.enqueue($1, $2, $3::jsonb)",
-                name, f"bad-{name}", json.dumps({"lines": [], "customer": {"name": "X"}}),
-            )  # fmt: skip
+                name,
+                f"bad-{name}",
+                json.dumps({"lines": [], "customer": {"name": "X"}}),
+            )
     finally:
         await conn.close()
 

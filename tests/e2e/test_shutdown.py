@@ -51,11 +51,21 @@ async def states(dsn: str) -> dict[str, int]:
 async def test_shutdown_under_load_loses_and_duplicates_nothing(
     dsn: str, tmp_path: Path, signals: int
 ) -> None:
-    lines = [json.dumps({"account": "shop", "idempotency_key": f"S-{i}", "payload": invoice(f"S-{i}")})
-             for i in range(SIZE)]  # fmt: skip
+    lines = [
+        json.dumps({"account": "shop", "idempotency_key": f"S-{i}", "payload": invoice(f"S-{i}")})
+        for i in range(SIZE)
+    ]
     with sandbox("billclap", "--token", TOKEN, "--latency", "0.4") as url:
-        accounts = "\n".join(["[accounts.shop]", 'provider = "billclap"', f'base_url = "{url}"',
-                              f'token = "{TOKEN}"', 'rate_limit = "1000/second"', "concurrency = 16"])  # fmt: skip
+        accounts = "\n".join(
+            [
+                "[accounts.shop]",
+                'provider = "billclap"',
+                f'base_url = "{url}"',
+                f'token = "{TOKEN}"',
+                'rate_limit = "1000/second"',
+                "concurrency = 16",
+            ]
+        )
         config = write_config(
             tmp_path / "c.toml", dsn, accounts, shutdown_grace='"10s"', lease='"3s"'
         )

@@ -1,5 +1,6 @@
 import json
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
@@ -8,19 +9,46 @@ from tests.factories import invoice
 from worker.invoice import describe_validation_error, json_schema, parse_invoice
 
 DESIGN_EXAMPLE = {
-    "type": "invoice", "number": "WEB-2026-000123", "issue_date": "2026-07-01", "due_date": "2026-07-15",
+    "type": "invoice",
+    "number": "WEB-2026-000123",
+    "issue_date": "2026-07-01",
+    "due_date": "2026-07-15",
     "currency": "INR",
-    "customer": {"id": None, "name": "Acme Traders", "phone": "+919876543210", "email": "ap@acme.example",
-                 "tax_id": "29ABCDE1234F1Z5",
-                 "address": {"street": "123 MG Road", "city": "Bengaluru", "state": "Karnataka",
-                             "postal_code": "560001", "country": "IN"}},
+    "customer": {
+        "id": None,
+        "name": "Acme Traders",
+        "phone": "+919876543210",
+        "email": "ap@acme.example",
+        "tax_id": "29ABCDE1234F1Z5",
+        "address": {
+            "street": "123 MG Road",
+            "city": "Bengaluru",
+            "state": "Karnataka",
+            "postal_code": "560001",
+            "country": "IN",
+        },
+    },
     "cash_sale": False,
-    "lines": [{"name": "Consulting Service", "description": None, "quantity": 1, "unit_price": 1000,
-               "tax_rate": 18, "price_includes_tax": True, "hsn": "998314", "discount": 0,
-               "discount_type": "amount", "product_id": None}],
+    "lines": [
+        {
+            "name": "Consulting Service",
+            "description": None,
+            "quantity": 1,
+            "unit_price": 1000,
+            "tax_rate": 18,
+            "price_includes_tax": True,
+            "hsn": "998314",
+            "discount": 0,
+            "discount_type": "amount",
+            "product_id": None,
+        }
+    ],
     "charges": [{"name": "Packaging", "amount": 50, "tax_rate": 18, "hsn": "9985"}],
-    "discount": 0, "amount_paid": 1180, "notes": None, "provider_options": {},
-}  # fmt: skip
+    "discount": 0,
+    "amount_paid": 1180,
+    "notes": None,
+    "provider_options": {},
+}
 
 
 def test_design_example_parses_with_decimal_money() -> None:
@@ -57,7 +85,7 @@ def test_decimal_strings_are_exact() -> None:
     ],
 )
 def test_bad_payloads_are_refused_with_a_message_naming_the_field(
-    change: dict[str, object], where: str
+    change: dict[str, Any], where: str
 ) -> None:
     with pytest.raises(ValidationError) as caught:
         parse_invoice(invoice(**change))

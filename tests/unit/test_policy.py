@@ -26,8 +26,18 @@ NOW = datetime(2026, 7, 1, 12, 0, tzinfo=UTC)
 
 def row(attempt: int = 1, prior_unknown: bool = False, age: float = 0.0) -> Claimed:
     first = NOW - timedelta(seconds=age)
-    return Claimed(id=7, account="shop", idempotency_key="k", payload="{}", attempt=attempt,
-                   claim=attempt, first_attempt_at=first, created_at=first, prior_unknown=prior_unknown, probe=False)  # fmt: skip
+    return Claimed(
+        id=7,
+        account="shop",
+        idempotency_key="k",
+        payload="{}",
+        attempt=attempt,
+        claim=attempt,
+        first_attempt_at=first,
+        created_at=first,
+        prior_unknown=prior_unknown,
+        probe=False,
+    )
 
 
 @pytest.mark.parametrize(
@@ -90,8 +100,10 @@ def test_rate_limited_gives_the_attempt_back_and_throttles_the_account() -> None
 
 
 def test_pause_applies_the_inner_fate_and_pauses() -> None:
-    outcome = PauseAccount(reason=PauseReason.CREDITS_EXPIRED,
-                           invoice=DeadLetter(reason=Reason.CREDITS_EXPIRED, error="Credits Expired!!!"))  # fmt: skip
+    outcome = PauseAccount(
+        reason=PauseReason.CREDITS_EXPIRED,
+        invoice=DeadLetter(reason=Reason.CREDITS_EXPIRED, error="Credits Expired!!!"),
+    )
     d = decide(outcome, row(), provider="p", settings=SETTINGS, rand=lambda: 1, now=NOW)
     assert d.resolution.kind == "dead"
     assert d.resolution.reason == "credits_expired"
@@ -111,11 +123,23 @@ def test_synced_carries_the_provider_ids() -> None:
 
 
 def test_retry_budget_by_age_gives_up_with_exhausted() -> None:
-    young = decide(Retry(error="HTTP 503"), row(attempt=2, age=3600), provider="p",
-                   settings=SETTINGS, rand=lambda: 1, now=NOW)  # fmt: skip
+    young = decide(
+        Retry(error="HTTP 503"),
+        row(attempt=2, age=3600),
+        provider="p",
+        settings=SETTINGS,
+        rand=lambda: 1,
+        now=NOW,
+    )
     assert young.resolution.kind == "retry"
-    old = decide(Retry(error="HTTP 503"), row(attempt=2, age=86_400), provider="p",
-                 settings=SETTINGS, rand=lambda: 1, now=NOW)  # fmt: skip
+    old = decide(
+        Retry(error="HTTP 503"),
+        row(attempt=2, age=86_400),
+        provider="p",
+        settings=SETTINGS,
+        rand=lambda: 1,
+        now=NOW,
+    )
     assert old.resolution.kind == "dead"
     assert old.resolution.reason == "exhausted"
     assert "max_age" in (old.resolution.error or "")

@@ -37,58 +37,102 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     ) -> argparse.ArgumentParser:
         label = "examples" if "\n" in example else "example"
         parser = commands.add_parser(
-            name, help=help_, description=help_, epilog=f"{label}:\n  {example}",
+            name,
+            help=help_,
+            description=help_,
+            epilog=f"{label}:\n  {example}",
             formatter_class=argparse.RawDescriptionHelpFormatter,
-        )  # fmt: skip
+        )
         parser.set_defaults(handler=handler)
         return parser
 
-    add("migrate", cmd_migrate, "apply pending schema migrations (safe to run concurrently)",
-        "invoice-sync --config invoice-sync.toml migrate")  # fmt: skip
+    add(
+        "migrate",
+        cmd_migrate,
+        "apply pending schema migrations (safe to run concurrently)",
+        "invoice-sync --config invoice-sync.toml migrate",
+    )
     run = add(
         "run",
         cmd_run,
         "run the worker daemon",
         "invoice-sync --config invoice-sync.toml run --drain",
     )
-    run.add_argument("--drain", action="store_true",
-                     help="exit 0 once nothing is pending or in flight (scheduled retries included)")  # fmt: skip
-    enqueue = add("enqueue", cmd_enqueue, "bulk-load JSON Lines {account, idempotency_key, payload}",
-                  "invoice-sync --config invoice-sync.toml enqueue invoices.jsonl")  # fmt: skip
+    run.add_argument(
+        "--drain",
+        action="store_true",
+        help="exit 0 once nothing is pending or in flight (scheduled retries included)",
+    )
+    enqueue = add(
+        "enqueue",
+        cmd_enqueue,
+        "bulk-load JSON Lines {account, idempotency_key, payload}",
+        "invoice-sync --config invoice-sync.toml enqueue invoices.jsonl",
+    )
     enqueue.add_argument("file", help="a JSON Lines file, or - for standard input")
-    status = add("status", cmd_status, "counts by account and state, dead letters by reason",
-                 "invoice-sync --config invoice-sync.toml status --json\n"
-                 "  invoice-sync --config invoice-sync.toml status --watch --until-drained")  # fmt: skip
+    status = add(
+        "status",
+        cmd_status,
+        "counts by account and state, dead letters by reason",
+        "invoice-sync --config invoice-sync.toml status --json\n"
+        "  invoice-sync --config invoice-sync.toml status --watch --until-drained",
+    )
     status.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    status.add_argument("--watch", action="store_true",
-                        help="live progress per account while a load drains (Ctrl-C stops)")  # fmt: skip
-    status.add_argument("--interval", default="1s", metavar="DURATION",
-                        help="with --watch: refresh interval (default 1s)")  # fmt: skip
-    status.add_argument("--until-drained", action="store_true",
-                        help="with --watch: exit 0 once nothing is pending or in flight "
-                        "(rows held by paused accounts wait for an operator and do not count)")  # fmt: skip
+    status.add_argument(
+        "--watch",
+        action="store_true",
+        help="live progress per account while a load drains (Ctrl-C stops)",
+    )
+    status.add_argument(
+        "--interval",
+        default="1s",
+        metavar="DURATION",
+        help="with --watch: refresh interval (default 1s)",
+    )
+    status.add_argument(
+        "--until-drained",
+        action="store_true",
+        help="with --watch: exit 0 once nothing is pending or in flight "
+        "(rows held by paused accounts wait for an operator and do not count)",
+    )
     add(
         "schema",
         cmd_schema,
         "print the canonical invoice's JSON Schema",
         "invoice-sync schema > invoice.schema.json",
     )
-    add("check-config", cmd_check_config, "validate the configuration and exit",
-        "invoice-sync --config invoice-sync.toml check-config")  # fmt: skip
-    accounts = add("accounts", cmd_accounts, "list, pause or resume provider accounts",
-                   "invoice-sync --config invoice-sync.toml accounts list\n"
-                   "  invoice-sync --config invoice-sync.toml accounts pause shop-billclap\n"
-                   "  invoice-sync --config invoice-sync.toml accounts resume shop-billclap")  # fmt: skip
+    add(
+        "check-config",
+        cmd_check_config,
+        "validate the configuration and exit",
+        "invoice-sync --config invoice-sync.toml check-config",
+    )
+    accounts = add(
+        "accounts",
+        cmd_accounts,
+        "list, pause or resume provider accounts",
+        "invoice-sync --config invoice-sync.toml accounts list\n"
+        "  invoice-sync --config invoice-sync.toml accounts pause shop-billclap\n"
+        "  invoice-sync --config invoice-sync.toml accounts resume shop-billclap",
+    )
     accounts.add_argument("action", choices=["list", "pause", "resume"])
     accounts.add_argument("name", nargs="?", help="the account (for pause and resume)")
-    sandbox = add("sandbox", cmd_sandbox, "serve a provider sandbox on loopback",
-                  "invoice-sync sandbox --provider billclap --port 8081 --error-rate 0.05")  # fmt: skip
+    sandbox = add(
+        "sandbox",
+        cmd_sandbox,
+        "serve a provider sandbox on loopback",
+        "invoice-sync sandbox --provider billclap --port 8081 --error-rate 0.05",
+    )
     from worker.testing.sandbox.server import configure_parser  # noqa: PLC0415 - sandbox is optional at run time
 
     configure_parser(sandbox)
     dlq_commands.register(commands)
-    demo = add("demo", cmd_demo, "run everything end to end on an embedded PostgreSQL and local sandboxes",
-               "invoice-sync demo --invoices 500 --data-dir ./invoice-sync-demo")  # fmt: skip
+    demo = add(
+        "demo",
+        cmd_demo,
+        "run everything end to end on an embedded PostgreSQL and local sandboxes",
+        "invoice-sync demo --invoices 500 --data-dir ./invoice-sync-demo",
+    )
     from worker.demo.arguments import configure_parser as configure_demo  # noqa: PLC0415
 
     configure_demo(demo)
@@ -124,8 +168,10 @@ def cmd_enqueue(args: argparse.Namespace, settings: Settings) -> int:
         print(f"line {number}: {message}", file=sys.stderr)
     if len(report.bad) > 100:
         print(f"... and {len(report.bad) - 100} more bad lines", file=sys.stderr)
-    print(f"read {report.lines} lines: loaded {report.loaded}, already queued or synced "
-          f"{report.repeated}, bad {len(report.bad)}")  # fmt: skip
+    print(
+        f"read {report.lines} lines: loaded {report.loaded}, already queued or synced "
+        f"{report.repeated}, bad {len(report.bad)}"
+    )
     return 1 if report.bad else 0
 
 
@@ -183,8 +229,10 @@ def cmd_schema(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_check_config(args: argparse.Namespace, settings: Settings) -> int:
     runtimes = build_runtimes(settings)  # builds every adapter: catches provider option errors
     for name, runtime in runtimes.items():
-        print(f"account {name}: {runtime.provider_name}, {runtime.gate.rate}, "
-              f"concurrency {runtime.gate.concurrency}")  # fmt: skip
+        print(
+            f"account {name}: {runtime.provider_name}, {runtime.gate.rate}, "
+            f"concurrency {runtime.gate.concurrency}"
+        )
     print("config OK")
     return 0
 

@@ -48,8 +48,9 @@ def register(commands: Subparsers) -> None:
     listing = _add(actions, "list", "list dead letters, newest first", cmd_list)
     _add_filters(listing)
     listing.add_argument("--limit", default="50", help="at most this many rows (default 50)")
-    listing.add_argument("--include-replayed", action="store_true",
-                         help="also list dead letters already replayed")  # fmt: skip
+    listing.add_argument(
+        "--include-replayed", action="store_true", help="also list dead letters already replayed"
+    )
     listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
     show = _add(actions, "show", "everything about one dead letter", cmd_show)
     show.add_argument("id", help="the dead letter's id (its outbox id, as `dlq list` shows)")
@@ -62,14 +63,24 @@ def register(commands: Subparsers) -> None:
     )
     replay.add_argument("ids", nargs="*", help="dead letter ids (or select with the filters)")
     _add_filters(replay)
-    replay.add_argument("--all", action="store_true",
-                        help="with no ids or filters: replay every dead letter not yet replayed")  # fmt: skip
-    replay.add_argument("--payload", metavar="FILE",
-                        help="a corrected payload (canonical invoice JSON) for exactly one id")  # fmt: skip
+    replay.add_argument(
+        "--all",
+        action="store_true",
+        help="with no ids or filters: replay every dead letter not yet replayed",
+    )
+    replay.add_argument(
+        "--payload",
+        metavar="FILE",
+        help="a corrected payload (canonical invoice JSON) for exactly one id",
+    )
     replay.add_argument("--dry-run", action="store_true", help="report, change nothing")
     purge = _add(actions, "purge", "delete old dead letters", cmd_purge)
-    purge.add_argument("--older-than", required=True, metavar="DURATION",
-                       help="delete those that died longer ago than this, e.g. 30d")  # fmt: skip
+    purge.add_argument(
+        "--older-than",
+        required=True,
+        metavar="DURATION",
+        help="delete those that died longer ago than this, e.g. 30d",
+    )
     purge.add_argument("--reason", help="only this reason code")
     purge.add_argument("--account", help="only this account")
     purge.add_argument("--dry-run", action="store_true", help="count, delete nothing")
@@ -80,9 +91,12 @@ def _add(
 ) -> argparse.ArgumentParser:
     label = "examples" if "\n" in EXAMPLES[name] else "example"
     parser = parent.add_parser(
-        name, help=help_, description=help_, epilog=f"{label}:\n  {EXAMPLES[name]}",
+        name,
+        help=help_,
+        description=help_,
+        epilog=f"{label}:\n  {EXAMPLES[name]}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-    )  # fmt: skip
+    )
     if handler is not None:
         parser.set_defaults(handler=handler)
     return parser
@@ -91,8 +105,11 @@ def _add(
 def _add_filters(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reason", help=f"only this reason code ({', '.join(Reason)})")
     parser.add_argument("--account", help="only this account")
-    parser.add_argument("--since", metavar="WHEN",
-                        help="dead since: a duration ago (2h, 3d) or an ISO timestamp (UTC if no offset)")  # fmt: skip
+    parser.add_argument(
+        "--since",
+        metavar="WHEN",
+        help="dead since: a duration ago (2h, 3d) or an ISO timestamp (UTC if no offset)",
+    )
 
 
 def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
@@ -105,11 +122,19 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
     if args.include_replayed:
         header.append("replayed_to")
     table = [
-        [row.account, str(row.id), row.idempotency_key, row.reason, _text(row.http_status),
-         str(row.attempts), format_time(row.dead_at), _short(row.error),
-         *([_text(row.replayed_to)] if args.include_replayed else [])]
+        [
+            row.account,
+            str(row.id),
+            row.idempotency_key,
+            row.reason,
+            _text(row.http_status),
+            str(row.attempts),
+            format_time(row.dead_at),
+            _short(row.error),
+            *([_text(row.replayed_to)] if args.include_replayed else []),
+        ]
         for row in rows
-    ]  # fmt: skip
+    ]
     print(format_table(header, table) if table else "no dead letters match")
     return 0
 
@@ -122,12 +147,22 @@ def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         _print_json(asdict(row))
         return 0
-    fields = [("id", row.id), ("account", row.account), ("key", row.idempotency_key),
-              ("reason", row.reason), ("http status", _text(row.http_status)),
-              ("attempts", row.attempts), ("first attempt", format_time(row.first_attempt_at)),
-              ("dead at", format_time(row.dead_at)),
-              ("replayed", f"{format_time(row.replayed_at)} as outbox row {row.replayed_to}"
-               if row.replayed_at else "no")]  # fmt: skip
+    fields = [
+        ("id", row.id),
+        ("account", row.account),
+        ("key", row.idempotency_key),
+        ("reason", row.reason),
+        ("http status", _text(row.http_status)),
+        ("attempts", row.attempts),
+        ("first attempt", format_time(row.first_attempt_at)),
+        ("dead at", format_time(row.dead_at)),
+        (
+            "replayed",
+            f"{format_time(row.replayed_at)} as outbox row {row.replayed_to}"
+            if row.replayed_at
+            else "no",
+        ),
+    ]
     for name, value in fields:
         print(f"{name + ':':<15}{value}")
     print(f"error:\n  {row.error}")

@@ -71,8 +71,10 @@ def parse_line(text: str, accounts: frozenset[str] | None) -> Row:
         if not isinstance(value, str) or not 1 <= len(value) <= 200:
             raise BadLine(f"{name}: expected a string of 1 to 200 characters")
         if not _storable(value):
-            raise BadLine(f"{name}: contains a NUL character, bytes that are not UTF-8 or an "
-                          "unpaired surrogate")  # fmt: skip
+            raise BadLine(
+                f"{name}: contains a NUL character, bytes that are not UTF-8 or an "
+                "unpaired surrogate"
+            )
     assert isinstance(account, str)
     assert isinstance(key, str)
     if accounts is not None and account not in accounts:

@@ -97,8 +97,9 @@ class RateWindow:
 
 
 def build_snapshot(readout: Readout, *, elapsed: float, rate: float | None) -> WatchSnapshot:
-    names = sorted(set(readout.pending) | set(readout.running) | set(readout.synced)
-                   | set(readout.dead))  # fmt: skip
+    names = sorted(
+        set(readout.pending) | set(readout.running) | set(readout.synced) | set(readout.dead)
+    )
     accounts = tuple(
         AccountProgress(
             account=name,
@@ -152,10 +153,15 @@ def render_snapshot(snapshot: WatchSnapshot) -> RenderableType:
         table.add_column(column, justify="left" if column in {"account", "state"} else "right")
     for a in snapshot.accounts:
         table.add_row(
-            a.account, ProgressBar(total=max(a.total, 1), completed=a.finished, width=30),
-            f"{a.finished}/{a.total}", percent(a.finished, a.total), str(a.pending),
-            str(a.running), str(a.dead), f"paused: {a.paused}" if a.paused else "active",
-        )  # fmt: skip
+            a.account,
+            ProgressBar(total=max(a.total, 1), completed=a.finished, width=30),
+            f"{a.finished}/{a.total}",
+            percent(a.finished, a.total),
+            str(a.pending),
+            str(a.running),
+            str(a.dead),
+            f"paused: {a.paused}" if a.paused else "active",
+        )
     parts: list[RenderableType] = [table, Text(summary(snapshot))]
     if snapshot.paused:
         parts.append(Text(f"paused: {paused(snapshot)}", style="yellow"))
@@ -171,8 +177,10 @@ def render_line(snapshot: WatchSnapshot) -> str:
     fields = [summary(snapshot)]
     for a in snapshot.accounts[:LINE_ACCOUNTS]:
         state = f" paused: {a.paused}" if a.paused else ""
-        fields.append(f"{a.account} {a.finished}/{a.total} {percent(a.finished, a.total)} "
-                      f"pending {a.pending} in flight {a.running} dead {a.dead}{state}")  # fmt: skip
+        fields.append(
+            f"{a.account} {a.finished}/{a.total} {percent(a.finished, a.total)} "
+            f"pending {a.pending} in flight {a.running} dead {a.dead}{state}"
+        )
     if len(snapshot.accounts) > LINE_ACCOUNTS:
         fields.append(f"and {len(snapshot.accounts) - LINE_ACCOUNTS} more accounts")
     if snapshot.paused:
@@ -185,9 +193,11 @@ def render_line(snapshot: WatchSnapshot) -> str:
 def summary(snapshot: WatchSnapshot) -> str:
     rate = "-" if snapshot.rate is None else f"{snapshot.rate:.1f}/s"
     eta = "-" if snapshot.eta is None else clock(snapshot.eta)
-    return (f"total {snapshot.finished}/{snapshot.total} "
-            f"{percent(snapshot.finished, snapshot.total)}  rate {rate}  eta {eta}  "
-            f"elapsed {clock(snapshot.elapsed)}")  # fmt: skip
+    return (
+        f"total {snapshot.finished}/{snapshot.total} "
+        f"{percent(snapshot.finished, snapshot.total)}  rate {rate}  eta {eta}  "
+        f"elapsed {clock(snapshot.elapsed)}"
+    )
 
 
 def paused(snapshot: WatchSnapshot) -> str:

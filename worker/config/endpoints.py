@@ -40,15 +40,19 @@ def _parts_problem(url: str, parts: SplitResult, *, allow_insecure_http: bool) -
     insecure = scheme == "http" and not allow_insecure_http
     checks = (
         (scheme not in {"https", "http"}, f"not an https URL ({EXPECTED})"),
-        ("@" in parts.netloc, "must not hold a user or password: give the token as token, "
-                              "token_env or token_file"),
+        (
+            "@" in parts.netloc,
+            "must not hold a user or password: give the token as token, token_env or token_file",
+        ),
         (not parts.hostname, f"has no host ({EXPECTED})"),
         ("?" in url, "must not have a query (?...): adapters append their own paths"),
         ("#" in url, "must not have a fragment (#...)"),
-        (insecure and not is_loopback(parts.hostname or ""),
-         "plain http is for loopback hosts only (127.0.0.0/8, ::1, localhost): use https, "
-         "or set allow_insecure_http = true for this account"),
-    )  # fmt: skip
+        (
+            insecure and not is_loopback(parts.hostname or ""),
+            "plain http is for loopback hosts only (127.0.0.0/8, ::1, localhost): use https, "
+            "or set allow_insecure_http = true for this account",
+        ),
+    )
     return next((message for failed, message in checks if failed), None)
 
 

@@ -57,8 +57,15 @@ from worker.testing.sandbox.faults import FaultConfig
 from worker.testing.sandbox.server import SandboxHandle
 
 # A little of everything the worker must survive; see worker.testing.sandbox.faults.
-FAULTS = FaultConfig(latency=0.005, jitter=0.03, error_rate=0.02, stall_rate=0.01,
-                     stall_seconds=4.0, rate429_rate=0.001, retry_after=0.5)  # fmt: skip
+FAULTS = FaultConfig(
+    latency=0.005,
+    jitter=0.03,
+    error_rate=0.02,
+    stall_rate=0.01,
+    stall_seconds=4.0,
+    rate429_rate=0.001,
+    retry_after=0.5,
+)
 
 
 def run_from_args(args: argparse.Namespace, settings: Settings) -> int:
@@ -67,12 +74,20 @@ def run_from_args(args: argparse.Namespace, settings: Settings) -> int:
         return serve(args.data_dir)
     configured = args.use_configured_database
     if configured and settings.database_url is None:
-        raise InputError("demo --use-configured-database: no database is configured (database_url "
-                         "or database_url_file, INVOICE_SYNC_DATABASE_URL[_FILE])")  # fmt: skip
+        raise InputError(
+            "demo --use-configured-database: no database is configured (database_url "
+            "or database_url_file, INVOICE_SYNC_DATABASE_URL[_FILE])"
+        )
     run = f"demo-{secrets.token_hex(3)}"
     try:
-        plan = build_plan(PROFILES, invoices=args.invoices, seed=args.seed, run=run,
-                          today=date.today(), account_prefix=f"{run}-" if configured else "")  # fmt: skip
+        plan = build_plan(
+            PROFILES,
+            invoices=args.invoices,
+            seed=args.seed,
+            run=run,
+            today=date.today(),
+            account_prefix=f"{run}-" if configured else "",
+        )
     except ValueError as exc:
         raise InputError(str(exc)) from exc
     notice = None if configured else ignored_configuration(args.config)
@@ -114,10 +129,16 @@ def _console() -> Console:
 
 def interrupted(data_dir: Path | None, *, configured: bool) -> int:
     files = f"kept in {data_dir}" if data_dir else "removed"
-    database = "its rows are removed from the configured database" if configured else (
-        "the database is stopped")  # fmt: skip
-    print(f"invoice-sync demo: interrupted; {database}, the sandboxes are stopped, "
-          f"the demo's files {files}", file=sys.stderr)  # fmt: skip
+    database = (
+        "its rows are removed from the configured database"
+        if configured
+        else ("the database is stopped")
+    )
+    print(
+        f"invoice-sync demo: interrupted; {database}, the sandboxes are stopped, "
+        f"the demo's files {files}",
+        file=sys.stderr,
+    )
     return 130
 
 
@@ -157,8 +178,9 @@ class Demo:
                 self.console.print(
                     f"Sandbox for {account.name} ({account.profile.provider}): {url}"
                 )
-            settings = write_config(self.space.config, database_url=dsn, accounts=urls,
-                                    header=self._config_header())  # fmt: skip
+            settings = write_config(
+                self.space.config, database_url=dsn, accounts=urls, header=self._config_header()
+            )
             self.console.print(
                 f"Config: {self.space.config}\n  while the demo runs, from another terminal: "
                 f"invoice-sync --config {self.space.config} status",
@@ -173,8 +195,9 @@ class Demo:
                     await remove_rows(pool, [a.name for a in self.plan.accounts])
                 await pool.close()
         if outcome is None:  # the worker stopped early: a signal reached it
-            return interrupted(self.space.root if self.space.kept else None,
-                               configured=not embedded)  # fmt: skip
+            return interrupted(
+                self.space.root if self.space.kept else None, configured=not embedded
+            )
         summary.render(self.console, self.plan, outcome)
         self._look_around(embedded)
         return 0
@@ -202,10 +225,11 @@ class Demo:
         dead-letter unsent."""
         outbox = Outbox(pool, worker_id=worker_id())
         lines = [
-            json.dumps({"account": r.account, "idempotency_key": r.idempotency_key,
-                        "payload": r.payload})
+            json.dumps(
+                {"account": r.account, "idempotency_key": r.idempotency_key, "payload": r.payload}
+            )
             for r in self.plan.rows
-        ]  # fmt: skip
+        ]
         report = await enqueue_lines(lines, outbox, accounts=frozenset(settings.accounts))
         refused = [self.plan.rows[number - 1] for number, _ in report.bad]
         await outbox.enqueue_many(
@@ -251,9 +275,11 @@ class Demo:
             if not embedded:
                 out.print("The demo removed its rows from your database.")
             return
-        out.print(f"Kept in {self.space.root}: {config.name} (the config), {self.space.log.name} "
-                  "(the worker's JSON log)" + (", pgdata/ (the database)." if embedded else "."),
-                  soft_wrap=True)  # fmt: skip
+        out.print(
+            f"Kept in {self.space.root}: {config.name} (the config), {self.space.log.name} "
+            "(the worker's JSON log)" + (", pgdata/ (the database)." if embedded else "."),
+            soft_wrap=True,
+        )
         if embedded:
             out.print(
                 "The embedded PostgreSQL stopped with the demo. Start it again in one terminal:\n"
@@ -285,8 +311,10 @@ def serve(data_dir: Path | None) -> int:
         raise InputError("--serve needs --data-dir: the directory a kept demo left")
     space = Workspace(data_dir.resolve(), kept=True)
     if not (space.pgdata / "PG_VERSION").is_file():
-        raise InputError(f"{space.pgdata} holds no demo database: run "
-                         f"`invoice-sync demo --data-dir {data_dir}` first")  # fmt: skip
+        raise InputError(
+            f"{space.pgdata} holds no demo database: run "
+            f"`invoice-sync demo --data-dir {data_dir}` first"
+        )
     stopped = threading.Event()
 
     def on_signal(*_: Any) -> None:
@@ -295,8 +323,9 @@ def serve(data_dir: Path | None) -> int:
     with embedded_server(space):
         signal.signal(signal.SIGINT, on_signal)
         signal.signal(signal.SIGTERM, on_signal)
-        print(f"The demo's PostgreSQL is up; {space.config} reaches it. Ctrl-C stops it.",
-              flush=True)  # fmt: skip
+        print(
+            f"The demo's PostgreSQL is up; {space.config} reaches it. Ctrl-C stops it.", flush=True
+        )
         while not stopped.wait(0.5):
             pass
     print("stopped")

@@ -82,9 +82,12 @@ def build_plan(
     for index, (name, profile) in enumerate(shops):
         share = shop_total // len(shops) + (1 if index < shop_total % len(shops) else 0)
         account = DemoAccount(
-            name=f"{account_prefix}shop-{name}", label=f"shop-{name}", profile=profile,
-            sandbox_options={**profile.options, **profile.unlimited}, invoices=share,
-        )  # fmt: skip
+            name=f"{account_prefix}shop-{name}",
+            label=f"shop-{name}",
+            profile=profile,
+            sandbox_options={**profile.options, **profile.unlimited},
+            invoices=share,
+        )
         plan.accounts.append(account)
         plan.rows.extend(_shop_rows(rng, account, run, today))
     for profile in trials:
@@ -92,10 +95,13 @@ def build_plan(
         credits = trial_size * 2 // 3
         options = {**profile.options, **profile.unlimited, **profile.limited_credits(credits)}
         account = DemoAccount(
-            name=f"{account_prefix}trial-{profile.provider}", label=f"trial-{profile.provider}",
-            profile=profile, sandbox_options=options,
-            invoices=trial_size, credits=credits,
-        )  # fmt: skip
+            name=f"{account_prefix}trial-{profile.provider}",
+            label=f"trial-{profile.provider}",
+            profile=profile,
+            sandbox_options=options,
+            invoices=trial_size,
+            credits=credits,
+        )
         plan.accounts.append(account)
         plan.rows.extend(_plain_rows(rng, account, run, today, range(trial_size), expect="trial"))
     return plan

@@ -107,8 +107,13 @@ class ProgressView:
             tally = tallies.get(account.name, Tally())
             rows = self._plan.rows_for(account.name)
             table.add_row(
-                account.name, account.profile.provider, str(rows), str(tally.synced),
-                str(sum(tally.dead.values())), str(tally.retrying), str(tally.waiting),
+                account.name,
+                account.profile.provider,
+                str(rows),
+                str(tally.synced),
+                str(sum(tally.dead.values())),
+                str(tally.retrying),
+                str(tally.waiting),
                 ProgressBar(total=rows, completed=tally.done, width=20),
-            )  # fmt: skip
+            )
         return Group(head, table)

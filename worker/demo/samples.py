@@ -50,60 +50,100 @@ INDIA = Locale(
     currency="INR",
     country="IN",
     phone_prefix="+91",
-    businesses=("Sharma Electronics", "Iyer & Sons", "Kaveri Textiles", "Patel Hardware",
-                "Nair Spice Traders", "Gupta Stationers", "Reddy Agro Supplies", "Bose Sweets",
-                "Mehta Pharma", "Das Book House", "Joshi Kirana Store", "Menon Tailors"),
-    people=("Ananya Rao", "Rohan Verma", "Priya Natarajan", "Arjun Singh", "Kavya Pillai",
-            "Vikram Chatterjee"),
-    streets=("12 MG Road", "45 Linking Road", "8 Anna Salai", "221 Park Street",
-             "17 FC Road", "3 Banjara Hills Rd 2", "56 MI Road", "9 Marine Drive"),
-    places=(Place("Bengaluru", "Karnataka", "560001", "29"),
-            Place("Mumbai", "Maharashtra", "400050", "27"),
-            Place("Chennai", "Tamil Nadu", "600002", "33"),
-            Place("Kolkata", "West Bengal", "700016", "19"),
-            Place("Pune", "Maharashtra", "411004", "27"),
-            Place("Hyderabad", "Telangana", "500034", "36"),
-            Place("Jaipur", "Rajasthan", "302001", "08"),
-            Place("Kochi", "Kerala", "682031", "32")),
-    items=(Item("Basmati Rice 5kg", 450, 900, 5, "1006"),
-           Item("Masala Chai 250g", 120, 260, 5, "0902"),
-           Item("Cotton Kurta", 499, 1499, 12, "6206"),
-           Item("Pressure Cooker 5L", 1400, 2600, 12, "7615"),
-           Item("LED Bulb 9W", 79, 149, 12, "8539"),
-           Item("Notebook A4 (6 pack)", 180, 320, 12, "4820"),
-           Item("Ceiling Fan", 1800, 4200, 18, "8414"),
-           Item("Mobile Charger", 299, 999, 18, "8504"),
-           Item("Mixer Grinder", 2500, 5200, 18, "8509"),
-           Item("Website Maintenance (month)", 3000, 12000, 18, "998313"),
-           Item("Consulting Service (hour)", 1500, 4000, 18, "998314"),
-           Item("Printed Books", 150, 800, 0, "4901")),
+    businesses=(
+        "Sharma Electronics",
+        "Iyer & Sons",
+        "Kaveri Textiles",
+        "Patel Hardware",
+        "Nair Spice Traders",
+        "Gupta Stationers",
+        "Reddy Agro Supplies",
+        "Bose Sweets",
+        "Mehta Pharma",
+        "Das Book House",
+        "Joshi Kirana Store",
+        "Menon Tailors",
+    ),
+    people=(
+        "Ananya Rao",
+        "Rohan Verma",
+        "Priya Natarajan",
+        "Arjun Singh",
+        "Kavya Pillai",
+        "Vikram Chatterjee",
+    ),
+    streets=(
+        "12 MG Road",
+        "45 Linking Road",
+        "8 Anna Salai",
+        "221 Park Street",
+        "17 FC Road",
+        "3 Banjara Hills Rd 2",
+        "56 MI Road",
+        "9 Marine Drive",
+    ),
+    places=(
+        Place("Bengaluru", "Karnataka", "560001", "29"),
+        Place("Mumbai", "Maharashtra", "400050", "27"),
+        Place("Chennai", "Tamil Nadu", "600002", "33"),
+        Place("Kolkata", "West Bengal", "700016", "19"),
+        Place("Pune", "Maharashtra", "411004", "27"),
+        Place("Hyderabad", "Telangana", "500034", "36"),
+        Place("Jaipur", "Rajasthan", "302001", "08"),
+        Place("Kochi", "Kerala", "682031", "32"),
+    ),
+    items=(
+        Item("Basmati Rice 5kg", 450, 900, 5, "1006"),
+        Item("Masala Chai 250g", 120, 260, 5, "0902"),
+        Item("Cotton Kurta", 499, 1499, 12, "6206"),
+        Item("Pressure Cooker 5L", 1400, 2600, 12, "7615"),
+        Item("LED Bulb 9W", 79, 149, 12, "8539"),
+        Item("Notebook A4 (6 pack)", 180, 320, 12, "4820"),
+        Item("Ceiling Fan", 1800, 4200, 18, "8414"),
+        Item("Mobile Charger", 299, 999, 18, "8504"),
+        Item("Mixer Grinder", 2500, 5200, 18, "8509"),
+        Item("Website Maintenance (month)", 3000, 12000, 18, "998313"),
+        Item("Consulting Service (hour)", 1500, 4000, 18, "998314"),
+        Item("Printed Books", 150, 800, 0, "4901"),
+    ),
     charges=(Item("Packaging", 20, 80, 18, "9985"), Item("Delivery", 40, 150, 18, "9965")),
-)  # fmt: skip
+)
 
 GREECE = Locale(
     currency="EUR",
     country="GR",
     phone_prefix="+30",
-    businesses=("Papadopoulos Bakery", "Kostas Olive Oils", "Nikolaidis Hardware",
-                "Athena Florist", "Georgiou Cafe", "Dimitriou Books", "Aegean Ceramics",
-                "Kritikos Wines"),
+    businesses=(
+        "Papadopoulos Bakery",
+        "Kostas Olive Oils",
+        "Nikolaidis Hardware",
+        "Athena Florist",
+        "Georgiou Cafe",
+        "Dimitriou Books",
+        "Aegean Ceramics",
+        "Kritikos Wines",
+    ),
     people=("Eleni Vlachou", "Giorgos Antoniou", "Maria Karamanli", "Nikos Stavrou"),
     streets=("Ermou 24", "Tsimiski 51", "Agiou Nikolaou 7", "25is Avgoustou 12", "Kifisias 110"),
-    places=(Place("Athens", "Attica", "10563", ""),
-            Place("Thessaloniki", "Central Macedonia", "54624", ""),
-            Place("Patras", "Western Greece", "26221", ""),
-            Place("Heraklion", "Crete", "71202", ""),
-            Place("Larissa", "Thessaly", "41222", "")),
-    items=(Item("Extra Virgin Olive Oil 1L", 9, 16, 13),
-           Item("Feta PDO 400g", 4, 8, 13),
-           Item("Thyme Honey 450g", 7, 13, 13),
-           Item("Greek Coffee 194g", 3, 6, 24),
-           Item("Ceramic Bowl", 12, 35, 24),
-           Item("Espresso Machine Service", 45, 120, 24),
-           Item("Bookkeeping (hour)", 30, 70, 24),
-           Item("Paperback Book", 9, 22, 6)),
+    places=(
+        Place("Athens", "Attica", "10563", ""),
+        Place("Thessaloniki", "Central Macedonia", "54624", ""),
+        Place("Patras", "Western Greece", "26221", ""),
+        Place("Heraklion", "Crete", "71202", ""),
+        Place("Larissa", "Thessaly", "41222", ""),
+    ),
+    items=(
+        Item("Extra Virgin Olive Oil 1L", 9, 16, 13),
+        Item("Feta PDO 400g", 4, 8, 13),
+        Item("Thyme Honey 450g", 7, 13, 13),
+        Item("Greek Coffee 194g", 3, 6, 24),
+        Item("Ceramic Bowl", 12, 35, 24),
+        Item("Espresso Machine Service", 45, 120, 24),
+        Item("Bookkeeping (hour)", 30, 70, 24),
+        Item("Paperback Book", 9, 22, 6),
+    ),
     charges=(Item("Courier", 4, 9, 24), Item("Gift Wrapping", 2, 5, 24)),
-)  # fmt: skip
+)
 
 LOCALES = {locale.currency: locale for locale in (INDIA, GREECE)}
 
@@ -135,9 +175,13 @@ def sample_invoice(
     if rng.random() < 0.3:
         charge = rng.choice(locale.charges)
         doc["charges"] = [
-            {"name": charge.name, "amount": rng.randint(charge.low, charge.high),
-             "tax_rate": charge.tax_rate, "hsn": charge.hsn}
-        ]  # fmt: skip
+            {
+                "name": charge.name,
+                "amount": rng.randint(charge.low, charge.high),
+                "tax_rate": charge.tax_rate,
+                "hsn": charge.hsn,
+            }
+        ]
     if rng.random() < 0.15:
         doc["notes"] = "Thank you for your business!"
     return doc
@@ -196,11 +240,17 @@ def _line(rng: random.Random, item: Item) -> dict[str, Any]:
 
 MALFORMED: tuple[dict[str, Any], ...] = (
     {"customer": {"name": "Rohan Verma", "phone": "+919812345678"}, "lines": []},
-    {"customer": {"phone": "+919812345678"}, "lines": [{"name": "Tea", "quantity": 1, "unit_price": 10}]},
+    {
+        "customer": {"phone": "+919812345678"},
+        "lines": [{"name": "Tea", "quantity": 1, "unit_price": 10}],
+    },
     {"customer": {"name": "Eleni"}, "lines": [{"name": "Tea", "quantity": 0, "unit_price": 10}]},
-    {"customer": {"name": "Kostas"}, "lines": [{"name": "Tea", "quantity": 1, "unit_price": 10}],
-     "totl": 10},
-)  # fmt: skip
+    {
+        "customer": {"name": "Kostas"},
+        "lines": [{"name": "Tea", "quantity": 1, "unit_price": 10}],
+        "totl": 10,
+    },
+)
 """Payloads our own validation refuses (no lines, no customer name, a zero quantity, a typo'd
 key): a careless producer's rows, dead-lettered as ``invalid_payload`` without being sent."""
 

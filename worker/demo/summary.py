@@ -28,8 +28,12 @@ MEANING = {
     "ambiguous": "an attempt's outcome is unknown and no safe retry or lookup exists",
 }
 NUMERIC = {"invoices", "synced", "dead", "left", "count", "planted"}
-FAULT_NAMES = {"error": "HTTP 500", "stall": "commit-then-stall", "rate429": "HTTP 429",
-               "reset": "connection reset"}  # fmt: skip
+FAULT_NAMES = {
+    "error": "HTTP 500",
+    "stall": "commit-then-stall",
+    "rate429": "HTTP 429",
+    "reset": "connection reset",
+}
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -94,21 +98,31 @@ def _accounts(console: Console, plan: DemoPlan, outcome: Outcome) -> None:
         table.add_column(column, justify="right" if column in NUMERIC else "left")
     for account in plan.accounts:
         tally = outcome.tallies.get(account.name, Tally())
-        table.add_row(account.name, account.profile.provider, str(plan.rows_for(account.name)),
-                      str(tally.synced), str(sum(tally.dead.values())), str(tally.waiting),
-                      outcome.paused.get(account.name, "-"))  # fmt: skip
+        table.add_row(
+            account.name,
+            account.profile.provider,
+            str(plan.rows_for(account.name)),
+            str(tally.synced),
+            str(sum(tally.dead.values())),
+            str(tally.waiting),
+            outcome.paused.get(account.name, "-"),
+        )
     console.print(table)
     for account in plan.accounts:
         example = outcome.examples.get(account.name)
         if example is not None:
-            console.print(f"  {account.name}: invoice {example.number} -> {example.link}",
-                          soft_wrap=True, highlight=False)  # fmt: skip
+            console.print(
+                f"  {account.name}: invoice {example.number} -> {example.link}",
+                soft_wrap=True,
+                highlight=False,
+            )
     for name, reason in outcome.paused.items():
         console.print(
             f"  {name} is paused ({reason}); its rows wait in the outbox until "
             f"`invoice-sync accounts resume {name}` or a probe succeeds.",
-            soft_wrap=True, highlight=False,
-        )  # fmt: skip
+            soft_wrap=True,
+            highlight=False,
+        )
 
 
 def _dead_letters(console: Console, plan: DemoPlan, outcome: Outcome) -> None:
@@ -135,15 +149,17 @@ def _dead_letters(console: Console, plan: DemoPlan, outcome: Outcome) -> None:
             "provider had in fact committed (commit-then-stall) at a provider with no way to look "
             "the invoice up: the retry met the number, and the worker parks the row for a human "
             "instead of guessing. The invoice exists once, never twice.",
-            soft_wrap=True, highlight=False,
-        )  # fmt: skip
+            soft_wrap=True,
+            highlight=False,
+        )
     recovered = sum(t.recovered for t in outcome.tallies.values())
     if recovered:
         console.print(
             f"  {recovered} invoice(s) whose answer was lost the same way were found at the "
             "provider by a lookup and recorded as synced (recovered), without a second send.",
-            soft_wrap=True, highlight=False,
-        )  # fmt: skip
+            soft_wrap=True,
+            highlight=False,
+        )
 
 
 def _retries(console: Console, outcome: Outcome) -> None:

@@ -41,52 +41,71 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.invoices = Counter(
-            "invoice_sync_invoices", "Attempts written, by account, outcome and dead-letter reason.",
-            ["account", "outcome", "reason"], registry=r,
-        )  # fmt: skip
+            "invoice_sync_invoices",
+            "Attempts written, by account, outcome and dead-letter reason.",
+            ["account", "outcome", "reason"],
+            registry=r,
+        )
         self.call_seconds = Histogram(
             "invoice_sync_provider_request_duration_seconds",
             "Provider calls by account and outcome (synced, retry, rate_limited, dead_letter, pause).",
-            ["account", "outcome"], buckets=CALL_BUCKETS, registry=r,
-        )  # fmt: skip
+            ["account", "outcome"],
+            buckets=CALL_BUCKETS,
+            registry=r,
+        )
         self.unfinished = Gauge(
-            "invoice_sync_pending_invoices", "Outbox rows not finished (pending or running).",
-            ["account"], registry=r,
-        )  # fmt: skip
+            "invoice_sync_pending_invoices",
+            "Outbox rows not finished (pending or running).",
+            ["account"],
+            registry=r,
+        )
         self.oldest_age = Gauge(
-            "invoice_sync_oldest_pending_age_seconds", "Age of the oldest unfinished outbox row.",
-            ["account"], registry=r,
-        )  # fmt: skip
+            "invoice_sync_oldest_pending_age_seconds",
+            "Age of the oldest unfinished outbox row.",
+            ["account"],
+            registry=r,
+        )
         self.dead_letters = Gauge(
-            "invoice_sync_dead_letter_invoices", "Dead letters not replayed, by account and reason.",
-            ["account", "reason"], registry=r,
-        )  # fmt: skip
+            "invoice_sync_dead_letter_invoices",
+            "Dead letters not replayed, by account and reason.",
+            ["account", "reason"],
+            registry=r,
+        )
         self.unconfigured = Gauge(
             "invoice_sync_unconfigured_pending_invoices",
             "Outbox rows of accounts no running replica is configured for: nobody claims them.",
-            ["account"], registry=r,
-        )  # fmt: skip
+            ["account"],
+            registry=r,
+        )
         self.paused = Gauge(
-            "invoice_sync_account_paused", "1 while the account is paused, by pause reason.",
-            ["account", "reason"], registry=r,
-        )  # fmt: skip
+            "invoice_sync_account_paused",
+            "1 while the account is paused, by pause reason.",
+            ["account", "reason"],
+            registry=r,
+        )
         self.rate_waits = Counter(
             "invoice_sync_rate_limit_waits",
             "Times an account waited for its rate limit: the provider's 429 or the shared bucket.",
-            ["account", "source"], registry=r,
-        )  # fmt: skip
-        self.leases_reclaimed = Counter(
-            "invoice_sync_leases_reclaimed", "Rows whose lease expired and went back to pending.",
+            ["account", "source"],
             registry=r,
-        )  # fmt: skip
+        )
+        self.leases_reclaimed = Counter(
+            "invoice_sync_leases_reclaimed",
+            "Rows whose lease expired and went back to pending.",
+            registry=r,
+        )
         self.claim_seconds = Histogram(
-            "invoice_sync_claim_duration_seconds", "One claim statement.",
-            buckets=STORE_BUCKETS, registry=r,
-        )  # fmt: skip
+            "invoice_sync_claim_duration_seconds",
+            "One claim statement.",
+            buckets=STORE_BUCKETS,
+            registry=r,
+        )
         self.flush_seconds = Histogram(
-            "invoice_sync_flush_duration_seconds", "One outcome flush (a batch of rows).",
-            buckets=STORE_BUCKETS, registry=r,
-        )  # fmt: skip
+            "invoice_sync_flush_duration_seconds",
+            "One outcome flush (a batch of rows).",
+            buckets=STORE_BUCKETS,
+            registry=r,
+        )
         self.database_up = Gauge(
             "invoice_sync_database_up", "1 when the last database call succeeded.", registry=r
         )

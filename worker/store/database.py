@@ -25,8 +25,13 @@ Row: TypeAlias = Mapping[str, Any]
 """A row of a query's result, read by column name."""
 
 # Errors that mean "the database is not there right now", as opposed to a statement it refused.
-UNAVAILABLE = (OSError, asyncio.TimeoutError, asyncpg.CannotConnectNowError,
-               asyncpg.ConnectionDoesNotExistError, asyncpg.InterfaceError)  # fmt: skip
+UNAVAILABLE = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.ConnectionDoesNotExistError,
+    asyncpg.InterfaceError,
+)
 
 
 class StoreUnavailableError(StoreError):

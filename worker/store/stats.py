@@ -116,8 +116,9 @@ class WatchStore:
         them would be counted both as unfinished and as finished, and the total would wobble.
         """
 
-        async def counts() -> tuple[tuple[dict[str, int], dict[str, int]],
-                                    tuple[dict[str, int], dict[str, dict[str, int]]]]:  # fmt: skip
+        async def counts() -> tuple[
+            tuple[dict[str, int], dict[str, int]], tuple[dict[str, int], dict[str, dict[str, int]]]
+        ]:
             async with (
                 self._pool.acquire() as conn,
                 conn.transaction(isolation="repeatable_read", readonly=True),
@@ -131,10 +132,13 @@ class WatchStore:
         states = await AccountStore(self._pool).account_state_list()
         paused = [s for s in states if s.paused]
         return Readout(
-            pending=pending, running=running, synced=synced, dead=dead,
+            pending=pending,
+            running=running,
+            synced=synced,
+            dead=dead,
             paused={s.account: s.pause_reason or "paused" for s in paused},
             pause_errors={s.account: s.pause_error for s in paused if s.pause_error},
-        )  # fmt: skip
+        )
 
 
 async def gather_status(pool: Pool) -> dict[str, Any]:
@@ -149,11 +153,20 @@ async def gather_status(pool: Pool) -> dict[str, Any]:
     def entry(name: str) -> dict[str, Any]:
         return accounts.setdefault(
             name,
-            {"pending": 0, "running": 0, "scheduled": 0, "unknown_outcome": 0,
-             "oldest_pending_age_s": None, "synced": 0, "recovered": 0,
-             "synced_last_minute": 0, "dead_letter": {}, "paused": None,
-             "configured": name in worked},
-        )  # fmt: skip
+            {
+                "pending": 0,
+                "running": 0,
+                "scheduled": 0,
+                "unknown_outcome": 0,
+                "oldest_pending_age_s": None,
+                "synced": 0,
+                "recovered": 0,
+                "synced_last_minute": 0,
+                "dead_letter": {},
+                "paused": None,
+                "configured": name in worked,
+            },
+        )
 
     for row in outbox:
         item = entry(row["account"])
@@ -203,10 +216,18 @@ def render_status(status: dict[str, Any]) -> str:
         state = f"paused: {paused['reason']}" if paused else "active"
         if not paused and not item["configured"]:
             state = "no replica"
-        rows.append((
-            name, str(item["pending"]), str(item["running"]), str(item["synced"]), str(dead),
-            "-" if age is None else f"{age:.0f}s", str(item["synced_last_minute"]), state,
-        ))  # fmt: skip
+        rows.append(
+            (
+                name,
+                str(item["pending"]),
+                str(item["running"]),
+                str(item["synced"]),
+                str(dead),
+                "-" if age is None else f"{age:.0f}s",
+                str(item["synced_last_minute"]),
+                state,
+            )
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)) for r in rows]
     reasons: dict[str, int] = {}

@@ -94,8 +94,13 @@ def test_an_error_in_a_configured_database_removes_the_rows_the_demo_wrote(
     assert len(written) == 1
     assert written[0] > 20, "the failure was meant to come after the enqueue"
     left = asyncio.run(_accounts(dsn))
-    assert left == {"outbox": ["shop-billclap"], "account_state": [], "dead_letter": [],
-                    "synced": [], "rate_bucket": []}  # fmt: skip
+    assert left == {
+        "outbox": ["shop-billclap"],
+        "account_state": [],
+        "dead_letter": [],
+        "synced": [],
+        "rate_bucket": [],
+    }
     assert list(tmp.glob("invoice-sync-demo-*")) == []
 
 

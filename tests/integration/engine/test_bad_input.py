@@ -97,9 +97,10 @@ async def test_engine_dead_letters_hostile_rows_unsent_and_syncs_the_rest(
     assert len(stored) + len(refused) == len(payloads)
     for key in ("good-1", "good-2"):
         await pool.execute(
-            "SELECT invoice_sync.enqueue('shop', $1, $2::jsonb)", key,
+            "SELECT invoice_sync.enqueue('shop', $1, $2::jsonb)",
+            key,
             json.dumps(invoice(number=key)),
-        )  # fmt: skip
+        )
 
     provider = ScriptedProvider()
     engine = Engine(

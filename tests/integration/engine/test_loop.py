@@ -140,8 +140,10 @@ async def test_probe_success_resumes_the_account(pool: asyncpg.Pool) -> None:
         nonlocal calls
         calls += 1
         if calls == 1:
-            return PauseAccount(reason=PauseReason.AUTH_FAILED,
-                                invoice=DeadLetter(reason=Reason.AUTH_FAILED, error="Invalid token type"))  # fmt: skip
+            return PauseAccount(
+                reason=PauseReason.AUTH_FAILED,
+                invoice=DeadLetter(reason=Reason.AUTH_FAILED, error="Invalid token type"),
+            )
         return Synced(provider_invoice_id=str(calls))
 
     provider = ScriptedProvider(answer)

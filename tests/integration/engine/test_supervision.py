@@ -3,7 +3,8 @@ exception: it is logged, the task runs again after a backoff, and nothing queued
 flusher that keeps crashing stops the worker with one clear error instead of running on."""
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import asyncpg
 import pytest
@@ -61,7 +62,7 @@ def engine(
     )
 
 
-def crashes(logs: list[dict[str, object]], chore: str) -> list[dict[str, object]]:
+def crashes(logs: Sequence[Mapping[str, Any]], chore: str) -> list[Mapping[str, Any]]:
     return [e for e in logs if e["event"] == "chore.crashed" and e["chore"] == chore]
 
 

@@ -25,8 +25,13 @@ async def replica(pool: asyncpg.Pool, *accounts: str) -> Metrics:
 async def seed(pool: asyncpg.Pool) -> None:
     """shop (ours), outlet (another replica's), typo (nobody's, twice), gone (announced by a
     replica that has not been seen since its announcement ran out)."""
-    for account, key in [("shop", "s-1"), ("outlet", "o-1"), ("typo", "t-1"), ("typo", "t-2"),
-                         ("gone", "g-1")]:  # fmt: skip
+    for account, key in [
+        ("shop", "s-1"),
+        ("outlet", "o-1"),
+        ("typo", "t-1"),
+        ("typo", "t-2"),
+        ("gone", "g-1"),
+    ]:
         await enqueue(pool, account, key)
     await replica(pool, "outlet", "gone")
     await pool.execute(

@@ -49,9 +49,13 @@ async def create(base_url: str, token: str) -> Outcome:
         Credentials(base_url=base_url, token=token), HttpTimeouts(connect=1, total=5)
     )
     attempt = Attempt(
-        outbox_id=1, account="shop", idempotency_key="k-1",
-        invoice=parse_invoice(factories.invoice(None)), number=1, prior_unknown=False,
-    )  # fmt: skip
+        outbox_id=1,
+        account="shop",
+        idempotency_key="k-1",
+        invoice=parse_invoice(factories.invoice(None)),
+        number=1,
+        prior_unknown=False,
+    )
     try:
         return await adapter.create_invoice(attempt)
     finally:

@@ -59,8 +59,13 @@ async def insert_dead(
         "INSERT INTO invoice_sync.dead_letter (outbox_id, account, idempotency_key, payload,"
         " reason, error, http_status, attempts, dead_at)"
         " VALUES ($1, $2, $3, $4::jsonb, $5, 'refused', 422, 1, now() - $6::interval)",
-        dead_id, account, key, json.dumps(invoice(number=key)), reason, age,
-    )  # fmt: skip
+        dead_id,
+        account,
+        key,
+        json.dumps(invoice(number=key)),
+        reason,
+        age,
+    )
     return dead_id
 
 
@@ -143,10 +148,16 @@ async def test_replay_refuses_synced_keys_and_keys_in_the_outbox(pool: asyncpg.P
     await enqueue(pool, "shop", "queued")  # the producer wrote the key again
     results = await DeadLetterStore(pool).dead_letter_replay([synced, queued, 42])
     assert [(r.id, r.refused) for r in results] == [
-        (synced, "synced"), (queued, "in_outbox"), (42, "not_found"),
-    ]  # fmt: skip
-    assert await pool.fetchval("SELECT count(*) FROM invoice_sync.dead_letter"
-                               " WHERE replayed_at IS NOT NULL") == 0  # fmt: skip
+        (synced, "synced"),
+        (queued, "in_outbox"),
+        (42, "not_found"),
+    ]
+    assert (
+        await pool.fetchval(
+            "SELECT count(*) FROM invoice_sync.dead_letter WHERE replayed_at IS NOT NULL"
+        )
+        == 0
+    )
     assert await table_count(pool, "outbox") == 1
 
 
@@ -198,8 +209,9 @@ async def test_purge_deletes_only_old_matching_rows(pool: asyncpg.Pool) -> None:
     thirty_days = 30 * 86400.0
     preview = await store.dead_letter_purge(thirty_days, reason="duplicate", dry_run=True)
     assert [(c.account, c.reason, c.count) for c in preview] == [
-        ("other", "duplicate", 1), ("shop", "duplicate", 1),
-    ]  # fmt: skip
+        ("other", "duplicate", 1),
+        ("shop", "duplicate", 1),
+    ]
     assert await table_count(pool, "dead_letter") == 4
     done = await store.dead_letter_purge(thirty_days, reason="duplicate", account="shop")
     assert [(c.account, c.count) for c in done] == [("shop", 1)]
@@ -233,8 +245,10 @@ async def test_watch_reads_can_use_indexes(pool: asyncpg.Pool) -> None:
     plans = []
     async with pool.acquire() as conn:
         await conn.execute("SET enable_seqscan = off")
-        for name, args in (("status_watch_finished", [datetime.now(UTC)]),
-                           ("status_watch_remaining", [])):  # fmt: skip
+        for name, args in (
+            ("status_watch_finished", [datetime.now(UTC)]),
+            ("status_watch_remaining", []),
+        ):
             query = queries()[name]
             rows = await conn.fetch("EXPLAIN " + query, *args)
             plans.append("\n".join(r[0] for r in rows))

@@ -26,6 +26,13 @@ async def claim(
     return result.rows
 
 
+def synced(row_id: int, claim: int, invoice_id: str = "1", provider: str = "p") -> Resolution:
+    """The outcome a worker writes when the provider created the invoice."""
+    return Resolution(
+        id=row_id, claim=claim, kind="synced", provider=provider, provider_invoice_id=invoice_id
+    )
+
+
 async def test_enqueue_is_idempotent_and_returns_the_same_id(pool: asyncpg.Pool) -> None:
     first = await enqueue(pool, "shop", "k1")
     again = await enqueue(pool, "shop", "k1")
@@ -39,9 +46,7 @@ async def test_a_synced_key_is_never_queued_again(pool: asyncpg.Pool) -> None:
     row_id = await enqueue(pool, "shop", "k1")
     outbox = store(pool)
     [row] = await claim(outbox, {"shop": 5}, lease=60, probe_cooldown=60)
-    await outbox.outbox_record([
-        Resolution(id=row.id, claim=1, kind="synced", provider="billclap", provider_invoice_id="9")
-    ])  # fmt: skip
+    await outbox.outbox_record([synced(row.id, 1, "9", provider="billclap")])
     assert await enqueue(pool, "shop", "k1") == row_id  # the function reports the synced id
     await pool.execute(
         "INSERT INTO invoice_sync.outbox (account, idempotency_key, payload) VALUES ('shop', 'k1', '{}')"
@@ -91,8 +96,10 @@ async def test_rows_whose_outcome_is_unknown_are_claimed_before_older_rows(
     outbox = store(pool)
     first = await claim(outbox, {"shop": 3}, lease=60, probe_cooldown=60)
     assert sorted((r.idempotency_key, r.prior_unknown) for r in first) == [
-        ("k0", False), ("k4", True), ("k5", True)
-    ]  # fmt: skip
+        ("k0", False),
+        ("k4", True),
+        ("k5", True),
+    ]
     rest = await claim(outbox, {"shop": 10}, lease=60, probe_cooldown=60)
     assert sorted(r.idempotency_key for r in rest) == ["k1", "k2", "k3"]
 
@@ -139,14 +146,12 @@ async def lease_lost(pool: asyncpg.Pool) -> tuple[Outbox, Outbox, Claimed, Claim
 
 async def test_a_fenced_out_worker_cannot_overwrite_the_new_attempt(pool: asyncpg.Pool) -> None:
     slow, fast, old, new = await lease_lost(pool)
-    stale = await slow.outbox_record([
-        Resolution(id=old.id, claim=old.claim, kind="dead", reason="rejected", error="late")
-    ])  # fmt: skip
+    stale = await slow.outbox_record(
+        [Resolution(id=old.id, claim=old.claim, kind="dead", reason="rejected", error="late")]
+    )
     assert stale.applied == frozenset()
     assert await table_count(pool, "dead_letter") == 0
-    fresh = await fast.outbox_record([
-        Resolution(id=new.id, claim=new.claim, kind="synced", provider="p", provider_invoice_id="1")
-    ])  # fmt: skip
+    fresh = await fast.outbox_record([synced(new.id, new.claim)])
     assert fresh.applied == {new.id}
     assert await table_count(pool, "synced") == 1
 
@@ -157,13 +162,12 @@ async def test_a_late_outcome_cannot_land_on_a_later_claim_with_the_same_attempt
     # A claim given back unsent counts its attempt back down, so two claims can both be
     # "attempt 1": the fence is the claim, not the attempt.
     slow, other, old, mid = await lease_lost(pool)
-    await other.outbox_record([Resolution(id=mid.id, claim=mid.claim, kind="retry", spend=False,
-                                          unknown=True)])  # fmt: skip
+    await other.outbox_record(
+        [Resolution(id=mid.id, claim=mid.claim, kind="retry", spend=False, unknown=True)]
+    )
     row = await pool.fetchrow("SELECT attempts, lease_owner FROM invoice_sync.outbox")
     assert (row["attempts"], row["lease_owner"]) == (old.attempt, None)  # as the slow one left it
-    stale = await slow.outbox_record([
-        Resolution(id=old.id, claim=old.claim, kind="synced", provider="p", provider_invoice_id="1")
-    ])  # fmt: skip
+    stale = await slow.outbox_record([synced(old.id, old.claim)])
     assert stale.applied == frozenset()
     assert await table_count(pool, "synced") == 0
     assert (old.claim, mid.claim) == (1, 2)
@@ -176,14 +180,37 @@ async def test_one_flush_moves_rows_atomically(pool: asyncpg.Pool) -> None:
     rows = {
         r.idempotency_key: r for r in await claim(outbox, {"shop": 4}, lease=60, probe_cooldown=60)
     }
-    summary = await outbox.outbox_record([
-        Resolution(id=rows["ok"].id, claim=1, kind="synced", provider="billclap",
-                   provider_invoice_id="77", invoice_number="ok", link="https://x/77"),
-        Resolution(id=rows["bad"].id, claim=1, kind="dead", reason="rejected",
-                   error="Party detail is required", http_status=500, response={"status": False}),
-        Resolution(id=rows["again"].id, claim=1, kind="retry", delay=3600, unknown=True, error="timeout"),
-        Resolution(id=rows["back"].id, claim=1, kind="retry", spend=False, unknown=False),
-    ])  # fmt: skip
+    summary = await outbox.outbox_record(
+        [
+            Resolution(
+                id=rows["ok"].id,
+                claim=1,
+                kind="synced",
+                provider="billclap",
+                provider_invoice_id="77",
+                invoice_number="ok",
+                link="https://x/77",
+            ),
+            Resolution(
+                id=rows["bad"].id,
+                claim=1,
+                kind="dead",
+                reason="rejected",
+                error="Party detail is required",
+                http_status=500,
+                response={"status": False},
+            ),
+            Resolution(
+                id=rows["again"].id,
+                claim=1,
+                kind="retry",
+                delay=3600,
+                unknown=True,
+                error="timeout",
+            ),
+            Resolution(id=rows["back"].id, claim=1, kind="retry", spend=False, unknown=False),
+        ]
+    )
     assert (summary.synced, summary.dead, summary.rescheduled) == (1, 1, 2)
     synced = await pool.fetchrow("SELECT * FROM invoice_sync.synced")
     assert synced["provider_invoice_id"] == "77"
@@ -216,10 +243,12 @@ async def test_a_failing_flush_leaves_every_row_where_it_was(pool: asyncpg.Pool)
     outbox = store(pool)
     rows = await claim(outbox, {"shop": 2}, lease=60, probe_cooldown=60)
     with pytest.raises(StoreError, match="reason"):
-        await outbox.outbox_record([
-            Resolution(id=rows[0].id, claim=1, kind="synced", provider="p", provider_invoice_id="1"),
-            Resolution(id=rows[1].id, claim=1, kind="dead", reason="not-a-reason", error="x"),
-        ])  # fmt: skip
+        await outbox.outbox_record(
+            [
+                synced(rows[0].id, 1),
+                Resolution(id=rows[1].id, claim=1, kind="dead", reason="not-a-reason", error="x"),
+            ]
+        )
     assert await table_count(pool, "synced") == 0
     assert await table_count(pool, "outbox") == 2
 
@@ -230,9 +259,21 @@ async def test_paused_accounts_are_not_claimed_except_one_probe(pool: asyncpg.Po
     outbox = store(pool)
     [first] = await claim(outbox, {"shop": 1}, lease=60, probe_cooldown=60)
     await outbox.outbox_record(
-        [Resolution(id=first.id, claim=1, kind="dead", reason="credits_expired", error="Credits Expired!!!")],
-        account_actions=[AccountAction(account="shop", pause_reason="credits_expired", pause_error="x", probe_in=0)],
-    )  # fmt: skip
+        [
+            Resolution(
+                id=first.id,
+                claim=1,
+                kind="dead",
+                reason="credits_expired",
+                error="Credits Expired!!!",
+            )
+        ],
+        account_actions=[
+            AccountAction(
+                account="shop", pause_reason="credits_expired", pause_error="x", probe_in=0
+            )
+        ],
+    )
     probes = await claim(outbox, {"shop": 5}, lease=60, probe_cooldown=3600)
     assert [p.probe for p in probes] == [True]
     assert await claim(outbox, {"shop": 5}, lease=60, probe_cooldown=3600) == []

@@ -92,8 +92,13 @@ def test_bad_config_is_one_line_naming_the_key(
 
 def test_cli_reports_bad_config_in_one_line_with_exit_2(tmp_path: Path) -> None:
     path = write(tmp_path, GOOD.replace("batch_size = 50", "batch_size = -1"))
-    done = subprocess.run([sys.executable, "-m", "worker", "--config", str(path), "check-config"],
-                          capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "worker", "--config", str(path), "check-config"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1
     assert "worker.batch_size" in done.stderr
@@ -216,9 +221,13 @@ def test_plain_http_to_a_remote_host_needs_an_explicit_opt_in(tmp_path: Path) ->
         build_runtimes(settings)
     warnings = [e for e in logs if e["event"] == "account.insecure_http"]
     assert warnings == [
-        {"event": "account.insecure_http", "log_level": "warning", "account": "shop",
-         "host": "api.billclap.com"}
-    ]  # fmt: skip
+        {
+            "event": "account.insecure_http",
+            "log_level": "warning",
+            "account": "shop",
+            "host": "api.billclap.com",
+        }
+    ]
 
 
 def test_a_token_file_of_two_lines_is_refused_without_showing_it(tmp_path: Path) -> None:

@@ -57,9 +57,13 @@ def test_a_provider_that_numbers_its_own_invoices_and_bills_in_euro() -> None:
     """A made-up fourth provider: the demo needs nothing but its profile."""
     base = next(iter(PROFILES.values()))
     other = dataclasses.replace(
-        base, provider="euro", numbers_invoices=False, currency="EUR", limited_credits=None,
+        base,
+        provider="euro",
+        numbers_invoices=False,
+        currency="EUR",
+        limited_credits=None,
         sample_options=lambda i: {"kind": i % 2},
-    )  # fmt: skip
+    )
     plan = build_plan({"euro": other}, invoices=100, seed=1, run="demo-e", today=TODAY)
     assert [a.name for a in plan.accounts] == ["shop-euro"]
     assert not [r for r in plan.rows if r.expect == "duplicate"]

@@ -26,8 +26,11 @@ BILLIT_OK = {"data": {"uuid": "u7", "number": 7, "type": {"series": "A"}}}
 
 
 def attempt(rate: RateLimit | None) -> Attempt:
-    doc = {"number": "WEB-1", "cash_sale": True, "lines": [{"name": "X", "quantity": 1,
-                                                            "unit_price": 1}]}  # fmt: skip
+    doc = {
+        "number": "WEB-1",
+        "cash_sale": True,
+        "lines": [{"name": "X", "quantity": 1, "unit_price": 1}],
+    }
     return Attempt(
         outbox_id=1,
         account="acme",

@@ -43,9 +43,10 @@ def flash_sale(number: str, price: str = "19.90") -> dict[str, Any]:
         "issue_date": "2026-07-01",
         "currency": "EUR",
         "customer": {"name": "Acme AE", "tax_id": "EL 123456789", "address": {"country": "GR"}},
-        "lines": [{"name": "Flash sale kettle", "quantity": 1, "unit_price": price,
-                   "tax_rate": 24}],
-    }  # fmt: skip
+        "lines": [
+            {"name": "Flash sale kettle", "quantity": 1, "unit_price": price, "tax_rate": 24}
+        ],
+    }
 
 
 def worker(pool: asyncpg.Pool, sandbox: SandboxHandle, name: str, **settings: Any) -> Engine:
@@ -127,5 +128,6 @@ async def test_forty_look_alikes_whose_creates_stalled_all_settle_as_synced(
     by_uuid = {record["uuid"]: record for record in created}
     for key, row in sale.items():
         assert f"invoice-sync:{key}" in by_uuid[row["provider_invoice_id"]]["tags"]
-    assert {Decimal(str(by_uuid[r["provider_invoice_id"]]["finalAmount"])) for r in
-            sale.values()} == {Decimal("19.90")}  # fmt: skip
+    assert {
+        Decimal(str(by_uuid[r["provider_invoice_id"]]["finalAmount"])) for r in sale.values()
+    } == {Decimal("19.90")}

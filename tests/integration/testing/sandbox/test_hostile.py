@@ -43,7 +43,7 @@ async def test_an_oversized_or_dripping_answer_after_a_create_is_an_unknown_outc
     fault: str,
 ) -> None:
     profile = PROFILES["billclap"]
-    faults = FaultConfig(**{fault: 1.0}, inflate_mib=8, drip_seconds=5)
+    faults = FaultConfig(inflate_mib=8, drip_seconds=5).updated({fault: 1.0})
     box = await start_sandbox("billclap", faults=faults, **profile.options)
     try:
         started = time.monotonic()

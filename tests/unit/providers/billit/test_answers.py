@@ -297,7 +297,10 @@ def test_candidates_narrow_only_on_what_an_item_shows(item: dict[str, Any], kept
 def test_candidates_without_a_fixed_date_or_total_keep_more() -> None:
     # No issue_date: the earlier attempt sent its own "today", maybe the day before.
     loose = Expected(tag="t", invoice_date=None, total=None)
-    items = [{"uuid": "a", "invoiceDate": "2026-06-30", "finalAmount": 9999}, {"uuid": "b"}]
+    items: list[dict[str, Any]] = [
+        {"uuid": "a", "invoiceDate": "2026-06-30", "finalAmount": 9999},
+        {"uuid": "b"},
+    ]
     assert candidates(items, loose) == ["a", "b"]
 
 

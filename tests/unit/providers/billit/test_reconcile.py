@@ -25,10 +25,16 @@ def shop(count: int, *, ours_at: int | None = None) -> list[dict[str, Any]]:
     invoices = []
     for i in range(count):
         tags = [TAG] if i == ours_at else ["invoice-sync:other"]
-        invoices.append({
-            "uuid": f"u{i}", "number": i, "permalink": f"https://x/{i}", "finalAmount": 100,
-            "createdAt": (newest - timedelta(seconds=i)).isoformat(), "tags": tags,
-        })  # fmt: skip
+        invoices.append(
+            {
+                "uuid": f"u{i}",
+                "number": i,
+                "permalink": f"https://x/{i}",
+                "finalAmount": 100,
+                "createdAt": (newest - timedelta(seconds=i)).isoformat(),
+                "tags": tags,
+            }
+        )
     return invoices
 
 
@@ -48,8 +54,9 @@ def fake_get(invoices: list[dict[str, Any]], reads: list[str]) -> Any:
     return get
 
 
-OPTIONS = BillitOptions(invoice_type_id=1, reconcile_pages=3, reconcile_per_page=10,
-                        reconcile_details=100)  # fmt: skip
+OPTIONS = BillitOptions(
+    invoice_type_id=1, reconcile_pages=3, reconcile_per_page=10, reconcile_details=100
+)
 
 
 async def scan(
@@ -109,7 +116,8 @@ def frozen() -> ListingIndex:
 
 
 async def test_scans_at_once_read_the_pages_once() -> None:
-    invoices, index, reads = shop(25, ours_at=3), frozen(), []
+    invoices, index = shop(25, ours_at=3), frozen()
+    reads: list[str] = []
     since = START + timedelta(minutes=9)
     found = await asyncio.gather(
         scan(invoices, since, reads, index=index),
@@ -122,10 +130,12 @@ async def test_scans_at_once_read_the_pages_once() -> None:
 
 async def test_a_scan_that_asks_while_the_pages_are_read_reads_again() -> None:
     ticks = iter(range(100))
-    index, reads = ListingIndex(clock=lambda: float(next(ticks))), []
+    index = ListingIndex(clock=lambda: float(next(ticks)))
+    reads: list[str] = []
     since = START + timedelta(minutes=9)
-    await asyncio.gather(scan(shop(25), since, reads, index=index),
-                         scan(shop(25), since, reads, index=index))  # fmt: skip
+    await asyncio.gather(
+        scan(shop(25), since, reads, index=index), scan(shop(25), since, reads, index=index)
+    )
     # The second asked after the first read began; its own read stops at page 1, which shows
     # invoices the index holds.
     assert pages(reads) == 4
@@ -137,10 +147,14 @@ async def test_a_later_scan_reads_only_the_newer_pages() -> None:
     assert await scan(invoices, since, [], index=index) is None
     # Twelve more invoices arrive, one of them the one the next scan looks for.
     newer = [
-        {**item, "uuid": f"n{i}", "createdAt": (START + timedelta(minutes=11, seconds=-i))
-         .isoformat(), "tags": [TAG] if i == 5 else ["invoice-sync:other"]}
+        {
+            **item,
+            "uuid": f"n{i}",
+            "createdAt": (START + timedelta(minutes=11, seconds=-i)).isoformat(),
+            "tags": [TAG] if i == 5 else ["invoice-sync:other"],
+        }
         for i, item in enumerate(shop(12))
-    ]  # fmt: skip
+    ]
     reads: list[str] = []
     found = await scan(newer + invoices, since, reads, index=index)
     assert isinstance(found, Synced)
@@ -159,7 +173,8 @@ async def test_an_invoice_listed_after_the_last_read_is_not_missed() -> None:
 
 
 async def test_a_scan_that_cannot_reach_tells_later_ones_without_reading_again() -> None:
-    invoices, index, reads = shop(100), frozen(), []
+    invoices, index = shop(100), frozen()
+    reads: list[str] = []
     results = await asyncio.gather(
         *(scan(invoices, START, reads, index=index) for _ in range(3)), return_exceptions=True
     )

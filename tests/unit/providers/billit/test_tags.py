@@ -29,10 +29,16 @@ def sale(count: int) -> list[dict[str, Any]]:
     """``count`` look-alike invoices (same date, same total), newest first; ``u{i}`` carries
     tag ``t{i}``."""
     return [
-        {"uuid": f"u{i}", "number": i, "finalAmount": 19.9, "invoiceDate": "2026-07-01",
-         "createdAt": (START - timedelta(seconds=i)).isoformat(), "tags": [f"t{i}"]}
+        {
+            "uuid": f"u{i}",
+            "number": i,
+            "finalAmount": 19.9,
+            "invoiceDate": "2026-07-01",
+            "createdAt": (START - timedelta(seconds=i)).isoformat(),
+            "tags": [f"t{i}"],
+        }
         for i in range(count)
-    ]  # fmt: skip
+    ]
 
 
 class Billit:

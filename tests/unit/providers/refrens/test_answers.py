@@ -268,6 +268,10 @@ def test_lookup_pages_and_matching() -> None:
     for bad in (Reply(status=500, headers={}, body={}), Reply(status=200, headers={}, body="x")):
         with pytest.raises(ListingError):
             parse_page(bad)
-    records = [{"invoiceNumber": "A-10"}, {"invoiceNumber": " A-1 "}, {"invoiceNumber": 1}]
+    records: list[dict[str, Any]] = [
+        {"invoiceNumber": "A-10"},
+        {"invoiceNumber": " A-1 "},
+        {"invoiceNumber": 1},
+    ]
     assert match(records, "A-1") == {"invoiceNumber": " A-1 "}
     assert match(records, "A") is None

@@ -29,6 +29,7 @@ DOC_ITEMS = [
 CUSTOMER = {"name": "Customer Name", "country": "IN", "gstState": "29", "pincode": "560100"}
 
 
+# Raw HTTP with a business of its own: this sandbox replaces the folder's (conftest.py).
 @pytest.fixture
 async def sandbox() -> AsyncIterator[SandboxHandle]:
     handle = await start_sandbox(

@@ -27,6 +27,7 @@ def product(**changes: Any) -> dict[str, Any]:
     return {"details": "Thing", "vatId": 1, "price": 10, "quantity": 1, **changes}
 
 
+# Raw HTTP with a token of its own: this sandbox replaces the folder's (conftest.py).
 @pytest.fixture
 async def sandbox() -> AsyncIterator[SandboxHandle]:
     handle = await start_sandbox("billit", tokens=[TOKEN])
