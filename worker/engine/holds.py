@@ -14,6 +14,7 @@ from dataclasses import replace
 import structlog
 
 from worker.engine.runtimes import AccountRuntime
+from worker.outcome import Fate
 from worker.policy import Decision, release
 from worker.store.outbox import AccountAction, Claimed
 
@@ -65,10 +66,10 @@ class AccountHolds:
             return Decision(
                 resolution=release(row, error=error),
                 account_action=action,
-                event="invoice.probe_failed",
+                fate=Fate.PROBE_FAILED,
             )
         if row.account in self._paused:
-            return Decision(resolution=release(row, error=error), event="invoice.released")
+            return Decision(resolution=release(row, error=error), fate=Fate.RELEASED)
         self._paused[row.account] = self._clock()
         return decision
 

@@ -28,6 +28,7 @@ from worker.engine.holds import AccountHolds
 from worker.engine.metrics import Metrics, MetricsRefresher
 from worker.engine.runtimes import AccountRuntime
 from worker.errors import BackgroundTaskError
+from worker.outcome import Fate, Reason
 from worker.policy import Decision, release
 from worker.store.database import StoreUnavailableError
 from worker.store.listener import Listener
@@ -205,16 +206,16 @@ class Engine:
         """Rows too large to read, which the claim itself moved to the dead letters."""
         for dead in rows:
             log.warning(
-                "invoice.dead_lettered",
+                Fate.DEAD_LETTERED.event,
                 account=dead.account,
                 outbox_id=dead.id,
                 idempotency_key=dead.idempotency_key,
-                reason="invalid_payload",
+                reason=Reason.INVALID_PAYLOAD.value,
                 error=dead.error,
             )
             if self._metrics is not None:
                 self._metrics.invoices.labels(
-                    dead.account, "dead_lettered", "invalid_payload"
+                    dead.account, Fate.DEAD_LETTERED.label, Reason.INVALID_PAYLOAD.value
                 ).inc()
 
     def _dispatch(self, row: Claimed, *, lease_ends: float) -> None:
@@ -250,7 +251,7 @@ class Engine:
     def _cut_short(self, flight: _InFlight) -> Decision:
         error = "cut short by shutdown" if flight.sent else None
         resolution = release(flight.row, sent=flight.sent, error=error)
-        return Decision(resolution=resolution, event="invoice.released")
+        return Decision(resolution=resolution, fate=Fate.RELEASED)
 
     def _record(self, flight: _InFlight, decision: Decision) -> None:
         flight.recorded = True
