@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 
 from aiolimiter import AsyncLimiter
@@ -69,6 +69,33 @@ class Breaker:
             return None  # still open (a call that started before it opened), or below threshold
         self._open_until = self._clock() + self._cooldown
         return self._cooldown
+
+
+def share_claim(rooms: Mapping[str, int], limit: int, *, turn: int = 0) -> dict[str, int]:
+    """How many rows each account may claim when one claim takes at most ``limit`` rows
+    (``[worker] batch_size``) whatever their room: equal shares, and what an account has no
+    room for goes to the others. Rows left after the equal shares (fewer than accounts) go
+    round the accounts starting at the ``turn``-th, so a small limit favours none of them."""
+    if sum(rooms.values()) <= limit:
+        return dict(rooms)
+    names = sorted(rooms)
+    start = turn % len(names)
+    names = names[start:] + names[:start]
+    given = dict.fromkeys(names, 0)
+    left = limit
+    open_ = [name for name in names if rooms[name] > 0]
+    while left and open_:
+        share = left // len(open_)
+        if share == 0:
+            for name in open_[:left]:
+                given[name] += 1
+            break
+        for name in open_:
+            taken = min(share, rooms[name] - given[name])
+            given[name] += taken
+            left -= taken
+        open_ = [name for name in open_ if given[name] < rooms[name]]
+    return {name: rows for name, rows in given.items() if rows}
 
 
 def default_burst(rate: RateLimit) -> float:

@@ -25,6 +25,7 @@ from worker.engine.chores import PeriodicChore, Restarts
 from worker.engine.events import report
 from worker.engine.flusher import FLUSHER_RESTARTS, Finished, Flusher, outage_backoff
 from worker.engine.holds import AccountHolds
+from worker.engine.limits import share_claim
 from worker.engine.metrics import Metrics, MetricsRefresher
 from worker.engine.runtimes import AccountRuntime
 from worker.errors import BackgroundTaskError
@@ -97,6 +98,7 @@ class Engine:
                 PeriodicChore("metrics", METRICS_EVERY, refresher.refresh, at_start=True)
             )
         self._heartbeat = clock()
+        self._claims = 0
 
     def heartbeat_age(self) -> float:
         """Seconds since the loop last went round (``/healthz``)."""
@@ -177,11 +179,14 @@ class Engine:
 
     async def _claim(self) -> tuple[int, int]:
         now = self._clock()
-        wants = {
-            name: rt.gate.claim_request(free)
+        rooms = {
+            name: free
             for name, rt in self._runtimes.items()
             if (free := rt.gate.free()) and self._holds.claimable(name, now)
         }
+        self._claims += 1
+        shares = share_claim(rooms, self._settings.batch_size, turn=self._claims)
+        wants = {name: self._runtimes[name].gate.claim_request(n) for name, n in shares.items()}
         if not wants:
             return 0, 0
         wanted = sum(w.rows for w in wants.values())
