@@ -21,7 +21,8 @@ from typing import Any, Literal
 
 
 class Reason(StrEnum):
-    """Stable dead-letter reason codes (DESIGN.md); used in the table, logs and metric labels."""
+    """Stable dead-letter reason codes (docs/operations.md lists them); used in the table, logs
+    and metric labels."""
 
     CREDITS_EXPIRED = "credits_expired"
     DUPLICATE = "duplicate"

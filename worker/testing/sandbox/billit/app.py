@@ -1,4 +1,4 @@
-"""A local Billit (billit.io): the ``/v1`` API as its overview and NOTES.md describe it.
+"""A local Billit (billit.io): the ``/v1`` API as Billit's overview and API specification describe it.
 
 Routes (every one needs ``Authorization: Bearer <token>``, else 401 "Authorization Required"):
 
