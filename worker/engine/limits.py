@@ -125,7 +125,8 @@ class AccountGate:
         self.breaker = breaker
         # Rows held (claimed, not finished): twice the calls allowed at once, so the next
         # calls' rows are already leased when a call ends, and a claim fetches a batch rather
-        # than one row per freed slot. Leases of rows waiting here are short: one call's time.
+        # than one row per freed slot. A row waits here about one call's time (longer when the
+        # rate limit spaces calls); one whose lease would end first is given back unsent.
         self.capacity = 2 * concurrency
         self.inflight = 0
         self._calls = asyncio.Semaphore(concurrency)

@@ -159,7 +159,7 @@ class Engine:
                         self._metrics.database_up.set(1)
                 unavailable = 0
                 if claimed and claimed == wanted:
-                    continue  # every slot filled: more rows may be due right now
+                    continue  # got all it asked for: more rows may be due right now
                 if drain and await self._drained():
                     return
             except StoreUnavailableError as exc:
