@@ -1,1 +1,1 @@
-"""The benchmark harness for invoice-sync (issue 7): ``python -m bench``; see bench/README.md."""
+"""The benchmark harness for invoice-sync: ``python -m bench``; see bench/README.md."""

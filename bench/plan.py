@@ -50,7 +50,7 @@ SIZES = {
         enqueue_per_row=300,
         enqueue_connections=2,
     ),
-    # The sizes (the per-row enqueue loop is the comparison, so a fiftieth suffices).
+    # The sizes the targets are set for (the per-row enqueue loop is the comparison, so a fiftieth suffices).
     "full": Sizes(
         queue_invoices=50_000,
         http_invoices=20_000,

@@ -83,8 +83,8 @@ def configure_logging(
 ) -> None:
     """Set up structlog for the process; call once at start-up, before the first event.
 
-    The daemon logs to stdout (DESIGN.md); the operator commands log to stderr so their own
-    output stays clean to pipe.
+    The daemon logs to stdout, where systemd and Kubernetes collect it; the operator commands
+    log to stderr so their own output stays clean to pipe.
     """
     REDACTOR.add(secrets)
     out = stream or sys.stdout

@@ -16,12 +16,13 @@ it (Oban's ``perform/1`` return values, River's ``JobCancel``/``JobSnooze``).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
+from enum import Enum, StrEnum
 from typing import Any, Literal
 
 
 class Reason(StrEnum):
-    """Stable dead-letter reason codes (DESIGN.md); used in the table, logs and metric labels."""
+    """Stable dead-letter reason codes (docs/operations.md lists them); used in the table, logs
+    and metric labels."""
 
     CREDITS_EXPIRED = "credits_expired"
     DUPLICATE = "duplicate"
@@ -41,6 +42,27 @@ class PauseReason(StrEnum):
     FORBIDDEN = "forbidden"
     MISCONFIGURED = "misconfigured"
     OPERATOR = "operator"
+
+
+class Fate(Enum):
+    """What became of one attempt's row, once written: one name, from which both the log event
+    and the ``invoice_sync_invoices`` outcome label are derived (docs/operations.md lists both).
+    """
+
+    SYNCED = ("invoice.synced", "synced")
+    RETRY_SCHEDULED = ("invoice.retry_scheduled", "retried")
+    RATE_LIMITED = ("invoice.rate_limited", "rate_limited")
+    DEAD_LETTERED = ("invoice.dead_lettered", "dead_lettered")
+    # Rows given back without a verdict on the invoice: another row found the pause, the
+    # lease ran out before a call slot, shutdown, or a failed probe.
+    RELEASED = ("invoice.released", "released")
+    PROBE_FAILED = ("invoice.probe_failed", "released")
+
+    def __init__(self, event: str, label: str) -> None:
+        self.event = event
+        """The log event the attempt is reported under."""
+        self.label = label
+        """The ``outcome`` label of the ``invoice_sync_invoices`` counter."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

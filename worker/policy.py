@@ -15,6 +15,7 @@ from worker.claims import AccountAction, Claimed, Resolution
 from worker.config import WorkerSettings
 from worker.outcome import (
     DeadLetter,
+    Fate,
     Health,
     Outcome,
     PauseAccount,
@@ -54,10 +55,10 @@ DEFAULT_RATE_LIMIT_WAIT = 60.0
 class Decision:
     resolution: Resolution
     account_action: AccountAction | None = None
-    event: str
+    fate: Fate
+    """Reported under its log event and counted under its metric label once it is written."""
     health: Health | None = None
     """What the call said about the provider, for the account's breaker (None: no call)."""
-    """The log event the resolution is reported under once it is written."""
 
 
 def decide(
@@ -101,7 +102,7 @@ def _decide(
             pause_error=outcome.invoice.error,
             probe_in=settings.pause_cooldown,
         )
-        return Decision(resolution=inner.resolution, account_action=pause, event=inner.event)
+        return Decision(resolution=inner.resolution, account_action=pause, fate=inner.fate)
     return _retry(outcome, row, settings, rand, now)
 
 
@@ -122,7 +123,7 @@ def _synced(outcome: Synced, row: Claimed, provider: str) -> Decision:
     if outcome.quota_wait:
         wait = honour_retry_after(outcome.quota_wait, DEFAULT_RATE_LIMIT_WAIT)
         throttle = AccountAction(account=row.account, throttle=wait)
-    return Decision(resolution=resolution, account_action=throttle, event="invoice.synced")
+    return Decision(resolution=resolution, account_action=throttle, fate=Fate.SYNCED)
 
 
 def _retry(
@@ -150,7 +151,7 @@ def _retry(
         error=outcome.error,
         http_status=outcome.http_status,
     )
-    return Decision(resolution=resolution, event="invoice.retry_scheduled")
+    return Decision(resolution=resolution, fate=Fate.RETRY_SCHEDULED)
 
 
 def _budget_spent(row: Claimed, settings: WorkerSettings, now: datetime) -> str | None:
@@ -167,7 +168,7 @@ def _rate_limited(outcome: RateLimited, row: Claimed) -> Decision:
     wait = honour_retry_after(outcome.after, DEFAULT_RATE_LIMIT_WAIT)
     resolution = release(row, delay=wait, error=outcome.error)
     throttle = AccountAction(account=row.account, throttle=wait)
-    return Decision(resolution=resolution, account_action=throttle, event="invoice.rate_limited")
+    return Decision(resolution=resolution, account_action=throttle, fate=Fate.RATE_LIMITED)
 
 
 def dead_letter(
@@ -186,7 +187,7 @@ def dead_letter(
         http_status=http_status,
         response=response,
     )
-    return Decision(resolution=resolution, event="invoice.dead_lettered")
+    return Decision(resolution=resolution, fate=Fate.DEAD_LETTERED)
 
 
 def release(

@@ -1,1 +1,1 @@
-"""One module per scenario of issue 7, each with ``async def run(ctx) -> ScenarioResult``."""
+"""One module per benchmark scenario, each with ``async def run(ctx) -> ScenarioResult``."""

@@ -195,7 +195,7 @@ async def test_retry_after_a_stall_never_creates_a_second_invoice(
         assert outcome.recovered
         assert outcome.provider_invoice_id
     else:
-        # No lookup: the duplicate answer cannot be confirmed as ours (DESIGN.md).
+        # No lookup: the duplicate answer cannot be confirmed as ours, so a person must look.
         assert isinstance(outcome, DeadLetter), outcome
         assert outcome.reason is Reason.DUPLICATE
 

@@ -2,7 +2,7 @@
 each sandbox holds exactly one invoice per synced row (reconciliation included), and no request
 carries another provider's auth header.
 
-CI runs 100 invoices per account; INVOICE_SYNC_E2E_PER_ACCOUNT=1000 is the issue's manual size.
+CI runs 100 invoices per account; INVOICE_SYNC_E2E_PER_ACCOUNT=1000 is the size of a manual run.
 Run with ``-s`` to see the summary.
 """
 

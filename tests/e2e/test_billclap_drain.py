@@ -14,7 +14,7 @@ from tests.factories import invoice
 
 pytestmark = pytest.mark.e2e
 
-# CI runs 300 invoices; INVOICE_SYNC_E2E_SIZE=1000 is the manual size.
+# CI runs 300 invoices; INVOICE_SYNC_E2E_SIZE=1000 is the size of a manual run.
 SIZE = int(os.environ.get("INVOICE_SYNC_E2E_SIZE", "300"))
 
 

@@ -1,7 +1,7 @@
 """Chaos: three ``invoice-sync run`` replicas against every registered sandbox, faults on, a random
 replica SIGKILLed and restarted every few seconds. Nothing may be lost or duplicated.
 
-CI size is 3,000 invoices; ``INVOICE_SYNC_CHAOS_SIZE=20000`` is the issue's manual size
+CI size is 3,000 invoices; ``INVOICE_SYNC_CHAOS_SIZE=20000`` is the size of a manual run
 (``INVOICE_SYNC_CHAOS_KILL_SECONDS`` and ``INVOICE_SYNC_CHAOS_DRAIN_SECONDS`` scale with it).
 The run prints a summary (``pytest -s`` shows it) for the release notes.
 """

@@ -1,8 +1,8 @@
 """PostgreSQL goes away for a while in the middle of a run: the daemon must ride it out.
 
 The daemon reaches the database through a loopback proxy (``tcp_proxy``); mid-run the proxy cuts
-every connection and refuses new ones for ``INVOICE_SYNC_OUTAGE_SECONDS`` (20 s, the issue's
-number), then lets them through again. The daemon must not exit, must not print a traceback,
+every connection and refuses new ones for ``INVOICE_SYNC_OUTAGE_SECONDS`` (20 s by
+default), then lets them through again. The daemon must not exit, must not print a traceback,
 must keep the outcomes of calls made during the outage, and must finish every row afterwards
 without losing or duplicating one.
 """

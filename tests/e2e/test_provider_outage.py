@@ -2,7 +2,7 @@
 opens (few requests reach the dead provider), no invoice is dead-lettered for it, and every row
 syncs once the provider is back.
 
-CI keeps it down 15 s; INVOICE_SYNC_OUTAGE_SECONDS=60 is the issue's manual setting.
+CI keeps it down 15 s; INVOICE_SYNC_OUTAGE_SECONDS=60 is the setting of a manual run.
 """
 
 from __future__ import annotations

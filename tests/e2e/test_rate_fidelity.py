@@ -1,8 +1,8 @@
 """Rate fidelity: three replicas share one account's limit of R/s against a sandbox enforcing
 exactly R/s (a token bucket of R): no 429, and at least 97% of R used.
 
-CI runs R=20 for 10 s; INVOICE_SYNC_RATE=20 INVOICE_SYNC_RATE_SECONDS=30 is the issue's manual
-setting. Run with ``-s`` to see the figure.
+CI runs R=20 for 10 s; INVOICE_SYNC_RATE=20 INVOICE_SYNC_RATE_SECONDS=30 is the setting of a
+manual run. Run with ``-s`` to see the figure.
 """
 
 from __future__ import annotations

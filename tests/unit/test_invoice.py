@@ -8,7 +8,8 @@ from pydantic import ValidationError
 from tests.factories import invoice
 from worker.invoice import describe_validation_error, json_schema, parse_invoice
 
-DESIGN_EXAMPLE = {
+# Every field of the canonical invoice, money as JSON numbers.
+FULL_EXAMPLE = {
     "type": "invoice",
     "number": "WEB-2026-000123",
     "issue_date": "2026-07-01",
@@ -51,8 +52,8 @@ DESIGN_EXAMPLE = {
 }
 
 
-def test_design_example_parses_with_decimal_money() -> None:
-    parsed = parse_invoice(json.dumps(DESIGN_EXAMPLE))
+def test_full_example_parses_with_decimal_money() -> None:
+    parsed = parse_invoice(json.dumps(FULL_EXAMPLE))
     assert parsed.lines[0].unit_price == Decimal(1000)
     assert parsed.amount_paid == Decimal(1180)
     assert parsed.customer is not None

@@ -50,6 +50,7 @@ class _Section(BaseModel):
 
 class WorkerSettings(_Section):
     batch_size: int = Field(default=100, ge=1, le=10_000)
+    """The most rows one claim leases, all accounts together (``engine.limits.share_claim``)."""
     poll_interval: Duration = 5.0
     lease: Duration = 300.0
     shutdown_grace: Duration = 30.0

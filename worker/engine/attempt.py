@@ -16,6 +16,7 @@ from worker.engine.runtimes import AccountRuntime
 from worker.invoice import Invoice, describe_validation_error, parse_invoice
 from worker.outcome import (
     DeadLetter,
+    Fate,
     Outcome,
     PauseAccount,
     RateLimited,
@@ -78,7 +79,7 @@ class Attempter:
                     # Waited too long for a slot (rows are leased ahead): give it back unsent.
                     error = "its lease ran out while it waited for a call slot; not sent"
                     resolution = release(row, error=error)
-                    return Decision(resolution=resolution, event="invoice.released")
+                    return Decision(resolution=resolution, fate=Fate.RELEASED)
                 send_by = time.monotonic() + left
             on_send()
             started = time.monotonic()

@@ -23,8 +23,10 @@ from worker.store.outbox import Outbox
 
 log = structlog.get_logger(__name__)
 
-# The loop goes round at least every poll interval, and at most every 30 s while the database
-# is down: a loop silent for longer than this is stuck.
+# The loop goes round at least every poll interval. While the database is down, a round is a
+# failed connect (given up after 10 s) and a wait of at most 5 s (flusher.OUTAGE_BACKOFF_CAP):
+# a loop silent for longer than this is stuck. A database that accepts connections but never
+# answers holds a claim for asyncpg's command timeout (60 s), which reaches this floor.
 LIVENESS_FLOOR = 60.0
 
 

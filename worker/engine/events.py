@@ -57,17 +57,19 @@ def _report_attempt(item: Finished, *, applied: bool) -> None:
         return
     if resolution.kind == "synced":
         log.info(
-            item.decision.event,
+            item.decision.fate.event,
             **fields,
             provider_invoice_id=resolution.provider_invoice_id,
             invoice_number=resolution.invoice_number,
             recovered=resolution.recovered,
         )
     elif resolution.kind == "dead":
-        log.warning(item.decision.event, **fields, reason=resolution.reason, error=resolution.error)
+        log.warning(
+            item.decision.fate.event, **fields, reason=resolution.reason, error=resolution.error
+        )
     else:
         log.info(
-            item.decision.event,
+            item.decision.fate.event,
             **fields,
             delay=round(resolution.delay, 3),
             outcome_unknown=resolution.unknown,

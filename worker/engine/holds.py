@@ -15,6 +15,7 @@ import structlog
 
 from worker.claims import AccountAction, Claimed
 from worker.engine.runtimes import AccountRuntime
+from worker.outcome import Fate
 from worker.policy import Decision, release
 
 log = structlog.get_logger("worker.engine.loop")
@@ -67,10 +68,10 @@ class AccountHolds:
             return Decision(
                 resolution=release(row, error=error),
                 account_action=action,
-                event="invoice.probe_failed",
+                fate=Fate.PROBE_FAILED,
             )
         if row.account in self._paused:
-            return Decision(resolution=release(row, error=error), event="invoice.released")
+            return Decision(resolution=release(row, error=error), fate=Fate.RELEASED)
         self._paused[row.account] = self._clock()
         return decision
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 
 from aiolimiter import AsyncLimiter
@@ -71,6 +71,33 @@ class Breaker:
         return self._cooldown
 
 
+def share_claim(rooms: Mapping[str, int], limit: int, *, turn: int = 0) -> dict[str, int]:
+    """How many rows each account may claim when one claim takes at most ``limit`` rows
+    (``[worker] batch_size``) whatever their room: equal shares, and what an account has no
+    room for goes to the others. Rows left after the equal shares (fewer than accounts) go
+    round the accounts starting at the ``turn``-th, so a small limit favours none of them."""
+    if sum(rooms.values()) <= limit:
+        return dict(rooms)
+    names = sorted(rooms)
+    start = turn % len(names)
+    names = names[start:] + names[:start]
+    given = dict.fromkeys(names, 0)
+    left = limit
+    open_ = [name for name in names if rooms[name] > 0]
+    while left and open_:
+        share = left // len(open_)
+        if share == 0:
+            for name in open_[:left]:
+                given[name] += 1
+            break
+        for name in open_:
+            taken = min(share, rooms[name] - given[name])
+            given[name] += taken
+            left -= taken
+        open_ = [name for name in open_ if given[name] < rooms[name]]
+    return {name: rows for name, rows in given.items() if rows}
+
+
 def default_burst(rate: RateLimit) -> float:
     """Half of one second's requests, never less than one.
 
@@ -98,7 +125,8 @@ class AccountGate:
         self.breaker = breaker
         # Rows held (claimed, not finished): twice the calls allowed at once, so the next
         # calls' rows are already leased when a call ends, and a claim fetches a batch rather
-        # than one row per freed slot. Leases of rows waiting here are short: one call's time.
+        # than one row per freed slot. A row waits here about one call's time (longer when the
+        # rate limit spaces calls); one whose lease would end first is given back unsent.
         self.capacity = 2 * concurrency
         self.inflight = 0
         self._calls = asyncio.Semaphore(concurrency)

@@ -26,10 +26,12 @@ from worker.engine.chores import PeriodicChore, Restarts
 from worker.engine.events import report
 from worker.engine.flusher import FLUSHER_RESTARTS, Finished, Flusher, outage_backoff
 from worker.engine.holds import AccountHolds
+from worker.engine.limits import share_claim
 from worker.engine.listener import Listener
 from worker.engine.metrics import Metrics, MetricsRefresher
 from worker.engine.runtimes import AccountRuntime
 from worker.errors import BackgroundTaskError
+from worker.outcome import Fate, Reason
 from worker.policy import Decision, release
 from worker.store.database import StoreUnavailableError
 from worker.store.outbox import DeadAtClaim, Outbox, RecordSummary
@@ -97,6 +99,7 @@ class Engine:
                 PeriodicChore("metrics", METRICS_EVERY, refresher.refresh, at_start=True)
             )
         self._heartbeat = clock()
+        self._claims = 0
 
     def heartbeat_age(self) -> float:
         """Seconds since the loop last went round (``/healthz``)."""
@@ -157,7 +160,7 @@ class Engine:
                         self._metrics.database_up.set(1)
                 unavailable = 0
                 if claimed and claimed == wanted:
-                    continue  # every slot filled: more rows may be due right now
+                    continue  # got all it asked for: more rows may be due right now
                 if drain and await self._drained():
                     return
             except StoreUnavailableError as exc:
@@ -177,11 +180,14 @@ class Engine:
 
     async def _claim(self) -> tuple[int, int]:
         now = self._clock()
-        wants = {
-            name: rt.gate.claim_request(free)
+        rooms = {
+            name: free
             for name, rt in self._runtimes.items()
             if (free := rt.gate.free()) and self._holds.claimable(name, now)
         }
+        self._claims += 1
+        shares = share_claim(rooms, self._settings.batch_size, turn=self._claims)
+        wants = {name: self._runtimes[name].gate.claim_request(n) for name, n in shares.items()}
         if not wants:
             return 0, 0
         wanted = sum(w.rows for w in wants.values())
@@ -206,16 +212,16 @@ class Engine:
         """Rows too large to read, which the claim itself moved to the dead letters."""
         for dead in rows:
             log.warning(
-                "invoice.dead_lettered",
+                Fate.DEAD_LETTERED.event,
                 account=dead.account,
                 outbox_id=dead.id,
                 idempotency_key=dead.idempotency_key,
-                reason="invalid_payload",
+                reason=Reason.INVALID_PAYLOAD.value,
                 error=dead.error,
             )
             if self._metrics is not None:
                 self._metrics.invoices.labels(
-                    dead.account, "dead_lettered", "invalid_payload"
+                    dead.account, Fate.DEAD_LETTERED.label, Reason.INVALID_PAYLOAD.value
                 ).inc()
 
     def _dispatch(self, row: Claimed, *, lease_ends: float) -> None:
@@ -251,7 +257,7 @@ class Engine:
     def _cut_short(self, flight: _InFlight) -> Decision:
         error = "cut short by shutdown" if flight.sent else None
         resolution = release(flight.row, sent=flight.sent, error=error)
-        return Decision(resolution=resolution, event="invoice.released")
+        return Decision(resolution=resolution, fate=Fate.RELEASED)
 
     def _record(self, flight: _InFlight, decision: Decision) -> None:
         flight.recorded = True

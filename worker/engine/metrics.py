@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 
 from worker.engine.flusher import Finished
 from worker.errors import StoreError
+from worker.outcome import Fate
 from worker.store.accounts import AccountStore
 from worker.store.database import Pool
 from worker.store.outbox import RecordSummary
@@ -24,9 +25,6 @@ from worker.store.stats import StatsStore
 # request timeout.
 CALL_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 STORE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5)
-OUTCOMES = {"synced": "synced", "dead": "dead_lettered", "retry": "retried"}
-# Rows given back without a verdict on the invoice (a pause found by another row, shutdown).
-RELEASED = frozenset({"invoice.released", "invoice.probe_failed"})
 # How long a replica's announcement of its accounts holds. Refreshes come every 10 s (the
 # engine's METRICS_EVERY); this outlasts many missed ones (a slow database, a rolling restart)
 # before an account counts as nobody's.
@@ -127,14 +125,11 @@ class Metrics:
         for item in batch:
             if item.row.id not in summary.applied:
                 continue
-            resolution = item.decision.resolution
-            outcome = OUTCOMES[resolution.kind]
-            if item.decision.event == "invoice.rate_limited":
-                outcome = "rate_limited"
+            fate = item.decision.fate
+            if fate is Fate.RATE_LIMITED:
                 self.rate_waits.labels(item.row.account, "provider").inc()
-            elif item.decision.event in RELEASED:
-                outcome = "released"
-            self.invoices.labels(item.row.account, outcome, resolution.reason or "").inc()
+            reason = item.decision.resolution.reason or ""
+            self.invoices.labels(item.row.account, fate.label, reason).inc()
 
     def observe_token_waits(self, accounts: Iterable[str]) -> None:
         for account in accounts:

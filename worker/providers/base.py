@@ -200,8 +200,8 @@ def check_options(
 def merge_options(
     body: dict[str, Any], options: Mapping[str, Any], rules: OptionRules
 ) -> dict[str, Any]:
-    """``provider_options`` merged into the request body last (DESIGN.md); nested objects merge.
-    Options may only add fields: one touching a field the adapter owns raises
+    """``provider_options`` merged into the request body last (docs/producers.md); nested
+    objects merge. Options may only add fields: one touching a field the adapter owns raises
     ``OptionConflict`` (adapters refuse such an invoice as ``invalid_payload`` before this)."""
     check_options(body, options, rules)
     return _merged(body, options)

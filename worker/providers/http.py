@@ -5,7 +5,7 @@ An adapter gets back a ``Reply`` (any status but 3xx, body parsed as JSON when i
 or ``RedirectError``. That flag is what "never duplicate" rests on: a timeout after the request
 went out is an unknown outcome, a refused connection is not.
 
-What a provider answers is not trusted (DESIGN.md, "Security model"), so this seam:
+What a provider answers is not trusted (only the database and the config are), so this seam:
 
 - never follows a redirect: a 3xx would carry the credential, a login body or the invoice to
   whichever host it names, and a fake success from there would be recorded as synced. It

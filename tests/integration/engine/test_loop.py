@@ -1,5 +1,6 @@
 import asyncio
 import time
+from collections.abc import Mapping
 
 import asyncpg
 from structlog.testing import capture_logs
@@ -17,7 +18,7 @@ from worker.outcome import (
     Synced,
 )
 from worker.providers.base import Attempt
-from worker.store.outbox import Outbox
+from worker.store.outbox import ClaimRequest, ClaimResult, Outbox
 
 
 def engine(
@@ -224,3 +225,32 @@ async def test_rows_leased_ahead_are_not_sent_once_their_lease_is_nearly_over(
     released = [e for e in logs if e["event"] == "invoice.released"]
     assert released, "no row waited past its send-by"
     assert all("lease ran out" in e["error"] for e in released)
+
+
+async def test_a_claim_never_takes_more_than_batch_size_rows(pool: asyncpg.Pool) -> None:
+    for i in range(12):
+        await enqueue(pool, "shop", f"k{i}")
+    asked: list[int] = []
+    taken: list[int] = []
+
+    class Counted(Outbox):
+        async def outbox_claim(
+            self, wants: Mapping[str, ClaimRequest], *, lease: float, probe_cooldown: float
+        ) -> ClaimResult:
+            result = await super().outbox_claim(wants, lease=lease, probe_cooldown=probe_cooldown)
+            asked.append(sum(want.rows for want in wants.values()))
+            taken.append(len(result.rows) + len(result.dead))
+            return result
+
+    # Ten calls at once would lease twenty rows ahead; batch_size caps every claim at three.
+    worker = Engine(
+        outbox=Counted(pool, worker_id="test"),
+        runtimes={"shop": runtime(ScriptedProvider(), concurrency=10)},
+        settings=fast_settings(batch_size=3),
+        listen_dsn=None,
+        rand=lambda: 1.0,
+    )
+    await asyncio.wait_for(worker.run(drain=True), 20)
+    assert await table_count(pool, "synced") == 12
+    assert max(asked) == 3
+    assert max(taken) == 3

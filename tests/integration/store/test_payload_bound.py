@@ -1,4 +1,4 @@
-"""Payload size is bounded (issue 12 item 7): in the schema, in bulk enqueue, and at the claim,
+"""Payload size is bounded: in the schema, in bulk enqueue, and at the claim,
 which dead-letters a row too large to read without reading it."""
 
 from __future__ import annotations

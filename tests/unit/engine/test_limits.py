@@ -1,7 +1,7 @@
 """The breaker and the gate, on a fake clock."""
 
 from worker.durations import parse_rate
-from worker.engine.limits import AccountGate, Breaker, BreakerPolicy
+from worker.engine.limits import AccountGate, Breaker, BreakerPolicy, share_claim
 
 
 class Clock:
@@ -76,3 +76,23 @@ def test_claims_wait_until_a_quarter_of_the_capacity_is_free() -> None:
     assert gate.free() == 0  # one slot free: not worth a claim yet
     gate.give()
     assert gate.free() == 2
+
+
+def test_a_claim_within_the_limit_takes_every_account_s_room() -> None:
+    assert share_claim({"a": 8, "b": 2}, 10) == {"a": 8, "b": 2}
+
+
+def test_a_claim_never_takes_more_than_the_limit_and_shares_it_evenly() -> None:
+    assert share_claim({"a": 8}, 3) == {"a": 3}
+    assert share_claim({"a": 8, "b": 8}, 6) == {"a": 3, "b": 3}
+    # What an account has no room for goes to the others.
+    assert share_claim({"a": 1, "b": 8, "c": 8}, 9) == {"a": 1, "b": 4, "c": 4}
+
+
+def test_rows_left_after_equal_shares_go_round_the_accounts() -> None:
+    rooms = {"a": 4, "b": 4, "c": 4}
+    assert share_claim(rooms, 1, turn=0) == {"a": 1}
+    assert share_claim(rooms, 1, turn=1) == {"b": 1}
+    assert share_claim(rooms, 2, turn=2) == {"c": 1, "a": 1}
+    for turn in range(3):
+        assert sum(share_claim(rooms, 7, turn=turn).values()) == 7

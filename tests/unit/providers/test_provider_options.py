@@ -1,5 +1,5 @@
-"""provider_options may add fields a provider takes, never touch one the adapter writes (issue 12
-item 6): a numberless invoice sent while its retry counts as safe creates a second tax document."""
+"""provider_options may add fields a provider takes, never touch one the adapter writes: a
+numberless invoice sent while its retry counts as safe creates a second tax document."""
 
 from __future__ import annotations
 

@@ -21,10 +21,13 @@ import zlib
 
 from aiohttp import web
 
-from worker.providers.base import MESSAGE_LIMIT, RESPONSE_LIMIT
-
 MIB = 1024 * 1024
 DRIP_EVERY = 0.1
+# Where the worker cuts what it keeps of an error: the message, then the whole response. The
+# sandbox states them itself rather than import the client it checks;
+# tests/unit/testing/test_sandbox_independence.py keeps them equal to the worker's.
+MESSAGE_CUT = 200
+RESPONSE_CUT = 8 * 1024
 # How many of the credential's characters lie before each cut edge.
 INSIDE = 6
 MOVED = "https://moved.invalid"
@@ -68,8 +71,8 @@ async def drip(request: web.Request, seconds: float) -> web.StreamResponse:
 async def echo(request: web.Request) -> web.Response:
     """A 500 repeating the request's credential across both cut edges."""
     credential = await _credential(request) or "no-credential-sent"
-    head = "e" * (MESSAGE_LIMIT - INSIDE) + credential
-    middle = "e" * max(0, RESPONSE_LIMIT - INSIDE - len(head))
+    head = "e" * (MESSAGE_CUT - INSIDE) + credential
+    middle = "e" * max(0, RESPONSE_CUT - INSIDE - len(head))
     text = head + middle + credential + " (echoed)"
     return web.Response(status=500, text=text, content_type="text/plain")
 

@@ -16,8 +16,8 @@ from worker.providers.billclap.mapping import mobile_number, refuse_unsupported
 from worker.providers.registry import PROVIDERS
 from worker.reference.countries import COUNTRY_NAMES, country_name
 
-# DESIGN.md's example invoice, verbatim.
-DESIGN_EXAMPLE: dict[str, Any] = {
+# A canonical invoice with every field: 1,000 with tax included, 50 of packaging, 1,180 paid.
+FULL_EXAMPLE: dict[str, Any] = {
     "type": "invoice",
     "number": "WEB-2026-000123",
     "issue_date": "2026-07-01",
@@ -59,7 +59,7 @@ DESIGN_EXAMPLE: dict[str, Any] = {
     "provider_options": {},
 }
 
-# The example request in billclap-create-invoice.txt, verbatim.
+# The example request of BillClap's create-invoice documentation, verbatim.
 DOC_EXAMPLE_REQUEST: dict[str, Any] = {
     "type": "SALESINVOICE",
     "issue_date": "2026-07-01",
@@ -92,7 +92,7 @@ DOC_EXAMPLE_REQUEST: dict[str, Any] = {
 
 
 def example(**changes: Any) -> dict[str, Any]:
-    doc = copy.deepcopy(DESIGN_EXAMPLE)
+    doc = copy.deepcopy(FULL_EXAMPLE)
     doc.update(changes)
     return doc
 
@@ -101,8 +101,8 @@ def mapped(**changes: Any) -> dict[str, Any]:
     return build_request(parse_invoice(example(**changes)))
 
 
-def test_design_example_maps_to_the_documented_example_request() -> None:
-    # The doc's example has no invoice_number; DESIGN.md's example carries one.
+def test_full_example_maps_to_billclaps_documented_example_request() -> None:
+    # BillClap's example has no invoice_number; ours carries one.
     assert mapped() == {**DOC_EXAMPLE_REQUEST, "invoice_number": "WEB-2026-000123"}
 
 

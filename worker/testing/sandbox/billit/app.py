@@ -1,4 +1,4 @@
-"""A local Billit (billit.io): the ``/v1`` API as its overview and NOTES.md describe it.
+"""A local Billit (billit.io): the ``/v1`` API as Billit's overview and API specification describe it.
 
 Routes (every one needs ``Authorization: Bearer <token>``, else 401 "Authorization Required"):
 
@@ -31,7 +31,6 @@ from typing import Any
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from worker.providers.billit.mapping import key_of_tag
 from worker.testing.sandbox.billit.books import BillitBooks, BillitRefusal
 from worker.testing.sandbox.faults import FAULTS, INTROSPECTION_PREFIX, FaultConfig
 from worker.testing.sandbox.introspection import BOOKS, sandbox_app
@@ -39,6 +38,10 @@ from worker.testing.sandbox.profile import Failure, SandboxProfile
 
 PROFILE_TOKEN = "sandbox-token"  # noqa: S105 -- a sandbox credential, public by design
 MAX_PER_PAGE, DEFAULT_PER_PAGE = 250, 25
+# How the worker marks a Billit invoice as the one made for an idempotency key
+# (docs/producers.md): ``invoice-sync:<key>``, or ``invoice-sync:sha256:<digest>`` for a key
+# too long or unusual to travel verbatim, which cannot be read back.
+OUR_TAG, HASHED = "invoice-sync:", "sha256:"
 
 
 def _unknown_invoice_type(payload: dict[str, Any]) -> dict[str, Any]:
@@ -48,8 +51,14 @@ def _unknown_invoice_type(payload: dict[str, Any]) -> dict[str, Any]:
 
 
 def _identity(record: Mapping[str, Any]) -> str | None:
-    keys = (key_of_tag(tag) for tag in record.get("tags") or [] if isinstance(tag, str))
-    return next((key for key in keys if key is not None), None)
+    """The idempotency key the first of the worker's readable tags carries, or None."""
+    for tag in record.get("tags") or []:
+        if not isinstance(tag, str) or not tag.startswith(OUR_TAG):
+            continue
+        key = tag.removeprefix(OUR_TAG)
+        if not key.startswith(HASHED):
+            return key
+    return None
 
 
 PROFILE = SandboxProfile(
@@ -84,8 +93,7 @@ PROFILE = SandboxProfile(
     identity=_identity,
     numbers_invoices=False,
     reconciles=True,
-    # No invoice-level discount field: spreading it over the rows would change the total by
-    # rounding (see worker.providers.billit.mapping).
+    # No invoice-level discount field: spreading it over the rows would change the total.
     unsupported=frozenset({"discount"}),
     unlimited={"rate_limit_per_minute": None},
 )

@@ -4,7 +4,7 @@ Each check returns ``{field: [message, ...]}``, empty when the body passes; a no
 answered 422 with it as ``errors``. Field names and messages follow Laravel's defaults ("The
 company field is required.", "The selected vatId is invalid."), which is what Billit's API, a
 Laravel application, sends. Unknown ids (invoice type, customer, vat, payment method, biller)
-are 422s naming the field, as NOTES.md expects.
+are 422s naming the field, as Billit's API specification says.
 """
 
 from __future__ import annotations

@@ -42,9 +42,9 @@ async def test_documented_validation_errors(
     assert books_of(sandbox.app).credits_left == 5
 
 
-async def test_design_example_amount_paid_exceeds_billclaps_total(connect: Any) -> None:
-    # DESIGN.md's example pays 1180 on a 1000 "With Tax" line plus 59 of packaging: BillClap
-    # computes 1059 and refuses the overpayment.
+async def test_amount_paid_of_1180_exceeds_billclaps_total(connect: Any) -> None:
+    # Paying 1180 on a 1000 "With Tax" line plus 59 of packaging: BillClap computes 1059 and
+    # refuses the overpayment.
     outcome = await send(connect(), invoice(amount_paid=1180))
     assert isinstance(outcome, DeadLetter)
     assert outcome.reason is Reason.REJECTED
