@@ -16,11 +16,10 @@ import math
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from rich.console import Group, RenderableType
-from rich.progress_bar import ProgressBar
-from rich.table import Table
-from rich.text import Text
+if TYPE_CHECKING:
+    from rich.console import RenderableType
 
 # Accounts listed in the one-line rendering before it says "and N more".
 LINE_ACCOUNTS = 8
@@ -157,6 +156,12 @@ def _eta(flowing: int, rate: float | None) -> float | None:
 
 def render_snapshot(snapshot: WatchSnapshot) -> RenderableType:
     """The live view: a bar per account, then rate, ETA, pauses and dead-letter reasons."""
+    # rich only here: the other commands load this module and need none of it.
+    from rich.console import Group  # noqa: PLC0415
+    from rich.progress_bar import ProgressBar  # noqa: PLC0415
+    from rich.table import Table  # noqa: PLC0415
+    from rich.text import Text  # noqa: PLC0415
+
     table = Table(box=None, pad_edge=False, show_edge=False)
     for column in ("account", "progress", "done", "%", "pending", "in flight", "dead", "state"):
         table.add_column(column, justify="left" if column in {"account", "state"} else "right")

@@ -4,8 +4,9 @@ Each refresh runs three small queries (``status_watch_remaining``, ``status_watc
 ``account_state_list``): the unfinished rows through the outbox's partial indexes, and the
 rows finished since the watch began through the ``synced_at`` / ``dead_at`` indexes, so a
 refresh costs what is left to do and what was done meanwhile, never the table's history.
-On a terminal the view redraws in place (``rich.live.Live``); elsewhere it prints one line
-per refresh, which is what logs and tests read.
+On a terminal the view redraws in place (``rich.live.Live``); elsewhere, or where rich is not
+installed, it prints one line per refresh, which is what logs and tests read. rich is imported
+only once a watch starts: the other commands load this module and need none of it.
 """
 
 from __future__ import annotations
@@ -14,16 +15,17 @@ import asyncio
 import time
 from contextlib import nullcontext
 from datetime import datetime
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import asyncpg
-from rich.console import Console
-from rich.live import Live
 
 from worker.cli.progress import RateWindow, Readout, build_snapshot, render_line, render_snapshot
 from worker.store import database
 from worker.store.accounts import AccountStore
 from worker.store.queries import queries
+
+if TYPE_CHECKING:
+    from rich.live import Live
 
 # The rate is averaged over this many seconds: long enough to smooth one flush's burst,
 # short enough to follow a provider slowing down.
@@ -101,8 +103,7 @@ async def watch(pool: asyncpg.Pool, *, interval: float, until_drained: bool, out
     since = await store.status_watch_start()
     window = RateWindow(RATE_WINDOW)
     began = time.monotonic()
-    console = Console(file=out)
-    live = Live(console=console, auto_refresh=False) if console.is_terminal else None
+    live = _live_view(out)
     with live or nullcontext():
         while True:
             readout = await store.read(since)
@@ -118,3 +119,15 @@ async def watch(pool: asyncpg.Pool, *, interval: float, until_drained: bool, out
             if until_drained and snapshot.drained:
                 return 0
             await asyncio.sleep(interval)
+
+
+def _live_view(out: TextIO) -> Live | None:
+    """rich's view redrawn in place when ``out`` is a terminal; None (one line per refresh)
+    elsewhere, or when rich is not installed."""
+    try:
+        from rich.console import Console  # noqa: PLC0415
+        from rich.live import Live  # noqa: PLC0415
+    except ModuleNotFoundError:
+        return None
+    console = Console(file=out)
+    return Live(console=console, auto_refresh=False) if console.is_terminal else None
