@@ -1,3 +1,3 @@
 """invoice-sync: turns rows in a PostgreSQL outbox into invoices at an invoicing provider."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

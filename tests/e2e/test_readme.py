@@ -7,7 +7,7 @@ the database. Blocks run in document order, with this small mapping for what a r
 supply themselves:
 
 - **Quick start** runs as written in a fresh copy of the repository: a new virtual environment,
-  ``pip install .``, then the demo (``test_quick_start_from_a_fresh_copy``).
+  ``pip install '.[demo]'``, then the demo (``test_quick_start_from_a_fresh_copy``).
 - **Tests** (``python -m pytest``) is the command ``.ci/run`` runs, and this test is part of that
   run: it is checked to be exactly ``.ci/run``'s command rather than run inside itself.
 - Everything else runs in a temporary directory with ``invoice-sync`` from this environment on
@@ -91,7 +91,7 @@ def section(name: str) -> list[Block]:
 def test_the_readme_has_two_quick_start_commands_and_one_test_command() -> None:
     quick = [c for b in section("Quick start") for c in b.commands]
     assert len(quick) == 2
-    assert "pip install ." in quick[0]
+    assert "pip install '.[demo]'" in quick[0]
     assert quick[1].endswith("invoice-sync demo")
     tests = [c for b in section("Tests") for c in b.commands]
     assert tests == ["python -m pytest"]

@@ -267,7 +267,10 @@ async def _accounts(pool: Pool, args: argparse.Namespace, settings: Settings) ->
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
-    from worker.demo.command import run_from_args  # noqa: PLC0415 - rich loads on demand
+    from worker.demo.extra import require_demo_extra  # noqa: PLC0415
+
+    require_demo_extra()  # before the import below, which needs rich
+    from worker.demo.command import run_from_args  # noqa: PLC0415 - the demo extra's
 
     return run_from_args(args, settings)
 
