@@ -8,7 +8,19 @@ import subprocess
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-SCANNED = ("worker", "tests", "bench", "docs", "deploy", "config", "sql", "README.md")
+SCANNED = (
+    "worker",
+    "tests",
+    "bench",
+    "docs",
+    "deploy",
+    "config",
+    "sql",
+    "README.md",
+    "CHANGELOG.md",
+    "pyproject.toml",
+    ".ci",
+)
 # Written in pieces so that this file does not match itself.
 OUTSIDE = re.compile(
     "|".join(
