@@ -85,12 +85,17 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
+    from worker.engine.runtimes import config_secrets  # noqa: PLC0415 - providers load here
+
     settings = load_settings(config_path(args.config))
+    # Checks every account's provider options too (the path `run` builds its adapters by), so
+    # a wrong option stops any command, as a wrong key does.
+    secrets = config_secrets(settings)
     daemon = args.command == "run"
     configure_logging(
         fmt=settings.observe.log_format,
         level=settings.observe.log_level,
-        secrets=settings.secrets(),
+        secrets=secrets,
         stream=None if daemon else sys.stderr,
     )
     return settings

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from worker.config import load_settings
+from worker.engine.runtimes import check_accounts
 from worker.errors import ConfigError, ProviderError
 from worker.invoice import Customer, parse_invoice
 from worker.outcome import DeadLetter, Reason
@@ -468,7 +469,7 @@ def test_config_accepts_billit_accounts(tmp_path: Path) -> None:
     assert load_settings(path).accounts["athens"].options == {"invoice_type_id": 4}
     path.write_text(path.read_text() + "invoice_typo = 1\n")
     with pytest.raises(ConfigError, match="invoice_typo"):
-        load_settings(path)
+        check_accounts(load_settings(path))
 
 
 def test_the_example_config_documents_a_billit_account(monkeypatch: pytest.MonkeyPatch) -> None:
