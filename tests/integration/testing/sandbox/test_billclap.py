@@ -14,6 +14,7 @@ from aiohttp import web
 from structlog.testing import capture_logs
 
 from tests import factories
+from worker.cli.arguments import configure_sandbox
 from worker.invoice import parse_invoice
 from worker.outcome import (
     DeadLetter,
@@ -31,7 +32,6 @@ from worker.testing.sandbox.billclap.app import CREATE_PATH, books_of
 from worker.testing.sandbox.faults import FaultConfig, Faults
 from worker.testing.sandbox.server import (
     SandboxHandle,
-    configure_parser,
     options_from_args,
     start_sandbox,
 )
@@ -573,7 +573,7 @@ async def test_unknown_provider_is_refused() -> None:
 
 def test_cli_arguments_become_options_and_faults() -> None:
     parser = argparse.ArgumentParser()
-    configure_parser(parser)
+    configure_sandbox(parser)
     args = parser.parse_args(
         [
             "--provider",
