@@ -37,8 +37,10 @@ def cmd_check_config(args: argparse.Namespace, settings: Settings) -> int:
     """Build every account's runtime, as `run` does, and print what each will use."""
     runtimes = build_runtimes(settings)  # builds every adapter: catches provider option errors
     for name, runtime in runtimes.items():
-        print(f"account {name}: {runtime.provider_name}, {runtime.gate.rate}, "
-              f"concurrency {runtime.gate.concurrency}")  # fmt: skip
+        print(
+            f"account {name}: {runtime.provider_name}, {runtime.gate.rate}, "
+            f"concurrency {runtime.gate.concurrency}"
+        )
     print("config OK")
     return 0
 

@@ -41,11 +41,19 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
     if args.include_replayed:
         header.append("replayed_to")
     table = [
-        [row.account, str(row.id), row.idempotency_key, row.reason, _text(row.http_status),
-         str(row.attempts), format_time(row.dead_at), _short(row.error),
-         *([_text(row.replayed_to)] if args.include_replayed else [])]
+        [
+            row.account,
+            str(row.id),
+            row.idempotency_key,
+            row.reason,
+            _text(row.http_status),
+            str(row.attempts),
+            format_time(row.dead_at),
+            _short(row.error),
+            *([_text(row.replayed_to)] if args.include_replayed else []),
+        ]
         for row in rows
-    ]  # fmt: skip
+    ]
     print(format_table(header, table) if table else "no dead letters match")
     return 0
 
@@ -58,12 +66,22 @@ def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         _print_json(asdict(row))
         return 0
-    fields = [("id", row.id), ("account", row.account), ("key", row.idempotency_key),
-              ("reason", row.reason), ("http status", _text(row.http_status)),
-              ("attempts", row.attempts), ("first attempt", format_time(row.first_attempt_at)),
-              ("dead at", format_time(row.dead_at)),
-              ("replayed", f"{format_time(row.replayed_at)} as outbox row {row.replayed_to}"
-               if row.replayed_at else "no")]  # fmt: skip
+    fields = [
+        ("id", row.id),
+        ("account", row.account),
+        ("key", row.idempotency_key),
+        ("reason", row.reason),
+        ("http status", _text(row.http_status)),
+        ("attempts", row.attempts),
+        ("first attempt", format_time(row.first_attempt_at)),
+        ("dead at", format_time(row.dead_at)),
+        (
+            "replayed",
+            f"{format_time(row.replayed_at)} as outbox row {row.replayed_to}"
+            if row.replayed_at
+            else "no",
+        ),
+    ]
     for name, value in fields:
         print(f"{name + ':':<15}{value}")
     print(f"error:\n  {row.error}")

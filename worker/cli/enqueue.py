@@ -83,8 +83,10 @@ def parse_line(text: str, accounts: frozenset[str] | None) -> Row:
         if not isinstance(value, str) or not 1 <= len(value) <= 200:
             raise BadLine(f"{name}: expected a string of 1 to 200 characters")
         if not _storable(value):
-            raise BadLine(f"{name}: contains a NUL character, bytes that are not UTF-8 or an "
-                          "unpaired surrogate")  # fmt: skip
+            raise BadLine(
+                f"{name}: contains a NUL character, bytes that are not UTF-8 or an "
+                "unpaired surrogate"
+            )
     assert isinstance(account, str)
     assert isinstance(key, str)
     if accounts is not None and account not in accounts:
@@ -307,8 +309,10 @@ def cmd_enqueue(args: argparse.Namespace, settings: Settings) -> int:
         print(f"line {number}: {message}", file=sys.stderr)
     if len(report.bad) > 100:
         print(f"... and {len(report.bad) - 100} more bad lines", file=sys.stderr)
-    print(f"read {report.lines} lines: loaded {report.loaded}, already queued or synced "
-          f"{report.repeated}, bad {len(report.bad)}")  # fmt: skip
+    print(
+        f"read {report.lines} lines: loaded {report.loaded}, already queued or synced "
+        f"{report.repeated}, bad {len(report.bad)}"
+    )
     return 1 if report.bad else 0
 
 

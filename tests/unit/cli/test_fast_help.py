@@ -11,8 +11,8 @@ from dataclasses import fields
 
 import pytest
 
-from worker.cli.arguments import FAULT_FLAGS, SANDBOX_PROVIDERS
 from worker.cli.main import build_parser
+from worker.cli.tool_arguments import FAULT_FLAGS, SANDBOX_PROVIDERS
 from worker.demo.command import LOOK_AROUND
 from worker.testing.sandbox import SANDBOXES
 from worker.testing.sandbox.faults import FaultConfig

@@ -14,7 +14,7 @@ from aiohttp import web
 from structlog.testing import capture_logs
 
 from tests import factories
-from worker.cli.arguments import configure_sandbox
+from worker.cli.tool_arguments import configure_sandbox
 from worker.invoice import parse_invoice
 from worker.outcome import (
     DeadLetter,

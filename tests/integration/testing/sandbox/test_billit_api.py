@@ -9,7 +9,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from worker.cli.arguments import configure_sandbox
+from worker.cli.tool_arguments import configure_sandbox
 from worker.testing.sandbox import PROFILES, SANDBOXES
 from worker.testing.sandbox.billit.app import books_of
 from worker.testing.sandbox.server import (
