@@ -136,8 +136,10 @@ def test_the_config_map_is_a_valid_config_that_listens_beyond_loopback(
     path.write_text(toml.replace("/var/run/secrets/invoice-sync/billclap-token", str(token)))
     monkeypatch.setenv("INVOICE_SYNC_DATABASE_URL", "postgresql://u@db/shop")
     from worker.config import load_settings  # noqa: PLC0415
+    from worker.engine.runtimes import check_accounts  # noqa: PLC0415
 
     settings: Settings = load_settings(path)
+    check_accounts(settings)  # the provider options too, as every command checks them
     assert settings.observe.listen == "0.0.0.0:9464"
     assert settings.accounts["shop-billclap"].resolve_token() is not None
     grace = load("deployment.yaml")["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]

@@ -13,6 +13,7 @@ import pytest
 from tests.tools import systemd_analyze
 from worker.config import WorkerSettings, load_settings
 from worker.durations import parse_duration
+from worker.engine.runtimes import check_accounts
 
 ROOT = Path(__file__).resolve().parents[2]
 UNITS = ROOT / "deploy" / "systemd"
@@ -116,5 +117,6 @@ def test_the_env_example_configures_the_example_config(monkeypatch: pytest.Monke
     for name, value in assignments:
         monkeypatch.setenv(name, value)
     settings = load_settings(ROOT / "config" / "invoice-sync.example.toml")
+    check_accounts(settings)  # the provider options too, as every command checks them
     assert settings.accounts["shop-billclap"].resolve_token() is not None
     assert settings.worker.shutdown_grace == 30.0

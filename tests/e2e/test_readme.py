@@ -34,6 +34,7 @@ import pytest
 
 from tests.e2e.processes import TOKEN, processes_mentioning, sandbox
 from worker.config import load_settings
+from worker.engine.runtimes import check_accounts
 
 pytestmark = pytest.mark.e2e
 
@@ -163,7 +164,7 @@ async def test_every_other_command_runs(
             if block.lang == "toml":  # every config shown must load, placeholders and all
                 shown = tmp_path / (block.file or "shown.toml")
                 shown.write_text(block.body, encoding="utf-8")
-                load_settings(shown)
+                check_accounts(load_settings(shown))
             elif block.file is not None:
                 (tmp_path / block.file).write_text(block.body, encoding="utf-8")
             elif block.lang == "sql":

@@ -1,6 +1,6 @@
 """``invoice-sync dlq list|show|replay|purge``: the operator's view of the dead letters.
 
-Each subcommand validates its flags (one readable line and exit 2 for a mistake), then calls
+Each subcommand (its arguments are in ``worker.cli.arguments``) validates its flags (one readable line and exit 2 for a mistake), then calls
 ``worker.store.dead_letters``. ``replay`` exits 1 when some dead letters were refused, like
 ``enqueue`` with bad lines, so a script notices.
 """
@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeAlias, TypeVar
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
@@ -29,87 +29,6 @@ from worker.store import database
 from worker.store.dead_letters import REFUSALS, DeadLetterFilter, DeadLetterStore, ReplayResult
 
 T = TypeVar("T")
-Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
-
-EXAMPLES = {
-    "dlq": "invoice-sync dlq list --reason rejected --since 2h",
-    "list": "invoice-sync dlq list --account shop --since 2026-07-01T00:00 --json",
-    "show": "invoice-sync dlq show 4711",
-    "replay": "invoice-sync dlq replay 4711 --payload fixed-4711.json\n"
-    "  invoice-sync dlq replay --reason credits_expired --account shop --dry-run",
-    "purge": "invoice-sync dlq purge --older-than 30d --reason duplicate --dry-run",
-}
-
-
-def register(commands: Subparsers) -> None:
-    """Add ``dlq`` and its subcommands to the top-level subparsers."""
-    dlq = _add(commands, "dlq", "list, show, replay or purge dead letters")
-    actions = dlq.add_subparsers(dest="dlq_action", required=True, metavar="ACTION")
-    listing = _add(actions, "list", "list dead letters, newest first", cmd_list)
-    _add_filters(listing)
-    listing.add_argument("--limit", default="50", help="at most this many rows (default 50)")
-    listing.add_argument(
-        "--include-replayed", action="store_true", help="also list dead letters already replayed"
-    )
-    listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    show = _add(actions, "show", "everything about one dead letter", cmd_show)
-    show.add_argument("id", help="the dead letter's id (its outbox id, as `dlq list` shows)")
-    show.add_argument("--json", action="store_true", help="print JSON")
-    replay = _add(
-        actions,
-        "replay",
-        "move dead letters back to the outbox as new pending rows (refuses keys already synced or queued, and dead letters already replayed)",
-        cmd_replay,
-    )
-    replay.add_argument("ids", nargs="*", help="dead letter ids (or select with the filters)")
-    _add_filters(replay)
-    replay.add_argument(
-        "--all",
-        action="store_true",
-        help="with no ids or filters: replay every dead letter not yet replayed",
-    )
-    replay.add_argument(
-        "--payload",
-        metavar="FILE",
-        help="a corrected payload (canonical invoice JSON) for exactly one id",
-    )
-    replay.add_argument("--dry-run", action="store_true", help="report, change nothing")
-    purge = _add(actions, "purge", "delete old dead letters", cmd_purge)
-    purge.add_argument(
-        "--older-than",
-        required=True,
-        metavar="DURATION",
-        help="delete those that died longer ago than this, e.g. 30d",
-    )
-    purge.add_argument("--reason", help="only this reason code")
-    purge.add_argument("--account", help="only this account")
-    purge.add_argument("--dry-run", action="store_true", help="count, delete nothing")
-
-
-def _add(
-    parent: Subparsers, name: str, help_: str, handler: Callable[..., int] | None = None
-) -> argparse.ArgumentParser:
-    label = "examples" if "\n" in EXAMPLES[name] else "example"
-    parser = parent.add_parser(
-        name,
-        help=help_,
-        description=help_,
-        epilog=f"{label}:\n  {EXAMPLES[name]}",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    if handler is not None:
-        parser.set_defaults(handler=handler)
-    return parser
-
-
-def _add_filters(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--reason", help=f"only this reason code ({', '.join(Reason)})")
-    parser.add_argument("--account", help="only this account")
-    parser.add_argument(
-        "--since",
-        metavar="WHEN",
-        help="dead since: a duration ago (2h, 3d) or an ISO timestamp (UTC if no offset)",
-    )
 
 
 def cmd_list(args: argparse.Namespace, settings: Settings) -> int:

@@ -3,31 +3,43 @@
 Every line is validated (the payload against the canonical invoice) before it is written; bad
 lines are reported by line number and the good ones are loaded in chunks of one COPY each, in
 file order. A chunk that is committed stays committed, so a failure later in the file loses
-nothing before it. The CLI validates in parser processes, a few chunks ahead of the COPY.
+nothing before it. ``invoice-sync enqueue`` (``cmd_enqueue``) validates in parser processes, a
+few chunks ahead of the COPY.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
+import io
 import json
 import multiprocessing
+import os
 import re
+import sys
 from collections import deque
 from collections.abc import AsyncGenerator, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
+from typing import TextIO
 
 from pydantic import ValidationError
 
+from worker.cli.pool import with_pool
+from worker.config import Settings
+from worker.engine.daemon import worker_id
+from worker.errors import InputError
 from worker.invoice import (
     MAX_PAYLOAD_BYTES,
     describe_validation_error,
     parse_invoice,
     shown_key,
 )
+from worker.store.database import Pool
 from worker.store.outbox import Outbox
 
 CHUNK = 5000
@@ -279,3 +291,40 @@ async def _parsed_elsewhere(
                 yield await ahead.popleft()
         while ahead:
             yield await ahead.popleft()
+
+
+def cmd_enqueue(args: argparse.Namespace, settings: Settings) -> int:
+    """Load ``args.file`` (``-``: standard input); exit 1 if any line was bad."""
+    accounts = frozenset(settings.accounts) if settings.accounts else None
+    # Validation is CPU-bound: one parser process per core, the COPY in this one.
+    parsers = min(os.cpu_count() or 1, MAX_ENQUEUE_PARSERS)
+
+    async def load(pool: Pool) -> EnqueueReport:
+        outbox = Outbox(pool, worker_id=worker_id())
+        return await enqueue_lines(lines, outbox, accounts=accounts, parsers=parsers)
+
+    with _lines_of(args.file) as lines:
+        report = asyncio.run(with_pool(settings, load))
+    for number, message in report.bad[:100]:
+        print(f"line {number}: {message}", file=sys.stderr)
+    if len(report.bad) > 100:
+        print(f"... and {len(report.bad) - 100} more bad lines", file=sys.stderr)
+    print(
+        f"read {report.lines} lines: loaded {report.loaded}, already queued or synced "
+        f"{report.repeated}, bad {len(report.bad)}"
+    )
+    return 1 if report.bad else 0
+
+
+def _lines_of(file: str) -> contextlib.AbstractContextManager[TextIO]:
+    """``enqueue``'s input: standard input for ``-`` (left open), else the file. Both are read
+    as UTF-8 with ``surrogateescape``, whatever the locale: a line holding bytes that are not
+    UTF-8 is then one bad line, reported by number, not a traceback that loses the rest."""
+    if file == "-":
+        if isinstance(sys.stdin, io.TextIOWrapper):
+            sys.stdin.reconfigure(encoding="utf-8", errors="surrogateescape")
+        return contextlib.nullcontext(sys.stdin)
+    try:
+        return Path(file).open(encoding="utf-8", errors="surrogateescape")
+    except OSError as exc:
+        raise InputError(f"cannot read {file}: {exc.strerror}") from exc

@@ -1,22 +1,29 @@
-"""``invoice-sync``: argparse subcommands, each a thin wrapper over library calls.
+"""``invoice-sync``: the parser, the dispatch to a subcommand, and the exit codes.
 
 Exit codes: 0 done, 1 failure, 2 bad usage or config. An operator's mistake (bad config, no
 database, an unreadable file) prints one line, never a traceback.
+
+The parser is built from ``arguments`` alone, which loads no layer, so ``--help`` answers
+at once. A subcommand's module (``admin``, ``run``, ``enqueue``, ``status``, ``dlq``,
+``tools``) and the layers it wraps are imported only when that subcommand runs.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Callable
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from worker import __version__
-from worker.config import Settings, config_path, load_settings
+from worker.cli.arguments import register
 from worker.errors import ConfigError, InputError, InvoiceSyncError
-from worker.logs import configure_logging
 
-Handler = Callable[[argparse.Namespace, Settings], int]
+if TYPE_CHECKING:
+    from worker.config import Settings
+
+Handler = Callable[[argparse.Namespace, "Settings"], int]
 
 EPILOG = """examples:
   invoice-sync --config invoice-sync.toml migrate
@@ -42,7 +49,8 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    # Typed as the base class: the subcommand modules take ArgumentParser's subparsers.
+    """The whole command line; each subcommand's ``handler`` default names its function."""
+    # Typed as the base class: the subcommands are added through ArgumentParser's subparsers.
     parser: argparse.ArgumentParser = Parser(
         prog="invoice-sync",
         description="Turns rows in a PostgreSQL outbox into invoices at an invoicing provider.",
@@ -51,26 +59,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--config", metavar="PATH", help="TOML config (env INVOICE_SYNC_CONFIG)")
     parser.add_argument("--version", action="version", version=f"invoice-sync {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    from worker.cli import commands as handlers  # noqa: PLC0415 - keeps `--help` fast
-
-    handlers.register(commands)
+    register(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    handler: Handler = args.handler
+    """Run the command line ``argv`` (default: the process's) and return its exit code."""
+    args = build_parser().parse_args(argv)
     try:
-        # schema and sandbox need no config: not even the environment's, which may hold a
-        # partial override (INVOICE_SYNC_ACCOUNTS__SHOP__BASE_URL) only a config file completes.
-        # Nor does the demo, unless told to run in the configured database.
-        configless = args.command in {"schema", "sandbox"} or (
-            args.command == "demo" and not args.use_configured_database
-        )
-        settings = Settings.model_construct() if configless else _settings(args)
-        return handler(args, settings)
+        handler = handler_of(args.handler)
+        # Imported here, not at the top: it loads the config and logging libraries, which
+        # `--help` and a usage mistake never need.
+        from worker.cli.config import command_settings  # noqa: PLC0415
+
+        return handler(args, command_settings(args))
     except ConfigError as exc:
         print(f"invoice-sync: config error: {exc}", file=sys.stderr)
         return 2
@@ -84,13 +86,9 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-def _settings(args: argparse.Namespace) -> Settings:
-    settings = load_settings(config_path(args.config))
-    daemon = args.command == "run"
-    configure_logging(
-        fmt=settings.observe.log_format,
-        level=settings.observe.log_level,
-        secrets=settings.secrets(),
-        stream=None if daemon else sys.stderr,
-    )
-    return settings
+def handler_of(name: str) -> Handler:
+    """The function a ``"module:function"`` name (under ``worker.cli``) stands for, its module
+    imported now."""
+    module, _, function = name.partition(":")
+    handler: Handler = getattr(importlib.import_module(f"worker.cli.{module}"), function)
+    return handler

@@ -6,6 +6,10 @@ Tokens come from exactly one of ``token``, ``token_env`` or ``token_file`` and a
 ``SecretStr`` so they never print; the database URL from ``database_url`` or
 ``database_url_file``. Any problem is a ``ConfigError`` whose message is one line naming the
 key, never showing a secret.
+
+An account's provider-specific keys are kept as they are given: this package knows no provider.
+``worker.engine.runtimes.check_accounts`` validates them against the provider's options model,
+for ``check-config``, ``run`` and every other command that loads a config.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from pydantic_settings import (
     SettingsError,
 )
 
-from worker.config.accounts import AccountSettings, account_name_problem, option_secrets
+from worker.config.accounts import AccountSettings, account_name_problem, hidden_option_secrets
 from worker.config.database_url import dsn_passwords, dsn_problem, read_dsn_file
 from worker.durations import parse_duration
 from worker.errors import ConfigError
@@ -178,7 +182,9 @@ class Settings(BaseSettings):
         return self.database_url.get_secret_value()
 
     def secrets(self) -> list[str]:
-        """Every secret value in this config, for log redaction."""
+        """The secret values this config holds itself, for log redaction: the database
+        password, tokens, options under keys naming a secret. Those a provider's options resolve
+        from elsewhere (``*_env``, ``*_file``) come from ``worker.engine.runtimes.config_secrets``."""
         found: list[str] = []
         if self.database_url is not None:
             found.extend(dsn_passwords(self.database_url.get_secret_value()))
@@ -189,7 +195,7 @@ class Settings(BaseSettings):
                 token = None
             if token is not None:
                 found.append(token.get_secret_value())
-            found.extend(option_secrets(account))
+            found.extend(hidden_option_secrets(account))
         return [s for s in found if len(s) >= 4]
 
 
@@ -200,7 +206,8 @@ def config_path(explicit: str | None) -> Path | None:
 
 def load_settings(path: Path | None, *, environment: bool = True) -> Settings:
     """Read and validate the configuration; raise ``ConfigError`` with one readable line.
-    ``environment=False`` reads the file alone, without ``INVOICE_SYNC_`` overrides."""
+    ``environment=False`` reads the file alone, without ``INVOICE_SYNC_`` overrides. An
+    account's provider options are left to ``worker.engine.runtimes.check_accounts``."""
     data: dict[str, Any] = {}
     if path is not None:
         data = _read_toml(path)
@@ -210,7 +217,6 @@ def load_settings(path: Path | None, *, environment: bool = True) -> Settings:
         raise ConfigError(describe_config_error(exc)) from exc
     except SettingsError as exc:
         raise ConfigError(_describe_settings_error(exc)) from exc
-    _check_accounts(settings)
     return settings
 
 
@@ -262,34 +268,6 @@ def _broken_json(text: str) -> bool:
     except ValueError:
         return True
     return False
-
-
-def _check_accounts(settings: Settings) -> None:
-    # Imported here: the providers' modules are heavier than config and need none of it.
-    from worker.providers.registry import PROVIDERS  # noqa: PLC0415
-
-    for name, account in settings.accounts.items():
-        spec = PROVIDERS.get(account.provider)
-        if spec is None:
-            known = ", ".join(sorted(PROVIDERS))
-            raise ConfigError(
-                f"accounts.{name}.provider: {account.provider!r} is not one of {known}"
-            )
-        try:
-            options = spec.options.model_validate(account.options)
-        except ValidationError as exc:
-            raise ConfigError(describe_config_error(exc, prefix=f"accounts.{name}")) from exc
-        has_token = any(
-            value is not None for value in (account.token, account.token_env, account.token_file)
-        )
-        if spec.check_credentials is not None:
-            problem = spec.check_credentials(options, has_token)
-        elif spec.needs_token and not has_token:
-            problem = "give one of token, token_env, token_file"
-        else:
-            problem = None
-        if problem is not None:
-            raise ConfigError(f"accounts.{name}: {problem}")
 
 
 def describe_config_error(exc: ValidationError, prefix: str = "") -> str:

@@ -108,25 +108,14 @@ class AccountSettings(BaseModel):
         return self.token
 
 
-def option_secrets(account: AccountSettings) -> list[str]:
-    """Secrets among a provider's account options: every ``SecretStr`` of the validated options
-    model (which resolves ``*_env``/``*_file`` sources, e.g. Refrens ``app_secret``); for options
-    that do not validate, the values ``AccountSettings`` hid under keys naming a secret."""
-    from worker.providers.registry import PROVIDERS  # noqa: PLC0415 -- see _check_accounts
-
-    spec = PROVIDERS.get(account.provider)
-    try:
-        options = None if spec is None else spec.options.model_validate(account.options)
-    except ValueError:  # pydantic's ValidationError included
-        options = None
-    if options is None:
-        return [
-            value.get_secret_value()
-            for key, value in account.options.items()
-            if _names_secret(key) and isinstance(value, SecretStr)
-        ]
+def hidden_option_secrets(account: AccountSettings) -> list[str]:
+    """The option values ``AccountSettings`` hid because their key names a secret. The secrets
+    a provider's options model resolves (``*_env``, ``*_file``) are read where it is validated:
+    ``worker.engine.runtimes.config_secrets``."""
     return [
-        value.get_secret_value() for value in vars(options).values() if isinstance(value, SecretStr)
+        value.get_secret_value()
+        for key, value in account.options.items()
+        if _names_secret(key) and isinstance(value, SecretStr)
     ]
 
 

@@ -1,4 +1,9 @@
-"""Builds each configured account's runtime: its provider adapter and its limits."""
+"""Builds each configured account's runtime: its provider adapter and its limits.
+
+This is the one place a provider's account options are validated (``check_accounts``):
+``check-config`` and ``run`` build runtimes through it, and ``config_secrets`` reads the
+options' secrets (for log redaction) from it. ``worker.config`` knows no provider.
+"""
 
 from __future__ import annotations
 
@@ -6,16 +11,74 @@ import time
 from dataclasses import dataclass
 
 import structlog
+from pydantic import BaseModel, SecretStr, ValidationError
 
-from worker.config import Settings
+from worker.config import Settings, describe_config_error
 from worker.config.accounts import AccountSettings
 from worker.config.endpoints import insecure_host
 from worker.engine.limits import AccountGate, Breaker, BreakerPolicy
 from worker.errors import ConfigError, ProviderError
-from worker.providers.base import Credentials, HttpTimeouts, Provider
+from worker.providers.base import Credentials, HttpTimeouts, Provider, ProviderSpec
 from worker.providers.registry import PROVIDERS
 
 log = structlog.get_logger(__name__)
+
+
+# Shorter values are not redacted: they would blank out ordinary words in the log.
+MIN_SECRET_LENGTH = 4
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class CheckedAccount:
+    """An ``[accounts.NAME]`` table whose provider exists and accepts its options."""
+
+    settings: AccountSettings
+    spec: ProviderSpec
+    options: BaseModel
+    """The provider's options model, validated (``*_env``/``*_file`` sources resolved)."""
+
+
+def check_accounts(settings: Settings) -> dict[str, CheckedAccount]:
+    """Each account's provider and options, checked; ``ConfigError`` naming the key if not."""
+    return {name: _check(name, account) for name, account in settings.accounts.items()}
+
+
+def _check(name: str, account: AccountSettings) -> CheckedAccount:
+    spec = PROVIDERS.get(account.provider)
+    if spec is None:
+        known = ", ".join(sorted(PROVIDERS))
+        raise ConfigError(f"accounts.{name}.provider: {account.provider!r} is not one of {known}")
+    try:
+        options = spec.options.model_validate(account.options)
+    except ValidationError as exc:
+        raise ConfigError(describe_config_error(exc, prefix=f"accounts.{name}")) from exc
+    has_token = any(
+        value is not None for value in (account.token, account.token_env, account.token_file)
+    )
+    if spec.check_credentials is not None:
+        problem = spec.check_credentials(options, has_token)
+    elif spec.needs_token and not has_token:
+        problem = "give one of token, token_env, token_file"
+    else:
+        problem = None
+    if problem is not None:
+        raise ConfigError(f"accounts.{name}: {problem}")
+    return CheckedAccount(settings=account, spec=spec, options=options)
+
+
+def config_secrets(settings: Settings) -> list[str]:
+    """Every secret value in this config, for log redaction: ``Settings.secrets()`` (the
+    database password, tokens) and each provider options model's ``SecretStr`` values (e.g.
+    Refrens ``app_secret``, from wherever ``app_secret_env``/``_file`` point);
+    ``ConfigError`` as ``check_accounts``."""
+    found = settings.secrets()
+    for account in check_accounts(settings).values():
+        found.extend(
+            value.get_secret_value()
+            for value in vars(account.options).values()
+            if isinstance(value, SecretStr)
+        )
+    return [s for s in found if len(s) >= MIN_SECRET_LENGTH]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -29,7 +92,8 @@ class AccountRuntime:
 
 
 def build_runtimes(settings: Settings) -> dict[str, AccountRuntime]:
-    """One runtime per ``[accounts.NAME]``; ``ConfigError`` if a provider cannot be built."""
+    """One runtime per ``[accounts.NAME]``; ``ConfigError`` if an account's options do not
+    check out (``check_accounts``) or its provider cannot be built."""
     timeouts = HttpTimeouts(
         connect=settings.http.connect_timeout,
         total=settings.http.request_timeout,
@@ -41,16 +105,15 @@ def build_runtimes(settings: Settings) -> dict[str, AccountRuntime]:
         max_cooldown=settings.worker.breaker_max_cooldown,
     )
     return {
-        name: _build(name, account, timeouts, policy) for name, account in settings.accounts.items()
+        name: _build(name, checked, timeouts, policy)
+        for name, checked in check_accounts(settings).items()
     }
 
 
 def _build(
-    name: str, account: AccountSettings, timeouts: HttpTimeouts, policy: BreakerPolicy
+    name: str, checked: CheckedAccount, timeouts: HttpTimeouts, policy: BreakerPolicy
 ) -> AccountRuntime:
-    spec = PROVIDERS.get(account.provider)
-    if spec is None:
-        raise ConfigError(f"accounts.{name}.provider: unknown provider {account.provider!r}")
+    account, spec = checked.settings, checked.spec
     try:
         token = account.resolve_token()
     except ConfigError as exc:
@@ -59,12 +122,11 @@ def _build(
         base_url=account.base_url.rstrip("/"),
         token=None if token is None else token.get_secret_value(),
     )
-    options = spec.options.model_validate(account.options)
     host = insecure_host(account.base_url)
     if host is not None:  # allowed by the account's allow_insecure_http, said once at start
         log.warning("account.insecure_http", account=name, host=host)
     try:
-        provider = spec.factory(credentials, options, timeouts)
+        provider = spec.factory(credentials, checked.options, timeouts)
     except ProviderError as exc:  # an adapter that cannot work with this account's settings
         raise ConfigError(f"accounts.{name}: {exc}") from exc
     return AccountRuntime(

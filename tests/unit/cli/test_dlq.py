@@ -6,13 +6,16 @@ from pathlib import Path
 
 import pytest
 
+from worker.cli import config as configured
 from worker.cli import main as cli
 
 
 @pytest.fixture(autouse=True)
 def no_config(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("INVOICE_SYNC_CONFIG", raising=False)
-    monkeypatch.setattr(cli, "configure_logging", lambda **_: None)  # keep structlog global state
+    monkeypatch.setattr(
+        configured, "configure_logging", lambda **_: None
+    )  # keep structlog global state
 
 
 def run(argv: list[str]) -> int:

@@ -7,6 +7,7 @@ import pytest
 
 from worker.config import load_settings
 from worker.durations import parse_duration, parse_rate
+from worker.engine.runtimes import check_accounts
 from worker.errors import ConfigError
 
 GOOD = """
@@ -84,7 +85,7 @@ def test_bad_config_is_one_line_naming_the_key(
     tmp_path: Path, change: tuple[str, str], names: str
 ) -> None:
     with pytest.raises(ConfigError) as caught:
-        load_settings(write(tmp_path, GOOD.replace(*change)))
+        check_accounts(load_settings(write(tmp_path, GOOD.replace(*change))))
     message = str(caught.value)
     assert names in message
     assert "\n" not in message

@@ -12,7 +12,7 @@ import asyncio
 import json
 import signal
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from aiohttp import web
@@ -25,26 +25,6 @@ from worker.testing.sandbox.introspection import SandboxState
 
 # A stalled handler sleeps far past any client timeout; stopping does not wait for it.
 STOP_GRACE = 0.5
-FAULT_FLAGS = {
-    "latency": float,
-    "jitter": float,
-    "error_rate": float,
-    "stall_rate": float,
-    "stall_seconds": float,
-    "reset_rate": float,
-    "rate429_rate": float,
-    "retry_after": float,
-    "limit_rate": float,
-    "limit_burst": float,
-    "redirect_rate": float,
-    "redirect_to": str,
-    "inflate_rate": float,
-    "inflate_mib": float,
-    "drip_rate": float,
-    "drip_seconds": float,
-    "echo_rate": float,
-    "seed": int,
-}
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -96,31 +76,12 @@ async def start_sandbox(
     )
 
 
-def configure_parser(parser: argparse.ArgumentParser) -> None:
-    """The ``sandbox`` subcommand's arguments."""
-    parser.add_argument("--provider", required=True, choices=sorted(SANDBOXES))
-    parser.add_argument("--host", default="127.0.0.1", help="default: loopback only")
-    parser.add_argument("--port", type=int, default=0, help="default: any free port")
-    parser.add_argument("--token", action="append", help="an API token to accept (repeatable)")
-    parser.add_argument("--credits", type=int, help="invoice credits (default: unlimited)")
-    parser.add_argument(
-        "--option",
-        action="append",
-        default=[],
-        metavar="KEY=JSON",
-        help="any other sandbox option, e.g. --option api_plan=false",
-    )
-    faults = parser.add_argument_group("faults")
-    for name, kind in FAULT_FLAGS.items():
-        faults.add_argument("--" + name.replace("_", "-"), dest=name, type=kind)
-
-
 def run_from_args(args: argparse.Namespace) -> int:
-    """Serve until SIGINT or SIGTERM; 0 on a clean stop, 2 for bad options, 1 if not bound."""
+    """Serve until SIGINT or SIGTERM, from the arguments ``invoice-sync sandbox`` parsed (one
+    per ``FaultConfig`` field among them); 0 on a clean stop, 2 for bad options, 1 if not bound."""
+    given = {field.name: getattr(args, field.name, None) for field in fields(FaultConfig)}
     try:
-        faults = FaultConfig(
-            **{name: getattr(args, name) for name in FAULT_FLAGS if getattr(args, name) is not None}
-        )
+        faults = FaultConfig(**{name: value for name, value in given.items() if value is not None})
         options = options_from_args(args)
     except ValueError as exc:
         sys.stderr.write(f"invoice-sync sandbox: {exc}\n")

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from worker.config import load_settings
+from worker.engine.runtimes import check_accounts
 from worker.errors import ConfigError, ProviderError
 from worker.providers.base import Credentials, HttpTimeouts
 from worker.providers.billit.adapter import SPEC, Billit
@@ -43,7 +44,7 @@ def test_config_accepts_billit_accounts(tmp_path: Path) -> None:
     assert load_settings(path).accounts["athens"].options == {"invoice_type_id": 4}
     path.write_text(path.read_text() + "invoice_typo = 1\n")
     with pytest.raises(ConfigError, match="invoice_typo"):
-        load_settings(path)
+        check_accounts(load_settings(path))
 
 
 def test_the_example_config_documents_a_billit_account(monkeypatch: pytest.MonkeyPatch) -> None:

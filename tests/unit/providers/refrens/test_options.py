@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from worker.config import load_settings
+from worker.config import Settings, load_settings
+from worker.engine.runtimes import check_accounts, config_secrets
 from worker.errors import ConfigError
 from worker.providers.refrens.adapter import RefrensOptions
 
@@ -18,28 +19,31 @@ url_key = "acme-traders"
 """
 
 
-def load(tmp_path: Path, extra: str) -> object:
+def load(tmp_path: Path, extra: str) -> Settings:
+    """The config as a command loads it: its Refrens options checked by the provider."""
     path = tmp_path / "c.toml"
     path.write_text(BASE + extra)
-    return load_settings(path)
+    settings = load_settings(path)
+    check_accounts(settings)
+    return settings
 
 
 def test_static_token(tmp_path: Path) -> None:
     settings = load(tmp_path, 'token = "jwt-static-123"\n')
-    assert "jwt-static-123" in settings.secrets()  # type: ignore[attr-defined]
+    assert "jwt-static-123" in config_secrets(settings)
 
 
 def test_app_secret_login_and_its_secret_is_redacted(tmp_path: Path) -> None:
     settings = load(tmp_path, 'app_id = "acme-app"\napp_secret = "s3cret-app-value"\n')
-    assert "s3cret-app-value" in settings.secrets()  # type: ignore[attr-defined]
-    assert "acme-app" not in settings.secrets()  # type: ignore[attr-defined]
+    assert "s3cret-app-value" in config_secrets(settings)
+    assert "acme-app" not in config_secrets(settings)
     assert "s3cret-app-value" not in repr(settings)
 
 
 def test_app_secret_from_env_and_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("REFRENS_SECRET", "env-app-secret")
     settings = load(tmp_path, 'app_id = "a"\napp_secret_env = "REFRENS_SECRET"\n')
-    secrets = settings.secrets()  # type: ignore[attr-defined]
+    secrets = config_secrets(settings)
     assert "env-app-secret" in secrets
     assert "REFRENS_SECRET" not in secrets
     secret_file = tmp_path / "secret"
@@ -85,7 +89,7 @@ def test_url_key_is_required_and_path_safe(tmp_path: Path) -> None:
     path = tmp_path / "c.toml"
     path.write_text(BASE.replace('url_key = "acme-traders"\n', 'token = "t-1234"\n'))
     with pytest.raises(ConfigError, match=r"accounts\.books\.url_key: Field required"):
-        load_settings(path)
+        check_accounts(load_settings(path))
     path.write_text(BASE.replace("acme-traders", "../admin") + 'token = "t-1234"\n')
     with pytest.raises(ConfigError, match=r"accounts\.books\.url_key"):
-        load_settings(path)
+        check_accounts(load_settings(path))

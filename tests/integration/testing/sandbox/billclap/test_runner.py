@@ -6,7 +6,8 @@ import argparse
 
 import pytest
 
-from worker.testing.sandbox.server import configure_parser, options_from_args, start_sandbox
+from worker.cli.tool_arguments import configure_sandbox
+from worker.testing.sandbox.server import options_from_args, start_sandbox
 
 
 async def test_unknown_provider_is_refused() -> None:
@@ -16,7 +17,7 @@ async def test_unknown_provider_is_refused() -> None:
 
 def test_cli_arguments_become_options_and_faults() -> None:
     parser = argparse.ArgumentParser()
-    configure_parser(parser)
+    configure_sandbox(parser)
     args = parser.parse_args(
         [
             "--provider",

@@ -9,11 +9,11 @@ from typing import Any
 import aiohttp
 import pytest
 
+from worker.cli.tool_arguments import configure_sandbox
 from worker.testing.sandbox import PROFILES, SANDBOXES
 from worker.testing.sandbox.billit.app import books_of
 from worker.testing.sandbox.server import (
     SandboxHandle,
-    configure_parser,
     options_from_args,
     start_sandbox,
 )
@@ -307,7 +307,7 @@ def test_registered_with_a_profile_and_the_cli() -> None:
     assert profile.identity({"tags": ["other", "invoice-sync:k-9"]}) == "k-9"
     assert profile.identity({"tags": []}) is None
     parser = argparse.ArgumentParser()
-    configure_parser(parser)
+    configure_sandbox(parser)
     args = parser.parse_args(
         ["--provider", "billit", "--token", "T", "--option", "rate_limit_per_minute=5"]
     )

@@ -9,11 +9,11 @@ from typing import Any
 import aiohttp
 import pytest
 
+from worker.cli.tool_arguments import configure_sandbox
 from worker.testing.sandbox.refrens.app import PROFILE, books_of
 from worker.testing.sandbox.refrens.books import next_number
 from worker.testing.sandbox.server import (
     SandboxHandle,
-    configure_parser,
     options_from_args,
     start_sandbox,
 )
@@ -332,7 +332,7 @@ async def test_profile_starts_a_working_sandbox(http: aiohttp.ClientSession) -> 
 
 def test_cli_arguments_become_refrens_options() -> None:
     parser = argparse.ArgumentParser()
-    configure_parser(parser)
+    configure_sandbox(parser)
     args = parser.parse_args(
         [
             "--provider",
