@@ -1,6 +1,6 @@
 """The read-only counts: ``invoice-sync status`` (counts by account and state, oldest pending age,
 dead letters by reason, synced rate, account pauses, and the rows of accounts no running replica
-is configured for, as a table or as JSON), ``status --watch`` and the metrics' gauges; and the
+is configured for), ``status --watch`` and the metrics' gauges; and the
 replica's announcement of the accounts it works, which those counts read.
 """
 
@@ -204,49 +204,3 @@ def _unconfigured_pending(accounts: dict[str, dict[str, Any]]) -> dict[str, int]
         if not item["configured"] and item["pending"] + item["running"]
     }
     return dict(sorted(waiting.items(), key=lambda kv: (-kv[1], kv[0])))
-
-
-def render_status(status: dict[str, Any]) -> str:
-    header = ("account", "pending", "running", "synced", "dead", "oldest", "rate/min", "state")
-    rows = [header]
-    for name, item in status["accounts"].items():
-        dead = sum(item["dead_letter"].values())
-        age = item["oldest_pending_age_s"]
-        paused = item["paused"]
-        state = f"paused: {paused['reason']}" if paused else "active"
-        if not paused and not item["configured"]:
-            state = "no replica"
-        rows.append(
-            (
-                name,
-                str(item["pending"]),
-                str(item["running"]),
-                str(item["synced"]),
-                str(dead),
-                "-" if age is None else f"{age:.0f}s",
-                str(item["synced_last_minute"]),
-                state,
-            )
-        )
-    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)) for r in rows]
-    reasons: dict[str, int] = {}
-    for item in status["accounts"].values():
-        for reason, count in item["dead_letter"].items():
-            reasons[reason] = reasons.get(reason, 0) + count
-    if reasons:
-        lines.append("")
-        lines.append(
-            "dead letters by reason: "
-            + ", ".join(f"{r}={c}" for r, c in sorted(reasons.items(), key=lambda kv: -kv[1]))
-        )
-    unworked = status["unconfigured_pending"]
-    if unworked:
-        lines.append("")
-        lines.append(
-            f"{sum(unworked.values())} invoices wait for accounts no running replica is "
-            "configured for: " + ", ".join(f"{a} ({n})" for a, n in unworked.items())
-        )
-    if len(rows) == 1:
-        lines.append("(the outbox is empty and nothing has been synced yet)")
-    return "\n".join(lines)

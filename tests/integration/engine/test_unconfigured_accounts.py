@@ -9,8 +9,9 @@ import json
 import asyncpg
 
 from tests.factories import enqueue
+from worker.cli.status import render_status
 from worker.engine.metrics import Metrics, MetricsRefresher
-from worker.store.stats import gather_status, render_status
+from worker.store.stats import gather_status
 
 UNCONFIGURED = "invoice_sync_unconfigured_pending_invoices"
 
