@@ -85,17 +85,17 @@ CREATE TRIGGER outbox_skip_synced BEFORE INSERT ON invoice_sync.outbox
     FOR EACH ROW EXECUTE FUNCTION invoice_sync.outbox_skip_synced();
 
 -- A producer may schedule a row for later, not for earlier: an available_at in the past would
--- put its rows ahead of every other producer's. The worker and the owner keep the past
--- (replays, backfills). 007.
+-- put its rows ahead of every other producer's. Raised to the time of the insert, not the
+-- transaction's start. The worker and the owner keep the past (replays, backfills). 007.
 CREATE FUNCTION invoice_sync.outbox_clamp_available_at() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-    IF NEW.available_at < now() AND EXISTS (
+    IF NEW.available_at < clock_timestamp() AND EXISTS (
         SELECT FROM pg_catalog.pg_roles me, pg_catalog.pg_roles g
          WHERE me.rolname = current_user AND NOT me.rolsuper
            AND g.rolname = 'invoice_sync_producer'
            AND pg_catalog.pg_has_role(me.oid, g.oid, 'MEMBER')) THEN
-        NEW.available_at := now();
+        NEW.available_at := clock_timestamp();
     END IF;
     RETURN NEW;
 END $$;
