@@ -119,8 +119,10 @@ async def request(
     except TimeoutError as exc:
         raise TransportError("timed out waiting for the answer", sent=True) from exc
     except aiohttp.ClientError as exc:
-        # Reset, disconnect or a broken payload after the request was written.
-        raise TransportError(f"connection failed: {type(exc).__name__}: {exc}", sent=True) from exc
+        # Reset, disconnect or a broken payload after the request was written. Only the type:
+        # aiohttp's message quotes bytes of the answer, cut with its own marks, so a secret the
+        # answer echoed could survive in it as a prefix.
+        raise TransportError(f"connection failed: {type(exc).__name__}", sent=True) from exc
 
 
 def refuse_unsendable(headers: Mapping[str, str]) -> None:

@@ -10,7 +10,9 @@ fell inside) is removed too, whatever its length.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
 from typing import Any
 
 from worker.outcome import Outcome
@@ -30,7 +32,7 @@ def scrub_text(text: str, secrets: Sequence[str]) -> str:
     """``text`` without any of ``secrets`` (longest first), nor a prefix of one ending at a
     ``CUT`` mark."""
     for secret in secrets:
-        text = text.replace(secret, REDACTED)
+        text = _whole(secret).sub(REDACTED, text)
     if CUT in text:
         for secret in secrets:
             text = _without_prefix_at_cuts(text, secret)
@@ -79,8 +81,25 @@ def _scrubbed(outcome: Outcome, secrets: list[str]) -> Outcome:
     return dataclasses.replace(outcome, **changes) if changes else outcome
 
 
+# Secrets are matched without case: an echo may change it (a URL's host is lowercased, for
+# one), and many tokens (hex, GUIDs) are the same credential in any case. Bounded: issued
+# tokens (a Refrens login's) change over a long run.
+@lru_cache(maxsize=256)
+def _whole(secret: str) -> re.Pattern[str]:
+    return re.compile(re.escape(secret), re.IGNORECASE)
+
+
 def _without_prefix_at_cuts(text: str, secret: str) -> str:
-    # Longest prefix first: "abc…" must not become "ab[redacted]…" by way of "c…".
-    for length in range(len(secret) - 1, 0, -1):
-        text = text.replace(secret[:length] + CUT, REDACTED + CUT)
-    return text
+    """Each ``CUT`` mark with the longest start of ``secret`` just before it removed."""
+    pieces = text.split(CUT)
+    for index, piece in enumerate(pieces[:-1]):
+        pieces[index] = _without_trailing_prefix(piece, secret)
+    return CUT.join(pieces)
+
+
+def _without_trailing_prefix(piece: str, secret: str) -> str:
+    # Longest first: "abc…" must not become "ab[redacted]…" by way of "c…".
+    for length in range(min(len(piece), len(secret) - 1), 0, -1):
+        if piece[-length:].lower() == secret[:length].lower():
+            return piece[:-length] + REDACTED
+    return piece

@@ -6,6 +6,8 @@ A real aiohttp app answers every call with HTTP 500 and such a body, for each ad
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 
 import pytest
@@ -59,3 +61,37 @@ async def test_no_prefix_of_the_token_survives_a_cut(provider: str, body: str) -
     response = getattr(_inner(outcome), "response", None)
     assert response is not None, outcome  # the stored answer is there, just clean
     assert leaked_prefixes(outcome) == []
+
+
+@pytest.mark.parametrize("provider", ["billclap", "billit", "refrens"])
+async def test_an_answer_too_broken_to_parse_quotes_no_prefix_of_the_token(provider: str) -> None:
+    # aiohttp's parser error quotes bytes of the answer, cut with its own marks: an over-long
+    # header line echoing the token must not reach the outcome through that message.
+    answer = (
+        b"HTTP/1.1 200 OK\r\nX-Echo: Bearer "
+        + b"B" * 60
+        + TOKEN.encode()
+        + b"A" * 9000
+        + b"\r\n\r\n"
+    )
+
+    async def broken(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError):
+            await reader.read(65536)
+            writer.write(answer)
+            await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(broken, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        profile = PROFILES[provider]
+        adapter = adapter_for(profile, f"http://127.0.0.1:{port}", token=TOKEN)
+        try:
+            outcome = await create_once(profile, adapter)
+        finally:
+            await adapter.aclose()
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert leaked_prefixes(outcome) == [], outcome

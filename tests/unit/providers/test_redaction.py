@@ -2,6 +2,7 @@
 
 from worker.outcome import DeadLetter, PauseAccount, PauseReason, Reason, Retry
 from worker.providers.base import RESPONSE_LIMIT, bounded
+from worker.providers.http import RedirectError
 from worker.providers.redaction import (
     CUT,
     REDACTED,
@@ -67,3 +68,23 @@ def test_parsed_answers_are_scrubbed_in_keys_and_values() -> None:
         REDACTED: [f"a {REDACTED} b", {"k": REDACTED}],
         "n": 3,
     }
+
+
+def test_a_secret_echoed_in_another_case_is_scrubbed() -> None:
+    secret = "Tok_MixedCASE_Secret_9f8E7d6C5b4A"
+    text = f"a {secret.lower()} b {secret.upper()} c"
+    assert secret.lower() not in scrub_text(text, [secret]).lower()
+
+
+def test_a_prefix_in_another_case_is_scrubbed_at_a_cut() -> None:
+    secret = "Tok_MixedCASE_Secret_9f8E7d6C5b4A"
+    cleaned = scrub_text("answer: tok_mixed" + CUT, [secret])
+    assert "tok_" not in cleaned.lower()
+
+
+def test_a_redirect_to_a_host_named_after_the_token_leaks_no_token() -> None:
+    # The shown Location is lowercased (a URL's host is): the scrub must still find it.
+    secret = "Tok_MixedCASE_Secret_9f8E7d6C5b4A"
+    paused = RedirectError(302, f"https://{secret}.evil.example/x").paused("BillClap")
+    shown = repr(scrubbed(paused, secret))
+    assert secret.lower() not in shown.lower()
