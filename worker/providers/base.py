@@ -187,7 +187,7 @@ def check_options(
                 names = " or ".join(_JSON_TYPE_NAMES[kind] for kind in allowed)
                 raise OptionConflict(path, f"expected {names} (it replaces a default)")
             continue
-        if path in rules.owned:
+        if _names_owned(path, rules) or _respells(key, body):
             raise OptionConflict(path, _OWNED)
         if key not in body:
             continue
@@ -195,6 +195,20 @@ def check_options(
         if not (isinstance(current, dict) and isinstance(value, dict)):
             raise OptionConflict(path, _OWNED)
         check_options(current, value, rules, prefix=path + ".")
+
+
+def _names_owned(path: str, rules: OptionRules) -> bool:
+    # Compared without case: a provider that reads keys case-insensitively would take
+    # "InvoiceNumber" or "Tags" for the field the adapter wrote.
+    folded = path.casefold()
+    named = [*rules.owned, *rules.replaceable]
+    return any(folded == owned.casefold() for owned in named)
+
+
+def _respells(key: str, body: Mapping[str, Any]) -> bool:
+    """Whether ``key`` is another spelling (by case) of a key the mapping wrote."""
+    folded = key.casefold()
+    return any(written != key and written.casefold() == folded for written in body)
 
 
 def merge_options(

@@ -67,6 +67,8 @@ def refused_as_invalid(refusal: DeadLetter | None, field: str) -> bool:
         ({"party_detail": {"party_id": 42}}, "party_detail.party_id"),
         ({"party_detail": {"party_name": "Someone Else"}}, "party_detail.party_name"),
         ({"party_detail": {"cash_sale": True}}, "party_detail.cash_sale"),
+        ({"Invoice_Number": None}, "Invoice_Number"),
+        ({"party_detail": {"Party_ID": 42}}, "party_detail.Party_ID"),
     ],
 )
 def test_billclap_refuses_options_naming_a_field_it_writes(
@@ -111,6 +113,12 @@ def test_billclap_retry_is_safe_only_when_the_sent_body_has_a_number() -> None:
         ({"billedTo": {"gstState": 7}}, "billedTo.gstState"),
         ({"billedTo": {"phone": "+911234567890"}}, "billedTo.phone"),
         ({"invoiceType": None}, "invoiceType"),
+        # Another spelling of an owned key: a provider that reads keys without case would take
+        # it for the field the adapter wrote.
+        ({"InvoiceNumber": "OTHER-7"}, "InvoiceNumber"),
+        ({"Items": []}, "Items"),
+        ({"CURRENCY": "USD"}, "CURRENCY"),
+        ({"billedTo": {"Name": "Someone Else"}}, "billedTo.Name"),
     ],
 )
 def test_refrens_refuses_options_naming_a_field_it_writes(
