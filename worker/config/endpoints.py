@@ -58,7 +58,9 @@ def _parts_problem(url: str, parts: SplitResult, *, allow_insecure_http: bool) -
 
 def is_loopback(host: str) -> bool:
     """``localhost``, 127.0.0.0/8 or ::1: a request there never leaves the machine."""
-    if host.lower().rstrip(".") == "localhost":
+    # Exactly "localhost": "localhost." is a fully qualified name that a resolver may send to
+    # DNS rather than answer from /etc/hosts.
+    if host.lower() == "localhost":
         return True
     try:
         return ipaddress.ip_address(host).is_loopback

@@ -170,6 +170,9 @@ def refused(tmp_path: Path, text: str) -> str:
         ("https:///path", "host"),
         ("http://api.billclap.com", "loopback"),
         ("http://10.0.0.5:8080", "loopback"),
+        # A fully qualified "localhost." may be sent to DNS instead of /etc/hosts.
+        ("http://localhost.:8081", "loopback"),
+        ("http://localhost..", "loopback"),
         ("https://api.billclap.com/?x=1", "query"),
         ("https://api.billclap.com/#frag", "fragment"),
         ("https://api.billclap.com:port", "port"),
