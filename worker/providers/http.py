@@ -103,10 +103,8 @@ async def request(
             if 300 <= response.status < 400:
                 raise RedirectError(response.status, response.headers.get("Location"))
             raw = await _read_bounded(response, bounds.max_response_size)
-            text = scrub_text(_decode(raw, response.charset), cut_out)
-            return Reply(
-                status=response.status, headers=response.headers, body=_parse(text, cut_out)
-            )
+            body = _parse(_decode(raw, response.charset), cut_out)
+            return Reply(status=response.status, headers=response.headers, body=body)
     except _UNUSABLE_URL as exc:
         # Refused before connecting, unless it is a redirect's target (a request went out).
         sent = isinstance(exc, aiohttp.RedirectClientError)
@@ -180,13 +178,14 @@ def _decode(raw: bytes, charset: str | None) -> str:
 
 
 def _parse(text: str, secrets: Sequence[str]) -> Any:
+    """The answer as JSON when it is JSON, else its text; scrubbed once, after parsing: an
+    escaped echo (``\u0051...``) is in the parsed values, not in the raw text."""
     if not text:
         return ""
     try:
         parsed = json.loads(text)
     except ValueError:
-        return text
-    # An escaped echo (``\u0051...``) is not in the raw text, only in the parsed values.
+        return scrub_text(text, secrets)
     return scrub_value(parsed, secrets) if secrets else parsed
 
 
