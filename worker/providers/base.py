@@ -34,6 +34,11 @@ DETAIL_LIMIT = 1000
 MAX_RESPONSE_SIZE = 1024 * 1024
 
 
+# How long a spent quota holds an account whose rate is not known (the config's default rate
+# is per minute).
+UNKNOWN_RATE_WINDOW = 60.0
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Attempt:
     """One try at creating one invoice."""
@@ -56,7 +61,7 @@ class Attempt:
     """The account's configured ``rate_limit``: the pace its provider allows, which bounds how
     long a spent quota takes to come back and how many reads a slow step may spend."""
 
-    def rate_window(self, default: float) -> float:
+    def rate_window(self, default: float = UNKNOWN_RATE_WINDOW) -> float:
         """The period of the account's rate limit (``default`` when none is known): the
         longest a provider's quota of that many requests per period takes to come back."""
         return default if self.rate is None else self.rate.period

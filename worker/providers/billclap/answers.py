@@ -57,10 +57,6 @@ VALIDATION_MESSAGES = (
 )
 
 
-# The hold after an answer saying the quota is spent, for an account without a known rate.
-QUOTA_WINDOW = 60.0
-
-
 def _utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -88,7 +84,7 @@ def classify(reply: Reply, attempt: Attempt, *, now: Callable[[], datetime] = _u
         synced = _synced(body, attempt)
         if synced is not None:
             # Not documented by BillClap, but honoured if sent: the next request would be a 429.
-            window = attempt.rate_window(QUOTA_WINDOW)
+            window = attempt.rate_window()
             return with_quota_hold(synced, reply, now(), window=window)
     return _by_message(reply, attempt) or _by_status(reply)
 

@@ -44,10 +44,6 @@ _EXISTS_WORDS = ("exist", "already", "duplicate", "taken", "unique")
 FIELD_ERRORS_SHOWN = 10
 
 
-# The hold after an answer saying the quota is spent, for an account without a known rate.
-QUOTA_WINDOW = 60.0
-
-
 def _utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -59,7 +55,7 @@ def classify(reply: Reply, attempt: Attempt, *, now: Callable[[], datetime] = _u
         synced = synced_from(body, attempt)
         if synced is not None:
             # Refrens documents no limit; a spent quota it reports is honoured all the same.
-            window = attempt.rate_window(QUOTA_WINDOW)
+            window = attempt.rate_window()
             return with_quota_hold(synced, reply, now(), window=window)
         return Retry(
             error=describe("answered without an invoice _id; it may have been created", reply),
