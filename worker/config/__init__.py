@@ -46,6 +46,8 @@ from worker.errors import ConfigError
 
 Duration = Annotated[float, BeforeValidator(parse_duration), Field(ge=0)]
 DEFAULT_TEST_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+# Shorter secrets are not redacted: they would blank out ordinary words in the log.
+MIN_SECRET_LENGTH = 4
 
 
 class _Section(BaseModel):
@@ -196,7 +198,7 @@ class Settings(BaseSettings):
             if token is not None:
                 found.append(token.get_secret_value())
             found.extend(hidden_option_secrets(account))
-        return [s for s in found if len(s) >= 4]
+        return [s for s in found if len(s) >= MIN_SECRET_LENGTH]
 
 
 def config_path(explicit: str | None) -> Path | None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import structlog
 from pydantic import BaseModel, SecretStr, ValidationError
 
-from worker.config import Settings, describe_config_error
+from worker.config import MIN_SECRET_LENGTH, Settings, describe_config_error
 from worker.config.accounts import AccountSettings
 from worker.config.endpoints import insecure_host
 from worker.engine.limits import AccountGate, Breaker, BreakerPolicy
@@ -22,10 +22,6 @@ from worker.providers.base import Credentials, HttpTimeouts, Provider, ProviderS
 from worker.providers.registry import PROVIDERS
 
 log = structlog.get_logger(__name__)
-
-
-# Shorter values are not redacted: they would blank out ordinary words in the log.
-MIN_SECRET_LENGTH = 4
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
