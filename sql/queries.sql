@@ -88,9 +88,7 @@ spent AS (
     RETURNING b.account, b.granted, b.tokens, b.rate
 ),
 due AS (
-    SELECT c.id, c.prior_unknown,
-           (SELECT octet_length(o.payload::text) FROM invoice_sync.outbox o WHERE o.id = c.id)
-               AS bytes
+    SELECT c.id, c.prior_unknown
       FROM candidates c JOIN spent s USING (account)
      WHERE c.rank <= s.granted
 ),
@@ -107,21 +105,22 @@ leased AS (
            lease_expires_at = now() + make_interval(secs => $4),
            first_attempt_at = coalesce(o.first_attempt_at, now()),
            updated_at = now()
-     WHERE o.id = ANY (ARRAY(SELECT id FROM due WHERE bytes <= $8))
+     WHERE o.id = ANY (ARRAY(SELECT id FROM due)) AND octet_length(o.payload::text) <= $8
     RETURNING o.id, o.account, o.idempotency_key, o.payload::text AS payload, o.attempts,
               o.claims, o.first_attempt_at, o.created_at
 ),
 oversize AS (
     DELETE FROM invoice_sync.outbox o
-     WHERE o.id = ANY (ARRAY(SELECT id FROM due WHERE bytes > $8))
-    RETURNING o.id, o.account, o.idempotency_key, o.payload, o.attempts, o.first_attempt_at
+     WHERE o.id = ANY (ARRAY(SELECT id FROM due)) AND octet_length(o.payload::text) > $8
+    RETURNING o.id, o.account, o.idempotency_key, o.payload, o.attempts, o.first_attempt_at,
+              octet_length(o.payload::text) AS bytes
 ),
 buried AS (
     INSERT INTO invoice_sync.dead_letter (outbox_id, account, idempotency_key, payload, reason,
                                           error, attempts, first_attempt_at)
     SELECT x.id, x.account, x.idempotency_key, x.payload, 'invalid_payload',
            format('payload: %s bytes of JSON, over the limit of %s; not read by the worker%s',
-                  d.bytes, $8,
+                  x.bytes, $8,
                   CASE WHEN d.prior_unknown
                        THEN ', but an earlier attempt may have reached the provider: check it'
                        ELSE ', never sent' END),
