@@ -160,8 +160,8 @@ class Billit:
             reply, what=what, creating=True, seen_incident=seen, window=window, now=self._now
         )
         if isinstance(outcome, Synced):
-            tags = frozenset(map(str, body["tags"]))
-            self.listing.tags.remember(outcome.provider_invoice_id, tags)
+            # Options may not touch tags, so ours is the invoice's only one.
+            self.listing.tags.remember(outcome.provider_invoice_id, frozenset({tag}))
         return outcome
 
     async def _settle_earlier(
@@ -227,11 +227,10 @@ class Billit:
             what = "invoice list" if path == INVOICES else "invoice fetch"
             return await self._ok("GET", path, what, seen, params=params, missing_ok=True)
 
-        options = attempt.invoice.provider_options
         expected = Expected(
             tag=tag,
             invoice_date=None if attempt.invoice.issue_date is None else str(body["invoiceDate"]),
-            total=None if "products" in options else gross_total(attempt.invoice),
+            total=gross_total(attempt.invoice),
             since=attempt.since,
         )
         reads = scan_reads(attempt, self._options, time.monotonic())

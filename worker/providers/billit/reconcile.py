@@ -53,7 +53,7 @@ class Expected:
     """The invoice date the earlier attempt sent, when the invoice fixes it (``issue_date``);
     None when the adapter filled in "today", which may have been another day then."""
     total: Decimal | None
-    """None when ``provider_options`` may have changed the products (no amount narrowing)."""
+    """None: no narrowing by amount (the adapter always knows it; tests leave it out)."""
     since: datetime | None = None
     """When the row's first attempt began: invoices created before it cannot be ours."""
 
