@@ -19,13 +19,13 @@ from typing import Any, TypeVar
 from pydantic import ValidationError
 
 from worker.cli.enqueue import BadLine, storable_payload
+from worker.cli.pool import with_pool
 from worker.cli.tables import format_table, format_time
 from worker.config import Settings
 from worker.durations import parse_duration
 from worker.errors import InputError
 from worker.invoice import describe_validation_error, parse_invoice
 from worker.outcome import Reason
-from worker.store import database
 from worker.store.dead_letters import REFUSALS, DeadLetterFilter, DeadLetterStore, ReplayResult
 
 T = TypeVar("T")
@@ -239,11 +239,4 @@ def _json_default(value: object) -> str:
 
 
 def _run(settings: Settings, action: Callable[[DeadLetterStore], Awaitable[T]]) -> T:
-    async def with_store() -> T:
-        pool = await database.create_pool(settings.database_dsn(), min_size=1, max_size=2)
-        try:
-            return await action(DeadLetterStore(pool))
-        finally:
-            await pool.close()
-
-    return asyncio.run(with_store())
+    return asyncio.run(with_pool(settings, lambda pool: action(DeadLetterStore(pool))))
