@@ -555,3 +555,18 @@ SELECT DISTINCT ON (account) account, provider, invoice_number, link
   FROM invoice_sync.synced
  WHERE starts_with(idempotency_key, $1) AND link IS NOT NULL
  ORDER BY account, outbox_id;
+
+-- name: audit_append
+-- One operator action ($1 actor, $2 action, $3 target JSON, $4 rows touched, $5 reason), in the
+-- caller's transaction so the entry commits with the action or not at all.
+INSERT INTO invoice_sync.audit (actor, action, target, rows, reason)
+VALUES ($1, $2, $3::jsonb, $4, $5)
+RETURNING id;
+
+-- name: audit_list
+-- The newest entries first, before id $1 (keyset; NULL starts at the newest), at most $2.
+SELECT id, at, actor, action, target::text AS target, rows, reason
+  FROM invoice_sync.audit
+ WHERE $1::bigint IS NULL OR id < $1
+ ORDER BY id DESC
+ LIMIT $2;

@@ -1,5 +1,5 @@
 -- invoice-sync: the whole schema `invoice_sync` as the migrations in sql/migrations leave it
--- (001 to 007), in one place, to read: every table with its columns, constraints and indexes,
+-- (001 to 008), in one place, to read: every table with its columns, constraints and indexes,
 -- the functions and triggers, the row-level security policies and the privileges the
 -- migrations set. Comments say what each part is for; the migration that added a part says
 -- why in more depth.
@@ -245,6 +245,53 @@ CREATE TABLE invoice_sync.replica_account (
 
 
 -- ---------------------------------------------------------------------------------------------
+-- History: one row per provider attempt, one row per operator action. 008.
+-- ---------------------------------------------------------------------------------------------
+
+-- Written by the flush that records the outcome; pruned after attempt_retention. One attempt
+-- per claim of an outbox row. `calls`: the attempt's other provider requests (logins, lookups,
+-- tag scans), never a body. `response`: bounded and scrubbed at the provider seam.
+CREATE TABLE invoice_sync.attempt (
+    outbox_id        bigint      NOT NULL,
+    claim            bigint      NOT NULL,
+    account          text        NOT NULL,
+    idempotency_key  text        NOT NULL,
+    attempt          integer     NOT NULL,
+    worker           text        NOT NULL,
+    provider         text,
+    started_at       timestamptz NOT NULL,
+    duration_ms      integer     NOT NULL CHECK (duration_ms >= 0),
+    http_status      integer,
+    outcome          text        NOT NULL CHECK (outcome IN (
+        'synced', 'recovered', 'retry', 'rate_limited', 'dead_letter', 'paused', 'released',
+        'rescued', 'cancelled')),
+    reason           text,
+    error            text,
+    response         jsonb,
+    outcome_unknown  boolean     NOT NULL,
+    calls            jsonb,
+    PRIMARY KEY (outbox_id, claim)
+);
+-- One key's attempts, across replays (`show`, the console's invoice page).
+CREATE INDEX attempt_key_idx ON invoice_sync.attempt (account, idempotency_key, started_at);
+-- Pruning and recent-attempt reads; rows arrive in time order, so BRIN stays tiny.
+CREATE INDEX attempt_started_brin ON invoice_sync.attempt USING brin (started_at);
+
+-- Operators' actions, append-only. `actor`: console login or os-user@host; `target`: the ids or
+-- filter given (JSON); `rows`: how many rows the action touched.
+CREATE TABLE invoice_sync.audit (
+    id      bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    at      timestamptz NOT NULL DEFAULT now(),
+    actor   text        NOT NULL CHECK (length(actor) BETWEEN 1 AND 200),
+    action  text        NOT NULL CHECK (action ~ '^[a-z][a-z_.-]{0,63}$'),
+    target  jsonb       NOT NULL DEFAULT '{}'::jsonb,
+    rows    integer     NOT NULL DEFAULT 0 CHECK (rows >= 0),
+    reason  text        CHECK (length(reason) <= 2000)
+);
+CREATE INDEX audit_at_idx ON invoice_sync.audit (at);
+
+
+-- ---------------------------------------------------------------------------------------------
 -- Producers: the accounts each producer login may write and read (row-level security). 007.
 -- ---------------------------------------------------------------------------------------------
 
@@ -314,5 +361,14 @@ DO $$
 BEGIN
     IF EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'invoice_sync_worker') THEN
         GRANT SELECT, INSERT, UPDATE ON invoice_sync.replica_account TO invoice_sync_worker;
+    END IF;
+END $$;
+
+-- The same for the history tables of 008 (roles.sql grants the same).
+DO $$
+BEGIN
+    IF EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'invoice_sync_worker') THEN
+        GRANT SELECT, INSERT, DELETE ON invoice_sync.attempt TO invoice_sync_worker;
+        GRANT SELECT, INSERT ON invoice_sync.audit TO invoice_sync_worker;
     END IF;
 END $$;

@@ -115,6 +115,9 @@ async def test_the_worker_cannot_change_the_schema_or_rewrite_history(
             "INSERT INTO invoice_sync.producer_account (login, account) VALUES ('shop_web', 'x')",
             "DELETE FROM invoice_sync.producer_account",
             "TRUNCATE invoice_sync.outbox",
+            # The audit log is append-only: an operator's action cannot be edited away.
+            "UPDATE invoice_sync.audit SET actor = 'someone else'",
+            "DELETE FROM invoice_sync.audit",
         ):
             await assert_denied(conn, statement)
     finally:
