@@ -570,3 +570,33 @@ SELECT id, at, actor, action, target::text AS target, rows, reason
  WHERE $1::bigint IS NULL OR id < $1
  ORDER BY id DESC
  LIMIT $2;
+
+-- name: story_rows
+-- Every row one key ($1 account, $2 idempotency key) has had: the outbox row (pending or in
+-- flight), its synced row, and its dead letters, replays included (a replay makes a new outbox
+-- row of the same key, so the key finds the whole chain). One shape for all three places.
+SELECT 'outbox' AS place, id AS outbox_id, state, updated_at AS at, available_at, attempts,
+       NULL::text AS reason, last_error AS error, NULL::int AS http_status, NULL::text AS provider,
+       NULL::text AS provider_invoice_id, NULL::text AS invoice_number, NULL::text AS link,
+       NULL::text AS pdf_url, NULL::boolean AS recovered, replayed_from, NULL::bigint AS replayed_to
+  FROM invoice_sync.outbox
+ WHERE account = $1 AND idempotency_key = $2
+UNION ALL
+SELECT 'synced', outbox_id, NULL, synced_at, NULL, attempts, NULL, NULL, NULL, provider,
+       provider_invoice_id, invoice_number, link, pdf_url, recovered, NULL, NULL
+  FROM invoice_sync.synced
+ WHERE account = $1 AND idempotency_key = $2
+UNION ALL
+SELECT 'dead_letter', outbox_id, NULL, dead_at, NULL, attempts, reason, error, http_status, NULL,
+       NULL, NULL, NULL, NULL, NULL, NULL, replayed_to
+  FROM invoice_sync.dead_letter
+ WHERE account = $1 AND idempotency_key = $2
+ ORDER BY outbox_id;
+
+-- name: story_attempts
+-- One key's attempts ($1 account, $2 idempotency key), across its replays, oldest first.
+SELECT outbox_id, claim, attempt, worker, provider, started_at, duration_ms, http_status,
+       outcome, reason, error, response::text AS response, outcome_unknown, calls::text AS calls
+  FROM invoice_sync.attempt
+ WHERE account = $1 AND idempotency_key = $2
+ ORDER BY started_at, outbox_id, claim;
