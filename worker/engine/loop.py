@@ -15,7 +15,9 @@ import contextlib
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
 
 import structlog
 
@@ -33,6 +35,7 @@ from worker.engine.runtimes import AccountRuntime
 from worker.errors import BackgroundTaskError
 from worker.outcome import Fate, Reason
 from worker.policy import Decision, release
+from worker.providers import calls
 from worker.store.database import StoreUnavailableError
 from worker.store.outbox import DeadAtClaim, Outbox, RecordSummary
 
@@ -50,8 +53,12 @@ class _InFlight:
     lease_ends: float
     """When the lease may end, by this clock: counted from the claim's start, which is before
     the database's ``now()`` that its expiry is counted from."""
+    started_at: datetime
+    """``started`` by the wall clock, for the attempt history."""
     sent: bool = False
     recorded: bool = False
+    calls: list[dict[str, Any]] = field(default_factory=list)
+    """The provider requests the attempt made (``worker.providers.calls``)."""
 
 
 class Engine:
@@ -64,6 +71,7 @@ class Engine:
         listen_dsn: str | None,
         rand: Callable[[], float] = random.random,
         clock: Callable[[], float] = time.monotonic,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
         metrics: Metrics | None = None,
         refresher: MetricsRefresher | None = None,
         flusher_restarts: Restarts = FLUSHER_RESTARTS,
@@ -73,6 +81,7 @@ class Engine:
         self._runtimes = runtimes
         self._settings = settings
         self._clock = clock
+        self._now = now
         self._attempter = Attempter(
             settings, rand, observe_call=metrics.observe_call if metrics else None, clock=clock
         )
@@ -227,7 +236,13 @@ class Engine:
     def _dispatch(self, row: Claimed, *, lease_ends: float) -> None:
         runtime = self._runtimes[row.account]
         runtime.gate.take()
-        flight = _InFlight(row=row, runtime=runtime, started=self._clock(), lease_ends=lease_ends)
+        flight = _InFlight(
+            row=row,
+            runtime=runtime,
+            started=self._clock(),
+            started_at=self._now(),
+            lease_ends=lease_ends,
+        )
         task = asyncio.create_task(self._process(flight), name=f"row:{row.id}")
         self._tasks[task] = flight
         task.add_done_callback(self._finished)
@@ -247,9 +262,12 @@ class Engine:
         def mark_sent() -> None:
             flight.sent = True
 
-        decision = await self._attempter.attempt(
-            flight.row, flight.runtime, mark_sent, lease_ends=flight.lease_ends
-        )
+        with calls.recording() as made:
+            # The list, not a copy: a cancelled attempt is recorded with what it made so far.
+            flight.calls = made
+            decision = await self._attempter.attempt(
+                flight.row, flight.runtime, mark_sent, lease_ends=flight.lease_ends
+            )
         decision = self._holds.once_per_pause(decision, flight.row)
         decision = self._holds.breaker(decision, flight.runtime)
         self._record(flight, decision)
@@ -267,6 +285,8 @@ class Engine:
                 decision=decision,
                 provider=flight.runtime.provider_name,
                 duration=self._clock() - flight.started,
+                started_at=flight.started_at,
+                calls=flight.calls,
             )
         )
 

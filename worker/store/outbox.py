@@ -14,7 +14,7 @@ from typing import Any
 
 import asyncpg
 
-from worker.claims import AccountAction, Claimed, Resolution
+from worker.claims import AccountAction, AttemptFacts, Claimed, Resolution
 from worker.invoice import MAX_PAYLOAD_BYTES
 from worker.store import database
 from worker.store.queries import queries
@@ -107,11 +107,21 @@ class Outbox:
         self,
         resolutions: Sequence[Resolution],
         *,
+        attempts: Sequence[AttemptFacts] = (),
         account_actions: Sequence[AccountAction] = (),
         resume: Sequence[str] = (),
     ) -> RecordSummary:
-        """Apply outcomes, and the account pauses, throttles and resumes they caused, atomically."""
-        body = json.dumps([r.as_record() for r in resolutions], default=str)
+        """Apply outcomes, and the account pauses, throttles and resumes they caused, atomically.
+
+        ``attempts`` (one per resolution, in the same order; the engine always gives them) are
+        written to the attempt history in the same statement, for the outcomes applied."""
+        if attempts:
+            records = [
+                r.as_record() | a.as_record() for r, a in zip(resolutions, attempts, strict=True)
+            ]
+        else:
+            records = [r.as_record() for r in resolutions]
+        body = json.dumps(records, default=str)
         async with database.transaction(self._pool) as conn:
             row = await conn.fetchrow(self._q["outbox_record"], self.worker_id, body)
             if account_actions:
