@@ -38,6 +38,7 @@ def register(commands: Subparsers) -> None:
     _admin(commands)
     _sandbox(commands)
     _dlq(commands)
+    _show(commands)
     _demo(commands)
 
 
@@ -199,6 +200,19 @@ def _dlq(commands: Subparsers) -> None:
     purge.add_argument("--reason", help="only this reason code")
     purge.add_argument("--account", help="only this account")
     purge.add_argument("--dry-run", action="store_true", help="count, delete nothing")
+
+
+def _show(commands: Subparsers) -> None:
+    show = _add(
+        commands,
+        "show",
+        "one invoice's story: where it is now and every attempt",
+        "invoice-sync --config invoice-sync.toml show shop order-4711 --json",
+        "show:cmd_show",
+    )
+    show.add_argument("account", help="the account the invoice was enqueued for")
+    show.add_argument("key", help="its idempotency key")
+    show.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
 def _add_filters(parser: argparse.ArgumentParser) -> None:
