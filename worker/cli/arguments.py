@@ -94,6 +94,9 @@ def _admin(commands: Subparsers) -> None:
     )
     accounts.add_argument("action", choices=["list", "pause", "resume"])
     accounts.add_argument("name", nargs="?", help="the account (for pause and resume)")
+    accounts.add_argument(
+        "--reason", help="pause and resume: why, recorded in the audit log with the action"
+    )
 
 
 def _run(commands: Subparsers) -> None:
