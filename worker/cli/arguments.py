@@ -191,6 +191,7 @@ def _dlq(commands: Subparsers) -> None:
         help="a corrected payload (canonical invoice JSON) for exactly one id",
     )
     replay.add_argument("--dry-run", action="store_true", help="report, change nothing")
+    replay.add_argument("--note", help="why, recorded in the audit log (--reason is the filter)")
     purge = _add(
         actions, "purge", "delete old dead letters", DLQ_EXAMPLES["purge"], "dlq:cmd_purge"
     )
@@ -203,6 +204,7 @@ def _dlq(commands: Subparsers) -> None:
     purge.add_argument("--reason", help="only this reason code")
     purge.add_argument("--account", help="only this account")
     purge.add_argument("--dry-run", action="store_true", help="count, delete nothing")
+    purge.add_argument("--note", help="why, recorded in the audit log (--reason is the filter)")
 
 
 def _show(commands: Subparsers) -> None:
