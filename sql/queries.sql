@@ -276,6 +276,23 @@ recorded AS (
 )
 SELECT id, account, attempts FROM rescued;
 
+-- name: attempt_prune
+-- Delete at most $2 attempt rows that started more than $1 seconds ago, never a synced or
+-- dead_letter one (they end an invoice's story). Bounded, so a large backlog of old rows is
+-- pruned in short statements; the ids as an array, so each is deleted by its location.
+WITH doomed AS (
+    SELECT ctid FROM invoice_sync.attempt
+     WHERE started_at < now() - make_interval(secs => $1::float8)
+       AND outcome NOT IN ('synced', 'dead_letter')
+     LIMIT $2
+),
+deleted AS (
+    DELETE FROM invoice_sync.attempt
+     WHERE ctid = ANY (ARRAY(SELECT ctid FROM doomed))
+    RETURNING 1
+)
+SELECT count(*) FROM deleted;
+
 -- name: outbox_unfinished
 -- How many rows of the given accounts are pending (due or scheduled) or in flight, leaving out
 -- accounts that are paused (they wait for a human; `run --drain` must not wait for them).

@@ -41,6 +41,12 @@ from worker.store.outbox import DeadAtClaim, Outbox, RecordSummary
 
 log = structlog.get_logger(__name__)
 
+# The attempt history is pruned this often, in batches of PRUNE_BATCH rows with PRUNE_PAUSE
+# seconds between them: short statements that never hold up the flush for long.
+PRUNE_EVERY = 3600.0
+PRUNE_BATCH = 5000
+PRUNE_PAUSE = 0.5
+
 # How often the gauges that need a query (pending rows, dead letters, pauses) are refreshed.
 METRICS_EVERY = 10.0
 
@@ -102,7 +108,8 @@ class Engine:
         self._listener = Listener(listen_dsn, self._wake) if listen_dsn else None
         rescue_every = max(min(settings.lease / 4, 30.0), 0.2)
         self._rescue = PeriodicChore("lease_rescue", rescue_every, self._rescue_expired)
-        self._chores = [self._rescue]
+        prune = PeriodicChore("attempt_prune", PRUNE_EVERY, self._prune_attempts, at_start=True)
+        self._chores = [self._rescue, prune]
         if refresher is not None:
             self._chores.append(
                 PeriodicChore("metrics", METRICS_EVERY, refresher.refresh, at_start=True)
@@ -325,6 +332,11 @@ class Engine:
                 self._metrics.leases_reclaimed.inc(len(rescued))
             self._wake.set()
 
+    async def _prune_attempts(self) -> None:
+        total = await prune_attempts(self._outbox, self._settings.attempt_retention)
+        if total:
+            log.info("attempts.pruned", rows=total)
+
     async def _shutdown(self) -> None:
         # Rows still waiting for a rate-limit permit have not been sent: give them back now.
         for task, flight in list(self._tasks.items()):
@@ -347,3 +359,17 @@ class Engine:
         for runtime in self._runtimes.values():
             await runtime.provider.aclose()
         log.info("worker.stopped", worker_id=self._outbox.worker_id)
+
+
+async def prune_attempts(
+    outbox: Outbox, retention: float, *, batch: int = PRUNE_BATCH, pause: float = PRUNE_PAUSE
+) -> int:
+    """Prune attempt rows older than ``retention`` seconds, ``batch`` at a time until a batch
+    comes back short; how many went."""
+    total = 0
+    while True:
+        deleted = await outbox.attempt_prune(retention, batch)
+        total += deleted
+        if deleted < batch:
+            return total
+        await asyncio.sleep(pause)

@@ -141,6 +141,14 @@ class Outbox:
         rows = await database.run(lambda: self._pool.fetch(self._q["outbox_rescue"], limit))
         return [row["id"] for row in rows]
 
+    async def attempt_prune(self, older_than: float, limit: int) -> int:
+        """Delete up to ``limit`` attempt rows older than ``older_than`` seconds, except synced
+        and dead_letter ones; how many went. (The attempt rows are written by outbox_record.)"""
+        deleted: int = await database.run(
+            lambda: self._pool.fetchval(self._q["attempt_prune"], older_than, limit)
+        )
+        return deleted
+
     async def outbox_unfinished(self, accounts: Sequence[str]) -> tuple[int, int]:
         """(rows still to process, rows held by paused accounts) for these accounts."""
         row = await database.run(
