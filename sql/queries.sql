@@ -148,18 +148,23 @@ SELECT b.outbox_id, b.account, b.idempotency_key, NULL, NULL, NULL, NULL, NULL, 
 -- a new claim changes (migration 005): a worker whose row was re-claimed cannot overwrite that
 -- claim's outcome. A row whose lease ran out and that nobody has claimed since (owner NULL)
 -- still takes its outcome: one kept through a database outage, say.
+-- Each applied outcome that carries an attempt `outcome` label also writes its row of the
+-- attempt history (`recorded`), in this statement: no round trip of its own.
 WITH result AS (
     SELECT *
       FROM jsonb_to_recordset($2::jsonb) AS r(
           id bigint, claim bigint, kind text, delay float8, spend boolean, unknown boolean,
           reason text, error text, http_status int, response jsonb, provider text,
           provider_invoice_id text, invoice_number text, link text, pdf_url text,
-          recovered boolean)
+          recovered boolean, outcome text, started_at timestamptz, duration_ms int,
+          create_status int, calls jsonb, attempt_reason text)
 ),
 owned AS (
     SELECT o.id, o.account, o.idempotency_key, o.payload, o.attempts, o.first_attempt_at,
            r.kind, r.delay, r.spend, r.unknown, r.reason, r.error, r.http_status, r.response,
-           r.provider, r.provider_invoice_id, r.invoice_number, r.link, r.pdf_url, r.recovered
+           r.provider, r.provider_invoice_id, r.invoice_number, r.link, r.pdf_url, r.recovered,
+           r.claim, r.outcome, r.started_at, r.duration_ms, r.create_status, r.calls,
+           r.attempt_reason
       FROM invoice_sync.outbox o
       JOIN result r ON r.id = o.id
      WHERE o.claims = r.claim AND (o.lease_owner = $1 OR o.lease_owner IS NULL)
@@ -205,29 +210,88 @@ rescheduled AS (
       FROM owned
      WHERE o.id = owned.id AND owned.kind = 'retry'
     RETURNING o.id
+),
+-- `attempts` as claimed: this statement's snapshot, before `rescheduled` gives a released
+-- attempt back. A rescue may have written this claim as 'rescued' (its lease ran out, then
+-- its outcome arrived after all): the real outcome replaces it. The error is kept to one line.
+recorded AS (
+    INSERT INTO invoice_sync.attempt AS a (outbox_id, claim, account, idempotency_key, attempt,
+                                           worker, provider, started_at, duration_ms,
+                                           http_status, outcome, reason, error, response,
+                                           outcome_unknown, calls)
+    SELECT id, claim, account, idempotency_key, attempts, $1, provider, started_at,
+           greatest(duration_ms, 0), coalesce(http_status, create_status), outcome,
+           coalesce(reason, attempt_reason), translate(error, E'\r\n', '  '), response,
+           kind = 'retry' AND coalesce(unknown, false), calls
+      FROM owned WHERE outcome IS NOT NULL
+    ON CONFLICT (outbox_id, claim) DO UPDATE SET
+        worker = excluded.worker, provider = excluded.provider, started_at = excluded.started_at,
+        duration_ms = excluded.duration_ms, http_status = excluded.http_status,
+        outcome = excluded.outcome, reason = excluded.reason, error = excluded.error,
+        response = excluded.response, outcome_unknown = excluded.outcome_unknown,
+        calls = excluded.calls
+    RETURNING 1
 )
 SELECT coalesce((SELECT array_agg(id) FROM owned), '{}') AS applied,
        (SELECT count(*) FROM to_synced) AS synced,
        (SELECT count(*) FROM to_dead) AS dead,
        (SELECT count(*) FROM removed) AS removed,
-       (SELECT count(*) FROM rescheduled) AS rescheduled;
+       (SELECT count(*) FROM rescheduled) AS rescheduled,
+       (SELECT count(*) FROM recorded) AS recorded;
 
 -- name: outbox_rescue
 -- Return rows whose lease expired (their worker died or stalled) to pending. outcome_unknown
--- stays true, so the next attempt knows the last one may have reached the provider.
+-- stays true, so the next attempt knows the last one may have reached the provider. Each
+-- gets its attempt's row in the history, outcome `rescued`: started when it was claimed (the
+-- claim set updated_at, nothing touches a running row since), unknown outcome. Should the
+-- worker's own outcome arrive after all, outbox_record replaces that row.
 WITH expired AS (
-    SELECT id FROM invoice_sync.outbox
+    SELECT id, account, idempotency_key, attempts, claims, lease_owner, updated_at
+      FROM invoice_sync.outbox
      WHERE state = 'running' AND lease_expires_at < now()
      ORDER BY lease_expires_at
      LIMIT $1
        FOR UPDATE SKIP LOCKED
+),
+rescued AS (
+    UPDATE invoice_sync.outbox o
+       SET state = 'pending', lease_owner = NULL, lease_expires_at = NULL, available_at = now(),
+           updated_at = now()
+      FROM expired
+     WHERE o.id = expired.id
+    RETURNING o.id, o.account, o.attempts
+),
+recorded AS (
+    INSERT INTO invoice_sync.attempt (outbox_id, claim, account, idempotency_key, attempt,
+                                      worker, started_at, duration_ms, outcome, error,
+                                      outcome_unknown)
+    SELECT e.id, e.claims, e.account, e.idempotency_key, e.attempts,
+           coalesce(e.lease_owner, 'unknown'), e.updated_at,
+           greatest(0, round(extract(epoch FROM now() - e.updated_at) * 1000))::int, 'rescued',
+           'its lease ran out before its worker wrote an outcome (stopped or stalled): it may '
+           || 'have reached the provider, so the next attempt takes the safe path',
+           true
+      FROM expired e
+    ON CONFLICT (outbox_id, claim) DO NOTHING
 )
-UPDATE invoice_sync.outbox o
-   SET state = 'pending', lease_owner = NULL, lease_expires_at = NULL, available_at = now(),
-       updated_at = now()
-  FROM expired
- WHERE o.id = expired.id
-RETURNING o.id, o.account, o.attempts;
+SELECT id, account, attempts FROM rescued;
+
+-- name: attempt_prune
+-- Delete at most $2 attempt rows that started more than $1 seconds ago, never a synced or
+-- dead_letter one (they end an invoice's story). Bounded, so a large backlog of old rows is
+-- pruned in short statements; the ids as an array, so each is deleted by its location.
+WITH doomed AS (
+    SELECT ctid FROM invoice_sync.attempt
+     WHERE started_at < now() - make_interval(secs => $1::float8)
+       AND outcome NOT IN ('synced', 'dead_letter')
+     LIMIT $2
+),
+deleted AS (
+    DELETE FROM invoice_sync.attempt
+     WHERE ctid = ANY (ARRAY(SELECT ctid FROM doomed))
+    RETURNING 1
+)
+SELECT count(*) FROM deleted;
 
 -- name: outbox_unfinished
 -- How many rows of the given accounts are pending (due or scheduled) or in flight, leaving out
@@ -570,3 +634,33 @@ SELECT id, at, actor, action, target::text AS target, rows, reason
  WHERE $1::bigint IS NULL OR id < $1
  ORDER BY id DESC
  LIMIT $2;
+
+-- name: story_rows
+-- Every row one key ($1 account, $2 idempotency key) has had: the outbox row (pending or in
+-- flight), its synced row, and its dead letters, replays included (a replay makes a new outbox
+-- row of the same key, so the key finds the whole chain). One shape for all three places.
+SELECT 'outbox' AS place, id AS outbox_id, state, updated_at AS at, available_at, attempts,
+       NULL::text AS reason, last_error AS error, NULL::int AS http_status, NULL::text AS provider,
+       NULL::text AS provider_invoice_id, NULL::text AS invoice_number, NULL::text AS link,
+       NULL::text AS pdf_url, NULL::boolean AS recovered, replayed_from, NULL::bigint AS replayed_to
+  FROM invoice_sync.outbox
+ WHERE account = $1 AND idempotency_key = $2
+UNION ALL
+SELECT 'synced', outbox_id, NULL, synced_at, NULL, attempts, NULL, NULL, NULL, provider,
+       provider_invoice_id, invoice_number, link, pdf_url, recovered, NULL, NULL
+  FROM invoice_sync.synced
+ WHERE account = $1 AND idempotency_key = $2
+UNION ALL
+SELECT 'dead_letter', outbox_id, NULL, dead_at, NULL, attempts, reason, error, http_status, NULL,
+       NULL, NULL, NULL, NULL, NULL, NULL, replayed_to
+  FROM invoice_sync.dead_letter
+ WHERE account = $1 AND idempotency_key = $2
+ ORDER BY outbox_id;
+
+-- name: story_attempts
+-- One key's attempts ($1 account, $2 idempotency key), across its replays, oldest first.
+SELECT outbox_id, claim, attempt, worker, provider, started_at, duration_ms, http_status,
+       outcome, reason, error, response::text AS response, outcome_unknown, calls::text AS calls
+  FROM invoice_sync.attempt
+ WHERE account = $1 AND idempotency_key = $2
+ ORDER BY started_at, outbox_id, claim;

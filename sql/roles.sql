@@ -78,8 +78,9 @@ GRANT EXECUTE ON FUNCTION invoice_sync.enqueue(text, text, jsonb, timestamptz)
     TO invoice_sync_worker;
 -- Read-only: grants are the schema owner's to change.
 GRANT SELECT ON invoice_sync.producer_account TO invoice_sync_worker;
--- The attempt history: written with each outcome, pruned after attempt_retention.
-GRANT SELECT, INSERT, DELETE ON invoice_sync.attempt TO invoice_sync_worker;
+-- The attempt history: written with each outcome (a late outcome replaces a rescue's row),
+-- pruned after attempt_retention.
+GRANT SELECT, INSERT, UPDATE, DELETE ON invoice_sync.attempt TO invoice_sync_worker;
 -- The audit log is append-only: operators' actions are added, never edited or removed.
 GRANT SELECT, INSERT ON invoice_sync.audit TO invoice_sync_worker;
 

@@ -191,6 +191,8 @@ CREATE INDEX dead_letter_account_idx ON invoice_sync.dead_letter (account, dead_
 -- `status --watch`, `dlq list` (newest first) and `dlq purge --older-than`.
 CREATE INDEX dead_letter_dead_at_idx ON invoice_sync.dead_letter (dead_at)
     INCLUDE (account, reason);
+-- `show ACCOUNT KEY`: a key's dead letters (one per replay that died again). 008.
+CREATE INDEX dead_letter_key_idx ON invoice_sync.dead_letter (account, idempotency_key);
 
 
 -- ---------------------------------------------------------------------------------------------
@@ -368,7 +370,7 @@ END $$;
 DO $$
 BEGIN
     IF EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'invoice_sync_worker') THEN
-        GRANT SELECT, INSERT, DELETE ON invoice_sync.attempt TO invoice_sync_worker;
+        GRANT SELECT, INSERT, UPDATE, DELETE ON invoice_sync.attempt TO invoice_sync_worker;
         GRANT SELECT, INSERT ON invoice_sync.audit TO invoice_sync_worker;
     END IF;
 END $$;

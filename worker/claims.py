@@ -7,6 +7,7 @@ Nothing here knows SQL or a provider.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any, Literal
@@ -74,3 +75,39 @@ class AccountAction:
     pause_error: str | None = None
     probe_in: float | None = None
     throttle: float | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class AttemptFacts:
+    """How one attempt went, beside its ``Resolution``: what ``outbox_record`` writes to the
+    attempt history in the same statement (one row per outcome it applies).
+
+    ``outcome`` is the history's label: synced, recovered (found by a lookup or tag scan),
+    retry, rate_limited, dead_letter, paused (this outcome paused the account), released
+    (given back unsent). ``create_status`` is the create request's HTTP status when the
+    outcome carries none (a success); ``calls`` the attempt's other provider requests
+    (``{"kind", "http_status", "duration_ms"}``: never a body or a header); ``reason`` a
+    pause's reason, where the row's own outcome has none.
+    """
+
+    outcome: str
+    provider: str
+    started_at: datetime
+    duration_ms: int
+    create_status: int | None = None
+    calls: Sequence[Mapping[str, Any]] = ()
+    reason: str | None = None
+
+    def as_record(self) -> dict[str, Any]:
+        """The fields as ``outbox_record``'s JSON takes them, beside ``Resolution.as_record``'s
+        (``provider`` is the same value as a synced resolution's; ``reason`` is renamed, the
+        resolution's own reason wins)."""
+        return {
+            "outcome": self.outcome,
+            "provider": self.provider,
+            "started_at": self.started_at,
+            "duration_ms": self.duration_ms,
+            "create_status": self.create_status,
+            "calls": self.calls or None,
+            "attempt_reason": self.reason,
+        }

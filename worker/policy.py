@@ -150,6 +150,7 @@ def _retry(
         unknown=row.prior_unknown or outcome.outcome_unknown,
         error=outcome.error,
         http_status=outcome.http_status,
+        response=outcome.response,  # not kept on the row; the attempt history keeps it
     )
     return Decision(resolution=resolution, fate=Fate.RETRY_SCHEDULED)
 
@@ -166,7 +167,12 @@ def _budget_spent(row: Claimed, settings: WorkerSettings, now: datetime) -> str 
 
 def _rate_limited(outcome: RateLimited, row: Claimed) -> Decision:
     wait = honour_retry_after(outcome.after, DEFAULT_RATE_LIMIT_WAIT)
-    resolution = release(row, delay=wait, error=outcome.error)
+    resolution = replace(
+        release(row, delay=wait, error=outcome.error),
+        # For the attempt history only: the row goes back to pending as if never sent.
+        http_status=outcome.http_status,
+        response=outcome.response,
+    )
     throttle = AccountAction(account=row.account, throttle=wait)
     return Decision(resolution=resolution, account_action=throttle, fate=Fate.RATE_LIMITED)
 

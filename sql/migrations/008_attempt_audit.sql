@@ -36,6 +36,10 @@ CREATE INDEX attempt_key_idx ON invoice_sync.attempt (account, idempotency_key, 
 -- BRIN index is a few pages and costs the flush nothing measurable.
 CREATE INDEX attempt_started_brin ON invoice_sync.attempt USING brin (started_at);
 
+-- `show ACCOUNT KEY` finds a key's dead letters (one per replay that died again) without
+-- reading every dead letter of the account.
+CREATE INDEX dead_letter_key_idx ON invoice_sync.dead_letter (account, idempotency_key);
+
 -- Append-only: the worker role may insert and read, never update or delete (sql/roles.sql).
 -- `actor` is the console login, or `os-user@host` for the CLI; `target` the ids or the filter
 -- the action was given (JSON); `rows` how many rows it touched.
@@ -53,7 +57,7 @@ CREATE INDEX audit_at_idx ON invoice_sync.audit (at);
 DO $$
 BEGIN
     IF EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'invoice_sync_worker') THEN
-        GRANT SELECT, INSERT, DELETE ON invoice_sync.attempt TO invoice_sync_worker;
+        GRANT SELECT, INSERT, UPDATE, DELETE ON invoice_sync.attempt TO invoice_sync_worker;
         GRANT SELECT, INSERT ON invoice_sync.audit TO invoice_sync_worker;
     END IF;
 END $$;

@@ -150,3 +150,34 @@ async def test_killed_replicas_and_faulty_providers_lose_and_duplicate_nothing(
     for name, data in fleet.logs().items():
         if name.endswith(".err"):
             assert b"Traceback" not in data, (name, data[-3000:].decode(errors="replace"))
+    await _check_the_story_of_a_row_tried_several_times(dsn, config)
+
+
+async def _check_the_story_of_a_row_tried_several_times(dsn: str, config: Path) -> None:
+    """`invoice-sync show` tells every recorded attempt of the row tried most often."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        busiest = await conn.fetchrow(
+            "SELECT account, idempotency_key, count(*) AS n FROM invoice_sync.attempt"
+            " GROUP BY 1, 2 ORDER BY n DESC, 2 LIMIT 1"
+        )
+        assert busiest is not None
+        assert busiest["n"] >= 2, "no row needed more than one attempt"
+        recorded = await conn.fetch(
+            "SELECT outbox_id, claim, outcome FROM invoice_sync.attempt"
+            " WHERE account = $1 AND idempotency_key = $2 ORDER BY started_at, outbox_id, claim",
+            busiest["account"],
+            busiest["idempotency_key"],
+        )
+    finally:
+        await conn.close()
+    account, key = busiest["account"], busiest["idempotency_key"]
+    shown = cli("show", account, key, "--json", config=config)
+    assert shown.returncode == 0, shown.stderr
+    story = json.loads(shown.stdout)
+    told = [(a["outbox_id"], a["claim"], a["outcome"]) for a in story["attempts"]]
+    assert told == [(r["outbox_id"], r["claim"], r["outcome"]) for r in recorded]
+    table = cli("show", account, key, config=config)
+    assert table.returncode == 0, table.stderr
+    for attempt in story["attempts"]:
+        assert attempt["outcome"] in table.stdout

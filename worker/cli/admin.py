@@ -13,6 +13,7 @@ from worker.errors import InputError
 from worker.invoice import json_schema_text
 from worker.store import migrate
 from worker.store.accounts import AccountStore
+from worker.store.audit import cli_actor
 from worker.store.database import Pool
 
 
@@ -54,11 +55,12 @@ def cmd_accounts(args: argparse.Namespace, settings: Settings) -> int:
 async def _accounts(pool: Pool, args: argparse.Namespace, settings: Settings) -> int:
     store = AccountStore(pool)
     if args.action == "pause":
-        await store.account_pause(args.name, "paused by an operator")
+        note = f"paused by an operator: {args.reason}" if args.reason else "paused by an operator"
+        await store.account_pause(args.name, note, actor=cli_actor(), reason=args.reason)
         print(f"paused {args.name}")
         return 0
     if args.action == "resume":
-        resumed = await store.account_resume(args.name)
+        resumed = await store.account_resume(args.name, actor=cli_actor(), reason=args.reason)
         print(f"resumed {args.name}" if resumed else f"{args.name} was not paused")
         return 0
     states = {s.account: s for s in await store.account_state_list()}

@@ -38,6 +38,7 @@ def register(commands: Subparsers) -> None:
     _admin(commands)
     _sandbox(commands)
     _dlq(commands)
+    _show(commands)
     _demo(commands)
 
 
@@ -93,6 +94,9 @@ def _admin(commands: Subparsers) -> None:
     )
     accounts.add_argument("action", choices=["list", "pause", "resume"])
     accounts.add_argument("name", nargs="?", help="the account (for pause and resume)")
+    accounts.add_argument(
+        "--reason", help="pause and resume: why, recorded in the audit log with the action"
+    )
 
 
 def _run(commands: Subparsers) -> None:
@@ -187,6 +191,7 @@ def _dlq(commands: Subparsers) -> None:
         help="a corrected payload (canonical invoice JSON) for exactly one id",
     )
     replay.add_argument("--dry-run", action="store_true", help="report, change nothing")
+    replay.add_argument("--note", help="why, recorded in the audit log (--reason is the filter)")
     purge = _add(
         actions, "purge", "delete old dead letters", DLQ_EXAMPLES["purge"], "dlq:cmd_purge"
     )
@@ -199,6 +204,20 @@ def _dlq(commands: Subparsers) -> None:
     purge.add_argument("--reason", help="only this reason code")
     purge.add_argument("--account", help="only this account")
     purge.add_argument("--dry-run", action="store_true", help="count, delete nothing")
+    purge.add_argument("--note", help="why, recorded in the audit log (--reason is the filter)")
+
+
+def _show(commands: Subparsers) -> None:
+    show = _add(
+        commands,
+        "show",
+        "one invoice's story: where it is now and every attempt",
+        "invoice-sync --config invoice-sync.toml show shop order-4711 --json",
+        "show:cmd_show",
+    )
+    show.add_argument("account", help="the account the invoice was enqueued for")
+    show.add_argument("key", help="its idempotency key")
+    show.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
 def _add_filters(parser: argparse.ArgumentParser) -> None:

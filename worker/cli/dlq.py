@@ -26,6 +26,7 @@ from worker.durations import parse_duration
 from worker.errors import InputError
 from worker.invoice import describe_validation_error, parse_invoice
 from worker.outcome import Reason
+from worker.store.audit import AuditEntry, cli_actor
 from worker.store.dead_letters import REFUSALS, DeadLetterFilter, DeadLetterStore, ReplayResult
 
 T = TypeVar("T")
@@ -108,7 +109,10 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
         chosen = (
             ids if selection is None else [r.id for r in await store.dead_letter_list(selection)]
         )
-        return await store.dead_letter_replay(chosen, payload=payload, dry_run=args.dry_run)
+        audit = AuditEntry(actor=cli_actor(), action="replay", target={}, rows=0, reason=args.note)
+        return await store.dead_letter_replay(
+            chosen, payload=payload, dry_run=args.dry_run, audit=audit
+        )
 
     results = _run(settings, replay)
     _print_replay(results, dry_run=args.dry_run)
@@ -121,7 +125,17 @@ def cmd_purge(args: argparse.Namespace, settings: Settings) -> int:
     counts = _run(
         settings,
         lambda store: store.dead_letter_purge(
-            older_than, reason=reason, account=args.account, dry_run=args.dry_run
+            older_than,
+            reason=reason,
+            account=args.account,
+            dry_run=args.dry_run,
+            audit=AuditEntry(
+                actor=cli_actor(),
+                action="purge",
+                target={"older_than": args.older_than, "reason": reason, "account": args.account},
+                rows=0,
+                reason=args.note,
+            ),
         ),
     )
     total = sum(c.count for c in counts)

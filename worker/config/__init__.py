@@ -74,6 +74,9 @@ class WorkerSettings(_Section):
     """How long an opened breaker waits before one probing call; doubled after each failed
     probe, up to ``breaker_max_cooldown``. Short, so a flaky (not dead) provider costs little."""
     breaker_max_cooldown: Duration = 60.0
+    attempt_retention: Duration = 90 * 86400.0
+    """How long attempt history rows are kept (pruned hourly in bounded batches); the attempts
+    of outcomes that finished a row (synced, dead_letter) are never pruned by it."""
 
 
 class HttpSettings(_Section):

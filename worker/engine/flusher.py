@@ -17,15 +17,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
 
 import structlog
 
-from worker.claims import AccountAction, Claimed
+from worker.claims import AccountAction, AttemptFacts, Claimed
 from worker.engine.chores import Restarts, Supervised
 from worker.errors import BackgroundTaskError, StoreError
+from worker.outcome import Fate
 from worker.policy import Decision
+from worker.providers.calls import CREATE
 from worker.store.outbox import Outbox, RecordSummary
 
 log = structlog.get_logger(__name__)
@@ -39,6 +43,53 @@ class Finished:
     decision: Decision
     provider: str
     duration: float
+    """Seconds from the row's dispatch (waiting for a call slot and the rate limit included)."""
+    started_at: datetime
+    """When the row was dispatched, by the wall clock (the history's ``started_at``)."""
+    calls: Sequence[Mapping[str, Any]] = ()
+    """The provider requests the attempt made, as ``worker.providers.calls`` noted them."""
+
+    def attempt_facts(self) -> AttemptFacts:
+        """What the attempt history records beside the resolution: the create's status (a
+        success carries none of its own), and every other request as ``calls``."""
+        create_status, others = None, []
+        for call in self.calls:
+            if call["kind"] == CREATE:
+                create_status = call["http_status"]
+            else:
+                others.append(call)
+        action = self.decision.account_action
+        return AttemptFacts(
+            outcome=attempt_outcome(self.decision),
+            provider=self.provider,
+            started_at=self.started_at,
+            duration_ms=round(self.duration * 1000),
+            create_status=create_status,
+            calls=others,
+            reason=action.pause_reason if action is not None else None,
+        )
+
+
+# The history's outcome for each fate; a pause of the account, and a success found by a
+# lookup or tag scan, have their own (``attempt_outcome``).
+HISTORY_OUTCOMES = {
+    Fate.SYNCED: "synced",
+    Fate.RETRY_SCHEDULED: "retry",
+    Fate.RATE_LIMITED: "rate_limited",
+    Fate.DEAD_LETTERED: "dead_letter",
+    Fate.RELEASED: "released",
+    Fate.PROBE_FAILED: "paused",  # the probe found the account still broken: paused again
+}
+
+
+def attempt_outcome(decision: Decision) -> str:
+    """The attempt history's ``outcome`` label for a decision."""
+    action = decision.account_action
+    if action is not None and action.pause_reason is not None:
+        return "paused"
+    if decision.fate is Fate.SYNCED and decision.resolution.recovered:
+        return "recovered"
+    return HISTORY_OUTCOMES[decision.fate]
 
 
 Report = Callable[[Sequence[Finished], RecordSummary, Sequence[AccountAction], Sequence[str]], None]
@@ -139,7 +190,10 @@ class Flusher:
             started = time.monotonic()
             try:
                 summary = await self._outbox.outbox_record(
-                    [f.decision.resolution for f in batch], account_actions=actions, resume=resume
+                    [f.decision.resolution for f in batch],
+                    attempts=[f.attempt_facts() for f in batch],
+                    account_actions=actions,
+                    resume=resume,
                 )
             except StoreError as exc:
                 self._pending = batch + self._pending

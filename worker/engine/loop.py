@@ -15,7 +15,9 @@ import contextlib
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
 
 import structlog
 
@@ -33,10 +35,17 @@ from worker.engine.runtimes import AccountRuntime
 from worker.errors import BackgroundTaskError
 from worker.outcome import Fate, Reason
 from worker.policy import Decision, release
+from worker.providers import calls
 from worker.store.database import StoreUnavailableError
 from worker.store.outbox import DeadAtClaim, Outbox, RecordSummary
 
 log = structlog.get_logger(__name__)
+
+# The attempt history is pruned this often, in batches of PRUNE_BATCH rows with PRUNE_PAUSE
+# seconds between them: short statements that never hold up the flush for long.
+PRUNE_EVERY = 3600.0
+PRUNE_BATCH = 5000
+PRUNE_PAUSE = 0.5
 
 # How often the gauges that need a query (pending rows, dead letters, pauses) are refreshed.
 METRICS_EVERY = 10.0
@@ -50,8 +59,12 @@ class _InFlight:
     lease_ends: float
     """When the lease may end, by this clock: counted from the claim's start, which is before
     the database's ``now()`` that its expiry is counted from."""
+    started_at: datetime
+    """``started`` by the wall clock, for the attempt history."""
     sent: bool = False
     recorded: bool = False
+    calls: list[dict[str, Any]] = field(default_factory=list)
+    """The provider requests the attempt made (``worker.providers.calls``)."""
 
 
 class Engine:
@@ -64,6 +77,7 @@ class Engine:
         listen_dsn: str | None,
         rand: Callable[[], float] = random.random,
         clock: Callable[[], float] = time.monotonic,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
         metrics: Metrics | None = None,
         refresher: MetricsRefresher | None = None,
         flusher_restarts: Restarts = FLUSHER_RESTARTS,
@@ -73,6 +87,7 @@ class Engine:
         self._runtimes = runtimes
         self._settings = settings
         self._clock = clock
+        self._now = now
         self._attempter = Attempter(
             settings, rand, observe_call=metrics.observe_call if metrics else None, clock=clock
         )
@@ -93,7 +108,8 @@ class Engine:
         self._listener = Listener(listen_dsn, self._wake) if listen_dsn else None
         rescue_every = max(min(settings.lease / 4, 30.0), 0.2)
         self._rescue = PeriodicChore("lease_rescue", rescue_every, self._rescue_expired)
-        self._chores = [self._rescue]
+        prune = PeriodicChore("attempt_prune", PRUNE_EVERY, self._prune_attempts, at_start=True)
+        self._chores = [self._rescue, prune]
         if refresher is not None:
             self._chores.append(
                 PeriodicChore("metrics", METRICS_EVERY, refresher.refresh, at_start=True)
@@ -227,7 +243,13 @@ class Engine:
     def _dispatch(self, row: Claimed, *, lease_ends: float) -> None:
         runtime = self._runtimes[row.account]
         runtime.gate.take()
-        flight = _InFlight(row=row, runtime=runtime, started=self._clock(), lease_ends=lease_ends)
+        flight = _InFlight(
+            row=row,
+            runtime=runtime,
+            started=self._clock(),
+            started_at=self._now(),
+            lease_ends=lease_ends,
+        )
         task = asyncio.create_task(self._process(flight), name=f"row:{row.id}")
         self._tasks[task] = flight
         task.add_done_callback(self._finished)
@@ -247,9 +269,12 @@ class Engine:
         def mark_sent() -> None:
             flight.sent = True
 
-        decision = await self._attempter.attempt(
-            flight.row, flight.runtime, mark_sent, lease_ends=flight.lease_ends
-        )
+        with calls.recording() as made:
+            # The list, not a copy: a cancelled attempt is recorded with what it made so far.
+            flight.calls = made
+            decision = await self._attempter.attempt(
+                flight.row, flight.runtime, mark_sent, lease_ends=flight.lease_ends
+            )
         decision = self._holds.once_per_pause(decision, flight.row)
         decision = self._holds.breaker(decision, flight.runtime)
         self._record(flight, decision)
@@ -267,6 +292,8 @@ class Engine:
                 decision=decision,
                 provider=flight.runtime.provider_name,
                 duration=self._clock() - flight.started,
+                started_at=flight.started_at,
+                calls=flight.calls,
             )
         )
 
@@ -305,6 +332,11 @@ class Engine:
                 self._metrics.leases_reclaimed.inc(len(rescued))
             self._wake.set()
 
+    async def _prune_attempts(self) -> None:
+        total = await prune_attempts(self._outbox, self._settings.attempt_retention)
+        if total:
+            log.info("attempts.pruned", rows=total)
+
     async def _shutdown(self) -> None:
         # Rows still waiting for a rate-limit permit have not been sent: give them back now.
         for task, flight in list(self._tasks.items()):
@@ -327,3 +359,17 @@ class Engine:
         for runtime in self._runtimes.values():
             await runtime.provider.aclose()
         log.info("worker.stopped", worker_id=self._outbox.worker_id)
+
+
+async def prune_attempts(
+    outbox: Outbox, retention: float, *, batch: int = PRUNE_BATCH, pause: float = PRUNE_PAUSE
+) -> int:
+    """Prune attempt rows older than ``retention`` seconds, ``batch`` at a time until a batch
+    comes back short; how many went."""
+    total = 0
+    while True:
+        deleted = await outbox.attempt_prune(retention, batch)
+        total += deleted
+        if deleted < batch:
+            return total
+        await asyncio.sleep(pause)

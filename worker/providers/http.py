@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -30,6 +31,7 @@ import aiohttp
 
 from worker.errors import ProviderError, TransportError
 from worker.outcome import PauseAccount, PauseReason, Retry, Synced
+from worker.providers import calls
 from worker.providers.base import HttpTimeouts
 from worker.providers.redaction import cut, scrub_text, scrub_value, secrets_to_cut
 
@@ -92,8 +94,42 @@ async def request(
     params: Mapping[str, str] | None = None,
 ) -> Reply:
     """Send one request and read its answer within ``bounds``, with ``secrets`` scrubbed out;
-    raise ``TransportError`` if no complete answer arrived, ``RedirectError`` for a 3xx."""
+    raise ``TransportError`` if no complete answer arrived, ``RedirectError`` for a 3xx.
+    The request is noted in the attempt's history (``calls``): its status and duration only."""
     refuse_unsendable(headers)
+    started = time.monotonic()
+    status: int | None = None
+    try:
+        reply = await _exchange(
+            session,
+            method,
+            url,
+            headers=headers,
+            bounds=bounds,
+            secrets=secrets,
+            json_body=json_body,
+            params=params,
+        )
+        status = reply.status
+        return reply
+    except RedirectError as exc:
+        status = exc.status
+        raise
+    finally:
+        calls.note(status, time.monotonic() - started)
+
+
+async def _exchange(
+    session: aiohttp.ClientSession,
+    method: str,
+    url: str,
+    *,
+    headers: Mapping[str, str],
+    bounds: HttpTimeouts,
+    secrets: Sequence[str],
+    json_body: Any,
+    params: Mapping[str, str] | None,
+) -> Reply:
     data = None if json_body is None else json.dumps(json_body, separators=(",", ":"))
     cut_out = secrets_to_cut(secrets)
     try:

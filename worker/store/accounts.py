@@ -14,6 +14,7 @@ from typing import Any
 import asyncpg
 
 from worker.store import database
+from worker.store.audit import AuditEntry, audit_append
 from worker.store.queries import queries
 
 
@@ -37,13 +38,35 @@ class AccountStore:
         self._pool = pool
         self._q = queries()
 
-    async def account_pause(self, account: str, note: str) -> None:
-        """An operator's pause: no probes, only ``account_resume`` ends it."""
-        await database.run(lambda: self._pool.execute(self._q["account_pause"], account, note))
+    async def account_pause(
+        self, account: str, note: str, *, actor: str | None = None, reason: str | None = None
+    ) -> None:
+        """An operator's pause: no probes, only ``account_resume`` ends it. With ``actor``, the
+        audit log records it (and ``reason``) in the same transaction."""
+        async with database.transaction(self._pool) as conn:
+            await conn.execute(self._q["account_pause"], account, note)
+            if actor is not None:
+                entry = AuditEntry(
+                    actor=actor, action="pause", target={"account": account}, rows=1, reason=reason
+                )
+                await audit_append(conn, entry)
 
-    async def account_resume(self, account: str) -> bool:
-        """Resume now; False if the account had no stored state (it was not paused)."""
-        row = await database.run(lambda: self._pool.fetchrow(self._q["account_resume"], account))
+    async def account_resume(
+        self, account: str, *, actor: str | None = None, reason: str | None = None
+    ) -> bool:
+        """Resume now; False if the account had no stored state (it was not paused). With
+        ``actor``, audited in the same transaction (``rows`` 0 when nothing was paused)."""
+        async with database.transaction(self._pool) as conn:
+            row = await conn.fetchrow(self._q["account_resume"], account)
+            if actor is not None:
+                entry = AuditEntry(
+                    actor=actor,
+                    action="resume",
+                    target={"account": account},
+                    rows=0 if row is None else 1,
+                    reason=reason,
+                )
+                await audit_append(conn, entry)
         return row is not None
 
     async def account_state_list(self) -> list[AccountState]:

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from datetime import datetime
 from typing import Any
 
 import asyncpg
 
 from worker.store import database
+from worker.store.audit import AuditEntry, audit_append
 from worker.store.queries import queries
 
 # Ids per replay transaction: a batch commits or rolls back whole, and a long replay of many
@@ -135,13 +136,19 @@ class DeadLetterStore:
         return None if row is None else DeadLetter.from_row(row)
 
     async def dead_letter_replay(
-        self, ids: Sequence[int], *, payload: str | None = None, dry_run: bool = False
+        self,
+        ids: Sequence[int],
+        *,
+        payload: str | None = None,
+        dry_run: bool = False,
+        audit: AuditEntry | None = None,
     ) -> list[ReplayResult]:
         """Replay the dead letters ``ids``, one transaction per batch; one result per id.
 
         ``payload`` (JSON text, already validated) replaces the stored one; it is only accepted
         for a single id. ``dry_run`` runs each batch and rolls it back, so what it reports is
-        exactly what a replay would have done at that moment.
+        exactly what a replay would have done at that moment. ``audit`` (not for a dry run)
+        is appended in each batch's transaction, with the batch's ids and rows replayed.
         """
         if payload is not None and len(ids) != 1:
             raise ValueError("a corrected payload replays exactly one dead letter")
@@ -149,12 +156,13 @@ class DeadLetterStore:
         results: dict[int, ReplayResult] = {}
         for start in range(0, len(unique), REPLAY_BATCH):
             batch = unique[start : start + REPLAY_BATCH]
-            for row in await self._replay_batch(batch, payload, dry_run=dry_run):
+            entry = None if audit is None or dry_run else replace(audit, target={"ids": batch})
+            for row in await self._replay_batch(batch, payload, dry_run=dry_run, audit=entry):
                 results[row["id"]] = ReplayResult.from_row(row)
         return [results.get(i) or _not_found(i) for i in unique]
 
     async def _replay_batch(
-        self, ids: list[int], payload: str | None, *, dry_run: bool
+        self, ids: list[int], payload: str | None, *, dry_run: bool, audit: AuditEntry | None
     ) -> list[asyncpg.Record]:
         async def replay() -> list[asyncpg.Record]:
             async with self._pool.acquire() as conn:
@@ -164,6 +172,9 @@ class DeadLetterStore:
                     rows: list[asyncpg.Record] = await conn.fetch(
                         self._q["dead_letter_replay"], ids, payload
                     )
+                    if audit is not None:
+                        replayed = sum(1 for row in rows if row["replayed_to"] is not None)
+                        await audit_append(conn, replace(audit, rows=replayed))
                 except BaseException:
                     await transaction.rollback()
                     raise
@@ -179,14 +190,18 @@ class DeadLetterStore:
         reason: str | None = None,
         account: str | None = None,
         dry_run: bool = False,
+        audit: AuditEntry | None = None,
     ) -> list[PurgeCount]:
         """Delete dead letters older than ``older_than`` seconds (counted only with
-        ``dry_run``); the counts by account and reason."""
-        rows = await database.run(
-            lambda: self._pool.fetch(
+        ``dry_run``); the counts by account and reason. ``audit`` (not for a dry run) is
+        appended in the purge's transaction with the rows deleted."""
+        async with database.transaction(self._pool) as conn:
+            rows = await conn.fetch(
                 self._q["dead_letter_purge"], older_than, reason, account, dry_run
             )
-        )
+            if audit is not None and not dry_run:
+                deleted = rows[0]["deleted"] if rows else 0
+                await audit_append(conn, replace(audit, rows=deleted))
         return [PurgeCount.from_row(row) for row in rows]
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import asyncpg
 
-from worker.claims import AccountAction, Claimed, Resolution
+from worker.claims import AccountAction, AttemptFacts, Claimed, Resolution
 from worker.invoice import MAX_PAYLOAD_BYTES
 from worker.store import database
 from worker.store.queries import queries
@@ -107,11 +107,21 @@ class Outbox:
         self,
         resolutions: Sequence[Resolution],
         *,
+        attempts: Sequence[AttemptFacts] = (),
         account_actions: Sequence[AccountAction] = (),
         resume: Sequence[str] = (),
     ) -> RecordSummary:
-        """Apply outcomes, and the account pauses, throttles and resumes they caused, atomically."""
-        body = json.dumps([r.as_record() for r in resolutions], default=str)
+        """Apply outcomes, and the account pauses, throttles and resumes they caused, atomically.
+
+        ``attempts`` (one per resolution, in the same order; the engine always gives them) are
+        written to the attempt history in the same statement, for the outcomes applied."""
+        if attempts:
+            records = [
+                r.as_record() | a.as_record() for r, a in zip(resolutions, attempts, strict=True)
+            ]
+        else:
+            records = [r.as_record() for r in resolutions]
+        body = json.dumps(records, default=str)
         async with database.transaction(self._pool) as conn:
             row = await conn.fetchrow(self._q["outbox_record"], self.worker_id, body)
             if account_actions:
@@ -130,6 +140,14 @@ class Outbox:
         """Return rows with expired leases to pending; their ids."""
         rows = await database.run(lambda: self._pool.fetch(self._q["outbox_rescue"], limit))
         return [row["id"] for row in rows]
+
+    async def attempt_prune(self, older_than: float, limit: int) -> int:
+        """Delete up to ``limit`` attempt rows older than ``older_than`` seconds, except synced
+        and dead_letter ones; how many went. (The attempt rows are written by outbox_record.)"""
+        deleted: int = await database.run(
+            lambda: self._pool.fetchval(self._q["attempt_prune"], older_than, limit)
+        )
+        return deleted
 
     async def outbox_unfinished(self, accounts: Sequence[str]) -> tuple[int, int]:
         """(rows still to process, rows held by paused accounts) for these accounts."""

@@ -37,7 +37,11 @@ def finished(row_id: int, fate: Fate) -> Finished:
     reason = "rejected" if fate is Fate.DEAD_LETTERED else None
     resolution = Resolution(id=row_id, claim=1, kind=KINDS[fate], reason=reason)
     return Finished(
-        row=row, decision=Decision(resolution=resolution, fate=fate), provider="p", duration=0.1
+        row=row,
+        decision=Decision(resolution=resolution, fate=fate),
+        provider="p",
+        duration=0.1,
+        started_at=now,
     )
 
 

@@ -33,7 +33,7 @@ import structlog
 from worker.errors import ProviderError, TransportError
 from worker.invoice import Invoice
 from worker.outcome import DeadLetter, Outcome, PauseAccount, PauseReason, Reason, Retry, Synced
-from worker.providers import http
+from worker.providers import calls, http
 from worker.providers.base import Attempt, Credentials, HttpTimeouts, ProviderSpec
 from worker.providers.billit.account import AccountCache, AccountFacts, read_account
 from worker.providers.billit.answers import (
@@ -204,12 +204,14 @@ class Billit:
             return None  # a cash sale: Billit's retail document types need no customer
 
         async def search(q: str) -> list[dict[str, Any]]:
-            body = await self._ok("GET", CUSTOMERS, "customer search", seen, params={"q": q})
+            with calls.kind(calls.CUSTOMER):
+                body = await self._ok("GET", CUSTOMERS, "customer search", seen, params={"q": q})
             found = body.get("data") if isinstance(body, dict) else None
             return [item for item in found or [] if isinstance(item, dict)]
 
         async def create(payload: dict[str, Any]) -> BillitId:
-            body = await self._ok("POST", CUSTOMERS, "customer create", seen, json_body=payload)
+            with calls.kind(calls.CUSTOMER):
+                body = await self._ok("POST", CUSTOMERS, "customer create", seen, json_body=payload)
             data = body.get("data") if isinstance(body, dict) else None
             if not isinstance(data, dict) or data.get("id") is None:
                 error = "Billit customer create: answered without a customer id"
@@ -225,7 +227,8 @@ class Billit:
     ) -> Synced | None:
         async def get(path: str, params: Mapping[str, str]) -> Any:
             what = "invoice list" if path == INVOICES else "invoice fetch"
-            return await self._ok("GET", path, what, seen, params=params, missing_ok=True)
+            with calls.kind(calls.TAG_SCAN):
+                return await self._ok("GET", path, what, seen, params=params, missing_ok=True)
 
         expected = Expected(
             tag=tag,
@@ -245,7 +248,8 @@ class Billit:
         return found
 
     async def _fetch_account(self) -> AccountFacts:
-        body = await self._ok("GET", ACCOUNT, "account", False)
+        with calls.kind(calls.ACCOUNT):
+            body = await self._ok("GET", ACCOUNT, "account", False)
         try:
             return read_account(body, today=self._now().date())
         except ValueError as exc:

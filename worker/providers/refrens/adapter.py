@@ -26,7 +26,7 @@ import structlog
 from worker.errors import ProviderError, TransportError
 from worker.invoice import Invoice
 from worker.outcome import Outcome, PauseAccount, RateLimited, Retry
-from worker.providers import http
+from worker.providers import calls, http
 from worker.providers.base import Attempt, Credentials, HttpTimeouts, ProviderSpec, bounded
 from worker.providers.redaction import scrubbed
 from worker.providers.refrens.answers import (
@@ -165,7 +165,8 @@ class Refrens:
         return synced
 
     async def _list(self, params: Mapping[str, str]) -> http.Reply:
-        return await self._send("GET", self._url, params=params)
+        with calls.kind(calls.LOOKUP):
+            return await self._send("GET", self._url, params=params)
 
     async def _send(
         self,

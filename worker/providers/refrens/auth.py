@@ -18,7 +18,7 @@ import aiohttp
 
 from worker.errors import ProviderError, TransportError
 from worker.outcome import Outcome
-from worker.providers import http
+from worker.providers import calls, http
 from worker.providers.base import HttpTimeouts
 from worker.providers.refrens.answers import classify_login, classify_transport_error
 
@@ -127,16 +127,17 @@ class AppSecretLogin:
     async def _login(self) -> str:
         body = {"strategy": "app-secret", "appId": self._app_id, "appSecret": self._app_secret}
         try:
-            reply = await http.request(
-                self._client(),
-                "POST",
-                self._url,
-                headers={"Content-Type": "application/json", "Accept": "application/json"},
-                bounds=self._bounds,
-                # Not the tokens issued before: the new one may repeat one of them.
-                secrets=[self._app_secret],
-                json_body=body,
-            )
+            with calls.kind(calls.LOGIN):
+                reply = await http.request(
+                    self._client(),
+                    "POST",
+                    self._url,
+                    headers={"Content-Type": "application/json", "Accept": "application/json"},
+                    bounds=self._bounds,
+                    # Not the tokens issued before: the new one may repeat one of them.
+                    secrets=[self._app_secret],
+                    json_body=body,
+                )
         except TransportError as exc:
             raise LoginError(classify_transport_error(exc, sending="login")) from exc
         token = reply.body.get("accessToken") if isinstance(reply.body, dict) else None
