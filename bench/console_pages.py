@@ -149,7 +149,37 @@ def report(timings: dict[str, list[float]]) -> str:
     return "\n".join(lines)
 
 
+SYNCED_INSERT = """INSERT INTO invoice_sync.synced (outbox_id, account, idempotency_key,
+        provider, provider_invoice_id, invoice_number, attempts)
+    SELECT $1 + n, 'shop', 'k' || ($1 + n), 'billclap', 'prov-' || ($1 + n), 'INV-' || ($1 + n), 1
+      FROM generate_series(1, 100) AS n"""
+SYNCED_SEARCH_INDEXES = ("synced_invoice_number_idx", "synced_provider_invoice_id_idx")
+
+
+async def synced_insert_seconds(server_dsn: str, *, with_search_indexes: bool) -> float:
+    """Seconds to insert 200,000 synced rows in flush-sized statements of 100, with or without
+    the two search indexes migration 009 adds to synced (what each synced row pays for them)."""
+    async with scratch(server_dsn, "synced") as dsn:
+        conn = await database.connect(dsn)
+        try:
+            if not with_search_indexes:
+                for index in SYNCED_SEARCH_INDEXES:
+                    await conn.execute(f"DROP INDEX invoice_sync.{index}")
+            started = time.perf_counter()
+            for batch in range(2000):
+                await conn.execute(SYNCED_INSERT, batch * 100)
+            return time.perf_counter() - started
+        finally:
+            await conn.close()
+
+
 async def measure(server_dsn: str, args: argparse.Namespace) -> None:
+    if args.synced_index_cost:
+        for _ in range(2):
+            without = await synced_insert_seconds(server_dsn, with_search_indexes=False)
+            with_them = await synced_insert_seconds(server_dsn, with_search_indexes=True)
+            print(f"200k synced rows: {without:.2f}s without 009's indexes, {with_them:.2f}s with")
+        return
     async with scratch(server_dsn, "console") as dsn:
         took = await fill(dsn, args.outbox, args.attempts)
         print(f"filled {args.outbox} outbox rows, {args.attempts} attempts in {took:.0f}s")
@@ -161,6 +191,11 @@ if __name__ == "__main__":
     parser.add_argument("--outbox", type=int, default=1_000_000)
     parser.add_argument("--attempts", type=int, default=100_000)
     parser.add_argument("--requests", type=int, default=50)
+    parser.add_argument(
+        "--synced-index-cost",
+        action="store_true",
+        help="instead: time synced inserts with and without migration 009's synced indexes",
+    )
     arguments = parser.parse_args()
     # The server is found (or started) outside the event loop: it runs its own probe.
     with server() as found:
