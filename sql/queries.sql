@@ -570,3 +570,241 @@ SELECT id, at, actor, action, target::text AS target, rows, reason
  WHERE $1::bigint IS NULL OR id < $1
  ORDER BY id DESC
  LIMIT $2;
+
+-- name: console_accounts
+-- Every account with rows or state. The recursive parts are loose index scans: one index
+-- probe per distinct account, so a million rows of three accounts cost three probes a table.
+WITH RECURSIVE
+outbox_accounts(account) AS (
+    SELECT min(account) FROM invoice_sync.outbox
+    UNION ALL
+    SELECT (SELECT min(o.account) FROM invoice_sync.outbox o WHERE o.account > a.account)
+      FROM outbox_accounts a
+     WHERE a.account IS NOT NULL
+),
+synced_accounts(account) AS (
+    SELECT min(account) FROM invoice_sync.synced
+    UNION ALL
+    SELECT (SELECT min(s.account) FROM invoice_sync.synced s WHERE s.account > a.account)
+      FROM synced_accounts a
+     WHERE a.account IS NOT NULL
+),
+dead_accounts(account) AS (
+    SELECT min(account) FROM invoice_sync.dead_letter
+    UNION ALL
+    SELECT (SELECT min(d.account) FROM invoice_sync.dead_letter d WHERE d.account > a.account)
+      FROM dead_accounts a
+     WHERE a.account IS NOT NULL
+)
+SELECT account FROM outbox_accounts WHERE account IS NOT NULL
+UNION SELECT account FROM synced_accounts WHERE account IS NOT NULL
+UNION SELECT account FROM dead_accounts WHERE account IS NOT NULL
+UNION SELECT account FROM invoice_sync.account_state
+UNION SELECT account FROM invoice_sync.replica_account
+ORDER BY 1;
+
+-- name: console_outbox_counts
+-- Per account of $1: pending rows counted up to $2 (an exact count of a million-row backlog
+-- would read the whole index at every page view; the page says "at least $2"), rows in
+-- flight, and the earliest available_at of a pending row (the claim index's first entry).
+SELECT a.account,
+       (SELECT count(*) FROM (SELECT FROM invoice_sync.outbox o
+                               WHERE o.account = a.account AND o.state = 'pending'
+                               LIMIT $2) p) AS pending,
+       (SELECT count(*) FROM invoice_sync.outbox o
+         WHERE o.account = a.account AND o.state = 'running') AS running,
+       (SELECT min(o.available_at) FROM invoice_sync.outbox o
+         WHERE o.account = a.account AND o.state = 'pending') AS first_available_at
+  FROM unnest($1::text[]) AS a(account)
+ ORDER BY a.account;
+
+-- name: console_outbox_estimate
+-- The planner's row estimate for the outbox (kept by autovacuum): the size of a backlog too
+-- large to count per page view.
+SELECT greatest(reltuples, 0)::bigint AS estimate
+  FROM pg_catalog.pg_class
+ WHERE oid = 'invoice_sync.outbox'::regclass;
+
+-- name: console_throughput
+-- Synced and dead-lettered rows per account and minute over the last $1 minutes; both read
+-- only their time index (index-only scans: the indexes include the account).
+SELECT 'synced' AS kind, account, date_trunc('minute', synced_at) AS minute, count(*) AS count
+  FROM invoice_sync.synced
+ WHERE synced_at >= date_trunc('minute', now()) - make_interval(mins => $1 - 1)
+ GROUP BY account, minute
+UNION ALL
+SELECT 'dead' AS kind, account, date_trunc('minute', dead_at) AS minute, count(*) AS count
+  FROM invoice_sync.dead_letter
+ WHERE dead_at >= date_trunc('minute', now()) - make_interval(mins => $1 - 1)
+ GROUP BY account, minute;
+
+-- name: console_rate_budget
+-- Each account's deployment-wide token bucket: tokens now, refill rate, burst.
+SELECT account, invoice_sync.rate_bucket_level(tokens, refilled_at, rate, burst) AS tokens,
+       rate, burst
+  FROM invoice_sync.rate_bucket
+ ORDER BY account;
+
+-- name: console_invoice_page
+-- Invoices of every account in (account, key) order after ($1, $2), at most $3: the outbox,
+-- synced and dead letters not replayed, each read on its (account, idempotency_key) index
+-- from the cursor on, so a page costs $3 rows a table whatever the tables hold.
+WITH o AS (
+    SELECT account, idempotency_key, id AS outbox_id, state, payload->>'number' AS invoice_number,
+           NULL::text AS provider_invoice_id, attempts, updated_at AS at, last_error AS note
+      FROM invoice_sync.outbox
+     WHERE (account, idempotency_key) > ($1, $2)
+     ORDER BY account, idempotency_key
+     LIMIT $3
+), s AS (
+    SELECT account, idempotency_key, outbox_id, 'synced' AS state, invoice_number,
+           provider_invoice_id, attempts, synced_at AS at, NULL::text AS note
+      FROM invoice_sync.synced
+     WHERE (account, idempotency_key) > ($1, $2)
+     ORDER BY account, idempotency_key
+     LIMIT $3
+), d AS (
+    SELECT account, idempotency_key, outbox_id, 'dead' AS state, payload->>'number',
+           NULL::text, attempts, dead_at, reason
+      FROM invoice_sync.dead_letter
+     WHERE (account, idempotency_key) > ($1, $2) AND replayed_at IS NULL
+     ORDER BY account, idempotency_key
+     LIMIT $3
+)
+SELECT * FROM (SELECT * FROM o UNION ALL SELECT * FROM s UNION ALL SELECT * FROM d) AS page
+ ORDER BY account, idempotency_key, outbox_id
+ LIMIT $3;
+
+-- name: console_invoice_page_account
+-- The same for one account $1, keys after $2, at most $3.
+WITH o AS (
+    SELECT account, idempotency_key, id AS outbox_id, state, payload->>'number' AS invoice_number,
+           NULL::text AS provider_invoice_id, attempts, updated_at AS at, last_error AS note
+      FROM invoice_sync.outbox
+     WHERE account = $1 AND idempotency_key > $2
+     ORDER BY idempotency_key
+     LIMIT $3
+), s AS (
+    SELECT account, idempotency_key, outbox_id, 'synced' AS state, invoice_number,
+           provider_invoice_id, attempts, synced_at AS at, NULL::text AS note
+      FROM invoice_sync.synced
+     WHERE account = $1 AND idempotency_key > $2
+     ORDER BY idempotency_key
+     LIMIT $3
+), d AS (
+    SELECT account, idempotency_key, outbox_id, 'dead' AS state, payload->>'number',
+           NULL::text, attempts, dead_at, reason
+      FROM invoice_sync.dead_letter
+     WHERE account = $1 AND idempotency_key > $2 AND replayed_at IS NULL
+     ORDER BY idempotency_key
+     LIMIT $3
+)
+SELECT * FROM (SELECT * FROM o UNION ALL SELECT * FROM s UNION ALL SELECT * FROM d) AS page
+ ORDER BY account, idempotency_key, outbox_id
+ LIMIT $3;
+
+-- name: console_invoice_find
+-- Invoices whose idempotency key, invoice number or provider id is exactly $1, among the
+-- accounts $2, at most $3. A key is looked up on each table's (account, idempotency_key)
+-- index, one probe per account; numbers and provider ids on the indexes of migration 009.
+-- An outbox row's number is inside its payload and not indexed (the outbox is the hot table):
+-- a pending invoice is found by its key.
+WITH hits AS (
+    SELECT account, idempotency_key, id AS outbox_id, state, payload->>'number' AS invoice_number,
+           NULL::text AS provider_invoice_id, attempts, updated_at AS at, last_error AS note
+      FROM invoice_sync.outbox
+     WHERE account = ANY($2::text[]) AND idempotency_key = $1
+    UNION ALL
+    SELECT account, idempotency_key, outbox_id, 'synced', invoice_number, provider_invoice_id,
+           attempts, synced_at, NULL
+      FROM invoice_sync.synced
+     WHERE (account = ANY($2::text[]) AND idempotency_key = $1)
+        OR invoice_number = $1 OR provider_invoice_id = $1
+    UNION ALL
+    SELECT account, idempotency_key, outbox_id, 'dead', payload->>'number', NULL, attempts,
+           dead_at, reason
+      FROM invoice_sync.dead_letter
+     WHERE replayed_at IS NULL
+       AND ((account = ANY($2::text[]) AND idempotency_key = $1) OR payload->>'number' = $1)
+)
+SELECT * FROM hits
+ WHERE account = ANY($2::text[])
+ ORDER BY account, idempotency_key, outbox_id
+ LIMIT $3;
+
+-- name: console_invoice_rows
+-- Where the key ($1 account, $2 key) is now: its outbox row, its synced row, its dead letters
+-- (replayed ones too: each replay left one), oldest first.
+SELECT 'outbox' AS place, id AS outbox_id, state, attempts, payload::text AS payload,
+       last_error AS error, NULL::text AS reason, NULL::integer AS http_status,
+       NULL::text AS provider_invoice_id, payload->>'number' AS invoice_number,
+       NULL::text AS link, created_at AS at, replayed_from, NULL::bigint AS replayed_to
+  FROM invoice_sync.outbox
+ WHERE account = $1 AND idempotency_key = $2
+UNION ALL
+SELECT 'synced', outbox_id, CASE WHEN recovered THEN 'recovered' ELSE 'synced' END, attempts,
+       NULL, NULL, NULL, NULL, provider_invoice_id, invoice_number, link, synced_at, NULL, NULL
+  FROM invoice_sync.synced
+ WHERE account = $1 AND idempotency_key = $2
+UNION ALL
+SELECT 'dead_letter', outbox_id, 'dead', attempts, payload::text, error, reason, http_status,
+       NULL, payload->>'number', NULL, dead_at, NULL, replayed_to
+  FROM invoice_sync.dead_letter
+ WHERE account = $1 AND idempotency_key = $2
+ ORDER BY at, outbox_id;
+
+-- name: console_invoice_attempts
+-- The key's attempts (across replays), oldest first, at most $3.
+SELECT outbox_id, claim, attempt, worker, provider, started_at, duration_ms, http_status,
+       outcome, reason, error, outcome_unknown
+  FROM invoice_sync.attempt
+ WHERE account = $1 AND idempotency_key = $2
+ ORDER BY started_at, outbox_id, claim
+ LIMIT $3;
+
+-- name: console_dead_letter_page
+-- Dead letters not replayed, newest first, filtered by $1 reason, $2 account, $3 dead at
+-- least that many seconds ago (each NULL for any), after the cursor ($4 dead_at, $5 id; NULL
+-- for the first page), at most $6. Read backwards on the dead_at index.
+SELECT outbox_id AS id, account, idempotency_key, reason, error, http_status, attempts, dead_at
+  FROM invoice_sync.dead_letter
+ WHERE replayed_at IS NULL
+   AND ($1::text IS NULL OR reason = $1)
+   AND ($2::text IS NULL OR account = $2)
+   AND ($3::float8 IS NULL OR dead_at < now() - make_interval(secs => $3))
+   AND ($4::timestamptz IS NULL OR (dead_at, outbox_id) < ($4, $5::bigint))
+ ORDER BY dead_at DESC, outbox_id DESC
+ LIMIT $6;
+
+-- name: console_dead_letter_select
+-- The ids a bulk action on the filter ($1 reason, $2 account, $3 older than seconds) would
+-- touch, oldest first, at most $4; locked, so the count the operator confirmed is the count
+-- acted on in this transaction.
+SELECT outbox_id AS id
+  FROM invoice_sync.dead_letter
+ WHERE replayed_at IS NULL
+   AND ($1::text IS NULL OR reason = $1)
+   AND ($2::text IS NULL OR account = $2)
+   AND ($3::float8 IS NULL OR dead_at < now() - make_interval(secs => $3))
+ ORDER BY dead_at, outbox_id
+ LIMIT $4
+   FOR UPDATE;
+
+-- name: console_dead_letter_count
+-- How many dead letters a bulk action on the filter ($1 reason, $2 account, $3 older than
+-- seconds) would touch, counted up to $4.
+SELECT count(*) FROM (
+    SELECT FROM invoice_sync.dead_letter
+     WHERE replayed_at IS NULL
+       AND ($1::text IS NULL OR reason = $1)
+       AND ($2::text IS NULL OR account = $2)
+       AND ($3::float8 IS NULL OR dead_at < now() - make_interval(secs => $3))
+     LIMIT $4
+) AS chosen;
+
+-- name: console_dead_letter_delete
+-- Delete the dead letters $1 (ids); how many went.
+WITH deleted AS (
+    DELETE FROM invoice_sync.dead_letter WHERE outbox_id = ANY($1::bigint[]) RETURNING 1
+)
+SELECT count(*) FROM deleted;

@@ -1,5 +1,5 @@
 -- invoice-sync: the whole schema `invoice_sync` as the migrations in sql/migrations leave it
--- (001 to 008), in one place, to read: every table with its columns, constraints and indexes,
+-- (001 to 009), in one place, to read: every table with its columns, constraints and indexes,
 -- the functions and triggers, the row-level security policies and the privileges the
 -- migrations set. Comments say what each part is for; the migration that added a part says
 -- why in more depth.
@@ -166,6 +166,9 @@ CREATE TABLE invoice_sync.synced (
 
 -- `status --watch` counts rows finished since it began; INCLUDE makes it an index-only scan.
 CREATE INDEX synced_synced_at_idx ON invoice_sync.synced (synced_at) INCLUDE (account);
+-- The console's invoice search by invoice number or provider id. 009.
+CREATE INDEX synced_invoice_number_idx ON invoice_sync.synced (invoice_number);
+CREATE INDEX synced_provider_invoice_id_idx ON invoice_sync.synced (provider_invoice_id);
 
 CREATE TABLE invoice_sync.dead_letter (
     outbox_id        bigint      PRIMARY KEY,
@@ -191,6 +194,12 @@ CREATE INDEX dead_letter_account_idx ON invoice_sync.dead_letter (account, dead_
 -- `status --watch`, `dlq list` (newest first) and `dlq purge --older-than`.
 CREATE INDEX dead_letter_dead_at_idx ON invoice_sync.dead_letter (dead_at)
     INCLUDE (account, reason);
+-- The console: a key's dead letters, search by number, open dead letters by reason. 009.
+CREATE INDEX dead_letter_key_idx ON invoice_sync.dead_letter (account, idempotency_key);
+CREATE INDEX dead_letter_number_idx ON invoice_sync.dead_letter ((payload->>'number'))
+    WHERE replayed_at IS NULL;
+CREATE INDEX dead_letter_open_reason_idx ON invoice_sync.dead_letter (account, reason)
+    WHERE replayed_at IS NULL;
 
 
 -- ---------------------------------------------------------------------------------------------

@@ -38,6 +38,7 @@ def register(commands: Subparsers) -> None:
     _admin(commands)
     _sandbox(commands)
     _dlq(commands)
+    _console(commands)
     _demo(commands)
 
 
@@ -208,6 +209,16 @@ def _add_filters(parser: argparse.ArgumentParser) -> None:
         "--since",
         metavar="WHEN",
         help="dead since: a duration ago (2h, 3d) or an ISO timestamp (UTC if no offset)",
+    )
+
+
+def _console(commands: Subparsers) -> None:
+    _add(
+        commands,
+        "console",
+        "serve the operator web console ([console] listen; read-only without an admin token)",
+        "invoice-sync --config invoice-sync.toml console",
+        "console:cmd_console",
     )
 
 

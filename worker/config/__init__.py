@@ -40,7 +40,9 @@ from pydantic_settings import (
 )
 
 from worker.config.accounts import AccountSettings, account_name_problem, hidden_option_secrets
+from worker.config.console import ConsoleSettings
 from worker.config.database_url import dsn_passwords, dsn_problem, read_dsn_file
+from worker.config.listen import listen_address
 from worker.durations import parse_duration
 from worker.errors import ConfigError
 
@@ -101,16 +103,6 @@ class ObserveSettings(_Section):
         return listen_address(self.listen)
 
 
-def listen_address(value: str) -> tuple[str, int] | None:
-    """``"127.0.0.1:9464"``, ``"[::1]:9464"``, ``"0.0.0.0:0"``; None for ``off``."""
-    if value.strip().lower() in {"off", "none", ""}:
-        return None
-    host, sep, port = value.strip().rpartition(":")
-    if not sep or not port.isdigit() or not host or int(port) > 65535:
-        raise ValueError(f"expected HOST:PORT or off, got {value!r}")
-    return host.strip("[]"), int(port)
-
-
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="INVOICE_SYNC_", env_nested_delimiter="__", extra="forbid"
@@ -122,6 +114,7 @@ class Settings(BaseSettings):
     worker: WorkerSettings = WorkerSettings()
     http: HttpSettings = HttpSettings()
     observe: ObserveSettings = ObserveSettings()
+    console: ConsoleSettings = ConsoleSettings()
     accounts: dict[str, AccountSettings] = {}
 
     @field_validator("database_url")
@@ -198,6 +191,12 @@ class Settings(BaseSettings):
             if token is not None:
                 found.append(token.get_secret_value())
             found.extend(hidden_option_secrets(account))
+        try:
+            admin_token = self.console.admin_token()
+        except ConfigError:
+            admin_token = None
+        if admin_token is not None:
+            found.append(admin_token.get_secret_value())
         return [s for s in found if len(s) >= MIN_SECRET_LENGTH]
 
 

@@ -60,3 +60,15 @@ def read_dsn_file(path: Path) -> SecretStr:
     if problem is not None:
         raise ValueError(f"{path}: {problem}")
     return dsn
+
+
+def dsn_location(dsn: str) -> str:
+    """Where the database is, ``host:port/name``, to show an operator: never the user or the
+    password, nor query options."""
+    try:
+        parts = urlsplit(dsn.strip())
+        host, port = parts.hostname or "localhost", parts.port or 5432
+    except ValueError:
+        return "(unreadable URL)"
+    name = parts.path.lstrip("/") or "(default)"
+    return f"{host}:{port}/{name}"

@@ -1,0 +1,195 @@
+"""Auth and actions: read-only refuses, CSRF is checked, every action is audited as the login."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import asyncpg
+
+from tests.factories import invoice
+from tests.integration.console.conftest import (
+    ADMIN_TOKEN,
+    ClientFactory,
+    add_dead,
+    csrf_of,
+    log_in,
+)
+from worker.console.auth import SESSION_COOKIE
+
+
+async def audit_rows(pool: asyncpg.Pool) -> list[asyncpg.Record]:
+    rows: list[asyncpg.Record] = await pool.fetch(
+        "SELECT actor, action, target, rows, reason FROM invoice_sync.audit ORDER BY id"
+    )
+    return rows
+
+
+async def test_a_read_only_console_hides_actions_and_refuses_posts(
+    pool: asyncpg.Pool, make_client: ClientFactory
+) -> None:
+    await add_dead(pool, 7, "shop", "k7")
+    client = await make_client(admin=False)
+    for path in ["/dead-letters/7", "/accounts", "/dead-letters"]:
+        text = await (await client.get(path)).text()
+        assert 'method="post"' not in text, path
+    for path in [
+        "/accounts/shop/pause",
+        "/dead-letters/7/replay",
+        "/dead-letters/7/purge",
+        "/login",
+    ]:
+        response = await client.post(path, data={"reason": "x", "csrf": "x"})
+        assert response.status == 403, path
+    assert await pool.fetchval("SELECT count(*) FROM invoice_sync.dead_letter") == 1
+    assert await pool.fetchval("SELECT count(*) FROM invoice_sync.account_state") == 0
+    assert await audit_rows(pool) == []
+
+
+async def test_actions_need_a_login_and_its_csrf_token(
+    pool: asyncpg.Pool, make_client: ClientFactory
+) -> None:
+    client = await make_client(admin=True)
+    anonymous = await client.post("/accounts/shop/pause", data={"reason": "why"})
+    assert anonymous.status == 403
+    csrf = await log_in(client)
+    forged = await client.post(
+        "/accounts/shop/pause", data={"reason": "why", "csrf": csrf[:-2] + "xx"}
+    )
+    assert forged.status == 403
+    missing = await client.post("/accounts/shop/pause", data={"reason": "why"})
+    assert missing.status == 403
+    assert await pool.fetchval("SELECT count(*) FROM invoice_sync.account_state") == 0
+    client.session.cookie_jar.clear()
+    client.session.cookie_jar.update_cookies(
+        {SESSION_COOKIE: "e30.forged"}, response_url=client.make_url("/")
+    )
+    tampered = await client.post("/accounts/shop/pause", data={"reason": "why", "csrf": csrf})
+    assert tampered.status == 403
+    assert await audit_rows(pool) == []
+
+
+async def test_a_wrong_token_does_not_log_in(make_client: ClientFactory) -> None:
+    client = await make_client(admin=True)
+    page = await (await client.get("/login")).text()
+    login_csrf = page.split('name="login_csrf" value="')[1].split('"')[0]
+    wrong = await client.post(
+        "/login",
+        data={"user": "admin", "token": ADMIN_TOKEN + "x", "login_csrf": login_csrf},
+        allow_redirects=False,
+    )
+    assert wrong.status == 403
+    assert SESSION_COOKIE not in {c.key for c in client.session.cookie_jar}
+    no_csrf = await client.post(
+        "/login", data={"user": "admin", "token": ADMIN_TOKEN}, allow_redirects=False
+    )
+    assert no_csrf.status == 403
+
+
+async def test_the_session_cookie_is_http_only_and_strict(make_client: ClientFactory) -> None:
+    client = await make_client(admin=True)
+    page = await (await client.get("/login")).text()
+    login_csrf = page.split('name="login_csrf" value="')[1].split('"')[0]
+    done = await client.post(
+        "/login",
+        data={"user": "admin", "token": ADMIN_TOKEN, "login_csrf": login_csrf},
+        allow_redirects=False,
+    )
+    cookie = done.cookies[SESSION_COOKIE]
+    assert cookie["httponly"] is True
+    assert cookie["samesite"] == "Strict"
+
+
+async def test_pause_and_resume_are_audited_as_the_login(
+    pool: asyncpg.Pool, make_client: ClientFactory
+) -> None:
+    client = await make_client(admin=True)
+    csrf = await log_in(client)
+    paused = await client.post(
+        "/accounts/shop/pause", data={"reason": "provider outage", "csrf": csrf}
+    )
+    assert paused.status == 200
+    assert await pool.fetchval(
+        "SELECT paused FROM invoice_sync.account_state WHERE account = 'shop'"
+    )
+    resumed = await client.post("/accounts/shop/resume", data={"reason": "fixed", "csrf": csrf})
+    assert resumed.status == 200
+    assert not await pool.fetchval(
+        "SELECT paused FROM invoice_sync.account_state WHERE account = 'shop'"
+    )
+    rows = await audit_rows(pool)
+    assert [
+        (r["actor"], r["action"], json.loads(r["target"]), r["rows"], r["reason"]) for r in rows
+    ] == [
+        ("admin", "pause", {"account": "shop"}, 1, "provider outage"),
+        ("admin", "resume", {"account": "shop"}, 1, "fixed"),
+    ]
+    text = await (await client.get("/audit")).text()
+    assert "provider outage" in text
+    no_reason = await client.post("/accounts/shop/pause", data={"csrf": csrf})
+    assert no_reason.status == 400
+
+
+async def test_replay_with_a_corrected_payload_and_purge_are_audited(
+    pool: asyncpg.Pool, make_client: ClientFactory
+) -> None:
+    await add_dead(pool, 11, "shop", "k11")
+    await add_dead(pool, 12, "shop", "k12")
+    client = await make_client(admin=True)
+    csrf = await log_in(client)
+    bad = await client.post(
+        "/dead-letters/11/replay", data={"reason": "r", "csrf": csrf, "payload": '{"lines": []}'}
+    )
+    assert bad.status == 400
+    fixed = json.dumps(invoice(number="FIXED-11"))
+    done = await client.post(
+        "/dead-letters/11/replay", data={"reason": "GSTIN fixed", "csrf": csrf, "payload": fixed}
+    )
+    assert "Replayed 1 of 1" in await done.text()
+    number = await pool.fetchval(
+        "SELECT payload->>'number' FROM invoice_sync.outbox WHERE idempotency_key = 'k11'"
+    )
+    assert number == "FIXED-11"
+    again = await client.post("/dead-letters/11/replay", data={"reason": "twice", "csrf": csrf})
+    assert "already replayed" in await again.text()
+    purged = await client.post("/dead-letters/12/purge", data={"reason": "test data", "csrf": csrf})
+    assert "Purged 1 dead letter." in await purged.text()
+    rows = [(r["action"], r["rows"], r["reason"]) for r in await audit_rows(pool)]
+    assert rows == [("replay", 1, "GSTIN fixed"), ("replay", 0, "twice"), ("purge", 1, "test data")]
+
+
+async def test_a_bulk_replay_shows_its_count_and_needs_confirmation(
+    pool: asyncpg.Pool, make_client: ClientFactory
+) -> None:
+    for n in range(3):
+        await add_dead(
+            pool, 100 + n, "shop", f"b{n}", reason="credits_expired", age=timedelta(hours=2)
+        )
+    await add_dead(pool, 200, "shop", "other", reason="rejected")
+    client = await make_client(admin=True)
+    csrf = await log_in(client)
+    preview = await (
+        await client.get(
+            "/dead-letters/bulk", params={"action": "replay", "reason": "credits_expired"}
+        )
+    ).text()
+    assert "This would replay <strong>3</strong> dead letters" in preview
+    form = {
+        "action": "replay",
+        "filter_reason": "credits_expired",
+        "account": "",
+        "older_than": "1h",
+        "reason": "topped up",
+        "csrf": csrf,
+    }
+    unconfirmed = await client.post("/dead-letters/bulk", data=form)
+    assert unconfirmed.status == 400
+    done = await client.post("/dead-letters/bulk", data={**form, "confirm": "yes"})
+    assert "Replayed 3 of 3" in await done.text()
+    assert await pool.fetchval("SELECT count(*) FROM invoice_sync.outbox") == 3
+    [entry] = await audit_rows(pool)
+    target = json.loads(entry["target"])
+    assert (entry["action"], entry["rows"], entry["reason"]) == ("replay", 3, "topped up")
+    assert target["filter"] == {"reason": "credits_expired", "account": None, "older_than": 3600.0}
+    assert sorted(target["ids"]) == [100, 101, 102]
+    assert await csrf_of(client) == csrf

@@ -1,0 +1,119 @@
+"""Producer and provider text is escaped on every page, and no secret is ever rendered."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import asyncpg
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from yarl import URL
+
+from tests.factories import enqueue, invoice
+from tests.integration.console.conftest import (
+    ADMIN_TOKEN,
+    ClientFactory,
+    add_attempt,
+    add_dead,
+    log_in,
+)
+from worker.config import load_settings
+from worker.config.database_url import dsn_location
+from worker.console.app import build_app
+from worker.console.serve import admin_auth, configured_accounts
+
+HOSTILE = [
+    "<script>alert(1)</script>",
+    '"><img src=x onerror=alert(1)>',
+    "\u202eevil\u202c",
+    "' onmouseover='alert(1)",
+]
+
+
+async def test_hostile_strings_are_escaped_everywhere(
+    pool: asyncpg.Pool, make_client: ClientFactory
+) -> None:
+    for n, text in enumerate(HOSTILE):
+        key = f"{text}-{n}"
+        row_id = await enqueue(pool, text, key, invoice(number=text, notes=text))
+        await add_attempt(pool, row_id, text, key, error=text, reason=text)
+        await add_dead(
+            pool, 5000 + n, text, f"dead{key}", error=text, payload={"number": text, "x": text}
+        )
+        await pool.execute(
+            "INSERT INTO invoice_sync.account_state (account, paused, pause_reason, pause_error)"
+            " VALUES ($1, true, $1, $1)",
+            text,
+        )
+        await pool.execute(
+            "INSERT INTO invoice_sync.audit (actor, action, target, reason) VALUES ($1, 'pause', jsonb_build_object('a', $1::text), $1)",
+            text,
+        )
+    client = await make_client(admin=True)
+    await log_in(client)
+    paths = ["/", "/invoices", "/dead-letters", "/accounts", "/audit"]
+    for n, text in enumerate(HOSTILE):
+        paths += [f"/dead-letters/{5000 + n}"]
+        paths += [str(URL("/invoice").with_query(account=text, key=f"{text}-{n}"))]
+        paths += [str(URL("/invoices").with_query(q=f"{text}-{n}"))]
+    for path in paths:
+        response = await client.get(path)
+        page = await response.text()
+        assert response.status == 200, (path, page)
+        assert "<script" not in page, path
+        assert "<img" not in page, path
+        assert "onmouseover='" not in page, path
+    text = await (await client.get("/invoices", params={"q": f"{HOSTILE[0]}-0"})).text()
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;-0" in text
+
+
+async def test_no_secret_reaches_any_page(
+    pool: asyncpg.Pool, make_client: ClientFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The config's secrets (admin token, account token, database password) planted; every
+    page of a console built from that config is grepped for them."""
+    token_file = tmp_path / "admin-token"
+    token_file.write_text(ADMIN_TOKEN + "\n")
+    config = tmp_path / "invoice-sync.toml"
+    config.write_text(
+        'database_url = "postgresql://ops:db-password-s3cret@db.internal:5432/billing"\n'
+        f'[console]\nadmin_token_file = "{token_file}"\n'
+        '[accounts.shop]\nprovider = "billclap"\nbase_url = "https://api.billclap.example"\n'
+        'token = "account-token-s3cret"\n'
+    )
+    for name in list(os.environ):
+        if name.startswith("INVOICE_SYNC_"):
+            monkeypatch.delenv(name)
+    settings = load_settings(config)
+    secrets = [ADMIN_TOKEN, "db-password-s3cret", "account-token-s3cret"]
+    assert set(secrets) <= set(settings.secrets())
+    await add_dead(pool, 1, "shop", "k1")
+    await enqueue(pool, "shop", "k2")
+    app = build_app(
+        pool,
+        auth=admin_auth(settings),
+        accounts=configured_accounts(settings),
+        database=dsn_location(settings.database_dsn()),
+    )
+    async with TestClient(TestServer(app)) as client:
+        await log_in(client)
+        pages = [
+            "/",
+            "/invoices",
+            "/invoice?account=shop&key=k2",
+            "/dead-letters",
+            "/dead-letters/1",
+            "/dead-letters/bulk?action=replay",
+            "/accounts",
+            "/audit",
+            "/login",
+        ]
+        for path in pages:
+            page = await (await client.get(path)).text()
+            for secret in secrets:
+                assert secret not in page, (path, secret)
+            assert "db.internal:5432/billing" in page, path
+        overview = await (await client.get("/")).text()
+        assert "ops@" not in overview
+        assert "ops:" not in overview

@@ -1,0 +1,74 @@
+"""``[console]``: where ``invoice-sync console`` listens and who may act through it.
+
+Without ``admin_token_file`` the console is read-only: it shows every page and refuses every
+action. The token is read from its file at start-up and held as a ``SecretStr``; it is never
+written to a page, a log line or an error message.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, field_validator
+
+from worker.config.listen import listen_address
+from worker.durations import parse_duration
+from worker.errors import ConfigError
+
+# A token an attacker could guess by trying is no credential: 16 characters at least
+# (`openssl rand -hex 16` gives 32).
+MIN_TOKEN_LENGTH = 16
+
+
+class ConsoleSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    listen: str = "127.0.0.1:9465"
+    """HOST:PORT the console serves on (port 0: any free one)."""
+    admin_token_file: Path | None = None
+    """A file holding the admin token; without it the console is read-only."""
+    admin_user: str = Field(default="admin", min_length=1, max_length=64, pattern=r"^[\w.@-]+$")
+    """The login name the form asks for, recorded as the actor of every console action."""
+    session_ttl: Annotated[float, BeforeValidator(parse_duration), Field(gt=0)] = 8 * 3600.0
+    """How long a login lasts."""
+
+    @field_validator("listen")
+    @classmethod
+    def _listen_is_an_address(cls, value: str) -> str:
+        if listen_address(value) is None:
+            raise ValueError("the console needs an address (HOST:PORT), not off")
+        return value
+
+    @field_validator("admin_token_file")
+    @classmethod
+    def _readable_token(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            read_admin_token(value)
+        return value
+
+    def listen_on(self) -> tuple[str, int]:
+        address = listen_address(self.listen)
+        assert address is not None  # checked by the validator
+        return address
+
+    def admin_token(self) -> SecretStr | None:
+        """The admin token, read now; None when the console is read-only."""
+        return None if self.admin_token_file is None else read_admin_token(self.admin_token_file)
+
+
+def read_admin_token(path: Path) -> SecretStr:
+    """The token in ``path`` (surrounding whitespace dropped); ``ConfigError`` naming the key,
+    never the content, when it is unreadable or too short."""
+    try:
+        token = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigError(f"console.admin_token_file: cannot read {path}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"console.admin_token_file: {path} is not UTF-8") from exc
+    if len(token) < MIN_TOKEN_LENGTH:
+        raise ConfigError(
+            f"console.admin_token_file: the token in {path} is shorter than "
+            f"{MIN_TOKEN_LENGTH} characters"
+        )
+    return SecretStr(token)

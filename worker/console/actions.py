@@ -1,0 +1,183 @@
+"""The console's actions (POST): log in and out, pause and resume, replay and purge.
+
+The gate in ``app`` has already refused a POST without an admin session and its CSRF token;
+each action asks for a reason, acts through ``OperatorActions`` (the audit entry in the action's
+own transaction) and renders what it did.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from worker.console.auth import LOGIN_COOKIE, SESSION_COOKIE
+from worker.console.rendering import CONSOLE, SESSION, refused, render
+from worker.console.selection import BULK_CAP, bounded, dead_letter_selection
+from worker.invoice import describe_validation_error, parse_invoice
+from worker.store.audit import REASON_LIMIT
+from worker.store.dead_letters import REFUSALS, ReplayResult
+from worker.store.operator import OperatorActions
+
+# A corrected payload larger than this is refused here; the outbox's own bound is 256 KiB.
+MAX_PAYLOAD_CHARS = 262_144
+
+
+async def login(request: web.Request) -> web.Response:
+    auth = request.app[CONSOLE].auth
+    assert auth is not None  # the gate refuses a POST to a read-only console
+    form = await request.post()
+    token, user, check = form.get("token"), form.get("user"), form.get("login_csrf")
+    if not isinstance(check, str) or not auth.login_csrf_ok(
+        request.cookies.get(LOGIN_COOKIE), check
+    ):
+        return refused(request, "The login form expired; open it again.")
+    if not isinstance(user, str) or not isinstance(token, str) or not auth.check_login(user, token):
+        return render(
+            request,
+            "login.html",
+            status=403,
+            title="Log in",
+            failed=True,
+            login_csrf=auth.login_csrf_token(request.cookies.get(LOGIN_COOKIE, "")),
+        )
+    response = web.HTTPSeeOther("/")
+    response.set_cookie(
+        SESSION_COOKIE,
+        auth.issue(),
+        httponly=True,
+        samesite="Strict",
+        path="/",
+        max_age=int(auth.ttl),
+    )
+    response.del_cookie(LOGIN_COOKIE, path="/login")
+    raise response
+
+
+async def logout(request: web.Request) -> web.Response:
+    response = web.HTTPSeeOther("/")
+    response.del_cookie(SESSION_COOKIE, path="/")
+    raise response
+
+
+async def _reason(request: web.Request) -> str:
+    form = await request.post()
+    reason = form.get("reason")
+    if not isinstance(reason, str) or not reason.strip():
+        raise web.HTTPBadRequest(text="give a reason: it goes into the audit log")
+    return reason.strip()[:REASON_LIMIT]
+
+
+def _operator(request: web.Request) -> OperatorActions:
+    session = request[SESSION]
+    assert session is not None  # the gate refuses an action without one
+    return OperatorActions(request.app[CONSOLE].pool, actor=session.user)
+
+
+def _done(request: web.Request, title: str, message: str, **values: Any) -> web.Response:
+    return render(request, "message.html", title=title, message=message, **values)
+
+
+async def pause(request: web.Request) -> web.Response:
+    account = request.match_info["name"]
+    await _operator(request).account_pause(account, reason=await _reason(request))
+    return _done(request, "Paused", f"Paused {account}: no claims until it is resumed.")
+
+
+async def resume(request: web.Request) -> web.Response:
+    account = request.match_info["name"]
+    resumed = await _operator(request).account_resume(account, reason=await _reason(request))
+    message = f"Resumed {account}." if resumed else f"{account} was not paused."
+    return _done(request, "Resumed", message)
+
+
+def _dead_letter_id(request: web.Request) -> int:
+    try:
+        return int(request.match_info["id"])
+    except ValueError as exc:
+        raise web.HTTPNotFound(text="no such dead letter") from exc
+
+
+async def replay(request: web.Request) -> web.Response:
+    reason = await _reason(request)
+    payload = _corrected_payload((await request.post()).get("payload"))
+    results = await _operator(request).dead_letter_replay(
+        [_dead_letter_id(request)], reason=reason, payload=payload
+    )
+    return _replayed(request, results)
+
+
+def _corrected_payload(value: object) -> str | None:
+    """The form's corrected payload as the outbox will hold it (None: keep the stored one);
+    400 with the validation's one-line reason when it is no invoice."""
+    text = value.strip() if isinstance(value, str) else ""
+    if not text:
+        return None
+    if len(text) > MAX_PAYLOAD_CHARS:
+        raise web.HTTPBadRequest(text="the corrected payload is over 256 KiB")
+    try:
+        parse_invoice(text)
+        return json.dumps(json.loads(text), ensure_ascii=False, allow_nan=False)
+    except ValidationError as exc:
+        raise web.HTTPBadRequest(
+            text=f"the corrected payload is not a valid invoice: {describe_validation_error(exc)}"
+        ) from exc
+    except ValueError as exc:
+        raise web.HTTPBadRequest(text="the corrected payload is not JSON") from exc
+
+
+def _replayed(request: web.Request, results: list[ReplayResult]) -> web.Response:
+    replayed = [r for r in results if r.replayed_to is not None]
+    refusals = [(r.id, REFUSALS.get(r.refused or "", r.refused)) for r in results if r.refused]
+    return _done(
+        request,
+        "Replayed",
+        f"Replayed {len(replayed)} of {len(results)} dead letters.",
+        refusals=refusals,
+    )
+
+
+async def purge(request: web.Request) -> web.Response:
+    reason = await _reason(request)
+    deleted = await _operator(request).dead_letter_purge([_dead_letter_id(request)], reason=reason)
+    return _done(request, "Purged", f"Purged {deleted} dead letter{'s' * (deleted != 1)}.")
+
+
+async def bulk(request: web.Request) -> web.Response:
+    """A bulk replay or purge of the filter's dead letters, once the operator confirmed the
+    count the preview showed."""
+    form = await request.post()
+    reason = await _reason(request)
+    action = bounded(form.get("action"))
+    if action not in {"replay", "purge"}:
+        raise web.HTTPBadRequest(text="action: replay or purge")
+    if form.get("confirm") != "yes":
+        raise web.HTTPBadRequest(text="tick the confirmation: a bulk action needs it")
+    # The form's "reason" is the operator's why; the filter's reason code is "filter_reason".
+    selection = dead_letter_selection(
+        {
+            "reason": form.get("filter_reason"),
+            "account": form.get("account"),
+            "older_than": form.get("older_than"),
+        }
+    )
+    operator = _operator(request)
+    if action == "replay":
+        results = await operator.dead_letter_replay_selection(
+            selection, reason=reason, cap=BULK_CAP
+        )
+        return _replayed(request, results)
+    deleted = await operator.dead_letter_purge_selection(selection, reason=reason, cap=BULK_CAP)
+    return _done(request, "Purged", f"Purged {deleted} dead letter{'s' * (deleted != 1)}.")
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post("/login", login)
+    app.router.add_post("/logout", logout)
+    app.router.add_post("/accounts/{name}/pause", pause)
+    app.router.add_post("/accounts/{name}/resume", resume)
+    app.router.add_post("/dead-letters/bulk", bulk)
+    app.router.add_post("/dead-letters/{id}/replay", replay)
+    app.router.add_post("/dead-letters/{id}/purge", purge)

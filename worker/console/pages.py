@@ -1,0 +1,190 @@
+"""The console's pages (GET): each reads the store once or a few times and renders a template.
+
+Lists are keyset-paginated: the "next" link carries the last row's sort key, never an offset.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from aiohttp import web
+
+from worker.console.auth import LOGIN_COOKIE, new_login_cookie
+from worker.console.overview import read_overview
+from worker.console.rendering import CONSOLE, render
+from worker.console.selection import BULK_CAP, dead_letter_selection, query_text
+from worker.outcome import Reason
+from worker.store.accounts import AccountStore
+from worker.store.audit import AuditLog
+from worker.store.console import ConsoleStore
+from worker.store.dead_letters import DeadLetterStore
+
+PAGE = 50
+ATTEMPTS_SHOWN = 500
+
+
+async def overview(request: web.Request) -> web.Response:
+    console = request.app[CONSOLE]
+    data = await read_overview(console.pool, console.accounts)
+    return render(request, "overview.html", title="Overview", overview=data)
+
+
+async def invoices(request: web.Request) -> web.Response:
+    store = ConsoleStore(request.app[CONSOLE].pool)
+    account = query_text(request, "account")
+    search = query_text(request, "q")
+    after = (query_text(request, "after_account") or "", query_text(request, "after_key") or "")
+    if search:
+        accounts = [account] if account else await store.console_accounts()
+        rows = await store.console_invoice_find(search, accounts=accounts, limit=PAGE)
+        more = False
+    else:
+        rows = await store.console_invoice_page(account=account, after=after, limit=PAGE + 1)
+        more = len(rows) > PAGE
+        rows = rows[:PAGE]
+    return render(
+        request,
+        "invoices.html",
+        title="Invoices",
+        rows=rows,
+        account=account or "",
+        search=search or "",
+        more=more,
+    )
+
+
+async def invoice(request: web.Request) -> web.Response:
+    account = query_text(request, "account")
+    key = query_text(request, "key")
+    if not account or not key:
+        raise web.HTTPBadRequest(text="name the invoice: ?account=...&key=...")
+    store = ConsoleStore(request.app[CONSOLE].pool)
+    places = await store.console_invoice_rows(account, key)
+    attempts = await store.console_invoice_attempts(account, key, ATTEMPTS_SHOWN)
+    if not places and not attempts:
+        raise web.HTTPNotFound(text="no invoice with that account and key")
+    return render(
+        request,
+        "invoice.html",
+        title=f"Invoice {key}",
+        account=account,
+        key=key,
+        places=places,
+        attempts=attempts,
+    )
+
+
+async def dead_letters(request: web.Request) -> web.Response:
+    store = ConsoleStore(request.app[CONSOLE].pool)
+    selection = dead_letter_selection(request.query)
+    cursor = _dead_letter_cursor(query_text(request, "after"))
+    rows = await store.console_dead_letter_page(selection, after=cursor, limit=PAGE + 1)
+    return render(
+        request,
+        "dead_letters.html",
+        title="Dead letters",
+        rows=rows[:PAGE],
+        more=len(rows) > PAGE,
+        selection=selection,
+        query=request.query,
+        reasons=list(Reason),
+    )
+
+
+def _dead_letter_cursor(text: str | None) -> tuple[datetime, int] | None:
+    if not text:
+        return None
+    when, _, dead_id = text.rpartition("~")
+    try:
+        return datetime.fromisoformat(when), int(dead_id)
+    except ValueError as exc:
+        raise web.HTTPBadRequest(text="a page cursor the console did not write") from exc
+
+
+async def dead_letter(request: web.Request) -> web.Response:
+    try:
+        dead_id = int(request.match_info["id"])
+    except ValueError as exc:
+        raise web.HTTPNotFound(text="no such dead letter") from exc
+    row = await DeadLetterStore(request.app[CONSOLE].pool).dead_letter_show(dead_id)
+    if row is None:
+        raise web.HTTPNotFound(text="no such dead letter")
+    return render(request, "dead_letter.html", title=f"Dead letter {dead_id}", row=row)
+
+
+async def bulk_preview(request: web.Request) -> web.Response:
+    """How many rows a bulk replay or purge would touch; the form to confirm it."""
+    action = query_text(request, "action")
+    if action not in {"replay", "purge"}:
+        raise web.HTTPBadRequest(text="action: replay or purge")
+    selection = dead_letter_selection(request.query)
+    count = await ConsoleStore(request.app[CONSOLE].pool).console_dead_letter_count(
+        selection, BULK_CAP + 1
+    )
+    return render(
+        request,
+        "bulk.html",
+        title=f"Bulk {action}",
+        action=action,
+        selection=selection,
+        count=min(count, BULK_CAP),
+        over_cap=count > BULK_CAP,
+        cap=BULK_CAP,
+        query=request.query,
+    )
+
+
+async def accounts(request: web.Request) -> web.Response:
+    console = request.app[CONSOLE]
+    states = {s.account: s for s in await AccountStore(console.pool).account_state_list()}
+    known = await ConsoleStore(console.pool).console_accounts()
+    names = sorted(set(known) | set(console.accounts))
+    return render(
+        request,
+        "accounts.html",
+        title="Accounts",
+        names=names,
+        states=states,
+        configured=console.accounts,
+    )
+
+
+async def audit(request: web.Request) -> web.Response:
+    before_text = query_text(request, "before")
+    before = int(before_text) if before_text and before_text.isdigit() else None
+    entries = await AuditLog(request.app[CONSOLE].pool).audit_list(before=before, limit=PAGE + 1)
+    return render(
+        request,
+        "audit.html",
+        title="Audit log",
+        entries=entries[:PAGE],
+        more=len(entries) > PAGE,
+    )
+
+
+async def login(request: web.Request) -> web.Response:
+    auth = request.app[CONSOLE].auth
+    if auth is None:
+        return render(request, "login.html", title="Log in", login_csrf="", failed=False)
+    cookie = new_login_cookie()
+    response = render(
+        request,
+        "login.html",
+        title="Log in",
+        login_csrf=auth.login_csrf_token(cookie),
+        failed=False,
+    )
+    response.set_cookie(LOGIN_COOKIE, cookie, httponly=True, samesite="Strict", path="/login")
+    return response
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/", overview)
+    app.router.add_get("/invoices", invoices)
+    app.router.add_get("/invoice", invoice)
+    app.router.add_get("/dead-letters", dead_letters)
+    app.router.add_get("/dead-letters/bulk", bulk_preview)
+    app.router.add_get("/dead-letters/{id}", dead_letter)
+    app.router.add_get("/accounts", accounts)
+    app.router.add_get("/audit", audit)
+    app.router.add_get("/login", login)
