@@ -12,14 +12,13 @@ extra), read as a file and evaluated in the page; nothing of it is committed her
 from __future__ import annotations
 
 import re
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from playwright.sync_api import BrowserContext, Page, sync_playwright
+from playwright.sync_api import Browser, Page, sync_playwright
 
 CHROMIUM = Path("/usr/bin/chromium")
 # What works in a container as root without a display or a network beyond loopback.
@@ -39,27 +38,27 @@ BLOCKING_IMPACTS = frozenset({"serious", "critical"})
 
 
 @contextmanager
-def chromium() -> Iterator[BrowserContext]:
-    """A fresh headless Chromium (its own user-data-dir, removed afterwards), as one context."""
+def chromium() -> Iterator[Browser]:
+    """Headless Chromium with a fresh profile (Playwright gives each launch a new
+    user-data-dir and removes it afterwards); each test opens its own context (cookies) in it."""
     assert CHROMIUM.is_file(), (
         f"{CHROMIUM} is missing: apt-get install chromium chromium-driver (.ci/run does)"
     )
-    with (
-        tempfile.TemporaryDirectory(prefix="invoice-sync-chromium-") as profile,
-        sync_playwright() as playwright,
-    ):
-        context = playwright.chromium.launch_persistent_context(
-            profile,
-            executable_path=CHROMIUM,
-            headless=True,
-            args=list(FLAGS),
-            viewport={"width": 1280, "height": 900},
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=list(FLAGS)
         )
-        context.set_default_timeout(10_000)
         try:
-            yield context
+            yield browser
         finally:
-            context.close()
+            browser.close()
+
+
+def new_page(browser: Browser) -> Page:
+    """A page in a context of its own (no cookies shared with another test), failing fast."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(10_000)
+    return context.new_page()
 
 
 def axe_script() -> str:
