@@ -732,36 +732,6 @@ SELECT * FROM hits
  ORDER BY account, idempotency_key, outbox_id
  LIMIT $3;
 
--- name: console_invoice_rows
--- Where the key ($1 account, $2 key) is now: its outbox row, its synced row, its dead letters
--- (replayed ones too: each replay left one), oldest first.
-SELECT 'outbox' AS place, id AS outbox_id, state, attempts, payload::text AS payload,
-       last_error AS error, NULL::text AS reason, NULL::integer AS http_status,
-       NULL::text AS provider_invoice_id, payload->>'number' AS invoice_number,
-       NULL::text AS link, created_at AS at, replayed_from, NULL::bigint AS replayed_to
-  FROM invoice_sync.outbox
- WHERE account = $1 AND idempotency_key = $2
-UNION ALL
-SELECT 'synced', outbox_id, CASE WHEN recovered THEN 'recovered' ELSE 'synced' END, attempts,
-       NULL, NULL, NULL, NULL, provider_invoice_id, invoice_number, link, synced_at, NULL, NULL
-  FROM invoice_sync.synced
- WHERE account = $1 AND idempotency_key = $2
-UNION ALL
-SELECT 'dead_letter', outbox_id, 'dead', attempts, payload::text, error, reason, http_status,
-       NULL, payload->>'number', NULL, dead_at, NULL, replayed_to
-  FROM invoice_sync.dead_letter
- WHERE account = $1 AND idempotency_key = $2
- ORDER BY at, outbox_id;
-
--- name: console_invoice_attempts
--- The key's attempts (across replays), oldest first, at most $3.
-SELECT outbox_id, claim, attempt, worker, provider, started_at, duration_ms, http_status,
-       outcome, reason, error, outcome_unknown
-  FROM invoice_sync.attempt
- WHERE account = $1 AND idempotency_key = $2
- ORDER BY started_at, outbox_id, claim
- LIMIT $3;
-
 -- name: console_dead_letter_page
 -- Dead letters not replayed, newest first, filtered by $1 reason, $2 account, $3 dead at
 -- least that many seconds ago (each NULL for any), after the cursor ($4 dead_at, $5 id; NULL
@@ -808,3 +778,33 @@ WITH deleted AS (
     DELETE FROM invoice_sync.dead_letter WHERE outbox_id = ANY($1::bigint[]) RETURNING 1
 )
 SELECT count(*) FROM deleted;
+
+-- name: story_rows
+-- Every row one key ($1 account, $2 idempotency key) has had: the outbox row (pending or in
+-- flight), its synced row, and its dead letters, replays included (a replay makes a new outbox
+-- row of the same key, so the key finds the whole chain). One shape for all three places.
+SELECT 'outbox' AS place, id AS outbox_id, state, updated_at AS at, available_at, attempts,
+       NULL::text AS reason, last_error AS error, NULL::int AS http_status, NULL::text AS provider,
+       NULL::text AS provider_invoice_id, NULL::text AS invoice_number, NULL::text AS link,
+       NULL::text AS pdf_url, NULL::boolean AS recovered, replayed_from, NULL::bigint AS replayed_to
+  FROM invoice_sync.outbox
+ WHERE account = $1 AND idempotency_key = $2
+UNION ALL
+SELECT 'synced', outbox_id, NULL, synced_at, NULL, attempts, NULL, NULL, NULL, provider,
+       provider_invoice_id, invoice_number, link, pdf_url, recovered, NULL, NULL
+  FROM invoice_sync.synced
+ WHERE account = $1 AND idempotency_key = $2
+UNION ALL
+SELECT 'dead_letter', outbox_id, NULL, dead_at, NULL, attempts, reason, error, http_status, NULL,
+       NULL, NULL, NULL, NULL, NULL, NULL, replayed_to
+  FROM invoice_sync.dead_letter
+ WHERE account = $1 AND idempotency_key = $2
+ ORDER BY outbox_id;
+
+-- name: story_attempts
+-- One key's attempts ($1 account, $2 idempotency key), across its replays, oldest first.
+SELECT outbox_id, claim, attempt, worker, provider, started_at, duration_ms, http_status,
+       outcome, reason, error, response::text AS response, outcome_unknown, calls::text AS calls
+  FROM invoice_sync.attempt
+ WHERE account = $1 AND idempotency_key = $2
+ ORDER BY started_at, outbox_id, claim;

@@ -18,9 +18,9 @@ from worker.store.accounts import AccountStore
 from worker.store.audit import AuditLog
 from worker.store.console import ConsoleStore
 from worker.store.dead_letters import DeadLetterStore
+from worker.store.story import invoice_story
 
 PAGE = 50
-ATTEMPTS_SHOWN = 500
 
 
 async def overview(request: web.Request) -> web.Response:
@@ -54,24 +54,15 @@ async def invoices(request: web.Request) -> web.Response:
 
 
 async def invoice(request: web.Request) -> web.Response:
+    """One invoice's story (the same as ``invoice-sync show``), as a timeline."""
     account = query_text(request, "account")
     key = query_text(request, "key")
     if not account or not key:
         raise web.HTTPBadRequest(text="name the invoice: ?account=...&key=...")
-    store = ConsoleStore(request.app[CONSOLE].pool)
-    places = await store.console_invoice_rows(account, key)
-    attempts = await store.console_invoice_attempts(account, key, ATTEMPTS_SHOWN)
-    if not places and not attempts:
+    story = await invoice_story(request.app[CONSOLE].pool, account, key)
+    if story is None:
         raise web.HTTPNotFound(text="no invoice with that account and key")
-    return render(
-        request,
-        "invoice.html",
-        title=f"Invoice {key}",
-        account=account,
-        key=key,
-        places=places,
-        attempts=attempts,
-    )
+    return render(request, "invoice.html", title=f"Invoice {key}", story=story)
 
 
 async def dead_letters(request: web.Request) -> web.Response:

@@ -7,11 +7,10 @@ the console's templates never see a database record.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
-from typing import Any, Self, TypeVar
+from typing import Any, TypeVar
 
 from worker.store import database
 from worker.store.database import Pool, Row
@@ -67,48 +66,6 @@ class InvoiceRow:
     attempts: int
     at: datetime
     note: str | None
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class InvoicePlace:
-    """Where one key is or was: its outbox row, its synced row, or one of its dead letters."""
-
-    place: str
-    outbox_id: int
-    state: str
-    attempts: int
-    payload: Any
-    error: str | None
-    reason: str | None
-    http_status: int | None
-    provider_invoice_id: str | None
-    invoice_number: str | None
-    link: str | None
-    at: datetime
-    replayed_from: int | None
-    replayed_to: int | None
-
-    @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> Self:
-        values = {field.name: row[field.name] for field in fields(cls)}
-        values["payload"] = None if row["payload"] is None else json.loads(row["payload"])
-        return cls(**values)
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class AttemptRow:
-    outbox_id: int
-    claim: int
-    attempt: int
-    worker: str
-    provider: str | None
-    started_at: datetime
-    duration_ms: int
-    http_status: int | None
-    outcome: str
-    reason: str | None
-    error: str | None
-    outcome_unknown: bool
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -185,16 +142,6 @@ class ConsoleStore:
         """Invoices whose key, invoice number or provider id is ``text``, in ``accounts``."""
         rows = await self._fetch("console_invoice_find", text, list(accounts), limit)
         return [_from_row(InvoiceRow, row) for row in rows]
-
-    async def console_invoice_rows(self, account: str, key: str) -> list[InvoicePlace]:
-        rows = await self._fetch("console_invoice_rows", account, key)
-        return [InvoicePlace.from_row(row) for row in rows]
-
-    async def console_invoice_attempts(
-        self, account: str, key: str, limit: int
-    ) -> list[AttemptRow]:
-        rows = await self._fetch("console_invoice_attempts", account, key, limit)
-        return [_from_row(AttemptRow, row) for row in rows]
 
     async def console_dead_letter_page(
         self,

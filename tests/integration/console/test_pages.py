@@ -37,6 +37,12 @@ async def test_every_page_renders_with_data(pool: asyncpg.Pool, make_client: Cli
         "/": ["shop", "other", "credits_expired", "HTTP 402: top up", "rejected: 1", "<svg"],
         "/invoices": ["order-pending", "order-synced", "order-dead", "INV-77", "bc-4711"],
         "/invoice?account=shop&key=order-pending": ["HTTP 503: try later", "attempt 1"],
+        "/invoice?account=shop&key=order-synced": ["synced since", "bc-4711", "INV-77"],
+        "/invoice?account=shop&key=order-dead": [
+            "dead since",
+            "GSTIN invalid",
+            "/dead-letters/900002",
+        ],
         "/dead-letters": ["order-dead", "GSTIN invalid"],
         "/dead-letters/900002": ["GSTIN invalid", "order-dead"],
         "/accounts": ["shop", "billclap", "paused: credits_expired"],

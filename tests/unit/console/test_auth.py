@@ -1,0 +1,52 @@
+"""The admin session: signed, expiring, bound to its CSRF token; the login compared whole."""
+
+from __future__ import annotations
+
+from pydantic import SecretStr
+
+from worker.console.auth import AdminAuth
+
+TOKEN = SecretStr("an-admin-token-of-32-characters!")
+
+
+def auth(now: list[float]) -> AdminAuth:
+    return AdminAuth(user="ops", token=TOKEN, ttl=60, now=lambda: now[0])
+
+
+def test_a_session_reads_back_until_it_expires() -> None:
+    clock = [1000.0]
+    admin = auth(clock)
+    cookie = admin.issue()
+    session = admin.read(cookie)
+    assert session is not None
+    assert session.user == "ops"
+    clock[0] += 61
+    assert admin.read(cookie) is None
+
+
+def test_a_tampered_or_foreign_session_is_refused() -> None:
+    clock = [1000.0]
+    admin = auth(clock)
+    payload, signature = admin.issue().split(".")
+    assert admin.read(f"{payload}x.{signature}") is None
+    assert admin.read(f"{payload}.{signature[:-1]}A") is None
+    assert admin.read("") is None
+    other = AdminAuth(user="ops", token=SecretStr("another-token-of-32-characters!!"), ttl=60)
+    assert other.read(admin.issue()) is None
+
+
+def test_csrf_tokens_belong_to_one_session() -> None:
+    admin = auth([1000.0])
+    first = admin.read(admin.issue())
+    second = admin.read(admin.issue())
+    assert first is not None
+    assert second is not None
+    assert admin.csrf_ok(first, admin.csrf_token(first))
+    assert not admin.csrf_ok(second, admin.csrf_token(first))
+
+
+def test_the_login_needs_both_user_and_token() -> None:
+    admin = auth([1000.0])
+    assert admin.check_login("ops", TOKEN.get_secret_value())
+    assert not admin.check_login("root", TOKEN.get_secret_value())
+    assert not admin.check_login("ops", TOKEN.get_secret_value()[:-1])
