@@ -126,11 +126,12 @@ def console_config(path: Path, dsn: str, *, token_file: Path | None) -> Path:
     return path
 
 
-@pytest.fixture
-def browser() -> Iterator[Browser]:
-    """Per test, and requested after the database fixtures: while Playwright's sync API runs
-    its event loop, ``asyncio.run`` (which those fixtures use) cannot start another, so the
-    tests read the database with psycopg's blocking client."""
+@pytest.fixture(scope="module")
+def browser(drained: str) -> Iterator[Browser]:
+    """One Chromium for the module, launched after the database is filled (and closed before
+    it is dropped): while Playwright's sync API runs its event loop, ``asyncio.run`` (which
+    the database fixtures use) cannot start another, so the tests read the database with
+    psycopg's blocking client."""
     with chromium() as launched:
         yield launched
 
