@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -150,6 +151,7 @@ def test_data_dir_keeps_a_database_the_printed_commands_can_use(tmp: Path) -> No
     server = start_demo(tmp, "--data-dir", str(kept), "--serve")
     try:
         read_until(server, "is up")
+        assert "Synced per account" not in read_until(server, "The console:")  # not run again
         for command in commands:
             ran = cli(*command, env=env_for(tmp))
             assert ran.returncode == 0, (command, ran.stderr)
@@ -160,6 +162,40 @@ def test_data_dir_keeps_a_database_the_printed_commands_can_use(tmp: Path) -> No
         server.communicate(timeout=60)
     assert server.returncode == 0
     assert processes_mentioning(kept) == []
+
+    # The same directory again: the kept server starts on its data and the demo runs afresh.
+    again = cli("demo", "--invoices", "60", "--data-dir", str(kept), timeout=180, env=env_for(tmp))
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert_accounted_for(again.stdout, 60)
+    assert processes_mentioning(kept) == []
+
+
+def console_address(out: str) -> str:
+    match = re.search(r"The console: (http://127\.0\.0\.1:\d+/)", out)
+    assert match is not None, out
+    return match.group(1)
+
+
+def test_serve_ends_the_run_with_the_console_open_until_ctrl_c(tmp: Path) -> None:
+    process = start_demo(tmp, "--invoices", "100", "--serve")
+    try:
+        out = read_until(process, "The console:")
+        assert "Synced per account" in out
+        address = console_address(out)
+        with urllib.request.urlopen(address, timeout=10) as response:  # loopback only
+            page = response.read().decode()
+        assert response.status == 200
+        assert "Overview" in page
+        for provider in PROFILES:
+            assert f"shop-{provider}" in page
+    finally:
+        process.send_signal(signal.SIGINT)
+        _out, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err
+    assert "Traceback" not in err
+    assert_nothing_left(tmp)
+    with pytest.raises(OSError):  # the console stopped with it
+        urllib.request.urlopen(address, timeout=3)
 
 
 # A production config, as the Docker image and the pod carry one: the demo's account names.
@@ -273,3 +309,11 @@ def test_too_few_invoices_is_a_usage_error(tmp: Path) -> None:
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1
     assert "at least" in result.stderr
+
+
+def test_serve_on_a_configured_database_is_a_usage_error(dsn: str, tmp: Path) -> None:
+    result = cli("demo", "--serve", "--use-configured-database", env=production_env(tmp, dsn))
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert "invoice-sync console" in result.stderr
+    assert rows_by_table(dsn) == {table: [] for table in TABLES}

@@ -83,5 +83,6 @@ def configure_demo(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--serve",
         action="store_true",
-        help="with --data-dir: only start the database a kept run left, until Ctrl-C",
+        help="after the run, keep the database and the web console open until Ctrl-C "
+        "(with a --data-dir a run already filled: serve it without running again)",
     )

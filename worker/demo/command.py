@@ -5,8 +5,9 @@ Embedded PostgreSQL (or, with ``--use-configured-database``, the configured one:
 migrate -> enqueue the sample mix -> the real worker (``run_worker``, the code behind
 ``run --drain``) with a live view -> the summary -> how to look around. Every way out (done,
 error, Ctrl-C, SIGTERM) stops the sandboxes and the server, removes the demo's rows from a
-configured database and removes the temporary directory; ``--data-dir`` keeps the directory,
-and ``--serve`` starts its database again for a look around.
+configured database and removes the temporary directory; ``--data-dir`` keeps the directory.
+``--serve`` keeps the database and the web console open after the summary until Ctrl-C, or
+serves a directory a kept run filled (``worker.demo.serve``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import json
 import secrets
 import signal
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -35,6 +35,13 @@ from worker.demo.config_file import write_config
 from worker.demo.configured import ignored_configuration, remove_rows
 from worker.demo.plan import DemoPlan, build_plan
 from worker.demo.progress import ProgressView
+from worker.demo.serve import (
+    CONSOLE_ADDRESS,
+    CONSOLE_LISTEN,
+    serve_kept,
+    serve_until_stopped,
+    write_admin_token,
+)
 from worker.demo.stack import (
     Workspace,
     embedded_server,
@@ -70,14 +77,20 @@ FAULTS = FaultConfig(
 
 def run_from_args(args: argparse.Namespace, settings: Settings) -> int:
     """0 done, 130 interrupted, 2 bad usage; errors raise ``InvoiceSyncError`` (exit 1)."""
-    if args.serve:
-        return serve(args.data_dir)
     configured = args.use_configured_database
     if configured and settings.database_url is None:
         raise InputError(
             "demo --use-configured-database: no database is configured (database_url "
             "or database_url_file, INVOICE_SYNC_DATABASE_URL[_FILE])"
         )
+    if configured and args.serve:
+        raise InputError(
+            "demo --serve keeps the demo's own database open; on a configured database the "
+            "demo removes its rows, so run `invoice-sync console` there instead"
+        )
+    if args.serve and args.data_dir is not None and holds_database(args.data_dir):
+        with sigterm_as_sigint():
+            return serve_kept(Workspace(args.data_dir.resolve(), kept=True))
     run = f"demo-{secrets.token_hex(3)}"
     try:
         plan = build_plan(
@@ -99,14 +112,25 @@ def run_from_args(args: argparse.Namespace, settings: Settings) -> int:
         except OSError as exc:
             raise InputError(f"--data-dir {args.data_dir}: {exc.strerror}") from exc
     faults = None if args.no_faults else FAULTS.updated({"seed": args.seed})
-    # A SIGTERM takes the same careful way out as a Ctrl-C.
-    previous = signal.signal(signal.SIGTERM, lambda *_: signal.raise_signal(signal.SIGINT))
     try:
-        with workspace(args.data_dir) as space:
-            demo = Demo(space=space, plan=plan, faults=faults, console=_console())
+        with sigterm_as_sigint(), workspace(args.data_dir) as space:
+            demo = Demo(space=space, plan=plan, faults=faults, console=_console(), serve=args.serve)
             return demo.start(settings)
     except KeyboardInterrupt:
         return interrupted(args.data_dir, configured=configured)
+
+
+def holds_database(data_dir: Path) -> bool:
+    """Whether ``data_dir`` holds the database of an earlier ``--data-dir`` run."""
+    return (Workspace(data_dir.resolve(), kept=True).pgdata / "PG_VERSION").is_file()
+
+
+@contextmanager
+def sigterm_as_sigint() -> Iterator[None]:
+    """A SIGTERM takes the same careful way out as a Ctrl-C."""
+    previous = signal.signal(signal.SIGTERM, lambda *_: signal.raise_signal(signal.SIGINT))
+    try:
+        yield
     finally:
         signal.signal(signal.SIGTERM, previous)
 
@@ -152,8 +176,10 @@ class Demo:
         plan: DemoPlan,
         faults: FaultConfig | None,
         console: Console,
+        serve: bool,
     ) -> None:
         self.space, self.plan, self.faults, self.console = space, plan, faults, console
+        self.serve = serve
 
     def start(self, settings: Settings) -> int:
         """Bring up the database (the configured one, else the embedded server) and run."""
@@ -179,7 +205,14 @@ class Demo:
                     f"Sandbox for {account.name} ({account.profile.provider}): {url}"
                 )
             settings = write_config(
-                self.space.config, database_url=dsn, accounts=urls, header=self._config_header()
+                self.space.config,
+                database_url=dsn,
+                accounts=urls,
+                header=self._config_header(),
+                console={
+                    "listen": CONSOLE_LISTEN,
+                    "admin_token_file": str(write_admin_token(self.space.admin_token)),
+                },
             )
             self.console.print(
                 f"Config: {self.space.config}\n  while the demo runs, from another terminal: "
@@ -200,6 +233,8 @@ class Demo:
             )
         summary.render(self.console, self.plan, outcome)
         self._look_around(embedded)
+        if self.serve:
+            await serve_until_stopped(settings, self.space)
         return 0
 
     async def _run_in(
@@ -262,61 +297,48 @@ class Demo:
 
     def _look_around(self, embedded: bool) -> None:
         out = self.console
-        config = self.space.config
         out.print("\n[bold]Look around[/bold]")
-        if not self.space.kept:
-            where = "the embedded PostgreSQL, " if embedded else ""
+        if not self.space.kept and not self.serve:
+            self._gone(embedded)
+            return
+        if self.space.kept:
             out.print(
-                f"The demo has ended: {where}the sandboxes and its temporary directory are gone. "
-                "To keep the database and look at it afterwards, run:\n"
-                "  invoice-sync demo --data-dir ./invoice-sync-demo",
+                f"Kept in {self.space.root}: {self.space.config.name} (the config), "
+                f"{self.space.log.name} (the worker's JSON log), {self.space.admin_token.name} "
+                "(the console's admin token)" + (", pgdata/ (the database)." if embedded else "."),
                 soft_wrap=True,
             )
-            if not embedded:
-                out.print("The demo removed its rows from your database.")
-            return
-        out.print(
-            f"Kept in {self.space.root}: {config.name} (the config), {self.space.log.name} "
-            "(the worker's JSON log)" + (", pgdata/ (the database)." if embedded else "."),
-            soft_wrap=True,
-        )
-        if embedded:
+        if self.serve:
+            out.print("The database stays up with the web console below; from another terminal:")
+        elif embedded:
             out.print(
-                "The embedded PostgreSQL stopped with the demo. Start it again in one terminal:\n"
+                f"The embedded PostgreSQL stopped with the demo. Start it again, with the web "
+                f"console at {CONSOLE_ADDRESS}, in one terminal:\n"
                 f"  invoice-sync demo --data-dir {self.space.root} --serve\nand in another:",
                 soft_wrap=True,
             )
         for command in LOOK_AROUND:
-            out.print(f"  invoice-sync --config {config} {command}", soft_wrap=True)
+            out.print(f"  invoice-sync --config {self.space.config} {command}", soft_wrap=True)
         out.print("(The sandboxes are gone: `run` with this config would find no provider.)")
+
+    def _gone(self, embedded: bool) -> None:
+        """What to run next when nothing of the demo is left."""
+        where = "the embedded PostgreSQL, " if embedded else ""
+        self.console.print(
+            f"The demo has ended: {where}the sandboxes and its temporary directory are gone. "
+            "To keep the database and look at it afterwards, run:\n"
+            "  invoice-sync demo --data-dir ./invoice-sync-demo",
+            soft_wrap=True,
+        )
+        if not embedded:
+            self.console.print("The demo removed its rows from your database.")
+            return
+        self.console.print(
+            f"To see the run in your browser, add --serve: the demo then ends with the web "
+            f"console open at {CONSOLE_ADDRESS} until Ctrl-C.",
+            soft_wrap=True,
+        )
 
 
 LOOK_AROUND = ("status", "dlq list", "accounts list")
 """Commands the summary suggests next (a test checks that the command line has each)."""
-
-
-def serve(data_dir: Path | None) -> int:
-    """Start the database a ``--data-dir`` run kept and hold it until SIGINT or SIGTERM."""
-    if data_dir is None:
-        raise InputError("--serve needs --data-dir: the directory a kept demo left")
-    space = Workspace(data_dir.resolve(), kept=True)
-    if not (space.pgdata / "PG_VERSION").is_file():
-        raise InputError(
-            f"{space.pgdata} holds no demo database: run "
-            f"`invoice-sync demo --data-dir {data_dir}` first"
-        )
-    stopped = threading.Event()
-
-    def on_signal(*_: Any) -> None:
-        stopped.set()
-
-    with embedded_server(space):
-        signal.signal(signal.SIGINT, on_signal)
-        signal.signal(signal.SIGTERM, on_signal)
-        print(
-            f"The demo's PostgreSQL is up; {space.config} reaches it. Ctrl-C stops it.", flush=True
-        )
-        while not stopped.wait(0.5):
-            pass
-    print("stopped")
-    return 0

@@ -8,7 +8,7 @@ or copy it as the start of their own.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,10 +34,16 @@ CONCURRENCY = 16
 
 
 def write_config(
-    path: Path, *, database_url: str, accounts: Sequence[tuple[DemoAccount, str]], header: str
+    path: Path,
+    *,
+    database_url: str,
+    accounts: Sequence[tuple[DemoAccount, str]],
+    header: str,
+    console: Mapping[str, str],
 ) -> Settings:
-    """Write the demo's config (``accounts``: each account with its sandbox URL) and load it
-    back; ``ConfigError`` if a profile's account keys do not validate."""
+    """Write the demo's config (``accounts``: each account with its sandbox URL; ``console``:
+    its ``[console]`` keys) and load it back; ``ConfigError`` if a profile's account keys do
+    not validate."""
     lines = [f"# {line}" if line else "#" for line in header.splitlines()]
     lines += [f"database_url = {_value(database_url)}", "", "[worker]"]
     lines += [f"{key} = {_value(value)}" for key, value in WORKER.items()]
@@ -46,6 +52,8 @@ def write_config(
     # Any free port for /metrics: the demo must not collide with a worker already serving
     # the default 9464 on this machine.
     lines += ["", "[observe]", 'log_format = "json"', 'listen = "127.0.0.1:0"']
+    lines += ["", "[console]"]
+    lines += [f"{key} = {_value(value)}" for key, value in console.items()]
     for account, url in accounts:
         profile = account.profile
         entries: dict[str, Any] = {

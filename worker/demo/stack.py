@@ -51,6 +51,11 @@ class Workspace:
     def pgdata(self) -> Path:
         return self.root / "pgdata"
 
+    @property
+    def admin_token(self) -> Path:
+        """The demo console's admin token (the config names this file)."""
+        return self.root / "console-admin-token"
+
 
 @contextmanager
 def workspace(data_dir: Path | None) -> Iterator[Workspace]:

@@ -16,10 +16,20 @@ def test_the_written_config_loads_back_with_every_account(tmp_path: Path) -> Non
     urls = [(a, f"http://127.0.0.1:{9000 + i}") for i, a in enumerate(plan.accounts)]
     path = tmp_path / "demo.toml"
     url = 'postgresql://postgres:@/invoice_sync_demo?host=/tmp/a "dir"'
-    settings = write_config(path, database_url=url, accounts=urls, header="line one\n\nline two")
+    token_file = tmp_path / "console-admin-token"
+    token_file.write_text("a-demo-console-admin-token\n")
+    settings = write_config(
+        path,
+        database_url=url,
+        accounts=urls,
+        header="line one\n\nline two",
+        console={"listen": "127.0.0.1:9465", "admin_token_file": str(token_file)},
+    )
     assert path.read_text().startswith("# line one\n#\n# line two\n")
     again = load_settings(path)
     assert again.database_dsn() == url
+    assert again.console.listen_on() == ("127.0.0.1", 9465)
+    assert again.console.admin_token_file == token_file
     assert sorted(again.accounts) == sorted(a.name for a in plan.accounts)
     for account, base_url in urls:
         loaded = settings.accounts[account.name]
