@@ -570,3 +570,31 @@ SELECT id, at, actor, action, target::text AS target, rows, reason
  WHERE $1::bigint IS NULL OR id < $1
  ORDER BY id DESC
  LIMIT $2;
+
+-- name: invoice_result
+-- One key's outcome through invoice_sync.result() (migration 010): the producers' contract.
+SELECT state, provider_invoice_id, invoice_number, link, pdf_url, reason, error, attempts,
+       updated_at
+  FROM invoice_sync.result($1, $2);
+
+-- name: invoice_cancel
+-- Withdraw account $1's key $2 if no attempt is under way ($3 the reason); the state it ends in.
+SELECT invoice_sync.cancel($1, $2, $3) AS state;
+
+-- name: cancelled_in_transaction
+-- Whether the caller's transaction is the one that cancelled account $1's key $2: its row's
+-- cancelled_at is this transaction's now() (an earlier cancel's is an earlier instant).
+SELECT EXISTS (SELECT FROM invoice_sync.cancelled
+                WHERE account = $1 AND idempotency_key = $2 AND cancelled_at = now());
+
+-- name: status_cancelled
+-- Cancelled rows by account.
+SELECT account, count(*) AS count
+  FROM invoice_sync.cancelled
+ GROUP BY account
+ ORDER BY account;
+
+-- name: result_notify_skipped
+-- How many result notifications were skipped because the notification queue was too full.
+SELECT CASE WHEN is_called THEN last_value ELSE 0 END AS skipped
+  FROM invoice_sync.result_notify_skipped;
