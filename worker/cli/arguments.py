@@ -38,6 +38,7 @@ def register(commands: Subparsers) -> None:
     _admin(commands)
     _sandbox(commands)
     _dlq(commands)
+    _cancel(commands)
     _demo(commands)
 
 
@@ -199,6 +200,19 @@ def _dlq(commands: Subparsers) -> None:
     purge.add_argument("--reason", help="only this reason code")
     purge.add_argument("--account", help="only this account")
     purge.add_argument("--dry-run", action="store_true", help="count, delete nothing")
+
+
+def _cancel(commands: Subparsers) -> None:
+    cancel = _add(
+        commands,
+        "cancel",
+        "withdraw an invoice not yet sent (audited); prints the state it ends in",
+        'invoice-sync --config invoice-sync.toml cancel shop-billclap order-123 --reason "order cancelled"',
+        "cancel:cmd_cancel",
+    )
+    cancel.add_argument("account", help="the row's account")
+    cancel.add_argument("key", help="the row's idempotency key")
+    cancel.add_argument("--reason", required=True, help="why (kept with the row and in the audit)")
 
 
 def _add_filters(parser: argparse.ArgumentParser) -> None:
