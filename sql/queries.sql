@@ -404,7 +404,7 @@ SELECT outbox_id AS id, account, idempotency_key, payload::text AS payload, reas
 -- Move the dead letters $1 (ids) back to the outbox as new pending rows with no attempts,
 -- with payload $2 instead of the stored one when it is not NULL, and record the replay.
 -- Refused, and left as they are: rows already replayed, keys already synced (never sent
--- twice), keys already in the outbox (a producer re-enqueued them, or a row of this batch
+-- twice), keys already in the outbox, keys cancelled since (migration 010) (a producer re-enqueued them, or a row of this batch
 -- with the same key took the place), payloads over the outbox's 256 KiB limit (migration
 -- 006; a corrected payload can shorten one). Returns one row per dead letter found.
 WITH chosen AS (
@@ -426,6 +426,9 @@ verdict AS (
                WHEN EXISTS (SELECT 1 FROM invoice_sync.outbox o
                              WHERE o.account = c.account
                                AND o.idempotency_key = c.idempotency_key) THEN 'in_outbox'
+               WHEN EXISTS (SELECT 1 FROM invoice_sync.cancelled x
+                             WHERE x.account = c.account
+                               AND x.idempotency_key = c.idempotency_key) THEN 'cancelled'
                WHEN octet_length(c.payload::text) > 262144 THEN 'too_large'
            END AS refused
       FROM chosen c
