@@ -89,5 +89,6 @@ async def test_a_cancel_racing_a_claim_never_sends_and_never_loses_a_row(
             assert tables[key] == ["synced"], (key, answer)
     # Both sides of the race happened often enough for it to mean something.
     by_answer = {a: sum(1 for v in answers.values() if v == a) for a in set(answers.values())}
+    print("cancel answers:", by_answer, "sent:", len(sent))  # the figures, with -s
     assert by_answer.get("cancelled", 0) >= 50, by_answer
     assert by_answer.get("in_flight", 0) + by_answer.get("synced", 0) >= 50, by_answer

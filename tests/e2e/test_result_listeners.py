@@ -152,6 +152,7 @@ async def test_both_listener_examples_print_every_final_state_once(
             heard = {"python": printed(python), "node": printed(javascript)}
 
     truth = await results(dsn)
+    print("final states:", {s: list(truth.values()).count(s) for s in set(truth.values())})
     assert len(truth) == SIZE
     assert set(truth.values()) <= {"synced", "dead", "cancelled"}
     assert sum(state == "cancelled" for state in truth.values()) == CANCELLED
