@@ -468,7 +468,7 @@ SELECT outbox_id AS id, account, idempotency_key, payload::text AS payload, reas
 -- Move the dead letters $1 (ids) back to the outbox as new pending rows with no attempts,
 -- with payload $2 instead of the stored one when it is not NULL, and record the replay.
 -- Refused, and left as they are: rows already replayed, keys already synced (never sent
--- twice), keys already in the outbox (a producer re-enqueued them, or a row of this batch
+-- twice), keys already in the outbox, keys cancelled since (migration 010) (a producer re-enqueued them, or a row of this batch
 -- with the same key took the place), payloads over the outbox's 256 KiB limit (migration
 -- 006; a corrected payload can shorten one). Returns one row per dead letter found.
 WITH chosen AS (
@@ -490,6 +490,9 @@ verdict AS (
                WHEN EXISTS (SELECT 1 FROM invoice_sync.outbox o
                              WHERE o.account = c.account
                                AND o.idempotency_key = c.idempotency_key) THEN 'in_outbox'
+               WHEN EXISTS (SELECT 1 FROM invoice_sync.cancelled x
+                             WHERE x.account = c.account
+                               AND x.idempotency_key = c.idempotency_key) THEN 'cancelled'
                WHEN octet_length(c.payload::text) > 262144 THEN 'too_large'
            END AS refused
       FROM chosen c
@@ -872,3 +875,30 @@ SELECT outbox_id, claim, attempt, worker, provider, started_at, duration_ms, htt
   FROM invoice_sync.attempt
  WHERE account = $1 AND idempotency_key = $2
  ORDER BY started_at, outbox_id, claim;
+-- name: invoice_result
+-- One key's outcome through invoice_sync.result() (migration 010): the producers' contract.
+SELECT state, provider_invoice_id, invoice_number, link, pdf_url, reason, error, attempts,
+       updated_at
+  FROM invoice_sync.result($1, $2);
+
+-- name: invoice_cancel
+-- Withdraw account $1's key $2 if no attempt is under way ($3 the reason); the state it ends in.
+SELECT invoice_sync.cancel($1, $2, $3) AS state;
+
+-- name: cancelled_in_transaction
+-- Whether the caller's transaction is the one that cancelled account $1's key $2: its row's
+-- cancelled_at is this transaction's now() (an earlier cancel's is an earlier instant).
+SELECT EXISTS (SELECT FROM invoice_sync.cancelled
+                WHERE account = $1 AND idempotency_key = $2 AND cancelled_at = now());
+
+-- name: status_cancelled
+-- Cancelled rows by account.
+SELECT account, count(*) AS count
+  FROM invoice_sync.cancelled
+ GROUP BY account
+ ORDER BY account;
+
+-- name: result_notify_skipped
+-- How many result notifications were skipped because the notification queue was too full.
+SELECT CASE WHEN is_called THEN last_value ELSE 0 END AS skipped
+  FROM invoice_sync.result_notify_skipped;

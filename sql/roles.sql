@@ -83,6 +83,12 @@ GRANT SELECT ON invoice_sync.producer_account TO invoice_sync_worker;
 GRANT SELECT, INSERT, UPDATE, DELETE ON invoice_sync.attempt TO invoice_sync_worker;
 -- The audit log is append-only: operators' actions are added, never edited or removed.
 GRANT SELECT, INSERT ON invoice_sync.audit TO invoice_sync_worker;
+-- Results and cancellation (the CLI's `cancel`), and the count of result notifications skipped
+-- while the notification queue was over half full (`status` reads it; the flush's trigger adds).
+GRANT SELECT ON invoice_sync.cancelled TO invoice_sync_worker;
+GRANT USAGE, SELECT ON SEQUENCE invoice_sync.result_notify_skipped TO invoice_sync_worker;
+GRANT EXECUTE ON FUNCTION invoice_sync.result(text, text), invoice_sync.cancel(text, text, text)
+    TO invoice_sync_worker;
 
 -- The producer. enqueue() and the outbox triggers run with the caller's rights, so the column
 -- grants below are what they need: INSERT of the producer's columns, SELECT of the columns the
@@ -102,4 +108,13 @@ GRANT SELECT (outbox_id, account, idempotency_key, reason, error, http_status, a
 -- A producer sees its own grants (a policy hides the other logins').
 GRANT SELECT (login, account) ON invoice_sync.producer_account TO invoice_sync_producer;
 GRANT EXECUTE ON FUNCTION invoice_sync.enqueue(text, text, jsonb, timestamptz)
+    TO invoice_sync_producer;
+-- A cancelled key is skipped like a synced one: enqueue() and the outbox trigger read cancelled
+-- with the producer's rights (its payload is left out, like dead_letter's).
+GRANT SELECT (outbox_id, account, idempotency_key, reason, attempts, created_at, cancelled_at,
+              cancelled_by)
+    ON invoice_sync.cancelled TO invoice_sync_producer;
+-- result() and cancel() run as the schema owner and check the caller's granted accounts
+-- themselves (another account answers `unknown`).
+GRANT EXECUTE ON FUNCTION invoice_sync.result(text, text), invoice_sync.cancel(text, text, text)
     TO invoice_sync_producer;

@@ -57,7 +57,7 @@ async def producer(dsn: str) -> AsyncIterator[str]:
 
 
 def test_the_doc_has_the_examples_this_test_runs() -> None:
-    assert len(blocks("sql")) == 4
+    assert len(blocks("sql")) == 6
     assert len(blocks("python")) == 2
     assert len(blocks("js")) == 1
 
@@ -74,7 +74,7 @@ async def outbox_payloads(dsn: str) -> dict[str, Any]:
 async def test_the_sql_examples_enqueue_with_the_order_and_read_the_result(
     dsn: str, producer: str
 ) -> None:
-    _, enqueue, insert, results = blocks("sql")
+    _, enqueue, insert, results, *_ = blocks("sql")
     conn = await asyncpg.connect(producer)
     try:
         await conn.execute(enqueue)
@@ -111,6 +111,24 @@ async def test_the_sql_examples_enqueue_with_the_order_and_read_the_result(
     finally:
         await conn.close()
     assert set(await outbox_payloads(dsn)) == {"order-124"}
+
+
+async def test_the_result_and_cancel_examples_answer_the_producer(producer: str) -> None:
+    _, enqueue, insert, _, result, cancel = blocks("sql")
+    conn = await asyncpg.connect(producer)
+    try:
+        await conn.execute(enqueue)
+        await conn.execute(insert)
+        row = await conn.fetchrow(result)
+        assert (row["state"], row["link"]) == ("pending", None)
+        assert await conn.fetchval(cancel) == "cancelled"
+        withdrawn = await conn.fetchrow(
+            "SELECT state, reason FROM invoice_sync.result('shop-billclap', 'order-124')"
+        )
+        assert tuple(withdrawn) == ("cancelled", "order cancelled by the customer")
+        assert await conn.fetchval(cancel) == "cancelled"  # idempotent
+    finally:
+        await conn.close()
 
 
 async def test_the_asyncpg_example_writes_order_and_request_atomically(

@@ -40,6 +40,7 @@ def register(commands: Subparsers) -> None:
     _dlq(commands)
     _show(commands)
     _console(commands)
+    _cancel(commands)
     _demo(commands)
 
 
@@ -219,6 +220,19 @@ def _show(commands: Subparsers) -> None:
     show.add_argument("account", help="the account the invoice was enqueued for")
     show.add_argument("key", help="its idempotency key")
     show.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def _cancel(commands: Subparsers) -> None:
+    cancel = _add(
+        commands,
+        "cancel",
+        "withdraw an invoice not yet sent (audited); prints the state it ends in",
+        'invoice-sync --config invoice-sync.toml cancel shop-billclap order-123 --reason "order cancelled"',
+        "cancel:cmd_cancel",
+    )
+    cancel.add_argument("account", help="the row's account")
+    cancel.add_argument("key", help="the row's idempotency key")
+    cancel.add_argument("--reason", required=True, help="why (kept with the row and in the audit)")
 
 
 def _add_filters(parser: argparse.ArgumentParser) -> None:

@@ -310,7 +310,7 @@ def cmd_enqueue(args: argparse.Namespace, settings: Settings) -> int:
     if len(report.bad) > 100:
         print(f"... and {len(report.bad) - 100} more bad lines", file=sys.stderr)
     print(
-        f"read {report.lines} lines: loaded {report.loaded}, already queued or synced "
+        f"read {report.lines} lines: loaded {report.loaded}, already queued, synced or cancelled "
         f"{report.repeated}, bad {len(report.bad)}"
     )
     return 1 if report.bad else 0

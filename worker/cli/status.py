@@ -52,7 +52,17 @@ def _watch(args: argparse.Namespace, settings: Settings) -> int:
 
 def render_status(status: dict[str, Any]) -> str:
     """The counts ``gather_status`` read, as the table ``status`` prints."""
-    header = ("account", "pending", "running", "synced", "dead", "oldest", "rate/min", "state")
+    header = (
+        "account",
+        "pending",
+        "running",
+        "synced",
+        "dead",
+        "cancelled",
+        "oldest",
+        "rate/min",
+        "state",
+    )
     rows = [header]
     for name, item in status["accounts"].items():
         dead = sum(item["dead_letter"].values())
@@ -68,6 +78,7 @@ def render_status(status: dict[str, Any]) -> str:
                 str(item["running"]),
                 str(item["synced"]),
                 str(dead),
+                str(item["cancelled"]),
                 "-" if age is None else f"{age:.0f}s",
                 str(item["synced_last_minute"]),
                 state,
@@ -91,6 +102,13 @@ def render_status(status: dict[str, Any]) -> str:
         lines.append(
             f"{sum(unworked.values())} invoices wait for accounts no running replica is "
             "configured for: " + ", ".join(f"{a} ({n})" for a, n in unworked.items())
+        )
+    skipped = status["result_notifications_skipped"]
+    if skipped:
+        lines.append("")
+        lines.append(
+            f"{skipped} result notifications skipped: the notification queue was too full "
+            "(a LISTEN session is not reading; see docs/producers.md)"
         )
     if len(rows) == 1:
         lines.append("(the outbox is empty and nothing has been synced yet)")

@@ -28,6 +28,7 @@ REFUSALS = {
     "already_replayed": "already replayed",
     "synced": "key already synced (it is never sent twice)",
     "in_outbox": "key already in the outbox",
+    "cancelled": "key cancelled (it is never sent)",
     "not_found": "no such dead letter",
     "too_large": "payload over the 256 KiB limit (replay it with a shorter --payload)",
 }

@@ -42,6 +42,17 @@ class StatsStore:
         """Dead letters not replayed, by account and reason."""
         return await self._rows("status_dead_letter")
 
+    async def status_cancelled(self) -> list[Row]:
+        """Cancelled rows by account."""
+        return await self._rows("status_cancelled")
+
+    async def result_notify_skipped(self) -> int:
+        """Result notifications skipped so far because the notification queue was too full."""
+        skipped: int = await database.run(
+            lambda: self._pool.fetchval(self._q["result_notify_skipped"])
+        )
+        return skipped
+
     async def metrics_outbox(self) -> list[Row]:
         """Unfinished rows and the oldest one's age, by account."""
         return await self._rows("metrics_outbox")
@@ -146,6 +157,7 @@ async def gather_status(pool: Pool) -> dict[str, Any]:
     outbox = await stats.status_outbox()
     synced = await stats.status_synced()
     dead = await stats.status_dead_letter()
+    cancelled = await stats.status_cancelled()
     states = await AccountStore(pool).account_state_list()
     worked = await stats.replica_account_live()
     accounts: dict[str, dict[str, Any]] = {}
@@ -163,6 +175,7 @@ async def gather_status(pool: Pool) -> dict[str, Any]:
                 "recovered": 0,
                 "synced_last_minute": 0,
                 "dead_letter": {},
+                "cancelled": 0,
                 "paused": None,
                 "configured": name in worked,
             },
@@ -182,6 +195,8 @@ async def gather_status(pool: Pool) -> dict[str, Any]:
         )
     for row in dead:
         entry(row["account"])["dead_letter"][row["reason"]] = row["count"]
+    for row in cancelled:
+        entry(row["account"])["cancelled"] = row["count"]
     for state in states:
         if state.paused:
             entry(state.account)["paused"] = {
@@ -193,6 +208,7 @@ async def gather_status(pool: Pool) -> dict[str, Any]:
     return {
         "accounts": dict(sorted(accounts.items())),
         "unconfigured_pending": _unconfigured_pending(accounts),
+        "result_notifications_skipped": await stats.result_notify_skipped(),
     }
 
 

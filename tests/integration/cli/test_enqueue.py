@@ -48,6 +48,20 @@ async def test_parsers_load_in_file_order_and_number_bad_lines(
     assert [r["idempotency_key"] for r in keys] == [f"k-{n}" for n in good]
 
 
+async def test_cancelled_keys_are_reported_like_synced_ones_and_not_loaded(
+    pool: asyncpg.Pool,
+) -> None:
+    text = lines(3)[0]
+    await pool.execute(
+        "SELECT invoice_sync.enqueue('shop', 'k-2', '{}'::jsonb);"
+        "SELECT invoice_sync.cancel('shop', 'k-2', 'withdrawn')"
+    )
+    report = await enqueue_lines(text, Outbox(pool, worker_id="test"), accounts=None, parsers=0)
+    assert (report.loaded, report.repeated) == (2, 1)
+    keys = await pool.fetch("SELECT idempotency_key FROM invoice_sync.outbox ORDER BY id")
+    assert [r["idempotency_key"] for r in keys] == ["k-1", "k-3"]
+
+
 async def test_a_failing_copy_stops_the_parsers_and_keeps_what_was_loaded(
     pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
 ) -> None:

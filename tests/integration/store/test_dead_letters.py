@@ -161,6 +161,15 @@ async def test_replay_refuses_synced_keys_and_keys_in_the_outbox(pool: asyncpg.P
     assert await table_count(pool, "outbox") == 1
 
 
+async def test_replay_refuses_a_key_cancelled_since(pool: asyncpg.Pool) -> None:
+    dead_id = await insert_dead(pool, 900015, key="withdrawn")
+    await enqueue(pool, "shop", "withdrawn")  # the producer wrote the key again, then took it back
+    assert await pool.fetchval("SELECT invoice_sync.cancel('shop', 'withdrawn')") == "cancelled"
+    [result] = await DeadLetterStore(pool).dead_letter_replay([dead_id])
+    assert result.refused == "cancelled"
+    assert await table_count(pool, "outbox") == 0
+
+
 async def test_two_dead_letters_of_one_key_replay_once(pool: asyncpg.Pool) -> None:
     first = await insert_dead(pool, 900020, key="twice", age=timedelta(hours=2))
     second = await insert_dead(pool, 900021, key="twice")
