@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import structlog
 
+from worker import tracing
 from worker.claims import AccountAction, Claimed
 from worker.config import WorkerSettings
 from worker.engine.attempt import Attempter
@@ -247,11 +248,14 @@ class Engine:
         def mark_sent() -> None:
             flight.sent = True
 
-        decision = await self._attempter.attempt(
-            flight.row, flight.runtime, mark_sent, lease_ends=flight.lease_ends
-        )
-        decision = self._holds.once_per_pause(decision, flight.row)
-        decision = self._holds.breaker(decision, flight.runtime)
+        # The span is current while the provider is called: its HTTP spans become children.
+        with tracing.attempt_span(flight.row, flight.runtime.provider_name) as span:
+            decision = await self._attempter.attempt(
+                flight.row, flight.runtime, mark_sent, lease_ends=flight.lease_ends
+            )
+            decision = self._holds.once_per_pause(decision, flight.row)
+            decision = self._holds.breaker(decision, flight.runtime)
+            span.record(decision)
         self._record(flight, decision)
 
     def _cut_short(self, flight: _InFlight) -> Decision:
