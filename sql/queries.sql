@@ -10,7 +10,8 @@
 -- one comes (`token_wait` seconds). $8 is the payload limit (bytes of JSON text): a due row
 -- above it (written before migration 006, or past a dropped or NOT VALID constraint) is moved
 -- to the dead letters here, without an UPDATE the constraint could refuse and without its
--- payload ever reaching a worker; it comes back with `dead_error` set and no payload.
+-- payload ever reaching a worker; it comes back with `dead_error` set and no payload. Each row
+-- carries the producer's `traceparent` (migration 011) for the attempt's span.
 WITH requested AS (
     SELECT r.account, r.n, r.rate, r.burst, s.paused, s.throttled_until
       FROM unnest($2::text[], $3::int[], $6::float8[], $7::float8[]) AS r(account, n, rate, burst)
@@ -107,39 +108,39 @@ leased AS (
            updated_at = now()
      WHERE o.id = ANY (ARRAY(SELECT id FROM due)) AND octet_length(o.payload::text) <= $8
     RETURNING o.id, o.account, o.idempotency_key, o.payload::text AS payload, o.attempts,
-              o.claims, o.first_attempt_at, o.created_at
+              o.claims, o.first_attempt_at, o.created_at, o.traceparent
 ),
 oversize AS (
     DELETE FROM invoice_sync.outbox o
      WHERE o.id = ANY (ARRAY(SELECT id FROM due)) AND octet_length(o.payload::text) > $8
     RETURNING o.id, o.account, o.idempotency_key, o.payload, o.attempts, o.first_attempt_at,
-              octet_length(o.payload::text) AS bytes
+              o.traceparent, octet_length(o.payload::text) AS bytes
 ),
 buried AS (
     INSERT INTO invoice_sync.dead_letter (outbox_id, account, idempotency_key, payload, reason,
-                                          error, attempts, first_attempt_at)
+                                          error, attempts, first_attempt_at, traceparent)
     SELECT x.id, x.account, x.idempotency_key, x.payload, 'invalid_payload',
            format('payload: %s bytes of JSON, over the limit of %s; not read by the worker%s',
                   x.bytes, $8,
                   CASE WHEN d.prior_unknown
                        THEN ', but an earlier attempt may have reached the provider: check it'
                        ELSE ', never sent' END),
-           x.attempts, x.first_attempt_at
+           x.attempts, x.first_attempt_at, x.traceparent
       FROM oversize x JOIN due d USING (id)
     RETURNING outbox_id, account, idempotency_key, error
 )
 SELECT l.id, l.account, l.idempotency_key, l.payload, l.attempts, l.claims, l.first_attempt_at,
        l.created_at, d.prior_unknown, l.account IN (SELECT account FROM probing) AS probe,
-       NULL::float8 AS token_wait, NULL::text AS dead_error
+       NULL::float8 AS token_wait, NULL::text AS dead_error, l.traceparent
   FROM leased l JOIN due d USING (id)
 UNION ALL
 SELECT NULL, s.account, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, (1 - s.tokens) / s.rate,
-       NULL
+       NULL, NULL
   FROM spent s JOIN picked p USING (account)
  WHERE s.granted < p.n
 UNION ALL
 SELECT b.outbox_id, b.account, b.idempotency_key, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-       b.error
+       b.error, NULL
   FROM buried b;
 
 -- name: outbox_record
@@ -161,6 +162,7 @@ WITH result AS (
 ),
 owned AS (
     SELECT o.id, o.account, o.idempotency_key, o.payload, o.attempts, o.first_attempt_at,
+           o.traceparent,
            r.kind, r.delay, r.spend, r.unknown, r.reason, r.error, r.http_status, r.response,
            r.provider, r.provider_invoice_id, r.invoice_number, r.link, r.pdf_url, r.recovered,
            r.claim, r.outcome, r.started_at, r.duration_ms, r.create_status, r.calls,
@@ -185,9 +187,9 @@ to_synced AS (
 to_dead AS (
     INSERT INTO invoice_sync.dead_letter (outbox_id, account, idempotency_key, payload, reason,
                                           error, http_status, response, attempts,
-                                          first_attempt_at)
+                                          first_attempt_at, traceparent)
     SELECT id, account, idempotency_key, payload, reason, error, http_status, response,
-           attempts, first_attempt_at
+           attempts, first_attempt_at, traceparent
       FROM owned WHERE kind = 'dead'
     RETURNING outbox_id
 ),
@@ -382,14 +384,16 @@ CREATE TEMP TABLE enqueue_staging (
     account text NOT NULL,
     idempotency_key text NOT NULL,
     payload jsonb NOT NULL,
-    available_at timestamptz
+    available_at timestamptz,
+    traceparent text
 ) ON COMMIT DROP;
 
 -- name: enqueue_from_staging
 -- Insert the staged chunk; repeated keys (in the chunk, the outbox or synced) are skipped.
 WITH inserted AS (
-    INSERT INTO invoice_sync.outbox (account, idempotency_key, payload, available_at)
-    SELECT account, idempotency_key, payload, coalesce(available_at, now())
+    INSERT INTO invoice_sync.outbox (account, idempotency_key, payload, available_at,
+                                     traceparent)
+    SELECT account, idempotency_key, payload, coalesce(available_at, now()), traceparent
       FROM enqueue_staging
     ON CONFLICT (account, idempotency_key) DO NOTHING
     RETURNING 1
@@ -466,7 +470,8 @@ SELECT outbox_id AS id, account, idempotency_key, payload::text AS payload, reas
 
 -- name: dead_letter_replay
 -- Move the dead letters $1 (ids) back to the outbox as new pending rows with no attempts,
--- with payload $2 instead of the stored one when it is not NULL, and record the replay.
+-- with payload $2 instead of the stored one when it is not NULL (the producer's traceparent
+-- kept either way), and record the replay.
 -- Refused, and left as they are: rows already replayed, keys already synced (never sent
 -- twice), keys already in the outbox, keys cancelled since (migration 010) (a producer re-enqueued them, or a row of this batch
 -- with the same key took the place), payloads over the outbox's 256 KiB limit (migration
@@ -475,7 +480,7 @@ WITH chosen AS (
     -- The row lock makes two concurrent replays of one dead letter wait for each other; the
     -- second then sees replayed_at set and refuses.
     SELECT d.outbox_id, d.account, d.idempotency_key, coalesce($2::jsonb, d.payload) AS payload,
-           d.replayed_at
+           d.replayed_at, d.traceparent
       FROM invoice_sync.dead_letter d
      WHERE d.outbox_id = ANY($1::bigint[])
        FOR UPDATE
@@ -500,8 +505,9 @@ verdict AS (
 inserted AS (
     -- ON CONFLICT covers two dead letters of one key in this batch (the first wins) and a
     -- producer racing us; the outbox's BEFORE INSERT trigger skips a key synced meanwhile.
-    INSERT INTO invoice_sync.outbox (account, idempotency_key, payload, replayed_from)
-    SELECT account, idempotency_key, payload, outbox_id
+    INSERT INTO invoice_sync.outbox (account, idempotency_key, payload, replayed_from,
+                                     traceparent)
+    SELECT account, idempotency_key, payload, outbox_id, traceparent
       FROM verdict
      WHERE refused IS NULL
      ORDER BY outbox_id

@@ -14,7 +14,7 @@
 --                       `accounts`): reads and writes rows in the schema's tables; cannot create,
 --                       alter or drop anything, and reads schema_migrations only to check the
 --                       schema version. Migrations run as the schema owner, never as this role.
--- invoice_sync_producer the application writing orders: inserts the four producer columns of the
+-- invoice_sync_producer the application writing orders: inserts the five producer columns of the
 --                       outbox (or calls invoice_sync.enqueue()), sees only the id and key columns
 --                       of outbox rows, and reads results from synced and dead_letter but not the
 --                       payloads nor the provider's responses. It cannot update or delete
@@ -74,7 +74,7 @@ GRANT EXECUTE ON FUNCTION invoice_sync.rate_bucket_level(double precision, times
 -- Synced rows are the record of invoices that exist at a provider: the worker adds, never edits.
 GRANT SELECT, INSERT ON invoice_sync.synced TO invoice_sync_worker;
 GRANT SELECT ON invoice_sync.schema_migrations TO invoice_sync_worker;
-GRANT EXECUTE ON FUNCTION invoice_sync.enqueue(text, text, jsonb, timestamptz)
+GRANT EXECUTE ON FUNCTION invoice_sync.enqueue(text, text, jsonb, timestamptz, text)
     TO invoice_sync_worker;
 -- Read-only: grants are the schema owner's to change.
 GRANT SELECT ON invoice_sync.producer_account TO invoice_sync_worker;
@@ -95,8 +95,8 @@ GRANT EXECUTE ON FUNCTION invoice_sync.result(text, text), invoice_sync.cancel(t
 -- conflict check and RETURNING read, and SELECT on synced for the already-synced check.
 -- Results are readable without what a payload or a provider's answer may hold (customer data,
 -- echoed credentials): dead_letter.payload and both tables' response are left out.
-GRANT INSERT (account, idempotency_key, payload, available_at) ON invoice_sync.outbox
-    TO invoice_sync_producer;
+GRANT INSERT (account, idempotency_key, payload, available_at, traceparent)
+    ON invoice_sync.outbox TO invoice_sync_producer;
 GRANT SELECT (id, account, idempotency_key, available_at, created_at) ON invoice_sync.outbox
     TO invoice_sync_producer;
 GRANT SELECT (outbox_id, account, idempotency_key, provider, provider_invoice_id, invoice_number,
@@ -107,7 +107,7 @@ GRANT SELECT (outbox_id, account, idempotency_key, reason, error, http_status, a
     ON invoice_sync.dead_letter TO invoice_sync_producer;
 -- A producer sees its own grants (a policy hides the other logins').
 GRANT SELECT (login, account) ON invoice_sync.producer_account TO invoice_sync_producer;
-GRANT EXECUTE ON FUNCTION invoice_sync.enqueue(text, text, jsonb, timestamptz)
+GRANT EXECUTE ON FUNCTION invoice_sync.enqueue(text, text, jsonb, timestamptz, text)
     TO invoice_sync_producer;
 -- A cancelled key is skipped like a synced one: enqueue() and the outbox trigger read cancelled
 -- with the producer's rights (its payload is left out, like dead_letter's).

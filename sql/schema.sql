@@ -1,5 +1,5 @@
 -- invoice-sync: the whole schema `invoice_sync` as the migrations in sql/migrations leave it
--- (001 to 010), in one place, to read: every table with its columns, constraints and
+-- (001 to 011), in one place, to read: every table with its columns, constraints and
 -- indexes, the functions and triggers, the row-level security policies and the privileges the
 -- migrations set. Comments say what each part is for; the migration that added a part says
 -- why in more depth.
@@ -56,7 +56,14 @@ CREATE TABLE invoice_sync.outbox (
     claims           bigint      NOT NULL DEFAULT 0,
     CONSTRAINT outbox_account_key UNIQUE (account, idempotency_key),
     -- 256 KiB of JSON text (worker.invoice MAX_PAYLOAD_BYTES): a row is read at every claim. 006.
-    CONSTRAINT outbox_payload_at_most_256_kib CHECK (octet_length(payload::text) <= 262144)
+    CONSTRAINT outbox_payload_at_most_256_kib CHECK (octet_length(payload::text) <= 262144),
+    -- The producer's W3C trace context (optional): each attempt's span continues its trace.
+    -- Version 00, lowercase hex, neither id all zeros; anything else is refused. 011.
+    traceparent      text
+        CONSTRAINT outbox_traceparent_is_w3c CHECK (
+            traceparent ~ '^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$'
+            AND substr(traceparent, 4, 32) <> '00000000000000000000000000000000'
+            AND substr(traceparent, 37, 16) <> '0000000000000000')
 );
 
 -- The claim reads due pending rows per account in (available_at, id) order; the index holds
@@ -117,19 +124,34 @@ CREATE TRIGGER outbox_notify AFTER INSERT ON invoice_sync.outbox
     FOR EACH STATEMENT EXECUTE FUNCTION invoice_sync.outbox_notify();
 
 -- Producers' entry point: idempotent, returns the row id (the existing one for a repeated key,
--- including a key that has already been synced or cancelled).
+-- including a key that has already been synced or cancelled). A malformed p_traceparent is
+-- refused with an error naming it, before anything is written.
 CREATE FUNCTION invoice_sync.enqueue(
     p_account text,
     p_idempotency_key text,
     p_payload jsonb,
-    p_available_at timestamptz DEFAULT NULL
+    p_available_at timestamptz DEFAULT NULL,
+    p_traceparent text DEFAULT NULL
 ) RETURNS bigint
 LANGUAGE plpgsql AS $$
 DECLARE
     v_id bigint;
 BEGIN
-    INSERT INTO invoice_sync.outbox (account, idempotency_key, payload, available_at)
-    VALUES (p_account, p_idempotency_key, p_payload, coalesce(p_available_at, now()))
+    IF p_traceparent IS NOT NULL AND NOT (
+        p_traceparent ~ '^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$'
+        AND substr(p_traceparent, 4, 32) <> '00000000000000000000000000000000'
+        AND substr(p_traceparent, 37, 16) <> '0000000000000000') THEN
+        RAISE EXCEPTION USING
+            ERRCODE = 'check_violation',
+            MESSAGE = 'invoice_sync.enqueue: p_traceparent is not a W3C traceparent',
+            DETAIL = format('got %L; expected 00-<32 hex trace id>-<16 hex parent id>-<2 hex '
+                            'flags>, lowercase, neither id all zeros', left(p_traceparent, 80)),
+            SCHEMA = 'invoice_sync', TABLE = 'outbox', COLUMN = 'traceparent',
+            CONSTRAINT = 'outbox_traceparent_is_w3c';
+    END IF;
+    INSERT INTO invoice_sync.outbox (account, idempotency_key, payload, available_at, traceparent)
+    VALUES (p_account, p_idempotency_key, p_payload, coalesce(p_available_at, now()),
+            p_traceparent)
     ON CONFLICT (account, idempotency_key) DO NOTHING
     RETURNING id INTO v_id;
     IF v_id IS NULL THEN
@@ -192,7 +214,9 @@ CREATE TABLE invoice_sync.dead_letter (
     dead_at          timestamptz NOT NULL DEFAULT now(),
     -- Set by `dlq replay`: when, and the outbox row it became.
     replayed_at      timestamptz,
-    replayed_to      bigint
+    replayed_to      bigint,
+    -- The outbox row's traceparent, which a replay carries back. 011.
+    traceparent      text
 );
 
 CREATE INDEX dead_letter_reason_idx ON invoice_sync.dead_letter (reason, dead_at);
@@ -617,5 +641,20 @@ BEGIN
         GRANT EXECUTE ON FUNCTION invoice_sync.result(text, text),
                                   invoice_sync.cancel(text, text, text)
             TO invoice_sync_worker;
+    END IF;
+END $$;
+
+-- enqueue() was replaced by 011 (a fifth parameter), which gave the groups that exist back their
+-- right to call it (roles.sql grants the same), and the producer the new column.
+DO $$
+BEGIN
+    IF EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'invoice_sync_worker') THEN
+        GRANT EXECUTE ON FUNCTION invoice_sync.enqueue(text, text, jsonb, timestamptz, text)
+            TO invoice_sync_worker;
+    END IF;
+    IF EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'invoice_sync_producer') THEN
+        GRANT EXECUTE ON FUNCTION invoice_sync.enqueue(text, text, jsonb, timestamptz, text)
+            TO invoice_sync_producer;
+        GRANT INSERT (traceparent) ON invoice_sync.outbox TO invoice_sync_producer;
     END IF;
 END $$;

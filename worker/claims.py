@@ -28,6 +28,8 @@ class Claimed:
     created_at: datetime
     prior_unknown: bool
     probe: bool
+    traceparent: str | None = None
+    """The producer's W3C trace context, when it gave one: the attempt's span continues it."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

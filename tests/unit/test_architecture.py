@@ -103,3 +103,12 @@ def test_the_import_contracts_catch_a_wrong_way_import(
     done = lint_imports(tmp_path, pythonpath=tmp_path)
     assert done.returncode == 1, done.stdout + done.stderr
     assert broken in done.stdout
+
+
+def test_the_engine_loads_no_opentelemetry_sdk() -> None:
+    """Without ``[observe] otlp_endpoint`` a worker runs on the OpenTelemetry API alone: the
+    SDK and the exporter (the otel extra) are imported by worker.engine.otlp only when an
+    endpoint is configured."""
+    loaded = modules_loaded_by("import worker.engine.daemon, worker.cli.main")
+    assert "opentelemetry.trace" in loaded
+    assert under(loaded, "opentelemetry.sdk", "opentelemetry.exporter") == []

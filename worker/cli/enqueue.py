@@ -1,4 +1,5 @@
-"""Bulk enqueue of JSON Lines ``{"account", "idempotency_key", "payload"[, "available_at"]}``.
+"""Bulk enqueue of JSON Lines ``{"account", "idempotency_key", "payload"[, "available_at"]
+[, "traceparent"]}``.
 
 Every line is validated (the payload against the canonical invoice) before it is written; bad
 lines are reported by line number and the good ones are loaded in chunks of one COPY each, in
@@ -40,7 +41,8 @@ from worker.invoice import (
     shown_key,
 )
 from worker.store.database import Pool
-from worker.store.outbox import Outbox
+from worker.store.outbox import EnqueueRow, Outbox
+from worker.traceparent import traceparent_problem
 
 CHUNK = 5000
 # More parser processes than this only queue up behind the COPY.
@@ -48,7 +50,7 @@ MAX_ENQUEUE_PARSERS = 4
 # A JSON \u0000 escape (not an escaped backslash followed by "u0000"): PostgreSQL's jsonb and
 # text cannot hold NUL, and one such line would otherwise fail its whole chunk.
 NUL_ESCAPE = re.compile(r"(?:^|[^\\])(?:\\\\)*\\u0000")
-Row = tuple[str, str, str, datetime | None]
+Row = EnqueueRow
 # A number in exponent form, which PostgreSQL writes out in full (1e+16: 17 digits).
 EXPONENT = re.compile(r"\d[eE][-+]?\d")
 # A line this long cannot hold a payload within the limit (escapes and spacing aside): it is
@@ -75,7 +77,7 @@ def parse_line(text: str, accounts: frozenset[str] | None) -> Row:
     the payload is validated from the JSON text the outbox will hold, as the engine reads it.
     """
     record = _record(text)
-    extra = set(record) - {"account", "idempotency_key", "payload", "available_at"}
+    extra = set(record) - {"account", "idempotency_key", "payload", "available_at", "traceparent"}
     if extra:
         raise BadLine(f"unknown keys: {', '.join(sorted(shown_key(k) for k in extra))}")
     account, key = record.get("account"), record.get("idempotency_key")
@@ -96,7 +98,8 @@ def parse_line(text: str, accounts: frozenset[str] | None) -> Row:
         parse_invoice(payload)
     except ValidationError as exc:
         raise BadLine(f"payload: {describe_validation_error(exc, limit=3)}") from exc
-    return account, key, payload, _available_at(record.get("available_at"))
+    available_at = _available_at(record.get("available_at"))
+    return account, key, payload, available_at, _traceparent(record.get("traceparent"))
 
 
 def storable_payload(text: str) -> str:
@@ -205,6 +208,18 @@ def _available_at(value: object) -> datetime | None:
         return moment.astimezone(UTC)
     except OverflowError as exc:
         raise BadLine("available_at: out of range once converted to UTC") from exc
+
+
+def _traceparent(value: object) -> str | None:
+    """The producer's trace context, checked as the outbox's constraint checks it (one bad
+    value would otherwise fail its whole chunk's COPY). Null or absent: none."""
+    if value is None:
+        return None
+    problem = traceparent_problem(value)
+    if problem is not None:
+        raise BadLine(f"traceparent: {problem}")
+    assert isinstance(value, str)
+    return value
 
 
 async def enqueue_lines(

@@ -20,6 +20,7 @@ import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -95,6 +96,12 @@ class ObserveSettings(_Section):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     listen: str = "127.0.0.1:9464"
     """Where /metrics, /healthz and /readyz are served: HOST:PORT (port 0: any free one) or off."""
+    otlp_endpoint: str | None = None
+    """An OpenTelemetry collector's OTLP/HTTP address (``http://collector:4318``): each attempt
+    becomes a span, exported there. Unset: no spans, nothing exported. Needs the ``otel``
+    extra."""
+    service_name: str = Field(default="invoice-sync", min_length=1, max_length=200)
+    """The ``service.name`` the spans are exported under."""
 
     @field_validator("listen")
     @classmethod
@@ -102,8 +109,47 @@ class ObserveSettings(_Section):
         listen_address(value)
         return value
 
+    @field_validator("otlp_endpoint")
+    @classmethod
+    def _otlp_endpoint_is_a_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        problem = otlp_endpoint_problem(value.strip())
+        if problem is not None:
+            raise ValueError(problem)
+        return value.strip()
+
     def listen_on(self) -> tuple[str, int] | None:
         return listen_address(self.listen)
+
+    def otlp_traces_url(self) -> str | None:
+        """Where spans are sent: the endpoint's ``/v1/traces``, as the OTLP/HTTP specification
+        puts it, unless the endpoint names that path already; None when tracing is off."""
+        if self.otlp_endpoint is None:
+            return None
+        base = self.otlp_endpoint.rstrip("/")
+        return base if base.endswith("/v1/traces") else f"{base}/v1/traces"
+
+
+def otlp_endpoint_problem(value: str) -> str | None:
+    """Why ``value`` is not an OTLP/HTTP endpoint we send spans to (None when it is one). No
+    user or password in it: the URL is logged at start; a collector's credentials go in
+    ``OTEL_EXPORTER_OTLP_HEADERS``, which the exporter reads itself."""
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError for a port out of range
+    except ValueError:
+        return "expected an http:// or https:// URL"
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        return "expected an http:// or https:// URL with a host"
+    if parts.username is not None or parts.password is not None:
+        return (
+            "a user or password in the URL is refused (it would be logged); give the "
+            "collector's credentials in OTEL_EXPORTER_OTLP_HEADERS"
+        )
+    if parts.query or parts.fragment:
+        return "no query or fragment"
+    return None
 
 
 class Settings(BaseSettings):

@@ -268,7 +268,7 @@ class Demo:
         report = await enqueue_lines(lines, outbox, accounts=frozenset(settings.accounts))
         refused = [self.plan.rows[number - 1] for number, _ in report.bad]
         await outbox.enqueue_many(
-            [(r.account, r.idempotency_key, json.dumps(r.payload), None) for r in refused]
+            [(r.account, r.idempotency_key, json.dumps(r.payload), None, None) for r in refused]
         )
         self.console.print(
             f"Enqueued {report.loaded} invoices for {len(self.plan.accounts)} accounts; the "

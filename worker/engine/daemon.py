@@ -15,6 +15,7 @@ from worker.config import Settings
 from worker.engine.health import HealthServer, Vitals
 from worker.engine.loop import Engine
 from worker.engine.metrics import Metrics, MetricsRefresher
+from worker.engine.otlp import exporting
 from worker.engine.runtimes import build_runtimes
 from worker.errors import StoreError
 from worker.store import database, migrate
@@ -36,6 +37,13 @@ def worker_id() -> str:
 
 
 async def run_worker(settings: Settings, *, drain: bool) -> None:
+    """The daemon, with its spans exported for the whole run when ``[observe] otlp_endpoint``
+    is set."""
+    async with exporting(settings.observe):
+        await _run_engine(settings, drain=drain)
+
+
+async def _run_engine(settings: Settings, *, drain: bool) -> None:
     dsn = settings.database_dsn()
     runtimes = build_runtimes(settings)
     concurrency = sum(rt.gate.concurrency for rt in runtimes.values())

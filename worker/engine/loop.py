@@ -21,6 +21,7 @@ from typing import Any
 
 import structlog
 
+from worker import tracing
 from worker.claims import AccountAction, Claimed
 from worker.config import WorkerSettings
 from worker.engine.attempt import Attempter
@@ -269,14 +270,19 @@ class Engine:
         def mark_sent() -> None:
             flight.sent = True
 
-        with calls.recording() as made:
+        # The span is current while the provider is called: its HTTP spans become children.
+        with (
+            calls.recording() as made,
+            tracing.attempt_span(flight.row, flight.runtime.provider_name) as span,
+        ):
             # The list, not a copy: a cancelled attempt is recorded with what it made so far.
             flight.calls = made
             decision = await self._attempter.attempt(
                 flight.row, flight.runtime, mark_sent, lease_ends=flight.lease_ends
             )
-        decision = self._holds.once_per_pause(decision, flight.row)
-        decision = self._holds.breaker(decision, flight.runtime)
+            decision = self._holds.once_per_pause(decision, flight.row)
+            decision = self._holds.breaker(decision, flight.runtime)
+            span.record(decision)
         self._record(flight, decision)
 
     def _cut_short(self, flight: _InFlight) -> Decision:

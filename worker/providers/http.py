@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from worker import tracing
 from worker.errors import ProviderError, TransportError
 from worker.outcome import PauseAccount, PauseReason, Retry, Synced
 from worker.providers import calls
@@ -100,7 +101,7 @@ async def request(
     started = time.monotonic()
     status: int | None = None
     try:
-        reply = await _exchange(
+        reply = await _send(
             session,
             method,
             url,
@@ -119,7 +120,7 @@ async def request(
         calls.note(status, time.monotonic() - started)
 
 
-async def _exchange(
+async def _send(
     session: aiohttp.ClientSession,
     method: str,
     url: str,
@@ -130,8 +131,39 @@ async def _exchange(
     json_body: Any,
     params: Mapping[str, str] | None,
 ) -> Reply:
+    """``request`` without the history note: the body encoded, the answer read, in a span
+    when tracing is on."""
     data = None if json_body is None else json.dumps(json_body, separators=(",", ":"))
     cut_out = secrets_to_cut(secrets)
+    exchange = _exchange(
+        session,
+        method,
+        url,
+        headers=headers,
+        data=data,
+        params=params,
+        bounds=bounds,
+        cut_out=cut_out,
+    )
+    if not tracing.ENABLED:
+        return await exchange
+    with tracing.http_span(method, traced_url(url, cut_out)) as span:
+        reply = await exchange
+        span.answered(reply.status)
+        return reply
+
+
+async def _exchange(
+    session: aiohttp.ClientSession,
+    method: str,
+    url: str,
+    *,
+    headers: Mapping[str, str],
+    data: str | None,
+    params: Mapping[str, str] | None,
+    bounds: HttpTimeouts,
+    cut_out: Sequence[str],
+) -> Reply:
     try:
         async with session.request(
             method, url, headers=headers, data=data, params=params, allow_redirects=False
@@ -157,6 +189,21 @@ async def _exchange(
         # aiohttp's message quotes bytes of the answer, cut with its own marks, so a secret the
         # answer echoed could survive in it as a prefix.
         raise TransportError(f"connection failed: {type(exc).__name__}", sent=True) from exc
+
+
+def traced_url(url: str, secrets: Sequence[str]) -> str:
+    """``url`` as a span shows it: scheme, host, port and path, without credentials, query or
+    fragment, and with the account's secrets cut out of what is left (a path may hold an id
+    from the config, never meant to hold a secret, but a span outlives such a mistake)."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return "an unreadable URL"
+    host = parts.hostname or ""
+    host = f"[{host}]" if ":" in host else host
+    shown = f"{parts.scheme}://{host}" + (f":{port}" if port is not None else "") + parts.path
+    return scrub_text(shown, secrets)
 
 
 def refuse_unsendable(headers: Mapping[str, str]) -> None:

@@ -19,6 +19,9 @@ from worker.invoice import MAX_PAYLOAD_BYTES
 from worker.store import database
 from worker.store.queries import queries
 
+EnqueueRow = tuple[str, str, str, datetime | None, str | None]
+"""One row of a bulk load: account, key, payload JSON, available_at, traceparent."""
+
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class ClaimRequest:
@@ -156,15 +159,15 @@ class Outbox:
         )
         return row["unfinished"], row["held_by_paused"]
 
-    async def enqueue_many(self, rows: Sequence[tuple[str, str, str, datetime | None]]) -> int:
-        """Bulk-load (account, key, payload JSON, available_at) rows in one COPY and one INSERT;
-        return how many were new (repeated keys are skipped)."""
+    async def enqueue_many(self, rows: Sequence[EnqueueRow]) -> int:
+        """Bulk-load (account, key, payload JSON, available_at, traceparent) rows in one COPY
+        and one INSERT; return how many were new (repeated keys are skipped)."""
         async with database.transaction(self._pool) as conn:
             await conn.execute(self._q["enqueue_staging_create"])
             await conn.copy_records_to_table(
                 "enqueue_staging",
                 records=rows,
-                columns=["account", "idempotency_key", "payload", "available_at"],
+                columns=["account", "idempotency_key", "payload", "available_at", "traceparent"],
             )
             inserted: int = await conn.fetchval(self._q["enqueue_from_staging"])
         return inserted
@@ -183,4 +186,5 @@ def _claimed(row: Mapping[str, Any]) -> Claimed:
         created_at=row["created_at"],
         prior_unknown=row["prior_unknown"],
         probe=row["probe"],
+        traceparent=row["traceparent"],
     )

@@ -83,3 +83,32 @@ async def test_a_failing_copy_stops_the_parsers_and_keeps_what_was_loaded(
     assert calls == 3
     count = await pool.fetchval("SELECT count(*) FROM invoice_sync.outbox")
     assert count > 0  # the first two blocks stay committed
+
+
+async def test_a_traceparent_per_line_is_loaded_and_a_malformed_one_reported_by_number(
+    pool: asyncpg.Pool,
+) -> None:
+    good = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    records: list[dict[str, object]] = [
+        {"traceparent": good},
+        {},
+        {"traceparent": None},
+        {"traceparent": good.upper()},
+        {"traceparent": "00-00000000000000000000000000000000-00f067aa0ba902b7-01"},
+        {"traceparent": 42},
+    ]
+    text = [
+        json.dumps({"account": "shop", "idempotency_key": f"t-{n}", "payload": invoice(), **r})
+        for n, r in enumerate(records, start=1)
+    ]
+    report = await enqueue_lines(text, Outbox(pool, worker_id="test"), accounts=None)
+    assert [number for number, _message in report.bad] == [4, 5, 6]
+    assert all(message.startswith("traceparent: ") for _number, message in report.bad)
+    rows = await pool.fetch(
+        "SELECT idempotency_key, traceparent FROM invoice_sync.outbox ORDER BY id"
+    )
+    assert [(r["idempotency_key"], r["traceparent"]) for r in rows] == [
+        ("t-1", good),
+        ("t-2", None),
+        ("t-3", None),
+    ]

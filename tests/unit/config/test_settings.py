@@ -379,3 +379,44 @@ def test_database_url_and_database_url_file_together_are_refused(tmp_path: Path)
     with pytest.raises(ConfigError, match="database_url_file") as caught:
         load_settings(write(tmp_path, text))
     assert "not both" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "traces_url"),
+    [
+        ("http://otel-collector:4318", "http://otel-collector:4318/v1/traces"),
+        ("https://otel.example/", "https://otel.example/v1/traces"),
+        ("http://127.0.0.1:4318/v1/traces", "http://127.0.0.1:4318/v1/traces"),
+        ("", None),
+    ],
+)
+def test_otlp_endpoint_gives_the_traces_url(
+    tmp_path: Path, endpoint: str, traces_url: str | None
+) -> None:
+    text = GOOD + f'[observe]\notlp_endpoint = "{endpoint}"\n'
+    settings = load_settings(write(tmp_path, text), environment=False)
+    assert settings.observe.otlp_traces_url() == traces_url
+    assert settings.observe.service_name == "invoice-sync"
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "says"),
+    [
+        ("otel-collector:4318", "http:// or https://"),
+        ("grpc://otel:4317", "http:// or https://"),
+        ("http://user:hunter2-secret@otel:4318", "OTEL_EXPORTER_OTLP_HEADERS"),
+        ("http://otel:4318/?token=abc", "no query"),
+        ("http://otel:99999", "http:// or https://"),
+    ],
+)
+def test_a_bad_otlp_endpoint_is_one_line_naming_the_key(
+    tmp_path: Path, endpoint: str, says: str
+) -> None:
+    text = GOOD + f'[observe]\notlp_endpoint = "{endpoint}"\n'
+    with pytest.raises(ConfigError) as caught:
+        load_settings(write(tmp_path, text), environment=False)
+    message = str(caught.value)
+    assert message.startswith("observe.otlp_endpoint: ")
+    assert says in message
+    assert "hunter2" not in message
+    assert "\n" not in message

@@ -27,7 +27,7 @@ async def test_public_may_execute_no_function_of_the_schema(dsn: str) -> None:
         if step == "roles applied":
             await apply_roles(dsn)
         rows = await connected(dsn, lambda c: c.fetch(PUBLIC_EXECUTABLE))
-        assert "invoice_sync.enqueue(text,text,jsonb,timestamp with time zone)" in {
+        assert "invoice_sync.enqueue(text,text,jsonb,timestamp with time zone,text)" in {
             r["function"] for r in rows
         }
         assert [r["function"] for r in rows if r["public_may_execute"]] == [], step
