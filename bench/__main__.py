@@ -60,7 +60,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--engine-only",
         action="store_true",
-        help="skip procrastinate and the HTTP ceiling (for profiling)",
+        help="skip the peers (procrastinate, PgQueuer) and the HTTP ceiling (for profiling)",
     )
     parser.add_argument(
         "--pg-stat-statements",

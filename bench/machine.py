@@ -18,6 +18,7 @@ PACKAGES = (
     "pydantic-core",
     "structlog",
     "procrastinate",
+    "pgqueuer",
     "psycopg",
     "psycopg-pool",
 )

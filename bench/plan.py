@@ -94,6 +94,6 @@ class Context:
     sizes: Sizes
     concurrency: int
     engine_only: bool
-    """Skip the comparison sides (procrastinate, the HTTP ceiling): for profiling the engine."""
+    """Skip the comparison sides (procrastinate, PgQueuer, the HTTP ceiling): for profiling."""
     pg_stat_statements: bool
     workdir: Path

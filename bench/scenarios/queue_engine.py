@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from bench import instant
 from bench.databases import scratch
@@ -13,6 +14,8 @@ from bench.statements import recorded
 from bench.workload import bulk_load
 
 NAME = "queue_engine"
+PGQUEUER_BATCH_SIZES = (10, 100)
+"""Its benchmark's default dequeue batch, and the one at which it is fastest here."""
 
 
 def pool_size(concurrency: int) -> int:
@@ -69,6 +72,7 @@ async def run(ctx: Context) -> ScenarioResult:
             "procrastinate: App(PsycopgConnector) with the daemon's pool size, no-op async task, "
             "run_worker_async(wait=False); window: first task call to the last 'succeeded' event."
         )
+        figures += await pgqueuer_figures(ctx, count, engine_rate, details, notes)
     return ScenarioResult(
         scenario=NAME,
         title="queue engine, instant provider",
@@ -78,3 +82,40 @@ async def run(ctx: Context) -> ScenarioResult:
         notes=notes,
         elapsed=time.time() - began,
     )
+
+
+async def pgqueuer_figures(
+    ctx: Context, count: int, engine_rate: float | None, details: dict[str, Any], notes: list[str]
+) -> list[Figure]:
+    """PgQueuer over as many jobs at each batch size; the ratio is against the faster one."""
+    from bench import pgqueuer_side  # noqa: PLC0415 - the bench extra
+
+    figures: list[Figure] = []
+    rates: list[float] = []
+    for batch_size in PGQUEUER_BATCH_SIZES:
+        peer = await pgqueuer_side.throughput(ctx.server_dsn, jobs=count, batch_size=batch_size)
+        peer_rate = rate(peer["calls"], peer["first_call"], peer["returned"])
+        details[f"pgqueuer_batch_{batch_size}"] = peer
+        figures.append(
+            Figure(
+                measure=f"pgqueuer throughput, batch {batch_size}", value=peer_rate, unit="jobs/s"
+            )
+        )
+        if peer_rate:
+            rates.append(peer_rate)
+        if peer["capped_after_s"] is not None:
+            notes.append(
+                f"pgqueuer (batch {batch_size}) was stopped after {peer['capped_after_s']:g} s "
+                f"({peer['calls']:,} of {count:,} jobs done): its rate is over those."
+            )
+    best = max(rates, default=None)
+    ratio = engine_rate / best if engine_rate and best else None
+    figures.append(Figure(measure="engine / pgqueuer", value=ratio, unit="x", target=">= 1.0"))
+    notes.append(
+        f"pgqueuer: as its own benchmark's drain strategy: {pgqueuer_side.DEQUEUERS} PgQueuer "
+        "instances, one asyncpg connection each, no-op async entrypoint, "
+        "run(batch_size=B, mode=drain), batch sizes "
+        + " and ".join(str(b) for b in PGQUEUER_BATCH_SIZES)
+        + "; window: first job call to every run() returned; the ratio uses the faster batch size."
+    )
+    return figures

@@ -57,6 +57,16 @@ def test_every_scenario_runs_and_writes_its_figures(tmp_path: Path) -> None:
         assert data["run"]["versions"]["postgres"]
         assert data["run"]["machine"]["nproc"] >= 1
         assert f"== {name}:" in done.stdout  # its table was printed
+    # Both peers ran in the same run as the engine (PgQueuer at both batch sizes).
+    queue_measures = {
+        f["measure"] for f in json.loads((results / "queue_engine.json").read_text())["figures"]
+    }
+    assert {
+        "engine / procrastinate",
+        "pgqueuer throughput, batch 10",
+        "pgqueuer throughput, batch 100",
+        "engine / pgqueuer",
+    } <= queue_measures
     text = summary.read_text()
     assert "Every figure against its target" in text
     assert all(f"## {name}:" in text for name in SCENARIOS)

@@ -233,3 +233,24 @@ async def test_a_producer_cannot_schedule_a_row_in_the_past(dsn: str, logins: Lo
         ),
     )
     assert behind is True
+
+
+async def test_the_worker_keeps_the_past_in_a_bulk_insert(logins: Logins) -> None:
+    # `invoice-sync enqueue` inserts as the worker, every row at the load's now(): earlier than
+    # the insert's clock, and not a producer's, so not clamped (a replay keeps its place too).
+    conn = await asyncpg.connect(logins.worker)
+    try:
+        async with conn.transaction():
+            now = await conn.fetchval("SELECT now()")
+            await conn.execute("SELECT pg_sleep(0.2)")
+            await conn.execute(
+                "INSERT INTO invoice_sync.outbox (account, idempotency_key, payload, available_at)"
+                " SELECT 'shop', 'bulk-' || i, $1::jsonb, now() FROM generate_series(1, 3) i",
+                json.dumps(invoice(number="B-1")),
+            )
+            when = await conn.fetch(
+                "SELECT available_at FROM invoice_sync.outbox WHERE idempotency_key LIKE 'bulk-%'"
+            )
+    finally:
+        await conn.close()
+    assert [r["available_at"] for r in when] == [now] * 3
