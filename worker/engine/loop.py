@@ -221,6 +221,8 @@ class Engine:
         elif walk.cut_short:
             self._turn = walk.walked[-1]
         if not shares:
+            if self._metrics is not None:
+                self._metrics.claim_seconds.observe(self._clock() - now)
             return 0, 0, walk.cut_short
         wants = {name: self._fleet.claim_request(name, n) for name, n in shares.items()}
         wanted = sum(w.rows for w in wants.values())

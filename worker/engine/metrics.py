@@ -101,7 +101,7 @@ class Metrics:
         )
         self.claim_seconds = Histogram(
             "invoice_sync_claim_duration_seconds",
-            "One claim statement.",
+            "One claim: the walk for accounts with due rows, and the claim statement.",
             buckets=STORE_BUCKETS,
             registry=r,
         )
