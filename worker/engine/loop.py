@@ -200,6 +200,7 @@ class Engine:
 
     async def _claim(self) -> tuple[int, int, bool]:
         """(rows claimed, rows asked for, whether accounts are left to look at right away)."""
+        await self._retire()
         now = self._clock()
         limit = min(self._settings.batch_size, self._room())
         if not limit:
@@ -241,7 +242,6 @@ class Engine:
         for row in result.rows:
             self._holds.claimed(row, claim_started=now)
             self._dispatch(row, lease_ends=now + self._settings.lease)
-        await self._retire()
         return len(result.rows) + len(result.dead), wanted, walk.cut_short
 
     def _room(self) -> int:
