@@ -19,6 +19,7 @@ from bench.scenarios import (
     backlog,
     bulk_enqueue,
     http_e2e,
+    many_accounts,
     pickup,
     queue_engine,
     rate_fidelity,
@@ -32,6 +33,7 @@ SCENARIOS: dict[str, Callable[[Context], Awaitable[ScenarioResult]]] = {
     rate_fidelity.NAME: rate_fidelity.run,
     backlog.NAME: backlog.run,
     bulk_enqueue.NAME: bulk_enqueue.run,
+    many_accounts.NAME: many_accounts.run,
 }
 
 

@@ -28,6 +28,11 @@ class Sizes:
     enqueue_lines: int
     enqueue_per_row: int
     enqueue_connections: int
+    many_accounts: int
+    """Accounts with one invoice each, drained against one account with as many invoices."""
+    many_idle_accounts: int
+    """Accounts configured, none with work: RSS and claim time against 10."""
+    many_idle_seconds: float
 
 
 SIZES = {
@@ -49,6 +54,9 @@ SIZES = {
         enqueue_lines=1000,
         enqueue_per_row=300,
         enqueue_connections=2,
+        many_accounts=300,
+        many_idle_accounts=2_000,
+        many_idle_seconds=2.0,
     ),
     # The sizes the targets are set for (the per-row enqueue loop is the comparison, so a fiftieth suffices).
     "full": Sizes(
@@ -68,6 +76,9 @@ SIZES = {
         enqueue_lines=1_000_000,
         enqueue_per_row=20_000,
         enqueue_connections=4,
+        many_accounts=10_000,
+        many_idle_accounts=100_000,
+        many_idle_seconds=10.0,
     ),
 }
 

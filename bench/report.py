@@ -40,11 +40,14 @@ class ScenarioResult:
     notes: list[str] = field(default_factory=list)
     run: dict[str, Any] = field(default_factory=dict)
     elapsed: float = 0.0
+    top: dict[str, Any] = field(default_factory=dict)
+    """Figures also written as top-level keys of the JSON, for checks that read them by name."""
 
     def as_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["figures"] = [{**asdict(f), "met": f.met} for f in self.figures]
-        return data
+        top = data.pop("top")
+        return {**top, **data}
 
 
 def _value(value: float | None) -> str:

@@ -143,6 +143,73 @@ SELECT b.outbox_id, b.account, b.idempotency_key, NULL, NULL, NULL, NULL, NULL, 
        b.error, NULL
   FROM buried b;
 
+-- name: outbox_ready
+-- Accounts with due work, for the claim to ask rows of (the claim's first step). Walks the
+-- accounts that have pending rows in name order, starting after $1 and wrapping round once,
+-- reading one entry of the claim index per account (a loose index scan: each step jumps to the
+-- next account's earliest pending row), so its cost follows the accounts with pending rows and
+-- never the accounts configured; it stops after $2 accounts walked or $3 found ready. Ready:
+-- the earliest pending row is due, and the account is neither paused (unless its probe is due)
+-- nor throttled. Returns every account walked, in walk order, with `ready`; the caller keeps
+-- its place (the last account it served) for the next walk, which is how accounts take turns.
+-- outbox_claim is unchanged: it gets only the accounts this walk found.
+WITH RECURSIVE walk(account, step, found, wrapped, ready) AS (
+    SELECT s.account, 1, r.ready::int, s.wrapped, r.ready
+      FROM (
+        (SELECT o.account, o.available_at, false AS wrapped
+           FROM invoice_sync.outbox o
+          WHERE o.state = 'pending' AND o.account > $1
+          ORDER BY o.account, o.available_at
+          LIMIT 1)
+        UNION ALL
+        (SELECT o.account, o.available_at, true
+           FROM invoice_sync.outbox o
+          WHERE o.state = 'pending'
+          ORDER BY o.account, o.available_at
+          LIMIT 1)
+        LIMIT 1
+      ) s
+     CROSS JOIN LATERAL (
+        -- OFFSET 0 keeps this a subquery evaluated once per step, not inlined twice.
+        SELECT s.available_at <= now() AND NOT EXISTS (
+                   SELECT 1 FROM invoice_sync.account_state a
+                    WHERE a.account = s.account
+                      AND ((a.paused AND NOT coalesce(a.probe_at <= now(), false))
+                           OR a.throttled_until > now())) AS ready
+        OFFSET 0
+     ) r
+    UNION ALL
+    SELECT s.account, w.step + 1, w.found + r.ready::int, s.wrapped, r.ready
+      FROM walk w
+     CROSS JOIN LATERAL (
+        (SELECT o.account, o.available_at, w.wrapped AS wrapped
+           FROM invoice_sync.outbox o
+          WHERE o.state = 'pending' AND o.account > w.account
+          ORDER BY o.account, o.available_at
+          LIMIT 1)
+        UNION ALL
+        -- Past the last account: once round to the first.
+        (SELECT o.account, o.available_at, true
+           FROM invoice_sync.outbox o
+          WHERE NOT w.wrapped AND o.state = 'pending'
+          ORDER BY o.account, o.available_at
+          LIMIT 1)
+        LIMIT 1
+     ) s
+     CROSS JOIN LATERAL (
+        SELECT s.available_at <= now() AND NOT EXISTS (
+                   SELECT 1 FROM invoice_sync.account_state a
+                    WHERE a.account = s.account
+                      AND ((a.paused AND NOT coalesce(a.probe_at <= now(), false))
+                           OR a.throttled_until > now())) AS ready
+        OFFSET 0
+     ) r
+     WHERE w.step < $2 AND w.found < $3
+       -- Round once: after wrapping, stop where the walk began.
+       AND NOT (s.wrapped AND s.account > $1)
+)
+SELECT account, ready FROM walk ORDER BY step;
+
 -- name: outbox_record
 -- Apply a batch of outcomes ($2, a JSON array) in one statement: synced and dead rows move out
 -- of the outbox, retries and releases go back to pending. Fenced by the claim number, which only

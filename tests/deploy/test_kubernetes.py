@@ -181,12 +181,6 @@ async def test_the_scaler_query_counts_due_and_running_rows_of_active_accounts(d
     a replica can work: of accounts some running replica announced (``MetricsRefresher``)."""
     query = load("scaledobject.yaml")["spec"]["triggers"][0]["metadata"]["query"]
     await apply_roles(dsn)
-    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
-    try:
-        configured = ("a", "paused", "throttled", "was-throttled", "gone")
-        await MetricsRefresher(pool, Metrics(), configured).refresh()
-    finally:
-        await pool.close()
     admin = await asyncpg.connect(dsn)
     try:
         for account, key, when in [
@@ -205,6 +199,13 @@ async def test_the_scaler_query_counts_due_and_running_rows_of_active_accounts(d
                 key,
                 when,
             )
+        # A replica announces its accounts that have rows.
+        pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
+        try:
+            configured = ("a", "paused", "throttled", "was-throttled", "gone")
+            await MetricsRefresher(pool, Metrics(), configured).refresh()
+        finally:
+            await pool.close()
         # The only replica configured for 'gone' stopped long enough ago.
         await admin.execute(
             "UPDATE invoice_sync.replica_account SET expires_at = now() - interval '1 second'"

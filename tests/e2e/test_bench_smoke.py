@@ -13,7 +13,15 @@ import pytest
 
 pytestmark = pytest.mark.e2e
 
-SCENARIOS = {"queue_engine", "http_e2e", "pickup", "rate_fidelity", "backlog", "bulk_enqueue"}
+SCENARIOS = {
+    "queue_engine",
+    "http_e2e",
+    "pickup",
+    "rate_fidelity",
+    "backlog",
+    "bulk_enqueue",
+    "many_accounts",
+}
 # Smaller still than --size small where a scenario's fixed costs allow it.
 TINY = [
     "queue_invoices=100",
@@ -23,6 +31,9 @@ TINY = [
     "rate_seconds=1",
     "enqueue_lines=500",
     "enqueue_per_row=100",
+    "many_accounts=100",
+    "many_idle_accounts=500",
+    "many_idle_seconds=1",
 ]
 
 
@@ -67,6 +78,11 @@ def test_every_scenario_runs_and_writes_its_figures(tmp_path: Path) -> None:
         "pgqueuer throughput, batch 100",
         "engine / pgqueuer",
     } <= queue_measures
+    many = json.loads((results / "many_accounts.json").read_text())
+    assert isinstance(many["peak_rss_mb"], float)
+    assert isinstance(many["drain_ratio"], float)
+    assert many["details"]["many"]["left_in_outbox"] == 0
+    assert many["details"]["one"]["left_in_outbox"] == 0
     text = summary.read_text()
     assert "Every figure against its target" in text
     assert all(f"## {name}:" in text for name in SCENARIOS)

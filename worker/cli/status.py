@@ -69,7 +69,9 @@ def render_status(status: dict[str, Any]) -> str:
         age = item["oldest_pending_age_s"]
         paused = item["paused"]
         state = f"paused: {paused['reason']}" if paused else "active"
-        if not paused and not item["configured"]:
+        # Replicas announce only their accounts with rows: an account with none is idle, not
+        # orphaned.
+        if not paused and not item["configured"] and item["pending"] + item["running"]:
             state = "no replica"
         rows.append(
             (

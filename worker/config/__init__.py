@@ -80,6 +80,17 @@ class WorkerSettings(_Section):
     attempt_retention: Duration = 90 * 86400.0
     """How long attempt history rows are kept (pruned hourly in bounded batches); the attempts
     of outcomes that finished a row (synced, dead_letter) are never pruned by it."""
+    max_in_flight: int = Field(default=100, ge=1, le=10_000)
+    """Provider calls this process makes at once, all accounts together (each account's
+    ``concurrency`` still caps its own); twice as many rows may be leased ahead. It bounds the
+    work in memory however many accounts have rows."""
+    account_idle_timeout: Duration = 300.0
+    """An account's runtime (adapter, HTTP session, caches) is closed once it has had nothing
+    in flight this long; its next claimed row opens a new one."""
+    max_open_accounts: int = Field(default=500, ge=1, le=100_000)
+    """Runtimes kept open at once; beyond it the least recently used idle ones close before
+    their idle timeout, so memory stays flat while thousands of accounts each have a little
+    work."""
 
 
 class HttpSettings(_Section):
@@ -102,6 +113,10 @@ class ObserveSettings(_Section):
     extra."""
     service_name: str = Field(default="invoice-sync", min_length=1, max_length=200)
     """The ``service.name`` the spans are exported under."""
+    metrics_accounts: int = Field(default=100, ge=0, le=100_000)
+    """Accounts given their own metric series, in the order they first show activity; later
+    ones share ``account="_other"``. Series cost Prometheus memory per account whatever the
+    account does; ``status`` has every account's counts."""
 
     @field_validator("listen")
     @classmethod

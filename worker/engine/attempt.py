@@ -3,6 +3,7 @@ limit, call the provider, decide. Returns a ``Decision``; never writes to the da
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -43,11 +44,15 @@ class Attempter:
         self,
         settings: WorkerSettings,
         rand: Callable[[], float],
+        *,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         observe_call: Callable[[str, str, float], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        calls: asyncio.Semaphore | None = None,
     ) -> None:
         self._settings = settings
+        # The process's calls at once, all accounts together (``max_in_flight``).
+        self._calls = calls or asyncio.Semaphore(settings.max_in_flight)
         self._clock = clock
         self._observe_call = observe_call
         self._rand = rand
@@ -71,7 +76,9 @@ class Attempter:
         parked = self._park_if_unsafe(row, runtime, invoice)
         if parked is not None:
             return parked
-        async with runtime.gate.call_slot():
+        # The account's slot (and rate spacing) first: a row waiting for its own account
+        # must not hold one of the process's slots that another account could use.
+        async with runtime.gate.call_slot(), self._calls:
             send_by = None
             if lease_ends is not None:
                 left = lease_ends - self._send_margin(runtime) - self._clock()

@@ -12,12 +12,13 @@ import socket
 import structlog
 
 from worker.config import Settings
+from worker.engine.fleet import Fleet
 from worker.engine.health import HealthServer, Vitals
 from worker.engine.loop import Engine
 from worker.engine.metrics import Metrics, MetricsRefresher
 from worker.engine.otlp import exporting
-from worker.engine.runtimes import build_runtimes
-from worker.errors import StoreError
+from worker.engine.runtimes import RuntimeFactory, check_accounts, warn_insecure
+from worker.errors import ConfigError, StoreError
 from worker.store import database, migrate
 from worker.store.database import Pool, StoreUnavailableError
 from worker.store.outbox import Outbox
@@ -45,20 +46,20 @@ async def run_worker(settings: Settings, *, drain: bool) -> None:
 
 async def _run_engine(settings: Settings, *, drain: bool) -> None:
     dsn = settings.database_dsn()
-    runtimes = build_runtimes(settings)
-    concurrency = sum(rt.gate.concurrency for rt in runtimes.values())
+    fleet = start_fleet(settings)
+    concurrency = min(fleet.total_concurrency(), settings.worker.max_in_flight)
     pool = await database.create_pool(dsn, min_size=2, max_size=max(4, min(concurrency, 20)))
     health: HealthServer | None = None
     try:
         await _check_schema(pool)
-        metrics = Metrics()
+        metrics = Metrics(account_series=settings.observe.metrics_accounts)
         engine = Engine(
             outbox=Outbox(pool, worker_id=worker_id()),
-            runtimes=runtimes,
+            runtimes=fleet,
             settings=settings.worker,
             listen_dsn=dsn,
             metrics=metrics,
-            refresher=MetricsRefresher(pool, metrics, runtimes),
+            refresher=MetricsRefresher(pool, metrics, fleet.names()),
         )
         listen = settings.observe.listen_on()
         if listen is not None:
@@ -75,6 +76,25 @@ async def _run_engine(settings: Settings, *, drain: bool) -> None:
         if health is not None:
             await health.stop()
         await pool.close()
+
+
+def start_fleet(settings: Settings) -> Fleet:
+    """Every account checked now (provider, options, its token readable), none opened: an
+    account's adapter and HTTP session are made when it first has a row."""
+    checked = check_accounts(settings)
+    warn_insecure(checked)
+    for name, account in checked.items():
+        try:
+            account.settings.resolve_token()
+        except ConfigError as exc:
+            raise ConfigError(f"accounts.{name}.{exc}") from exc
+    factory = RuntimeFactory(settings)
+    return Fleet(
+        checked,
+        opener=factory.build,
+        idle_timeout=settings.worker.account_idle_timeout,
+        max_open=settings.worker.max_open_accounts,
+    )
 
 
 async def _check_schema(pool: Pool) -> None:

@@ -98,6 +98,21 @@ def share_claim(rooms: Mapping[str, int], limit: int, *, turn: int = 0) -> dict[
     return {name: rows for name, rows in given.items() if rows}
 
 
+def leased_room(capacity: int, held: int) -> int:
+    """Rows to lease now when ``held`` of ``capacity`` are leased: none until a quarter of the
+    capacity is free, so claims come in batches rather than one row per freed slot."""
+    free = max(capacity - held, 0)
+    return free if free >= max(1, capacity // 4) else 0
+
+
+def claim_request(rows: int, rate: RateLimit, burst: float | None) -> ClaimRequest:
+    """``rows`` of an account whose deployment-wide bucket refills at ``rate`` and holds
+    ``burst`` tokens (default: ``default_burst``)."""
+    return ClaimRequest(
+        rows=rows, rate=rate.per_second, burst=float(burst) if burst else default_burst(rate)
+    )
+
+
 def default_burst(rate: RateLimit) -> float:
     """Half of one second's requests, never less than one.
 
@@ -145,7 +160,7 @@ class AccountGate:
         return free if free >= min(cap, max(1, self.capacity // 4)) else 0
 
     def claim_request(self, rows: int) -> ClaimRequest:
-        return ClaimRequest(rows=rows, rate=self.rate.per_second, burst=self.burst)
+        return claim_request(rows, self.rate, self.burst)
 
     def take(self) -> None:
         self.inflight += 1

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -27,13 +27,14 @@ from worker.config import WorkerSettings
 from worker.engine.attempt import Attempter
 from worker.engine.chores import PeriodicChore, Restarts
 from worker.engine.events import report
+from worker.engine.fleet import Fleet
 from worker.engine.flusher import FLUSHER_RESTARTS, Finished, Flusher, outage_backoff
 from worker.engine.holds import AccountHolds
-from worker.engine.limits import share_claim
+from worker.engine.limits import leased_room, share_claim
 from worker.engine.listener import Listener
 from worker.engine.metrics import Metrics, MetricsRefresher
 from worker.engine.runtimes import AccountRuntime
-from worker.errors import BackgroundTaskError
+from worker.errors import BackgroundTaskError, ConfigError
 from worker.outcome import Fate, Reason
 from worker.policy import Decision, release
 from worker.providers import calls
@@ -48,8 +49,13 @@ PRUNE_EVERY = 3600.0
 PRUNE_BATCH = 5000
 PRUNE_PAUSE = 0.5
 
+# `worker.started` lists the accounts by name up to this many, else gives their count.
+STARTED_NAMES = 50
 # How often the gauges that need a query (pending rows, dead letters, pauses) are refreshed.
 METRICS_EVERY = 10.0
+# The most accounts one `outbox_ready` walk visits: bounds a claim's cost when many accounts
+# have rows that are not due yet (scheduled retries) or are paused.
+READY_STEPS = 1000
 
 
 @dataclass(kw_only=True, slots=True)
@@ -73,7 +79,7 @@ class Engine:
         self,
         *,
         outbox: Outbox,
-        runtimes: dict[str, AccountRuntime],
+        runtimes: Fleet | Mapping[str, AccountRuntime],
         settings: WorkerSettings,
         listen_dsn: str | None,
         rand: Callable[[], float] = random.random,
@@ -85,13 +91,23 @@ class Engine:
     ) -> None:
         self._outbox = outbox
         self._metrics = metrics
-        self._runtimes = runtimes
+        self._fleet = runtimes if isinstance(runtimes, Fleet) else Fleet.of(runtimes)
         self._settings = settings
         self._clock = clock
         self._now = now
         self._attempter = Attempter(
-            settings, rand, observe_call=metrics.observe_call if metrics else None, clock=clock
+            settings,
+            rand,
+            observe_call=metrics.observe_call if metrics else None,
+            clock=clock,
+            calls=asyncio.Semaphore(settings.max_in_flight),
         )
+        # Where the next `outbox_ready` walk starts: after the last account served, so
+        # accounts take turns however many have work.
+        self._turn = ""
+        # Runtimes out of service (idle, or changed by a reload) still running rows: their
+        # adapters close once those rows finish.
+        self._retiring: list[AccountRuntime] = []
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._forced = False
@@ -149,8 +165,12 @@ class Engine:
     async def run(self, *, drain: bool = False) -> None:
         """Work until stopped (or drained); raises ``BackgroundTaskError`` if the flusher gave up,
         after the same graceful shutdown as a signal's."""
+        names = self._fleet.names()
         log.info(
-            "worker.started", worker_id=self._outbox.worker_id, accounts=sorted(self._runtimes)
+            "worker.started",
+            worker_id=self._outbox.worker_id,
+            # Named in full up to a point: a fleet of thousands would make one huge line.
+            accounts=sorted(names) if len(names) <= STARTED_NAMES else len(names),
         )
         if self._listener is not None:
             self._listener.start()
@@ -169,15 +189,15 @@ class Engine:
         while not self._stopping.is_set():
             self._heartbeat = self._clock()
             try:
-                claimed, wanted = await self._claim()
+                claimed, wanted, more = await self._claim()
                 if unavailable:
                     log.info("store.available", after_failures=unavailable)
                     self._flusher.kick()  # outcomes kept through the outage go in now
                     if self._metrics is not None:
                         self._metrics.database_up.set(1)
                 unavailable = 0
-                if claimed and claimed == wanted:
-                    continue  # got all it asked for: more rows may be due right now
+                if (claimed and claimed == wanted) or more:
+                    continue  # got all it asked for, or walked only part of the accounts
                 if drain and await self._drained():
                     return
             except StoreUnavailableError as exc:
@@ -195,18 +215,34 @@ class Engine:
         poll = self._settings.poll_interval
         return max(poll if soonest is None else min(poll, soonest), 0.001)
 
-    async def _claim(self) -> tuple[int, int]:
+    async def _claim(self) -> tuple[int, int, bool]:
+        """(rows claimed, rows asked for, whether accounts are left to look at right away)."""
+        await self._retire()
         now = self._clock()
+        limit = min(self._settings.batch_size, self._room())
+        if not limit:
+            return 0, 0, False
+        walk = await self._outbox.outbox_ready(after=self._turn, steps=READY_STEPS, wanted=limit)
         rooms = {
             name: free
-            for name, rt in self._runtimes.items()
-            if (free := rt.gate.free()) and self._holds.claimable(name, now)
+            for name in walk.ready
+            if name in self._fleet
+            and self._holds.claimable(name, now)
+            and (free := self._fleet.room(name))
         }
-        self._claims += 1
-        shares = share_claim(rooms, self._settings.batch_size, turn=self._claims)
-        wants = {name: self._runtimes[name].gate.claim_request(n) for name, n in shares.items()}
-        if not wants:
-            return 0, 0
+        # share_claim goes round the names in order from its turn-th: the walk's order.
+        turn = sum(1 for name in rooms if name <= self._turn)
+        shares = share_claim(rooms, limit, turn=turn)
+        served = [name for name in walk.walked if name in shares]
+        if served:
+            self._turn = served[-1]
+        elif walk.cut_short:
+            self._turn = walk.walked[-1]
+        if not shares:
+            if self._metrics is not None:
+                self._metrics.claim_seconds.observe(self._clock() - now)
+            return 0, 0, walk.cut_short
+        wants = {name: self._fleet.claim_request(name, n) for name, n in shares.items()}
         wanted = sum(w.rows for w in wants.values())
         result = await self._outbox.outbox_claim(
             wants, lease=self._settings.lease, probe_cooldown=self._settings.pause_cooldown
@@ -223,7 +259,26 @@ class Engine:
         for row in result.rows:
             self._holds.claimed(row, claim_started=now)
             self._dispatch(row, lease_ends=now + self._settings.lease)
-        return len(result.rows) + len(result.dead), wanted
+        return len(result.rows) + len(result.dead), wanted, walk.cut_short
+
+    def _room(self) -> int:
+        """Rows this process may lease now, all accounts together: twice ``max_in_flight``,
+        as an account leases twice its concurrency (``AccountGate``)."""
+        return leased_room(2 * self._settings.max_in_flight, len(self._tasks))
+
+    async def _retire(self) -> None:
+        """Close the adapters of accounts idle too long (or beyond ``max_open_accounts``) and
+        of runtimes a reload replaced, once their rows in flight have finished."""
+        self._retiring.extend(self._fleet.retire())
+        if not self._retiring:
+            return
+        busy = []
+        for runtime in self._retiring:
+            if runtime.gate.inflight:
+                busy.append(runtime)
+            else:
+                await runtime.provider.aclose()
+        self._retiring = busy
 
     def _report_dead_at_claim(self, rows: Sequence[DeadAtClaim]) -> None:
         """Rows too large to read, which the claim itself moved to the dead letters."""
@@ -237,12 +292,17 @@ class Engine:
                 error=dead.error,
             )
             if self._metrics is not None:
+                account = self._metrics.account_label(dead.account)
                 self._metrics.invoices.labels(
-                    dead.account, Fate.DEAD_LETTERED.label, Reason.INVALID_PAYLOAD.value
+                    account, Fate.DEAD_LETTERED.label, Reason.INVALID_PAYLOAD.value
                 ).inc()
 
     def _dispatch(self, row: Claimed, *, lease_ends: float) -> None:
-        runtime = self._runtimes[row.account]
+        try:
+            runtime = self._fleet.runtime(row.account)
+        except ConfigError as exc:
+            self._unusable(row, exc)
+            return
         runtime.gate.take()
         flight = _InFlight(
             row=row,
@@ -255,9 +315,26 @@ class Engine:
         self._tasks[task] = flight
         task.add_done_callback(self._finished)
 
+    def _unusable(self, row: Claimed, exc: ConfigError) -> None:
+        """The account's runtime cannot be built (its token file is gone since start, say):
+        the row goes back unsent and the account waits a poll before it is tried again."""
+        log.error("account.unusable", account=row.account, error=str(exc))
+        self._holds.hold(row.account, self._settings.poll_interval)
+        resolution = release(row, error=f"account unusable: {exc}")
+        self._flusher.add(
+            Finished(
+                row=row,
+                decision=Decision(resolution=resolution, fate=Fate.RELEASED),
+                provider=self._fleet.provider_name(row.account),
+                duration=0.0,
+                started_at=self._now(),
+            )
+        )
+
     def _finished(self, task: asyncio.Task[None]) -> None:
         flight = self._tasks.pop(task)
         flight.runtime.gate.give()
+        self._fleet.touch(flight.row.account)
         if not task.cancelled() and (exc := task.exception()) is not None:
             log.error("invoice.attempt_crashed", outbox_id=flight.row.id, error=repr(exc))
         if not flight.recorded:
@@ -318,7 +395,7 @@ class Engine:
     async def _drained(self) -> bool:
         if self._tasks or not self._flusher.idle:
             return False
-        unfinished, held = await self._outbox.outbox_unfinished(sorted(self._runtimes))
+        unfinished, held = await self._outbox.outbox_unfinished(list(self._fleet.names()))
         if unfinished:
             return False
         if held:
@@ -362,7 +439,7 @@ class Engine:
         # A flusher that gave up is not waited for long: its batch is what keeps crashing.
         hurry = self._forced or self._failure is not None
         await self._flusher.close(attempts=2 if hurry else 10)
-        for runtime in self._runtimes.values():
+        for runtime in [*self._fleet.open_runtimes(), *self._retiring]:
             await runtime.provider.aclose()
         log.info("worker.stopped", worker_id=self._outbox.worker_id)
 

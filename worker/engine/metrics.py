@@ -3,12 +3,14 @@
 The engine and the flusher call the ``observe_*`` methods as things happen; the gauges that need
 a query (unfinished rows, oldest age, dead letters, paused accounts, rows no replica works) are
 refreshed by ``MetricsRefresher`` on an interval, so a scrape never touches the database. Each
-refresh also announces the replica's accounts in the database (``invoice_sync.replica_account``).
+refresh also announces the replica's accounts that have rows in the database
+(``invoice_sync.replica_account``). Per-account series exist only for accounts with activity, and
+for at most ``[observe] metrics_accounts`` of them (``Metrics.account_label``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -32,10 +34,15 @@ ANNOUNCE_TTL = 300.0
 # Series of the unconfigured gauge, for the largest backlogs only: the account names come from
 # producers' rows, and a series per name would be unbounded. `status` lists them all.
 UNCONFIGURED_SERIES = 50
+# `[observe] metrics_accounts`: accounts with series of their own; the rest share OTHER.
+DEFAULT_ACCOUNT_SERIES = 100
+OTHER = "_other"
 
 
 class Metrics:
-    def __init__(self) -> None:
+    def __init__(self, *, account_series: int = DEFAULT_ACCOUNT_SERIES) -> None:
+        self._account_series = account_series
+        self._labelled: set[str] = set()
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.invoices = Counter(
@@ -94,7 +101,7 @@ class Metrics:
         )
         self.claim_seconds = Histogram(
             "invoice_sync_claim_duration_seconds",
-            "One claim statement.",
+            "One claim: the walk for accounts with due rows, and the claim statement.",
             buckets=STORE_BUCKETS,
             registry=r,
         )
@@ -113,7 +120,19 @@ class Metrics:
     def render(self) -> bytes:
         return generate_latest(self.registry)
 
+    def account_label(self, account: str) -> str:
+        """``account`` while it is among the first ``account_series`` accounts seen active,
+        else ``_other``: series cost Prometheus memory for as long as they exist, and an
+        account that invoiced once would keep its own forever. ``status`` counts them all."""
+        if account in self._labelled:
+            return account
+        if len(self._labelled) < self._account_series:
+            self._labelled.add(account)
+            return account
+        return OTHER
+
     def observe_call(self, account: str, outcome: str, seconds: float) -> None:
+        account = self.account_label(account)
         # labels() takes a lock and builds a key on every call: keep the children.
         child = self._calls.get((account, outcome))
         if child is None:
@@ -126,30 +145,32 @@ class Metrics:
             if item.row.id not in summary.applied:
                 continue
             fate = item.decision.fate
+            account = self.account_label(item.row.account)
             if fate is Fate.RATE_LIMITED:
-                self.rate_waits.labels(item.row.account, "provider").inc()
+                self.rate_waits.labels(account, "provider").inc()
             reason = item.decision.resolution.reason or ""
-            self.invoices.labels(item.row.account, fate.label, reason).inc()
+            self.invoices.labels(account, fate.label, reason).inc()
 
     def observe_token_waits(self, accounts: Iterable[str]) -> None:
         for account in accounts:
-            self.rate_waits.labels(account, "bucket").inc()
+            self.rate_waits.labels(self.account_label(account), "bucket").inc()
 
 
 class MetricsRefresher:
     """The gauges that need a query, refreshed by a periodic chore."""
 
-    def __init__(self, pool: Pool, metrics: Metrics, accounts: Iterable[str]) -> None:
+    def __init__(self, pool: Pool, metrics: Metrics, accounts: Collection[str]) -> None:
         self._pool = pool
         self._stats = StatsStore(pool)
         self._metrics = metrics
-        self._accounts = sorted(accounts)
+        # Held, not copied: a live view of the accounts (a reload changes it).
+        self._accounts = accounts
 
     async def refresh(self) -> None:
-        """Announce this replica's accounts, then read the gauges' values."""
+        """Announce this replica's accounts that have rows, then read the gauges' values."""
         try:
-            await self._announce()
             outbox = await self._stats.metrics_outbox()
+            await self._announce(outbox)
             dead = await self._stats.status_dead_letter()
             worked = await self._stats.replica_account_live()
             states = await AccountStore(self._pool).account_state_list()
@@ -158,21 +179,29 @@ class MetricsRefresher:
             raise
         self._metrics.database_up.set(1)
         self._set_unfinished(outbox, worked=worked)
-        _replace(
-            self._metrics.dead_letters, {(r["account"], r["reason"]): r["count"] for r in dead}
-        )
+        dead_by: dict[tuple[str, ...], float] = {}
+        for r in dead:
+            key = (self._metrics.account_label(r["account"]), r["reason"])
+            dead_by[key] = dead_by.get(key, 0) + r["count"]
+        _replace(self._metrics.dead_letters, dead_by)
         paused: dict[tuple[str, ...], float] = {
             (s.account, s.pause_reason or ""): 1 for s in states if s.paused
         }
         _replace(self._metrics.paused, paused)
 
     def _set_unfinished(self, outbox: Sequence[Mapping[str, Any]], worked: set[str]) -> None:
-        """This replica's accounts' backlog, and the rows of accounts no replica works."""
-        by_account = {row["account"]: row for row in outbox}
-        for account in self._accounts:
-            row = by_account.get(account)
-            self._metrics.unfinished.labels(account).set(row["unfinished"] if row else 0)
-            self._metrics.oldest_age.labels(account).set(row["oldest_age"] if row else 0)
+        """This replica's accounts' backlog (those with rows; past the series cap, summed as
+        ``_other`` with the oldest age of them), and the rows of accounts no replica works."""
+        unfinished: dict[tuple[str, ...], float] = {}
+        oldest: dict[tuple[str, ...], float] = {}
+        for row in outbox:
+            if row["account"] not in self._accounts:
+                continue
+            key = (self._metrics.account_label(row["account"]),)
+            unfinished[key] = unfinished.get(key, 0) + row["unfinished"]
+            oldest[key] = max(oldest.get(key, 0.0), float(row["oldest_age"]))
+        _replace(self._metrics.unfinished, unfinished)
+        _replace(self._metrics.oldest_age, oldest)
         nobodys = sorted(
             (row for row in outbox if row["account"] not in worked),
             key=lambda row: (-row["unfinished"], row["account"]),
@@ -182,11 +211,13 @@ class MetricsRefresher:
             {(r["account"],): r["unfinished"] for r in nobodys[:UNCONFIGURED_SERIES]},
         )
 
-    async def _announce(self) -> None:
-        """Tell the database (the KEDA query, other replicas' gauges, `status`) which accounts
-        a running replica works."""
-        if self._accounts:
-            await self._stats.replica_account_announce(self._accounts, ANNOUNCE_TTL)
+    async def _announce(self, outbox: Sequence[Mapping[str, Any]]) -> None:
+        """Tell the database (the KEDA query, other replicas' gauges, `status`) which of the
+        accounts with rows a running replica works. Only those with rows: announcing every
+        configured account would write a row per account every refresh, however idle."""
+        mine = sorted(row["account"] for row in outbox if row["account"] in self._accounts)
+        if mine:
+            await self._stats.replica_account_announce(mine, ANNOUNCE_TTL)
 
 
 def _replace(gauge: Gauge, values: Mapping[tuple[str, ...], float]) -> None:

@@ -87,53 +87,65 @@ class AccountRuntime:
     """``[http] request_timeout``: how long a call may still run once sent."""
 
 
+class RuntimeFactory:
+    """Builds one account's runtime from its checked settings: cheap (an adapter opens its HTTP
+    session on first use), so ``check-config`` can build them all and ``run`` builds each only
+    when the account has work (``worker.engine.fleet``)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._timeouts = HttpTimeouts(
+            connect=settings.http.connect_timeout,
+            total=settings.http.request_timeout,
+            max_response_size=settings.http.max_response_size,
+        )
+        self._policy = BreakerPolicy(
+            failures=settings.worker.breaker_failures,
+            cooldown=settings.worker.breaker_cooldown,
+            max_cooldown=settings.worker.breaker_max_cooldown,
+        )
+
+    def build(self, name: str, checked: CheckedAccount) -> AccountRuntime:
+        """``ConfigError`` naming the account if its token or provider cannot be had."""
+        account, spec = checked.settings, checked.spec
+        try:
+            token = account.resolve_token()
+        except ConfigError as exc:
+            raise ConfigError(f"accounts.{name}.{exc}") from exc
+        credentials = Credentials(
+            base_url=account.base_url.rstrip("/"),
+            token=None if token is None else token.get_secret_value(),
+        )
+        try:
+            provider = spec.factory(credentials, checked.options, self._timeouts)
+        except ProviderError as exc:  # an adapter that cannot work with this account's settings
+            raise ConfigError(f"accounts.{name}: {exc}") from exc
+        return AccountRuntime(
+            name=name,
+            provider_name=spec.name,
+            provider=provider,
+            gate=AccountGate(
+                rate=account.rate_limit,
+                concurrency=account.concurrency,
+                burst=account.rate_burst,
+                breaker=Breaker(self._policy, time.monotonic),
+            ),
+            request_timeout=self._timeouts.total,
+        )
+
+
+def warn_insecure(accounts: dict[str, CheckedAccount]) -> None:
+    """Say once, at start, which accounts send to plain http (their ``allow_insecure_http``)."""
+    for name, checked in accounts.items():
+        host = insecure_host(checked.settings.base_url)
+        if host is not None:
+            log.warning("account.insecure_http", account=name, host=host)
+
+
 def build_runtimes(settings: Settings) -> dict[str, AccountRuntime]:
-    """One runtime per ``[accounts.NAME]``; ``ConfigError`` if an account's options do not
-    check out (``check_accounts``) or its provider cannot be built."""
-    timeouts = HttpTimeouts(
-        connect=settings.http.connect_timeout,
-        total=settings.http.request_timeout,
-        max_response_size=settings.http.max_response_size,
-    )
-    policy = BreakerPolicy(
-        failures=settings.worker.breaker_failures,
-        cooldown=settings.worker.breaker_cooldown,
-        max_cooldown=settings.worker.breaker_max_cooldown,
-    )
-    return {
-        name: _build(name, checked, timeouts, policy)
-        for name, checked in check_accounts(settings).items()
-    }
-
-
-def _build(
-    name: str, checked: CheckedAccount, timeouts: HttpTimeouts, policy: BreakerPolicy
-) -> AccountRuntime:
-    account, spec = checked.settings, checked.spec
-    try:
-        token = account.resolve_token()
-    except ConfigError as exc:
-        raise ConfigError(f"accounts.{name}.{exc}") from exc
-    credentials = Credentials(
-        base_url=account.base_url.rstrip("/"),
-        token=None if token is None else token.get_secret_value(),
-    )
-    host = insecure_host(account.base_url)
-    if host is not None:  # allowed by the account's allow_insecure_http, said once at start
-        log.warning("account.insecure_http", account=name, host=host)
-    try:
-        provider = spec.factory(credentials, checked.options, timeouts)
-    except ProviderError as exc:  # an adapter that cannot work with this account's settings
-        raise ConfigError(f"accounts.{name}: {exc}") from exc
-    return AccountRuntime(
-        name=name,
-        provider_name=spec.name,
-        provider=provider,
-        gate=AccountGate(
-            rate=account.rate_limit,
-            concurrency=account.concurrency,
-            burst=account.rate_burst,
-            breaker=Breaker(policy, time.monotonic),
-        ),
-        request_timeout=timeouts.total,
-    )
+    """One runtime per ``[accounts.NAME]`` (``check-config`` shows them); ``ConfigError`` if
+    an account's options do not check out (``check_accounts``) or its provider cannot be
+    built."""
+    checked = check_accounts(settings)
+    warn_insecure(checked)
+    factory = RuntimeFactory(settings)
+    return {name: factory.build(name, account) for name, account in checked.items()}

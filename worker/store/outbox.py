@@ -54,6 +54,17 @@ class ClaimResult:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class ReadyWalk:
+    """What one ``outbox_ready`` walk saw: the accounts it walked, in walk order, and which of
+    them have due work a claim may take."""
+
+    walked: list[str]
+    ready: list[str]
+    cut_short: bool
+    """It stopped at its step or ready budget: accounts past the last walked were not seen."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class RecordSummary:
     applied: frozenset[int]
     synced: int
@@ -105,6 +116,18 @@ class Outbox:
             else:
                 claimed.append(_claimed(row))
         return ClaimResult(rows=claimed, token_waits=waits, dead=dead)
+
+    async def outbox_ready(self, *, after: str, steps: int, wanted: int) -> ReadyWalk:
+        """Accounts with due rows, not paused or throttled, walking account names from
+        ``after`` (round once) for at most ``steps`` accounts or until ``wanted`` are found."""
+        rows = await database.run(
+            lambda: self._pool.fetch(self._q["outbox_ready"], after, steps, wanted)
+        )
+        walked = [row["account"] for row in rows]
+        ready = [row["account"] for row in rows if row["ready"]]
+        return ReadyWalk(
+            walked=walked, ready=ready, cut_short=len(walked) >= steps or len(ready) >= wanted
+        )
 
     async def outbox_record(
         self,

@@ -85,3 +85,19 @@ async def test_status_shows_rows_no_running_replica_is_configured_for(
         "3 invoices wait for accounts no running replica is configured for: typo (2), gone (1)"
         in table
     )
+
+
+async def test_an_account_without_rows_is_not_called_unworked(pool: asyncpg.Pool) -> None:
+    """Replicas announce only their accounts with rows: one with history and nothing left is
+    idle, and `status` must not say that no replica works it."""
+    await pool.execute(
+        "INSERT INTO invoice_sync.synced (outbox_id, account, idempotency_key, provider,"
+        " provider_invoice_id, attempts)"
+        " VALUES (1, 'quiet', 'q-1', 'billclap', 'p-1', 1)"
+    )
+    await enqueue(pool, "typo", "t-1")
+    await replica(pool, "quiet")
+    table = render_status(await gather_status(pool))
+    rows = {line.split()[0]: line.rstrip() for line in table.splitlines() if line.strip()}
+    assert rows["quiet"].endswith("active")
+    assert rows["typo"].endswith("no replica")

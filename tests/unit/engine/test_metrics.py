@@ -69,3 +69,18 @@ def test_an_attempt_another_claim_fenced_off_is_not_counted() -> None:
     summary = RecordSummary(applied=frozenset(), synced=0, dead=0, rescheduled=0)
     metrics.observe_batch([finished(1, Fate.SYNCED)], summary)
     assert count(metrics, "synced") is None
+
+
+def test_accounts_past_the_series_cap_share_one_label() -> None:
+    metrics = Metrics(account_series=2)
+    for account in ("a", "b", "c", "d", "a"):
+        metrics.observe_call(account, "synced", 0.01)
+    metrics.observe_token_waits(["e", "b"])
+    count = "invoice_sync_provider_request_duration_seconds_count"
+    assert metrics.registry.get_sample_value(count, {"account": "a", "outcome": "synced"}) == 2
+    assert metrics.registry.get_sample_value(count, {"account": "b", "outcome": "synced"}) == 1
+    assert metrics.registry.get_sample_value(count, {"account": "_other", "outcome": "synced"}) == 2
+    assert metrics.registry.get_sample_value(count, {"account": "c", "outcome": "synced"}) is None
+    waits = "invoice_sync_rate_limit_waits_total"
+    assert metrics.registry.get_sample_value(waits, {"account": "_other", "source": "bucket"}) == 1
+    assert metrics.registry.get_sample_value(waits, {"account": "b", "source": "bucket"}) == 1

@@ -1,0 +1,260 @@
+"""Scenario 7: many accounts. Draining ``many_accounts`` accounts with one invoice each against
+one account with as many invoices, at the same total concurrency, in one run; and a replica
+configured for ``many_idle_accounts`` accounts with nothing pending against one with 10.
+
+Every daemon is the real CLI (``python -m worker run``) as a subprocess, so its RSS is its
+own (``VmHWM``, sampled from /proc); every account is a BillClap account on the one sandbox
+(its own process), all with the bench's token, so every invoice is really created. The total
+concurrency is ``[worker] max_in_flight``: the one account's ``concurrency`` equals it, the
+many accounts have ``concurrency = 1`` each. Drain time is the daemon's whole life under
+``run --drain`` (start-up included); start-up is from spawning it to its ``worker.started``
+line. With nothing pending, the claim's time is ``invoice_sync_claim_duration_seconds``
+(the ready walk and the claim statement) averaged over the claims of ``many_idle_seconds``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from bench.databases import scratch
+from bench.plan import Context
+from bench.processes import TOKEN, daemon, peak_rss_kb, sandbox
+from bench.report import Figure, ScenarioResult
+from bench.workload import bulk_load, invoice
+
+NAME = "many_accounts"
+SOLO = "solo"
+
+# One row per account m0000001 .. m{count}; numbers differ so the sandbox creates each.
+SPREAD_INSERT = """
+INSERT INTO invoice_sync.outbox (account, idempotency_key, payload)
+SELECT 'm' || lpad(i::text, 7, '0'), 'M-' || i, jsonb_set($1::jsonb, '{number}', to_jsonb('M-' || i))
+  FROM generate_series(1, $2::int) AS i
+"""
+
+
+def account_name(i: int) -> str:
+    return f"m{i:07d}"
+
+
+def fleet_config(
+    path: Path, dsn: str, url: str, names: list[str], *, concurrency: int, max_in_flight: int
+) -> Path:
+    """A daemon config with one BillClap table per name; product defaults otherwise."""
+    lines = [
+        f'database_url = "{dsn}"',
+        "[worker]",
+        f"max_in_flight = {max_in_flight}",
+        'poll_interval = "200ms"',
+        "[observe]",
+        'log_format = "json"',
+        'log_level = "info"',
+        'listen = "127.0.0.1:0"',
+    ]
+    for name in names:
+        lines += [
+            f"[accounts.{name}]",
+            'provider = "billclap"',
+            f'base_url = "{url}"',
+            f'token = "{TOKEN}"',
+            'rate_limit = "100000/second"',
+            f"concurrency = {concurrency}",
+        ]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _log_says(log: Path, event: str) -> bool:
+    return log.exists() and event in log.read_text(errors="replace")
+
+
+async def _started_in(log: Path, spawned: float, pid: int, limit: float = 120.0) -> float | None:
+    """Seconds from spawning to the ``worker.started`` line (None if it never came)."""
+    deadline = time.time() + limit
+    while time.time() < deadline:
+        if _log_says(log, "worker.started"):
+            return time.time() - spawned
+        if peak_rss_kb(pid) is None:
+            return None
+        await asyncio.sleep(0.01)
+    return None
+
+
+async def _drain(ctx: Context, dsn: str, config: Path, label: str) -> dict[str, Any]:
+    """``run --drain`` to its exit: wall time, start-up time, peak RSS, rows left."""
+    log = ctx.workdir / f"many-{label}.log"
+    spawned = time.time()
+    process = daemon(config, drain=True, log=log)
+    started = await _started_in(log, spawned, process.pid)
+    peak = 0
+    while process.poll() is None:
+        peak = max(peak, peak_rss_kb(process.pid) or 0)
+        await asyncio.sleep(0.05)
+    wall = time.time() - spawned
+    conn = await asyncpg.connect(dsn)
+    try:
+        left = await conn.fetchval("SELECT count(*) FROM invoice_sync.outbox")
+        synced = await conn.fetchval("SELECT count(*) FROM invoice_sync.synced")
+    finally:
+        await conn.close()
+    return {
+        "exit_code": process.returncode,
+        "drain_seconds": wall,
+        "start_seconds": started,
+        "peak_rss_mb": peak / 1024 if peak else None,
+        "synced": synced,
+        "left_in_outbox": left,
+    }
+
+
+def _metrics_port(log: Path) -> int | None:
+    match = re.search(r'"event": "health.listening".*?"port": (\d+)', log.read_text())
+    if match is None:
+        match = re.search(r'"port": (\d+).*?"event": "health.listening"', log.read_text())
+    return int(match.group(1)) if match else None
+
+
+def _claim_seconds(port: int) -> tuple[float, float]:
+    """(sum, count) of the claim duration histogram on the daemon's /metrics."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
+        text = answer.read().decode()
+    total = re.search(r"^invoice_sync_claim_duration_seconds_sum (\S+)$", text, re.M)
+    count = re.search(r"^invoice_sync_claim_duration_seconds_count (\S+)$", text, re.M)
+    return (float(total.group(1)) if total else 0.0, float(count.group(1)) if count else 0.0)
+
+
+async def _idle(ctx: Context, dsn: str, url: str, accounts: int) -> dict[str, Any]:
+    """A replica configured for ``accounts`` accounts, nothing pending: start-up, RSS after
+    the window, and the mean claim time over the window."""
+    names = [account_name(i) for i in range(1, accounts + 1)]
+    config = fleet_config(
+        ctx.workdir / f"idle-{accounts}.toml",
+        dsn,
+        url,
+        names,
+        concurrency=1,
+        max_in_flight=ctx.concurrency,
+    )
+    log = ctx.workdir / f"idle-{accounts}.log"
+    spawned = time.time()
+    process = daemon(config, log=log)
+    try:
+        started = await _started_in(log, spawned, process.pid)
+        port = _metrics_port(log) if started is not None else None
+        first = _claim_seconds(port) if port else (0.0, 0.0)
+        await asyncio.sleep(ctx.sizes.many_idle_seconds)
+        last = _claim_seconds(port) if port else (0.0, 0.0)
+        rss = peak_rss_kb(process.pid)
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+    claims = last[1] - first[1]
+    return {
+        "accounts": accounts,
+        "start_seconds": started,
+        "peak_rss_mb": rss / 1024 if rss else None,
+        "claims": claims,
+        "claim_ms": (last[0] - first[0]) / claims * 1000 if claims else None,
+    }
+
+
+async def _drains(ctx: Context, url: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    count = ctx.sizes.many_accounts
+    template = json.dumps(invoice("template"))
+    async with scratch(ctx.server_dsn, "many_one") as dsn:
+        await bulk_load(dsn, count, prefix="S", account=SOLO)
+        config = fleet_config(
+            ctx.workdir / "one.toml",
+            dsn,
+            url,
+            [SOLO],
+            concurrency=ctx.concurrency,
+            max_in_flight=ctx.concurrency,
+        )
+        one = await _drain(ctx, dsn, config, "one")
+    async with scratch(ctx.server_dsn, "many_spread") as dsn:
+        conn = await asyncpg.connect(dsn)
+        try:
+            await conn.execute(SPREAD_INSERT, template, count)
+            await conn.execute("ANALYZE invoice_sync.outbox")
+        finally:
+            await conn.close()
+        names = [account_name(i) for i in range(1, count + 1)]
+        config = fleet_config(
+            ctx.workdir / "many.toml",
+            dsn,
+            url,
+            names,
+            concurrency=1,
+            max_in_flight=ctx.concurrency,
+        )
+        many = await _drain(ctx, dsn, config, "many")
+    return one, many
+
+
+async def run(ctx: Context) -> ScenarioResult:
+    began = time.time()
+    count = ctx.sizes.many_accounts
+    with sandbox() as url:
+        one, many = await _drains(ctx, url)
+        async with scratch(ctx.server_dsn, "many_idle") as dsn:
+            few = await _idle(ctx, dsn, url, 10)
+            lots = await _idle(ctx, dsn, url, ctx.sizes.many_idle_accounts)
+    ratio = many["drain_seconds"] / one["drain_seconds"] if one["drain_seconds"] else None
+    peak = max(v for v in (one["peak_rss_mb"], many["peak_rss_mb"], 0.0) if v is not None)
+    idle_n = f"{lots['accounts']:,}"
+    figures = [
+        Figure(measure=f"drain, 1 account x {count:,}", value=one["drain_seconds"], unit="s"),
+        Figure(measure=f"drain, {count:,} accounts x 1", value=many["drain_seconds"], unit="s"),
+        Figure(measure="drain ratio (many / one)", value=ratio, target="<= 1.5"),
+        Figure(measure="peak RSS, 1 account", value=one["peak_rss_mb"], unit="MB"),
+        Figure(
+            measure=f"peak RSS, {count:,} accounts",
+            value=many["peak_rss_mb"],
+            unit="MB",
+            target="<= 150",
+        ),
+        Figure(
+            measure=f"start-up, {count:,} accounts",
+            value=many["start_seconds"],
+            unit="s",
+            target="<= 2",
+        ),
+        Figure(measure="RSS, 10 idle accounts", value=few["peak_rss_mb"], unit="MB"),
+        Figure(measure=f"RSS, {idle_n} idle accounts", value=lots["peak_rss_mb"], unit="MB"),
+        Figure(measure="claim, 10 idle accounts", value=few["claim_ms"], unit="ms"),
+        Figure(measure=f"claim, {idle_n} idle accounts", value=lots["claim_ms"], unit="ms"),
+        Figure(measure=f"start-up, {idle_n} idle accounts", value=lots["start_seconds"], unit="s"),
+    ]
+    notes = [
+        f"Same total concurrency: [worker] max_in_flight = {ctx.concurrency} in every daemon; "
+        f"the one account has concurrency {ctx.concurrency}, each of the many has 1.",
+        "Accounts are [accounts.NAME] tables in the daemon's TOML (BillClap, one sandbox in its "
+        "own process); drain = spawn to exit of `run --drain`, start-up included.",
+        f"Idle: nothing pending, poll 200 ms; claim time = mean of "
+        f"invoice_sync_claim_duration_seconds over {ctx.sizes.many_idle_seconds:g} s.",
+    ]
+    return ScenarioResult(
+        scenario=NAME,
+        title="many accounts",
+        size=ctx.size,
+        figures=figures,
+        details={
+            "one": one,
+            "many": many,
+            "idle_few": few,
+            "idle_many": lots,
+            "concurrency": ctx.concurrency,
+        },
+        notes=notes,
+        elapsed=time.time() - began,
+        top={"peak_rss_mb": peak or None, "drain_ratio": ratio},
+    )
