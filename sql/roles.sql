@@ -82,6 +82,9 @@ GRANT SELECT ON invoice_sync.producer_account TO invoice_sync_worker;
 GRANT SELECT, INSERT, DELETE ON invoice_sync.attempt TO invoice_sync_worker;
 -- The audit log is append-only: operators' actions are added, never edited or removed.
 GRANT SELECT, INSERT ON invoice_sync.audit TO invoice_sync_worker;
+-- Accounts held in the database: replicas read them (secrets only as ciphertext), the CLI,
+-- which runs as the worker, writes them. The producer gets nothing: it cannot see the table.
+GRANT SELECT, INSERT, UPDATE, DELETE ON invoice_sync.account TO invoice_sync_worker;
 
 -- The producer. enqueue() and the outbox triggers run with the caller's rights, so the column
 -- grants below are what they need: INSERT of the producer's columns, SELECT of the columns the

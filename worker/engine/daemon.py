@@ -12,6 +12,7 @@ import socket
 import structlog
 
 from worker.config import Settings
+from worker.engine.database_accounts import LoadedAccounts, with_database_accounts
 from worker.engine.health import HealthServer, Vitals
 from worker.engine.loop import Engine
 from worker.engine.metrics import Metrics, MetricsRefresher
@@ -37,6 +38,7 @@ def worker_id() -> str:
 
 async def run_worker(settings: Settings, *, drain: bool) -> None:
     dsn = settings.database_dsn()
+    settings, loaded = await _with_database_accounts(settings, dsn)
     runtimes = build_runtimes(settings)
     concurrency = sum(rt.gate.concurrency for rt in runtimes.values())
     pool = await database.create_pool(dsn, min_size=2, max_size=max(4, min(concurrency, 20)))
@@ -44,6 +46,7 @@ async def run_worker(settings: Settings, *, drain: bool) -> None:
     try:
         await _check_schema(pool)
         metrics = Metrics()
+        metrics.accounts_invalid.set(len(loaded.invalid))
         engine = Engine(
             outbox=Outbox(pool, worker_id=worker_id()),
             runtimes=runtimes,
@@ -66,6 +69,16 @@ async def run_worker(settings: Settings, *, drain: bool) -> None:
     finally:
         if health is not None:
             await health.stop()
+        await pool.close()
+
+
+async def _with_database_accounts(settings: Settings, dsn: str) -> tuple[Settings, LoadedAccounts]:
+    # On a pool of one, before the engine's: its size follows the accounts' total concurrency.
+    pool = await database.create_pool(dsn, min_size=1, max_size=1)
+    try:
+        await _check_schema(pool)  # the account table is in the schema: check it first
+        return await with_database_accounts(settings, pool)
+    finally:
         await pool.close()
 
 
