@@ -14,7 +14,7 @@ from worker.config import Settings
 from worker.config.accounts import AccountSettings
 from worker.engine.database_accounts import load_accounts, merge_accounts
 from worker.errors import ConfigError
-from worker.sealed import Keyring, SealError, decode_key, new_key
+from worker.sealed import Keyring, Sealed, SealError, decode_key, new_key
 from worker.store.account_rows import ACCOUNT_CHANNEL, AccountRow, AccountWriter, account_rows
 
 TOKEN = "bc_live_token_0123456789"
@@ -133,3 +133,39 @@ async def test_each_change_to_the_table_is_notified_on_the_channel(
             assert await asyncio.wait_for(heard.get(), 5) == ""
     finally:
         await listener.close()
+
+
+async def test_replicas_holding_both_keys_load_every_account_while_rotate_key_runs(
+    pool: asyncpg.Pool,
+) -> None:
+    old, new = new_key(), new_key()
+    writer = AccountWriter(pool, "ops@host")
+    before = keyring(old)
+    for n in range(120):
+        await writer.account_insert(row(f"shop-{n:03d}", before))
+    rotating = Keyring(decode_key(new, "secret_key"), [decode_key(old, "previous")])
+    loads: list[int] = []
+    mixed = 0  # loads that found some secrets re-sealed and some not: mid-rotation
+
+    async def rotate() -> None:
+        def reseal(name: str, sealed: Sealed) -> Sealed:
+            return rotating.seal(name, rotating.open(name, sealed))
+
+        while await writer.account_rekey_batch(rotating.current_id or "", 10, reseal):
+            await asyncio.sleep(0)  # let the reader in between batches
+
+    async def read() -> None:
+        nonlocal mixed
+        for _ in range(30):
+            rows = await account_rows(pool)
+            mixed += len({r.secret.key_id for r in rows if r.secret is not None}) == 2
+            loads.append(len(load_accounts(rows, rotating).accounts))
+            await asyncio.sleep(0)
+
+    await asyncio.gather(rotate(), read())
+    assert loads == [120] * 30
+    assert mixed > 0
+    ids = {r.secret.key_id for r in await account_rows(pool) if r.secret is not None}
+    assert ids == {rotating.current_id}
+    # Once rotated, the new key alone opens every secret: the old one may be dropped.
+    assert len(load_accounts(await account_rows(pool), keyring(new)).accounts) == 120
