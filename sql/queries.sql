@@ -627,3 +627,8 @@ SELECT name, secret, secret_key_id
 UPDATE invoice_sync.account
    SET secret = $2, secret_key_id = $3, updated_at = now(), updated_by = $4
  WHERE name = $1;
+
+-- name: account_old_key_count
+-- Accounts whose secret is still not under key $1 (rows rotate-key found locked by another
+-- transaction, or sealed by a replica still on the old key meanwhile).
+SELECT count(*) FROM invoice_sync.account WHERE secret IS NOT NULL AND secret_key_id <> $1;

@@ -204,14 +204,17 @@ def cmd_rotate_key(args: argparse.Namespace, settings: Settings) -> int:
     def reseal(name: str, sealed: Sealed) -> Sealed:
         return keyring.seal(name, keyring.open(name, sealed))
 
-    async def rotate(pool: Pool) -> int:
+    async def rotate(pool: Pool) -> tuple[int, int]:
         writer, total = AccountWriter(pool, cli_actor()), 0
         while done := await writer.account_rekey_batch(current, args.batch, reseal):
             total += done
-        return total
+        return total, await writer.account_old_key_count(current)
 
-    total = asyncio.run(with_pool(settings, rotate))
+    total, left = asyncio.run(with_pool(settings, rotate))
     print(f"re-encrypted {total} secrets under key {current}")
+    if left:  # rows another transaction held: SKIP LOCKED passed them by
+        print(f"{left} secrets are still under an older key: run rotate-key again")
+        return 1
     return 0
 
 

@@ -146,6 +146,13 @@ class AccountWriter:
                 await audit_append(conn, entry)
             return len(rows)
 
+    async def account_old_key_count(self, key_id: str) -> int:
+        """Secrets not under ``key_id`` (left by ``account_rekey_batch``: locked meanwhile)."""
+        count: int = await database.run(
+            lambda: self._pool.fetchval(self._q["account_old_key_count"], key_id)
+        )
+        return count
+
     def _insert_args(self, row: AccountRow) -> tuple[Any, ...]:
         return (
             row.name,

@@ -199,3 +199,25 @@ def test_new_key_prints_a_fresh_key_and_needs_no_config(cli: Any) -> None:
     first, second = cli("accounts", "new-key")[1], cli("accounts", "new-key")[1]
     assert first != second
     assert len(first.strip()) == 44
+
+
+def test_rotate_key_passes_a_locked_row_by_and_says_to_run_again(
+    cli: Any, dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import psycopg  # noqa: PLC0415  # a second, synchronous session holding a row lock
+
+    for n in range(3):
+        add(cli, f"shop-{n}")
+    monkeypatch.setenv(
+        "INVOICE_SYNC_PREVIOUS_SECRET_KEYS", json.dumps([os.environ["INVOICE_SYNC_SECRET_KEY"]])
+    )
+    monkeypatch.setenv("INVOICE_SYNC_SECRET_KEY", new_key())
+    with psycopg.connect(dsn) as holder:
+        holder.execute("SELECT 1 FROM invoice_sync.account WHERE name = 'shop-1' FOR UPDATE")
+        code, out, _err = cli("accounts", "rotate-key")
+        assert code == 1
+        assert out.splitlines()[0].startswith("re-encrypted 2 secrets under key ")
+        assert out.splitlines()[1] == "1 secrets are still under an older key: run rotate-key again"
+    code, out, _err = cli("accounts", "rotate-key")
+    assert code == 0
+    assert out.startswith("re-encrypted 1 secrets")
