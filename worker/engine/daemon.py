@@ -17,7 +17,7 @@ from worker.engine.health import HealthServer, Vitals
 from worker.engine.loop import Engine
 from worker.engine.metrics import Metrics, MetricsRefresher
 from worker.engine.runtimes import build_runtimes
-from worker.errors import StoreError
+from worker.errors import InputError, StoreError
 from worker.store import database, migrate
 from worker.store.database import Pool, StoreUnavailableError
 from worker.store.outbox import Outbox
@@ -38,8 +38,13 @@ def worker_id() -> str:
 
 async def run_worker(settings: Settings, *, drain: bool) -> None:
     dsn = settings.database_dsn()
+    runtimes = build_runtimes(settings)  # the file's mistakes first, before any connection
     settings, loaded = await _with_database_accounts(settings, dsn)
-    runtimes = build_runtimes(settings)
+    runtimes |= build_runtimes(settings.model_copy(update={"accounts": loaded.accounts}))
+    if not runtimes:
+        raise InputError(
+            "no account configured ([accounts.NAME] or `invoice-sync accounts add`): nothing to run"
+        )
     concurrency = sum(rt.gate.concurrency for rt in runtimes.values())
     pool = await database.create_pool(dsn, min_size=2, max_size=max(4, min(concurrency, 20)))
     health: HealthServer | None = None

@@ -221,3 +221,22 @@ def test_rotate_key_passes_a_locked_row_by_and_says_to_run_again(
     code, out, _err = cli("accounts", "rotate-key")
     assert code == 0
     assert out.startswith("re-encrypted 1 secrets")
+
+
+def test_check_config_checks_the_database_accounts_and_names_a_skipped_one(
+    cli: Any, dsn: str
+) -> None:
+    add(cli)
+    fetch(
+        dsn,
+        "INSERT INTO invoice_sync.account (name, provider, options, updated_by)"
+        " VALUES ('typo', 'billclap', '{\"base_url\": \"http://127.0.0.1:9\", \"bnk\": 1}', 'psql')",
+    )
+    code, out, _err = cli("check-config")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].startswith("account shop: billclap, ")
+    assert lines[1].startswith("account typo: skipped, invalid: ")
+    assert "bnk" in lines[1]
+    assert lines[2] == "config OK, 1 accounts in the database skipped"
+    assert cli("check-config", "--no-database")[1] == "config OK\n"
