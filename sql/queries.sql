@@ -583,6 +583,14 @@ SELECT name, provider, options::text AS options, rate_limit, concurrency, enable
 SELECT name, provider, options::text AS options, rate_limit, concurrency, enabled,
        secret, secret_key_id, created_at, updated_at, updated_by
   FROM invoice_sync.account
+ WHERE name = $1;
+
+-- name: account_row_lock
+-- One database-held account ($1 name), locked until the caller's transaction ends: an update
+-- merges its flags into what it read, so no other change may land in between.
+SELECT name, provider, options::text AS options, rate_limit, concurrency, enabled,
+       secret, secret_key_id, created_at, updated_at, updated_by
+  FROM invoice_sync.account
  WHERE name = $1
    FOR UPDATE;
 

@@ -175,7 +175,7 @@ def cmd_remove(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
     async def get(pool: Pool) -> AccountRow | None:
-        return await AccountWriter(pool, cli_actor()).account_get(args.name)
+        return await AccountWriter(pool, cli_actor()).account_row(args.name)
 
     row = asyncio.run(with_pool(settings, get))
     if row is None:

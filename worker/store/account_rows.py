@@ -16,7 +16,7 @@ Nothing here sees a secret in the clear: it stores and returns ciphertexts.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -90,14 +90,16 @@ class AccountWriter:
                 raise AccountExistsError(row.name)
             await audit_append(conn, self._entry("account.add", row))
 
-    async def account_update(self, name: str, change: Any) -> AccountRow | None:
+    async def account_update(
+        self, name: str, change: Callable[[AccountRow], AccountRow]
+    ) -> AccountRow | None:
         """Apply ``change`` (a function from the stored row to the new one) under the row's
         lock; the new row, or None if there is no such account."""
         async with database.transaction(self._pool) as conn:
-            found = await conn.fetchrow(self._q["account_row"], name)
+            found = await conn.fetchrow(self._q["account_row_lock"], name)
             if found is None:
                 return None
-            row: AccountRow = change(AccountRow.from_row(found))
+            row = change(AccountRow.from_row(found))
             await conn.execute(self._q["account_update"], *self._update_args(row))
             await audit_append(conn, self._entry("account.update", row))
             return row
@@ -107,7 +109,7 @@ class AccountWriter:
         (its rows stay, unsent, until it is resumed or they are cancelled). Returns (removed,
         rows still to send); (False, 0) when there is no such account."""
         async with database.transaction(self._pool) as conn:
-            if await conn.fetchrow(self._q["account_row"], name) is None:
+            if await conn.fetchrow(self._q["account_row_lock"], name) is None:
                 return False, 0
             pending: int = await conn.fetchval(self._q["account_unfinished_count"], name)
             if pending == 0:
@@ -119,12 +121,14 @@ class AccountWriter:
                 await audit_append(conn, self._audit(name, "account.pause", pending))
             return False, pending
 
-    async def account_get(self, name: str) -> AccountRow | None:
-        async with database.transaction(self._pool) as conn:
-            found = await conn.fetchrow(self._q["account_row"], name)
+    async def account_row(self, name: str) -> AccountRow | None:
+        """One account as stored (secret sealed), or None."""
+        found = await database.run(lambda: self._pool.fetchrow(self._q["account_row"], name))
         return None if found is None else AccountRow.from_row(found)
 
-    async def account_rekey_batch(self, new_key_id: str, limit: int, reseal: Any) -> int:
+    async def account_rekey_batch(
+        self, new_key_id: str, limit: int, reseal: Callable[[str, Sealed], Sealed]
+    ) -> int:
         """Re-seal up to ``limit`` secrets not under ``new_key_id`` in one transaction
         (``reseal(name, sealed) -> Sealed``); how many were re-sealed (0: done)."""
         async with database.transaction(self._pool) as conn:
