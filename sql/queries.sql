@@ -975,3 +975,72 @@ SELECT account, count(*) AS count
 -- How many result notifications were skipped because the notification queue was too full.
 SELECT CASE WHEN is_called THEN last_value ELSE 0 END AS skipped
   FROM invoice_sync.result_notify_skipped;
+-- name: account_rows
+-- Every database-held account, secrets as ciphertext (replicas decrypt them in memory).
+SELECT name, provider, options::text AS options, rate_limit, concurrency, enabled,
+       secret, secret_key_id, created_at, updated_at, updated_by
+  FROM invoice_sync.account
+ ORDER BY name;
+
+-- name: account_row
+-- One database-held account ($1 name), or none.
+SELECT name, provider, options::text AS options, rate_limit, concurrency, enabled,
+       secret, secret_key_id, created_at, updated_at, updated_by
+  FROM invoice_sync.account
+ WHERE name = $1;
+
+-- name: account_row_lock
+-- One database-held account ($1 name), locked until the caller's transaction ends: an update
+-- merges its flags into what it read, so no other change may land in between.
+SELECT name, provider, options::text AS options, rate_limit, concurrency, enabled,
+       secret, secret_key_id, created_at, updated_at, updated_by
+  FROM invoice_sync.account
+ WHERE name = $1
+   FOR UPDATE;
+
+-- name: account_insert
+-- A new account; nothing is returned when the name is taken (ON CONFLICT keeps the old row).
+INSERT INTO invoice_sync.account
+       (name, provider, options, rate_limit, concurrency, enabled, secret, secret_key_id,
+        updated_by)
+VALUES ($1, $2, $3::jsonb, $4, $5, $6, $7, $8, $9)
+ON CONFLICT (name) DO NOTHING
+RETURNING name;
+
+-- name: account_update
+-- Replace an account's settings (the CLI read the row FOR UPDATE and merged the change).
+UPDATE invoice_sync.account
+   SET options = $2::jsonb, rate_limit = $3, concurrency = $4, enabled = $5, secret = $6,
+       secret_key_id = $7, updated_by = $8, updated_at = now()
+ WHERE name = $1
+RETURNING name;
+
+-- name: account_delete
+-- Remove an account's row; its outbox rows, results and state stay.
+DELETE FROM invoice_sync.account WHERE name = $1 RETURNING name;
+
+-- name: account_unfinished_count
+-- Rows of one account ($1) still to send: every outbox row is pending (due or scheduled) or
+-- running; finished rows have moved to synced or dead_letter.
+SELECT count(*) FROM invoice_sync.outbox WHERE account = $1;
+
+-- name: account_rekey_batch
+-- Up to $2 accounts whose secret is not under key $1, locked: SKIP LOCKED lets a concurrent
+-- `accounts update` (or a second rotate-key) hold its row while this batch moves on.
+SELECT name, secret, secret_key_id
+  FROM invoice_sync.account
+ WHERE secret IS NOT NULL AND secret_key_id <> $1
+ ORDER BY name
+ LIMIT $2
+   FOR UPDATE SKIP LOCKED;
+
+-- name: account_rekey
+-- One account's secret re-encrypted under the new key ($2 ciphertext, $3 key id).
+UPDATE invoice_sync.account
+   SET secret = $2, secret_key_id = $3, updated_at = now(), updated_by = $4
+ WHERE name = $1;
+
+-- name: account_old_key_count
+-- Accounts whose secret is still not under key $1 (rows rotate-key found locked by another
+-- transaction, or sealed by a replica still on the old key meanwhile).
+SELECT count(*) FROM invoice_sync.account WHERE secret IS NOT NULL AND secret_key_id <> $1;

@@ -89,6 +89,9 @@ GRANT SELECT ON invoice_sync.cancelled TO invoice_sync_worker;
 GRANT USAGE, SELECT ON SEQUENCE invoice_sync.result_notify_skipped TO invoice_sync_worker;
 GRANT EXECUTE ON FUNCTION invoice_sync.result(text, text), invoice_sync.cancel(text, text, text)
     TO invoice_sync_worker;
+-- Accounts held in the database: replicas read them (secrets only as ciphertext), the CLI,
+-- which runs as the worker, writes them. The producer gets nothing: it cannot see the table.
+GRANT SELECT, INSERT, UPDATE, DELETE ON invoice_sync.account TO invoice_sync_worker;
 
 -- The producer. enqueue() and the outbox triggers run with the caller's rights, so the column
 -- grants below are what they need: INSERT of the producer's columns, SELECT of the columns the

@@ -1,5 +1,5 @@
 -- invoice-sync: the whole schema `invoice_sync` as the migrations in sql/migrations leave it
--- (001 to 011, and 013), in one place, to read: every table with its columns, constraints and
+-- (001 to 013), in one place, to read: every table with its columns, constraints and
 -- indexes, the functions and triggers, the row-level security policies and the privileges the
 -- migrations set. Comments say what each part is for; the migration that added a part says
 -- why in more depth.
@@ -600,6 +600,45 @@ CREATE TRIGGER cancelled_notify AFTER INSERT ON invoice_sync.cancelled
     FOR EACH STATEMENT EXECUTE FUNCTION invoice_sync.result_notify('cancelled');
 
 -- ---------------------------------------------------------------------------------------------
+-- Accounts held in the database (`invoice-sync accounts add|update|remove`). 012.
+-- ---------------------------------------------------------------------------------------------
+
+-- Non-secret settings in `options` (checked by the provider's options model before the CLI
+-- writes them); secrets only as AES-GCM ciphertext (nonce first, the name as associated data)
+-- with the id of the key that encrypted them. The name rule is the config's.
+CREATE TABLE invoice_sync.account (
+    name           text        PRIMARY KEY
+                               CHECK (length(name) BETWEEN 1 AND 100 AND btrim(name) <> ''
+                                      AND name !~ '[[:cntrl:]]'),
+    provider       text        NOT NULL CHECK (length(provider) BETWEEN 1 AND 50),
+    options        jsonb       NOT NULL DEFAULT '{}'::jsonb
+                               CHECK (jsonb_typeof(options) = 'object'),
+    rate_limit     text        NOT NULL DEFAULT '60/minute' CHECK (length(rate_limit) <= 50),
+    concurrency    integer     NOT NULL DEFAULT 4 CHECK (concurrency BETWEEN 1 AND 1000),
+    enabled        boolean     NOT NULL DEFAULT true,
+    secret         bytea       CHECK (length(secret) <= 16384),
+    secret_key_id  text        CHECK (length(secret_key_id) <= 32),
+    created_at     timestamptz NOT NULL DEFAULT now(),
+    updated_at     timestamptz NOT NULL DEFAULT now(),
+    updated_by     text        NOT NULL CHECK (length(updated_by) BETWEEN 1 AND 200),
+    CHECK ((secret IS NULL) = (secret_key_id IS NULL))
+);
+-- rotate-key's batches: the rows not yet under the new key.
+CREATE INDEX account_secret_key_idx ON invoice_sync.account (secret_key_id);
+
+-- One NOTIFY per changing statement: replicas reload their accounts (empty payload).
+CREATE FUNCTION invoice_sync.account_notify() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('invoice_sync_account', '');
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER account_notify AFTER INSERT OR UPDATE OR DELETE ON invoice_sync.account
+    FOR EACH STATEMENT EXECUTE FUNCTION invoice_sync.account_notify();
+
+
+-- ---------------------------------------------------------------------------------------------
 -- Privileges the migrations set (sql/roles.sql grants each group the rest).
 -- ---------------------------------------------------------------------------------------------
 
@@ -658,5 +697,13 @@ BEGIN
         GRANT EXECUTE ON FUNCTION invoice_sync.enqueue(text, text, jsonb, timestamptz, text)
             TO invoice_sync_producer;
         GRANT INSERT (traceparent) ON invoice_sync.outbox TO invoice_sync_producer;
+    END IF;
+END $$;
+
+-- The same for the account table of 012 (roles.sql grants the same).
+DO $$
+BEGIN
+    IF EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'invoice_sync_worker') THEN
+        GRANT SELECT, INSERT, UPDATE, DELETE ON invoice_sync.account TO invoice_sync_worker;
     END IF;
 END $$;

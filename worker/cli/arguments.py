@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 from typing import TypeAlias
 
+from worker.cli.account_arguments import configure_accounts
 from worker.cli.tool_arguments import configure_demo, configure_sandbox
 from worker.outcome import Reason
 
@@ -84,21 +85,21 @@ def _admin(commands: Subparsers) -> None:
         "validate the configuration and exit",
         "invoice-sync --config invoice-sync.toml check-config",
         "admin:cmd_check_config",
+    ).add_argument(
+        "--no-database",
+        action="store_true",
+        help="check the config file alone, not the accounts held in the database",
     )
     accounts = _add(
         commands,
         "accounts",
-        "list, pause or resume provider accounts",
+        "list, pause, resume, add, update, remove or show provider accounts",
         "invoice-sync --config invoice-sync.toml accounts list\n"
         "  invoice-sync --config invoice-sync.toml accounts pause shop-billclap\n"
-        "  invoice-sync --config invoice-sync.toml accounts resume shop-billclap",
-        "admin:cmd_accounts",
+        "  invoice-sync --config invoice-sync.toml accounts add shop-42 --provider billclap "
+        "--set base_url=https://api.billclap.com --secret-file token.txt",
     )
-    accounts.add_argument("action", choices=["list", "pause", "resume"])
-    accounts.add_argument("name", nargs="?", help="the account (for pause and resume)")
-    accounts.add_argument(
-        "--reason", help="pause and resume: why, recorded in the audit log with the action"
-    )
+    configure_accounts(accounts, _add)
 
 
 def _run(commands: Subparsers) -> None:

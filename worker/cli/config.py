@@ -31,7 +31,9 @@ def command_settings(args: argparse.Namespace) -> Settings:
 def needs_no_config(args: argparse.Namespace) -> bool:
     """schema and sandbox read no config: not even the environment's, which may hold a
     partial override (INVOICE_SYNC_ACCOUNTS__SHOP__BASE_URL) only a config file completes.
-    Nor does the demo, unless told to run in the configured database."""
+    Nor does `accounts new-key`, nor the demo unless told to run in the configured database."""
     if args.command in {"schema", "sandbox"}:
+        return True
+    if args.command == "accounts" and args.action == "new-key":  # prints a key, reads nothing
         return True
     return args.command == "demo" and not args.use_configured_database

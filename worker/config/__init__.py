@@ -42,10 +42,12 @@ from pydantic_settings import (
 
 from worker.config.accounts import AccountSettings, account_name_problem, hidden_option_secrets
 from worker.config.console import ConsoleSettings
+from worker.config.credentials import UnusableSecretError, secret_from_file
 from worker.config.database_url import dsn_passwords, dsn_problem, read_dsn_file
 from worker.config.listen import listen_address
 from worker.durations import parse_duration
 from worker.errors import ConfigError
+from worker.sealed import Keyring, decode_key
 
 Duration = Annotated[float, BeforeValidator(parse_duration), Field(ge=0)]
 DEFAULT_TEST_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -180,6 +182,13 @@ class Settings(BaseSettings):
     observe: ObserveSettings = ObserveSettings()
     console: ConsoleSettings = ConsoleSettings()
     accounts: dict[str, AccountSettings] = {}
+    secret_key: SecretStr | None = None
+    """The key sealing database-held accounts' secrets (env ``INVOICE_SYNC_SECRET_KEY``):
+    32 random bytes, base64, from ``invoice-sync accounts new-key``."""
+    secret_key_file: Path | None = None
+    """A file holding ``secret_key`` (a Kubernetes secret volume, systemd credentials)."""
+    previous_secret_keys: list[SecretStr] = []
+    """Keys still accepted to decrypt, never to encrypt: during ``accounts rotate-key``."""
 
     @field_validator("database_url")
     @classmethod
@@ -240,6 +249,26 @@ class Settings(BaseSettings):
             )
         return self.database_url.get_secret_value()
 
+    def keyring(self) -> Keyring:
+        """The secret keys: the current one (``secret_key`` or ``secret_key_file``, or none)
+        and the previous ones; ``ConfigError`` naming the key that is unusable."""
+        if self.secret_key is not None and self.secret_key_file is not None:
+            raise ConfigError("give one of secret_key, secret_key_file, not both")
+        current = None
+        if self.secret_key is not None:
+            current = decode_key(self.secret_key.get_secret_value(), "secret_key")
+        elif self.secret_key_file is not None:
+            try:
+                text = secret_from_file(self.secret_key_file, "secret_key_file")
+            except UnusableSecretError as exc:
+                raise ConfigError(str(exc)) from exc
+            current = decode_key(text.get_secret_value(), "secret_key_file")
+        previous = [
+            decode_key(key.get_secret_value(), f"previous_secret_keys[{i}]")
+            for i, key in enumerate(self.previous_secret_keys)
+        ]
+        return Keyring(current, previous)
+
     def secrets(self) -> list[str]:
         """The secret values this config holds itself, for log redaction: the database
         password, tokens, options under keys naming a secret. Those a provider's options resolve
@@ -247,6 +276,8 @@ class Settings(BaseSettings):
         found: list[str] = []
         if self.database_url is not None:
             found.extend(dsn_passwords(self.database_url.get_secret_value()))
+        keys = [self.secret_key, *self.previous_secret_keys]
+        found.extend(key.get_secret_value() for key in keys if key is not None)
         for account in self.accounts.values():
             try:
                 token = account.resolve_token()

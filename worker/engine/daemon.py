@@ -12,13 +12,14 @@ import socket
 import structlog
 
 from worker.config import Settings
+from worker.engine.database_accounts import LoadedAccounts, with_database_accounts
 from worker.engine.fleet import Fleet
 from worker.engine.health import HealthServer, Vitals
 from worker.engine.loop import Engine
 from worker.engine.metrics import Metrics, MetricsRefresher
 from worker.engine.otlp import exporting
 from worker.engine.runtimes import RuntimeFactory, check_accounts, warn_insecure
-from worker.errors import ConfigError, StoreError
+from worker.errors import ConfigError, InputError, StoreError
 from worker.store import database, migrate
 from worker.store.database import Pool, StoreUnavailableError
 from worker.store.outbox import Outbox
@@ -46,13 +47,21 @@ async def run_worker(settings: Settings, *, drain: bool) -> None:
 
 async def _run_engine(settings: Settings, *, drain: bool) -> None:
     dsn = settings.database_dsn()
-    fleet = start_fleet(settings)
+    fleet = start_fleet(settings)  # the file's mistakes first, before any connection
+    settings, loaded = await _with_database_accounts(settings, dsn)
+    if loaded.accounts:
+        fleet = start_fleet(settings)  # the file's accounts and the database's
+    if not fleet.names():
+        raise InputError(
+            "no account configured ([accounts.NAME] or `invoice-sync accounts add`): nothing to run"
+        )
     concurrency = min(fleet.total_concurrency(), settings.worker.max_in_flight)
     pool = await database.create_pool(dsn, min_size=2, max_size=max(4, min(concurrency, 20)))
     health: HealthServer | None = None
     try:
         await _check_schema(pool)
         metrics = Metrics(account_series=settings.observe.metrics_accounts)
+        metrics.accounts_invalid.set(len(loaded.invalid))
         engine = Engine(
             outbox=Outbox(pool, worker_id=worker_id()),
             runtimes=fleet,
@@ -95,6 +104,16 @@ def start_fleet(settings: Settings) -> Fleet:
         idle_timeout=settings.worker.account_idle_timeout,
         max_open=settings.worker.max_open_accounts,
     )
+
+
+async def _with_database_accounts(settings: Settings, dsn: str) -> tuple[Settings, LoadedAccounts]:
+    # On a pool of one, before the engine's: its size follows the accounts' total concurrency.
+    pool = await database.create_pool(dsn, min_size=1, max_size=1)
+    try:
+        await _check_schema(pool)  # the account table is in the schema: check it first
+        return await with_database_accounts(settings, pool)
+    finally:
+        await pool.close()
 
 
 async def _check_schema(pool: Pool) -> None:

@@ -111,6 +111,12 @@ class Metrics:
             buckets=STORE_BUCKETS,
             registry=r,
         )
+        self.accounts_invalid = Gauge(
+            "invoice_sync_accounts_invalid",
+            "Accounts in the database left out because their settings are invalid (see the "
+            "account.invalid log line naming each).",
+            registry=r,
+        )
         self.database_up = Gauge(
             "invoice_sync_database_up", "1 when the last database call succeeded.", registry=r
         )

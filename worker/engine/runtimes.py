@@ -36,10 +36,11 @@ class CheckedAccount:
 
 def check_accounts(settings: Settings) -> dict[str, CheckedAccount]:
     """Each account's provider and options, checked; ``ConfigError`` naming the key if not."""
-    return {name: _check(name, account) for name, account in settings.accounts.items()}
+    return {name: check_account(name, account) for name, account in settings.accounts.items()}
 
 
-def _check(name: str, account: AccountSettings) -> CheckedAccount:
+def check_account(name: str, account: AccountSettings) -> CheckedAccount:
+    """One account's provider and options, checked; ``ConfigError`` naming the key if not."""
     spec = PROVIDERS.get(account.provider)
     if spec is None:
         known = ", ".join(sorted(PROVIDERS))

@@ -157,3 +157,27 @@ async def test_roles_sql_is_rerunnable_and_covers_every_table(dsn: str) -> None:
         t for (who, t) in granted if who == "invoice_sync_worker"
     }
     assert ("invoice_sync_producer", "account_state") not in granted
+
+
+ADD_ACCOUNT = "INSERT INTO invoice_sync.account (name, provider, updated_by) VALUES ('x', 'b', 'w')"
+
+
+async def test_the_producer_cannot_see_the_account_table_the_worker_reads_and_writes(
+    logins: Logins,
+) -> None:
+    """Ciphertexts are the worker's (replicas read them, the CLI writes them); a producer
+    login may not even read a name."""
+
+    async def as_producer(conn: asyncpg.Connection) -> None:
+        await assert_denied(conn, "SELECT name FROM invoice_sync.account")
+        await assert_denied(conn, ADD_ACCOUNT)
+        await assert_denied(conn, "DELETE FROM invoice_sync.account")
+
+    async def as_worker(conn: asyncpg.Connection) -> None:
+        await conn.execute(ADD_ACCOUNT)
+        await conn.execute("UPDATE invoice_sync.account SET enabled = false")
+        assert await conn.fetchval("SELECT count(*) FROM invoice_sync.account") == 1
+        await conn.execute("DELETE FROM invoice_sync.account")
+
+    await connected(logins.producer, as_producer)
+    await connected(logins.worker, as_worker)

@@ -1,0 +1,171 @@
+"""Accounts held in the database, loaded as replicas load them at start-up (and on reload):
+secrets opened, bad rows left out, names shared with the config refused, changes notified."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+import pytest
+from pydantic import SecretStr
+from structlog.testing import capture_logs
+
+from worker.config import Settings
+from worker.config.accounts import AccountSettings
+from worker.engine.database_accounts import load_accounts, merge_accounts
+from worker.errors import ConfigError
+from worker.sealed import Keyring, Sealed, SealError, decode_key, new_key
+from worker.store.account_rows import ACCOUNT_CHANNEL, AccountRow, AccountWriter, account_rows
+
+TOKEN = "bc_live_token_0123456789"
+SANDBOX = "http://127.0.0.1:9"
+
+
+def keyring(key: str | None = None) -> Keyring:
+    return Keyring(decode_key(key or new_key(), "secret_key"))
+
+
+def row(name: str, ring: Keyring, **options: object) -> AccountRow:
+    return AccountRow(
+        name=name,
+        provider="billclap",
+        options={"base_url": SANDBOX, **options},
+        rate_limit="600/minute",
+        concurrency=3,
+        enabled=True,
+        secret=ring.seal(name, {"token": TOKEN}),
+    )
+
+
+async def test_rows_load_with_their_secret_opened_and_their_settings_checked(
+    pool: asyncpg.Pool,
+) -> None:
+    ring = keyring()
+    await AccountWriter(pool, "ops@host").account_insert(row("shop", ring))
+    [stored] = await account_rows(pool)
+    loaded = load_accounts([stored], ring)
+    account = loaded.accounts["shop"]
+    assert account.resolve_token() == SecretStr(TOKEN)
+    assert (account.provider, account.concurrency, str(account.rate_limit)) == (
+        "billclap",
+        3,
+        str(
+            AccountSettings(
+                provider="billclap", base_url=SANDBOX, rate_limit="600/minute"
+            ).rate_limit
+        ),
+    )
+    assert loaded.secrets == [TOKEN]
+
+
+async def test_what_a_dump_of_the_table_shows_holds_no_secret(pool: asyncpg.Pool) -> None:
+    await AccountWriter(pool, "ops@host").account_insert(row("shop", keyring()))
+    # COPY ... TO STDOUT is what pg_dump reads a table's data with.
+    dumped = bytearray()
+    async with pool.acquire() as conn:
+        await conn.copy_from_table(
+            "account", schema_name="invoice_sync", output=lambda b: _append(dumped, b)
+        )
+    assert b"shop" in dumped
+    assert TOKEN.encode() not in dumped
+    assert TOKEN.encode().hex().encode() not in dumped
+
+
+async def _append(into: bytearray, data: bytes) -> None:
+    into.extend(data)
+
+
+async def test_a_row_with_invalid_options_is_left_out_and_named_the_others_run(
+    pool: asyncpg.Pool,
+) -> None:
+    ring = keyring()
+    writer = AccountWriter(pool, "ops@host")
+    await writer.account_insert(row("good", ring))
+    await writer.account_insert(row("typo", ring, bank_idd=7))  # as if written by hand
+    with capture_logs() as logs:
+        loaded = load_accounts(await account_rows(pool), ring)
+    assert set(loaded.accounts) == {"good"}
+    assert set(loaded.invalid) == {"typo"}
+    [event] = [e for e in logs if e["event"] == "account.invalid"]
+    assert event["account"] == "typo"
+    assert "bank_idd" in event["error"]
+    assert TOKEN not in str(logs)
+
+
+async def test_a_wrong_key_or_none_stops_the_load_naming_the_account(pool: asyncpg.Pool) -> None:
+    await AccountWriter(pool, "ops@host").account_insert(row("shop", keyring()))
+    rows = await account_rows(pool)
+    for ring in (keyring(), Keyring(None)):
+        with pytest.raises(SealError, match=r"^account shop: cannot decrypt its secret"):
+            load_accounts(rows, ring)
+
+
+async def test_a_name_in_the_config_and_the_database_is_an_error_naming_it(
+    pool: asyncpg.Pool,
+) -> None:
+    ring = keyring()
+    await AccountWriter(pool, "ops@host").account_insert(row("shop", ring))
+    config = Settings.model_validate(
+        {"accounts": {"shop": {"provider": "billclap", "base_url": SANDBOX, "token": "t" * 12}}}
+    )
+    with pytest.raises(ConfigError, match=r"^accounts\.shop: defined both in the config"):
+        merge_accounts(config, load_accounts(await account_rows(pool), ring))
+    other = Settings.model_validate(
+        {"accounts": {"outlet": {"provider": "billclap", "base_url": SANDBOX, "token": "t" * 12}}}
+    )
+    merged = merge_accounts(other, load_accounts(await account_rows(pool), ring))
+    assert set(merged.accounts) == {"outlet", "shop"}
+
+
+async def test_each_change_to_the_table_is_notified_on_the_channel(
+    dsn: str, pool: asyncpg.Pool
+) -> None:
+    heard: asyncio.Queue[str] = asyncio.Queue()
+    listener = await asyncpg.connect(dsn)
+    try:
+        await listener.add_listener(ACCOUNT_CHANNEL, lambda *a: heard.put_nowait(a[3]))
+        ring = keyring()
+        writer = AccountWriter(pool, "ops@host")
+        await writer.account_insert(row("shop", ring))
+        await writer.account_update("shop", lambda r: r)
+        assert await writer.account_delete("shop", force=False) == (True, 0)
+        for _ in range(3):
+            assert await asyncio.wait_for(heard.get(), 5) == ""
+    finally:
+        await listener.close()
+
+
+async def test_replicas_holding_both_keys_load_every_account_while_rotate_key_runs(
+    pool: asyncpg.Pool,
+) -> None:
+    old, new = new_key(), new_key()
+    writer = AccountWriter(pool, "ops@host")
+    before = keyring(old)
+    for n in range(120):
+        await writer.account_insert(row(f"shop-{n:03d}", before))
+    rotating = Keyring(decode_key(new, "secret_key"), [decode_key(old, "previous")])
+    loads: list[int] = []
+    mixed = 0  # loads that found some secrets re-sealed and some not: mid-rotation
+
+    async def rotate() -> None:
+        def reseal(name: str, sealed: Sealed) -> Sealed:
+            return rotating.seal(name, rotating.open(name, sealed))
+
+        while await writer.account_rekey_batch(rotating.current_id or "", 10, reseal):
+            await asyncio.sleep(0)  # let the reader in between batches
+
+    async def read() -> None:
+        nonlocal mixed
+        for _ in range(30):
+            rows = await account_rows(pool)
+            mixed += len({r.secret.key_id for r in rows if r.secret is not None}) == 2
+            loads.append(len(load_accounts(rows, rotating).accounts))
+            await asyncio.sleep(0)
+
+    await asyncio.gather(rotate(), read())
+    assert loads == [120] * 30
+    assert mixed > 0
+    ids = {r.secret.key_id for r in await account_rows(pool) if r.secret is not None}
+    assert ids == {rotating.current_id}
+    # Once rotated, the new key alone opens every secret: the old one may be dropped.
+    assert len(load_accounts(await account_rows(pool), keyring(new)).accounts) == 120
