@@ -921,22 +921,29 @@ SELECT count(*) FROM deleted;
 
 -- name: story_rows
 -- Every row one key ($1 account, $2 idempotency key) has had: the outbox row (pending or in
--- flight), its synced row, and its dead letters, replays included (a replay makes a new outbox
--- row of the same key, so the key finds the whole chain). One shape for all three places.
+-- flight), its synced or cancelled row, and its dead letters, replays included (a replay makes
+-- a new outbox row of the same key, so the key finds the whole chain). One shape for all four
+-- places; cancelled_by only for a cancelled row.
 SELECT 'outbox' AS place, id AS outbox_id, state, updated_at AS at, available_at, attempts,
        NULL::text AS reason, last_error AS error, NULL::int AS http_status, NULL::text AS provider,
        NULL::text AS provider_invoice_id, NULL::text AS invoice_number, NULL::text AS link,
-       NULL::text AS pdf_url, NULL::boolean AS recovered, replayed_from, NULL::bigint AS replayed_to
+       NULL::text AS pdf_url, NULL::boolean AS recovered, replayed_from,
+       NULL::bigint AS replayed_to, NULL::text AS cancelled_by
   FROM invoice_sync.outbox
  WHERE account = $1 AND idempotency_key = $2
 UNION ALL
 SELECT 'synced', outbox_id, NULL, synced_at, NULL, attempts, NULL, NULL, NULL, provider,
-       provider_invoice_id, invoice_number, link, pdf_url, recovered, NULL, NULL
+       provider_invoice_id, invoice_number, link, pdf_url, recovered, NULL, NULL, NULL
   FROM invoice_sync.synced
  WHERE account = $1 AND idempotency_key = $2
 UNION ALL
+SELECT 'cancelled', outbox_id, NULL, cancelled_at, NULL, attempts, reason, NULL, NULL, NULL,
+       NULL, NULL, NULL, NULL, NULL, NULL, NULL, cancelled_by
+  FROM invoice_sync.cancelled
+ WHERE account = $1 AND idempotency_key = $2
+UNION ALL
 SELECT 'dead_letter', outbox_id, NULL, dead_at, NULL, attempts, reason, error, http_status, NULL,
-       NULL, NULL, NULL, NULL, NULL, NULL, replayed_to
+       NULL, NULL, NULL, NULL, NULL, NULL, replayed_to, NULL
   FROM invoice_sync.dead_letter
  WHERE account = $1 AND idempotency_key = $2
  ORDER BY outbox_id;
