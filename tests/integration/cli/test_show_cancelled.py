@@ -69,7 +69,8 @@ def test_show_tells_a_cancelled_key(dsn: str, cli: Any, tmp_path: Path) -> None:
     code, out, err = cli("show", "shop", "order-1")
     assert code == 0, err
     lines = out.splitlines()
-    assert lines[2].startswith("state:") and "cancelled since" in lines[2]
+    assert lines[2].startswith("state:")
+    assert "cancelled since" in lines[2]
     assert "reason:         order refunded" in lines
     assert f"cancelled by:   {cancelled_by}" in lines
     assert "no attempts recorded" in out

@@ -180,5 +180,6 @@ async def test_a_key_cancelled_after_a_replay_is_cancelled_with_its_chain(
         cancelled_at,
         login,
     )
-    assert story.error is None and story.next_attempt_at is None
+    assert story.error is None
+    assert story.next_attempt_at is None
     assert [(a.outbox_id, a.outcome) for a in story.attempts] == [(first, "dead_letter")]
