@@ -735,10 +735,18 @@ dead_accounts(account) AS (
     SELECT (SELECT min(d.account) FROM invoice_sync.dead_letter d WHERE d.account > a.account)
       FROM dead_accounts a
      WHERE a.account IS NOT NULL
+),
+cancelled_accounts(account) AS (
+    SELECT min(account) FROM invoice_sync.cancelled
+    UNION ALL
+    SELECT (SELECT min(c.account) FROM invoice_sync.cancelled c WHERE c.account > a.account)
+      FROM cancelled_accounts a
+     WHERE a.account IS NOT NULL
 )
 SELECT account FROM outbox_accounts WHERE account IS NOT NULL
 UNION SELECT account FROM synced_accounts WHERE account IS NOT NULL
 UNION SELECT account FROM dead_accounts WHERE account IS NOT NULL
+UNION SELECT account FROM cancelled_accounts WHERE account IS NOT NULL
 UNION SELECT account FROM invoice_sync.account_state
 UNION SELECT account FROM invoice_sync.replica_account
 ORDER BY 1;
@@ -787,7 +795,7 @@ SELECT account, invoice_sync.rate_bucket_level(tokens, refilled_at, rate, burst)
 
 -- name: console_invoice_page
 -- Invoices of every account in (account, key) order after ($1, $2), at most $3: the outbox,
--- synced and dead letters not replayed, each read on its (account, idempotency_key) index
+-- synced, dead letters not replayed and cancelled rows, each read on its (account, idempotency_key) index
 -- from the cursor on, so a page costs $3 rows a table whatever the tables hold.
 WITH o AS (
     SELECT account, idempotency_key, id AS outbox_id, state, payload->>'number' AS invoice_number,
@@ -810,8 +818,16 @@ WITH o AS (
      WHERE (account, idempotency_key) > ($1, $2) AND replayed_at IS NULL
      ORDER BY account, idempotency_key
      LIMIT $3
+), c AS (
+    SELECT account, idempotency_key, outbox_id, 'cancelled' AS state, payload->>'number',
+           NULL::text, attempts, cancelled_at, reason
+      FROM invoice_sync.cancelled
+     WHERE (account, idempotency_key) > ($1, $2)
+     ORDER BY account, idempotency_key
+     LIMIT $3
 )
-SELECT * FROM (SELECT * FROM o UNION ALL SELECT * FROM s UNION ALL SELECT * FROM d) AS page
+SELECT * FROM (SELECT * FROM o UNION ALL SELECT * FROM s UNION ALL SELECT * FROM d
+               UNION ALL SELECT * FROM c) AS page
  ORDER BY account, idempotency_key, outbox_id
  LIMIT $3;
 
@@ -838,15 +854,24 @@ WITH o AS (
      WHERE account = $1 AND idempotency_key > $2 AND replayed_at IS NULL
      ORDER BY idempotency_key
      LIMIT $3
+), c AS (
+    SELECT account, idempotency_key, outbox_id, 'cancelled' AS state, payload->>'number',
+           NULL::text, attempts, cancelled_at, reason
+      FROM invoice_sync.cancelled
+     WHERE account = $1 AND idempotency_key > $2
+     ORDER BY idempotency_key
+     LIMIT $3
 )
-SELECT * FROM (SELECT * FROM o UNION ALL SELECT * FROM s UNION ALL SELECT * FROM d) AS page
+SELECT * FROM (SELECT * FROM o UNION ALL SELECT * FROM s UNION ALL SELECT * FROM d
+               UNION ALL SELECT * FROM c) AS page
  ORDER BY account, idempotency_key, outbox_id
  LIMIT $3;
 
 -- name: console_invoice_find
 -- Invoices whose idempotency key, invoice number or provider id is exactly $1, among the
 -- accounts $2, at most $3. A key is looked up on each table's (account, idempotency_key)
--- index, one probe per account; numbers and provider ids on the indexes of migration 009.
+-- index, one probe per account (cancelled rows too, on their unique key); numbers and provider
+-- ids on the indexes of migration 009.
 -- An outbox row's number is inside its payload and not indexed (the outbox is the hot table):
 -- a pending invoice is found by its key.
 WITH hits AS (
@@ -866,6 +891,11 @@ WITH hits AS (
       FROM invoice_sync.dead_letter
      WHERE replayed_at IS NULL
        AND ((account = ANY($2::text[]) AND idempotency_key = $1) OR payload->>'number' = $1)
+    UNION ALL
+    SELECT account, idempotency_key, outbox_id, 'cancelled', payload->>'number', NULL, attempts,
+           cancelled_at, reason
+      FROM invoice_sync.cancelled
+     WHERE account = ANY($2::text[]) AND idempotency_key = $1
 )
 SELECT * FROM hits
  WHERE account = ANY($2::text[])
@@ -921,22 +951,29 @@ SELECT count(*) FROM deleted;
 
 -- name: story_rows
 -- Every row one key ($1 account, $2 idempotency key) has had: the outbox row (pending or in
--- flight), its synced row, and its dead letters, replays included (a replay makes a new outbox
--- row of the same key, so the key finds the whole chain). One shape for all three places.
+-- flight), its synced or cancelled row, and its dead letters, replays included (a replay makes
+-- a new outbox row of the same key, so the key finds the whole chain). One shape for all four
+-- places; cancelled_by only for a cancelled row.
 SELECT 'outbox' AS place, id AS outbox_id, state, updated_at AS at, available_at, attempts,
        NULL::text AS reason, last_error AS error, NULL::int AS http_status, NULL::text AS provider,
        NULL::text AS provider_invoice_id, NULL::text AS invoice_number, NULL::text AS link,
-       NULL::text AS pdf_url, NULL::boolean AS recovered, replayed_from, NULL::bigint AS replayed_to
+       NULL::text AS pdf_url, NULL::boolean AS recovered, replayed_from,
+       NULL::bigint AS replayed_to, NULL::text AS cancelled_by
   FROM invoice_sync.outbox
  WHERE account = $1 AND idempotency_key = $2
 UNION ALL
 SELECT 'synced', outbox_id, NULL, synced_at, NULL, attempts, NULL, NULL, NULL, provider,
-       provider_invoice_id, invoice_number, link, pdf_url, recovered, NULL, NULL
+       provider_invoice_id, invoice_number, link, pdf_url, recovered, NULL, NULL, NULL
   FROM invoice_sync.synced
  WHERE account = $1 AND idempotency_key = $2
 UNION ALL
+SELECT 'cancelled', outbox_id, NULL, cancelled_at, NULL, attempts, reason, NULL, NULL, NULL,
+       NULL, NULL, NULL, NULL, NULL, NULL, NULL, cancelled_by
+  FROM invoice_sync.cancelled
+ WHERE account = $1 AND idempotency_key = $2
+UNION ALL
 SELECT 'dead_letter', outbox_id, NULL, dead_at, NULL, attempts, reason, error, http_status, NULL,
-       NULL, NULL, NULL, NULL, NULL, NULL, replayed_to
+       NULL, NULL, NULL, NULL, NULL, NULL, replayed_to, NULL
   FROM invoice_sync.dead_letter
  WHERE account = $1 AND idempotency_key = $2
  ORDER BY outbox_id;

@@ -39,6 +39,7 @@ BAD_KEYS = ("bad-1", "bad-2", "bad-3")
 # Producer input the console must show as text, never run: a script would open a dialog.
 HOSTILE = "<img src=x onerror=alert(1)><script>alert(2)</script>"
 REPLAY_REASON = "customer sent the missing line"
+CANCEL_REASON = "the customer withdrew the order"
 
 
 @pytest.fixture(scope="module")
@@ -181,7 +182,7 @@ def test_the_accessibility_check_finds_a_serious_violation(browser: Browser) -> 
     assert {"document-title", "html-has-lang", "image-alt"} <= found
 
 
-def test_an_operator_finds_an_invoice_and_replays_a_dead_letter(
+def test_an_operator_finds_an_invoice_replays_a_dead_letter_and_cancels_it(
     drained: str, admin_console: str, browser: Browser
 ) -> None:
     walk = Walk(new_page(browser))
@@ -229,6 +230,31 @@ def test_an_operator_finds_an_invoice_and_replays_a_dead_letter(
     assert stored["outbox"] == 1  # back in the outbox, corrected
     assert stored["audit"] == [("admin", "replay", REPLAY_REASON)]
 
+    # No daemon runs here, so the replayed row stays pending: cancel it from its page.
+    cancel_from_its_page(walk, "bad-1")
+    assert replay_state(drained, "bad-1") == {
+        "outbox": 0,
+        "audit": [("admin", "replay", REPLAY_REASON), ("admin", "cancel", CANCEL_REASON)],
+    }
+
+
+def cancel_from_its_page(walk: Walk, key: str) -> None:
+    """Find the pending ``key``, cancel it with a reason, and see it cancelled."""
+    page = walk.page
+    walk.nav("Invoices")
+    page.get_by_label("Key, invoice number or provider id").fill(key)
+    page.get_by_role("button", name="Search").click()
+    page.locator("table#invoices tbody tr").get_by_role("link", name=key).click()
+    walk.check("invoice-pending", key)
+    page.get_by_label("Reason (for the audit log; the producer reads it too)").fill(CANCEL_REASON)
+    page.get_by_role("button", name="Cancel this invoice").click()
+    expect(page.locator("#state")).to_have_text("cancelled")
+    walk.check("cancelled", "Cancel")
+    page.get_by_role("link", name="The invoice's page").click()
+    expect(page.locator("main")).to_contain_text("cancelled since")
+    expect(page.locator("main")).to_contain_text(CANCEL_REASON)
+    walk.check("invoice-cancelled", key)
+
 
 def open_dead_letter(page: Page, key: str) -> None:
     """From the dead-letter list: the row of ``key``, its id links to the dead letter."""
@@ -256,7 +282,9 @@ def replay_state(dsn: str, key: str) -> dict[str, Any]:
             "AND idempotency_key = %s AND payload->'lines' <> '[]'::jsonb",
             (key,),
         ).fetchone()
-        audit = conn.execute("SELECT actor, action, reason FROM invoice_sync.audit").fetchall()
+        audit = conn.execute(
+            "SELECT actor, action, reason FROM invoice_sync.audit ORDER BY id"
+        ).fetchall()
     return {"outbox": outbox[0] if outbox else None, "audit": [tuple(r) for r in audit]}
 
 

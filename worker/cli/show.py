@@ -64,6 +64,7 @@ def _facts(story: InvoiceStory) -> list[tuple[str, object]]:
         ("pdf", story.pdf_url),
         ("recovered", "yes (found by a lookup)" if story.recovered else None),
         ("reason", story.reason),
+        ("cancelled by", story.cancelled_by),
         ("error", story.error),
         ("next attempt", format_time(story.next_attempt_at) if story.next_attempt_at else None),
         ("attempts made", story.attempts_made),

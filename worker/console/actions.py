@@ -1,8 +1,10 @@
-"""The console's actions (POST): log in and out, pause and resume, replay and purge.
+"""The console's actions (POST): log in and out, pause and resume, replay and purge, cancel.
 
 The gate in ``app`` has already refused a POST without an admin session and its CSRF token;
-each action asks for a reason, acts through ``OperatorActions`` (the audit entry in the action's
-own transaction) and renders what it did.
+each action asks for a reason and acts as the console login, with the audit entry in the
+action's own transaction: pause, resume, a replay and a cancel through the same store methods
+as the CLI, a purge by id and the bulk actions through ``OperatorActions``. Each renders what
+it did.
 """
 
 from __future__ import annotations
@@ -17,9 +19,11 @@ from worker.console.auth import LOGIN_COOKIE, SESSION_COOKIE
 from worker.console.rendering import CONSOLE, SESSION, refused, render
 from worker.console.selection import BULK_CAP, bounded, dead_letter_selection
 from worker.invoice import describe_validation_error, parse_invoice
-from worker.store.audit import REASON_LIMIT
-from worker.store.dead_letters import REFUSALS, ReplayResult
+from worker.store.accounts import AccountStore
+from worker.store.audit import REASON_LIMIT, AuditEntry
+from worker.store.dead_letters import REFUSALS, DeadLetterStore, ReplayResult
 from worker.store.operator import OperatorActions
+from worker.store.results import Results
 
 # A corrected payload larger than this is refused here; the outbox's own bound is 256 KiB.
 MAX_PAYLOAD_CHARS = 262_144
@@ -70,10 +74,16 @@ async def _reason(request: web.Request) -> str:
     return reason.strip()[:REASON_LIMIT]
 
 
-def _operator(request: web.Request) -> OperatorActions:
+def _actor(request: web.Request) -> str:
+    """The console login acting (the audit's actor)."""
     session = request[SESSION]
     assert session is not None  # the gate refuses an action without one
-    return OperatorActions(request.app[CONSOLE].pool, actor=session.user)
+    user: str = session.user
+    return user
+
+
+def _operator(request: web.Request) -> OperatorActions:
+    return OperatorActions(request.app[CONSOLE].pool, actor=_actor(request))
 
 
 def _done(request: web.Request, title: str, message: str, **values: Any) -> web.Response:
@@ -82,13 +92,18 @@ def _done(request: web.Request, title: str, message: str, **values: Any) -> web.
 
 async def pause(request: web.Request) -> web.Response:
     account = request.match_info["name"]
-    await _operator(request).account_pause(account, reason=await _reason(request))
+    actor = _actor(request)
+    await AccountStore(request.app[CONSOLE].pool).account_pause(
+        account, f"paused by {actor}", actor=actor, reason=await _reason(request)
+    )
     return _done(request, "Paused", f"Paused {account}: no claims until it is resumed.")
 
 
 async def resume(request: web.Request) -> web.Response:
     account = request.match_info["name"]
-    resumed = await _operator(request).account_resume(account, reason=await _reason(request))
+    resumed = await AccountStore(request.app[CONSOLE].pool).account_resume(
+        account, actor=_actor(request), reason=await _reason(request)
+    )
     message = f"Resumed {account}." if resumed else f"{account} was not paused."
     return _done(request, "Resumed", message)
 
@@ -103,8 +118,15 @@ def _dead_letter_id(request: web.Request) -> int:
 async def replay(request: web.Request) -> web.Response:
     reason = await _reason(request)
     payload = _corrected_payload((await request.post()).get("payload"))
-    results = await _operator(request).dead_letter_replay(
-        [_dead_letter_id(request)], reason=reason, payload=payload
+    audit = AuditEntry(
+        actor=_actor(request),
+        action="replay",
+        target={"corrected_payload": payload is not None},
+        rows=0,
+        reason=reason,
+    )
+    results = await DeadLetterStore(request.app[CONSOLE].pool).dead_letter_replay(
+        [_dead_letter_id(request)], payload=payload, audit=audit
     )
     return _replayed(request, results)
 
@@ -173,6 +195,37 @@ async def bulk(request: web.Request) -> web.Response:
     return _done(request, "Purged", f"Purged {deleted} dead letter{'s' * (deleted != 1)}.")
 
 
+# What the operator reads when a cancel changed nothing; the states are cancel()'s answers.
+CANCEL_REFUSED = {
+    "in_flight": "an attempt is under way or its outcome is not settled yet; nothing changed, "
+    "try again once it has finished",
+    "synced": "too late: the provider has the invoice",
+    "dead": "too late: it is a dead letter (replay or purge it instead)",
+    "unknown": "no such invoice",
+}
+
+
+async def cancel(request: web.Request) -> web.Response:
+    """Withdraw a pending invoice through ``invoice_sync.cancel()`` (as race-safe with the
+    claims as a producer's cancel), audited as the login; shows the state it ends in."""
+    form = await request.post()
+    account, key = bounded(form.get("account")), bounded(form.get("key"))
+    if not account or not key:
+        raise web.HTTPBadRequest(text="name the invoice: account and key")
+    reason = await _reason(request)
+    outcome = await Results(request.app[CONSOLE].pool).invoice_cancel(
+        account, key, reason=reason, actor=_actor(request)
+    )
+    if outcome.state == "cancelled":
+        done = "Cancelled" if outcome.withdrawn else "Already cancelled"
+        message = f"{done}: {account} {key} is cancelled and will never be sent."
+    else:
+        message = (
+            f"Not cancelled: {account} {key} is {outcome.state}: {CANCEL_REFUSED[outcome.state]}."
+        )
+    return _done(request, "Cancel", message, invoice=(account, key), state=outcome.state)
+
+
 def add_routes(app: web.Application) -> None:
     app.router.add_post("/login", login)
     app.router.add_post("/logout", logout)
@@ -181,3 +234,4 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/dead-letters/bulk", bulk)
     app.router.add_post("/dead-letters/{id}/replay", replay)
     app.router.add_post("/dead-letters/{id}/purge", purge)
+    app.router.add_post("/invoice/cancel", cancel)

@@ -35,6 +35,7 @@ class AccountView:
     running: int
     waiting_seconds: float | None
     dead: Mapping[str, int]
+    cancelled: int
     state: AccountState | None
     budget: RateBudget | None
     chart: Chart
@@ -60,6 +61,7 @@ async def read_overview(pool: Pool, configured: Mapping[str, ConfiguredAccount])
     dead: dict[str, dict[str, int]] = {}
     for row in await StatsStore(pool).status_dead_letter():
         dead.setdefault(row["account"], {})[row["reason"]] = row["count"]
+    cancelled = {row["account"]: row["count"] for row in await StatsStore(pool).status_cancelled()}
     states = {s.account: s for s in await AccountStore(pool).account_state_list()}
     budgets = {b.account: b for b in await store.console_rate_budget()}
     minutes = await store.console_throughput(CHART_MINUTES)
@@ -78,6 +80,7 @@ async def read_overview(pool: Pool, configured: Mapping[str, ConfiguredAccount])
                 running=count.running if count else 0,
                 waiting_seconds=max(0.0, (now - first).total_seconds()) if first else None,
                 dead=dead.get(name, {}),
+                cancelled=cancelled.get(name, 0),
                 state=states.get(name),
                 budget=budgets.get(name),
                 chart=minute_chart(

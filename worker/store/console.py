@@ -55,7 +55,8 @@ class RateBudget:
 @dataclass(frozen=True, kw_only=True, slots=True)
 class InvoiceRow:
     """One invoice as the invoice list shows it; ``state`` is ``pending``, ``running``,
-    ``synced`` or ``dead``; ``note`` the last error or the dead letter's reason."""
+    ``synced``, ``dead`` or ``cancelled``; ``note`` the last error, the dead letter's reason
+    or the reason it was cancelled for."""
 
     account: str
     idempotency_key: str

@@ -149,7 +149,8 @@ class DeadLetterStore:
         ``payload`` (JSON text, already validated) replaces the stored one; it is only accepted
         for a single id. ``dry_run`` runs each batch and rolls it back, so what it reports is
         exactly what a replay would have done at that moment. ``audit`` (not for a dry run)
-        is appended in each batch's transaction, with the batch's ids and rows replayed.
+        is appended in each batch's transaction, its target with the batch's ``ids`` added,
+        and the rows replayed.
         """
         if payload is not None and len(ids) != 1:
             raise ValueError("a corrected payload replays exactly one dead letter")
@@ -157,7 +158,11 @@ class DeadLetterStore:
         results: dict[int, ReplayResult] = {}
         for start in range(0, len(unique), REPLAY_BATCH):
             batch = unique[start : start + REPLAY_BATCH]
-            entry = None if audit is None or dry_run else replace(audit, target={"ids": batch})
+            entry = (
+                None
+                if audit is None or dry_run
+                else replace(audit, target={**audit.target, "ids": batch})
+            )
             for row in await self._replay_batch(batch, payload, dry_run=dry_run, audit=entry):
                 results[row["id"]] = ReplayResult.from_row(row)
         return [results.get(i) or _not_found(i) for i in unique]

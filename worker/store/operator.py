@@ -1,8 +1,11 @@
-"""Operator actions taken in the console, each with its audit entry in its own transaction.
+"""The console's own dead-letter actions, each with its audit entry in its own transaction.
 
-The entry and the action commit together or not at all (``audit_append``): a pause that rolled
-back leaves no entry, and no replay happens without one. A bulk action selects its rows with
-``FOR UPDATE`` in the same transaction, so it acts on the rows it counted, up to a cap.
+Pause, resume, a replay by id and cancel go through the same store methods as the CLI
+(``AccountStore``, ``DeadLetterStore``, ``Results``, with the console login as ``actor``).
+What is left here has no CLI twin: a purge by id, and the bulk actions, which select their rows
+with ``FOR UPDATE`` in the action's transaction so they act on the rows the operator counted,
+up to a cap (the CLI's replay of a filter batches by 500 and its purge goes by age).
+The entry and the action commit together or not at all (``audit_append``).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from worker.store.queries import queries
 
 
 class OperatorActions:
-    """Pause, resume, replay and purge, as ``actor`` (the console login), audited."""
+    """Bulk replay, and purge by id or filter, as ``actor`` (the console login), audited."""
 
     def __init__(self, pool: Pool, *, actor: str) -> None:
         self._pool = pool
@@ -30,31 +33,6 @@ class OperatorActions:
     def _entry(self, action: str, target: dict[str, Any], rows: int, reason: str) -> AuditEntry:
         return AuditEntry(actor=self._actor, action=action, target=target, rows=rows, reason=reason)
 
-    async def account_pause(self, account: str, *, reason: str) -> None:
-        """An operator's pause (no probes; only a resume ends it)."""
-        async with database.transaction(self._pool) as conn:
-            await conn.execute(self._q["account_pause"], account, f"paused by {self._actor}")
-            await audit_append(conn, self._entry("pause", {"account": account}, 1, reason))
-
-    async def account_resume(self, account: str, *, reason: str) -> bool:
-        """Resume now; False (and still audited, with 0 rows) when it was not paused."""
-        async with database.transaction(self._pool) as conn:
-            row = await conn.fetchrow(self._q["account_resume"], account)
-            rows = 0 if row is None else 1
-            await audit_append(conn, self._entry("resume", {"account": account}, rows, reason))
-        return row is not None
-
-    async def dead_letter_replay(
-        self, ids: Sequence[int], *, reason: str, payload: str | None = None
-    ) -> list[ReplayResult]:
-        """Replay the dead letters ``ids`` (``payload``, validated JSON text, replaces the
-        stored one; one id only)."""
-        if payload is not None and len(ids) != 1:
-            raise ValueError("a corrected payload replays exactly one dead letter")
-        target: dict[str, Any] = {"ids": list(ids), "corrected_payload": payload is not None}
-        async with database.transaction(self._pool) as conn:
-            return await self._replay(conn, list(ids), payload, target, reason)
-
     async def dead_letter_replay_selection(
         self, selection: DeadLetterSelection, *, reason: str, cap: int
     ) -> list[ReplayResult]:
@@ -62,7 +40,7 @@ class OperatorActions:
         async with database.transaction(self._pool) as conn:
             ids = await self._select(conn, selection, cap)
             target = {"filter": asdict(selection), "ids": ids}
-            return await self._replay(conn, ids, None, target, reason)
+            return await self._replay(conn, ids, target, reason)
 
     async def dead_letter_purge(self, ids: Sequence[int], *, reason: str) -> int:
         """Delete the dead letters ``ids``; how many were deleted."""
@@ -87,14 +65,9 @@ class OperatorActions:
         return [row["id"] for row in rows]
 
     async def _replay(
-        self,
-        conn: Any,
-        ids: list[int],
-        payload: str | None,
-        target: dict[str, Any],
-        reason: str,
+        self, conn: Any, ids: list[int], target: dict[str, Any], reason: str
     ) -> list[ReplayResult]:
-        rows = await conn.fetch(self._q["dead_letter_replay"], ids, payload)
+        rows = await conn.fetch(self._q["dead_letter_replay"], ids, None)
         results = [ReplayResult.from_row(row) for row in rows]
         replayed = sum(1 for r in results if r.replayed_to is not None)
         await audit_append(conn, self._entry("replay", target, replayed, reason))

@@ -1,6 +1,7 @@
 """One invoice's whole story, by its business key: where it is now (pending, in flight, synced,
 dead letter), what the provider calls it, every outbox row it has had (a dead letter replayed
-becomes a new outbox row of the same key) and every attempt, oldest first.
+becomes a new outbox row of the same key) and every attempt, oldest first. A key withdrawn by
+``invoice_sync.cancel()`` is ``cancelled``, with the reason given and the login that called it.
 
 Read by ``invoice-sync show`` and the console's invoice page. Two named queries on one
 connection (``story_rows``, ``story_attempts``), both by ``(account, idempotency_key)``.
@@ -25,6 +26,8 @@ PENDING = "pending"
 IN_FLIGHT = "in_flight"
 SYNCED = "synced"
 DEAD = "dead"
+CANCELLED = "cancelled"
+"""Withdrawn before it was sent (``invoice_sync.cancelled``); never sent afterwards."""
 PURGED = "purged"
 """Only attempts are left: the dead letters were purged (attempts outlive them)."""
 
@@ -67,8 +70,10 @@ class InvoiceStory:
 
     ``outbox_id`` is the newest row of the key (the one ``state`` describes); ``history`` every
     outbox id the key has had, oldest first. The provider fields are set once it is synced;
-    ``reason`` and ``error`` are the dead letter's, or a pending row's last error. ``since``:
-    when it reached ``state`` (the last change, for a row still in the outbox).
+    ``reason`` and ``error`` are the dead letter's, or a pending row's last error; for a
+    cancelled key ``reason`` is the one cancel() was given and ``cancelled_by`` the database
+    login that called it (an operator's own name is in the audit log). ``since``: when it
+    reached ``state`` (the last change, for a row still in the outbox; the cancel's time).
     ``next_attempt_at``: when a pending row is due.
     """
 
@@ -88,6 +93,7 @@ class InvoiceStory:
     reason: str | None = None
     error: str | None = None
     next_attempt_at: datetime | None = None
+    cancelled_by: str | None = None
     attempts: list[AttemptRecord]
 
 
@@ -145,14 +151,16 @@ def _story(
         reason=now["reason"],
         error=now["error"],
         next_attempt_at=now["available_at"] if now["place"] == "outbox" else None,
+        cancelled_by=now["cancelled_by"],
         attempts=attempts,
     )
 
 
 def _where_now(rows: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
     """The row that says where the invoice is: synced wins (a key is synced once and never
-    sent again), then a row still in the outbox, then the newest dead letter."""
-    for place in ("synced", "outbox", "dead_letter"):
+    sent again), then a row still in the outbox, then a cancelled one (a key is cancelled once
+    and never enqueued again), then the newest dead letter (a replay chain's earlier rows)."""
+    for place in ("synced", "outbox", "cancelled", "dead_letter"):
         found = [row for row in rows if row["place"] == place]
         if found:
             return found[-1]
@@ -164,4 +172,6 @@ def _state(row: Mapping[str, Any]) -> str:
         return SYNCED
     if row["place"] == "dead_letter":
         return DEAD
+    if row["place"] == "cancelled":
+        return CANCELLED
     return IN_FLIGHT if row["state"] == "running" else PENDING

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import asyncpg
 
-from tests.factories import invoice
+from tests.factories import enqueue, invoice
 from tests.integration.console.conftest import (
     ADMIN_TOKEN,
     ClientFactory,
@@ -37,6 +37,7 @@ async def test_a_read_only_console_hides_actions_and_refuses_posts(
         "/accounts/shop/pause",
         "/dead-letters/7/replay",
         "/dead-letters/7/purge",
+        "/invoice/cancel",
         "/login",
     ]:
         response = await client.post(path, data={"reason": "x", "csrf": "x"})
@@ -154,8 +155,15 @@ async def test_replay_with_a_corrected_payload_and_purge_are_audited(
     assert "already replayed" in await again.text()
     purged = await client.post("/dead-letters/12/purge", data={"reason": "test data", "csrf": csrf})
     assert "Purged 1 dead letter." in await purged.text()
-    rows = [(r["action"], r["rows"], r["reason"]) for r in await audit_rows(pool)]
-    assert rows == [("replay", 1, "GSTIN fixed"), ("replay", 0, "twice"), ("purge", 1, "test data")]
+    rows = [
+        (r["action"], json.loads(r["target"]), r["rows"], r["reason"])
+        for r in await audit_rows(pool)
+    ]
+    assert rows == [
+        ("replay", {"ids": [11], "corrected_payload": True}, 1, "GSTIN fixed"),
+        ("replay", {"ids": [11], "corrected_payload": False}, 0, "twice"),
+        ("purge", {"ids": [12]}, 1, "test data"),
+    ]
 
 
 async def test_a_bulk_replay_shows_its_count_and_needs_confirmation(
@@ -193,3 +201,59 @@ async def test_a_bulk_replay_shows_its_count_and_needs_confirmation(
     assert target["filter"] == {"reason": "credits_expired", "account": None, "older_than": 3600.0}
     assert sorted(target["ids"]) == [100, 101, 102]
     assert await csrf_of(client) == csrf
+
+
+async def test_cancel_withdraws_a_pending_invoice_audited_as_the_login(
+    pool: asyncpg.Pool, make_client: ClientFactory
+) -> None:
+    await enqueue(pool, "shop", "order-1")
+    running = await enqueue(pool, "shop", "order-2")
+    await pool.execute("UPDATE invoice_sync.outbox SET state = 'running' WHERE id = $1", running)
+    page = "/invoice?account=shop&key=order-1"
+    reader = await make_client(admin=False)
+    assert 'id="cancel-form"' not in await (await reader.get(page)).text()
+    client = await make_client(admin=True)
+    csrf = await log_in(client)
+    assert 'id="cancel-form"' in await (await client.get(page)).text()
+    form = {"account": "shop", "key": "order-1", "csrf": csrf}
+    forged = await client.post("/invoice/cancel", data={**form, "csrf": csrf[:-2] + "xx"})
+    assert forged.status == 403
+    no_reason = await client.post("/invoice/cancel", data=form)
+    assert no_reason.status == 400
+    assert await pool.fetchval("SELECT count(*) FROM invoice_sync.cancelled") == 0
+
+    done = await client.post("/invoice/cancel", data={**form, "reason": "customer withdrew"})
+    text = await done.text()
+    assert done.status == 200
+    assert "Cancelled: shop order-1" in text
+    assert '<strong id="state">cancelled</strong>' in text
+    again = await client.post("/invoice/cancel", data={**form, "reason": "twice"})
+    assert "Already cancelled" in await again.text()
+    busy = await client.post(
+        "/invoice/cancel", data={**form, "key": "order-2", "reason": "too late?"}
+    )
+    assert "Not cancelled: shop order-2 is in_flight" in await busy.text()
+
+    row = await pool.fetchrow("SELECT reason FROM invoice_sync.cancelled")
+    assert row["reason"] == "customer withdrew"
+    assert await pool.fetchval("SELECT count(*) FROM invoice_sync.outbox") == 1
+    rows = [
+        (r["actor"], r["action"], json.loads(r["target"]), r["rows"], r["reason"])
+        for r in await audit_rows(pool)
+    ]
+    target = {"account": "shop", "idempotency_key": "order-1"}
+    assert rows == [
+        ("admin", "cancel", {**target, "state": "cancelled"}, 1, "customer withdrew"),
+        ("admin", "cancel", {**target, "state": "cancelled"}, 0, "twice"),
+        (
+            "admin",
+            "cancel",
+            {**target, "idempotency_key": "order-2", "state": "in_flight"},
+            0,
+            "too late?",
+        ),
+    ]
+    shown = await (await client.get(page)).text()
+    assert "cancelled since" in shown
+    assert "customer withdrew" in shown
+    assert 'id="cancel-form"' not in shown

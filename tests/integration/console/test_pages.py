@@ -24,6 +24,13 @@ async def seed(pool: asyncpg.Pool) -> None:
     await add_dead(
         pool, 900002, "shop", "order-dead", error="GSTIN invalid", age=timedelta(hours=3)
     )
+    await enqueue(pool, "gone", "order-cancelled")
+    assert (
+        await pool.fetchval(
+            "SELECT invoice_sync.cancel('gone', 'order-cancelled', 'customer withdrew')"
+        )
+        == "cancelled"
+    )
     await pool.execute(
         "INSERT INTO invoice_sync.account_state (account, paused, pause_reason, pause_error,"
         " paused_at) VALUES ('other', true, 'credits_expired', 'HTTP 402: top up', now())"
@@ -34,8 +41,30 @@ async def test_every_page_renders_with_data(pool: asyncpg.Pool, make_client: Cli
     await seed(pool)
     client = await make_client(admin=False)
     pages = {
-        "/": ["shop", "other", "credits_expired", "HTTP 402: top up", "rejected: 1", "<svg"],
-        "/invoices": ["order-pending", "order-synced", "order-dead", "INV-77", "bc-4711"],
+        "/": [
+            "shop",
+            "other",
+            "credits_expired",
+            "HTTP 402: top up",
+            "rejected: 1",
+            "<svg",
+            "gone",
+            'class="cancelled">1<',
+        ],
+        "/invoices": [
+            "order-pending",
+            "order-synced",
+            "order-dead",
+            "INV-77",
+            "bc-4711",
+            "order-cancelled",
+            "customer withdrew",
+        ],
+        "/invoice?account=gone&key=order-cancelled": [
+            "cancelled since",
+            "customer withdrew",
+            "Cancelled by",
+        ],
         "/invoice?account=shop&key=order-pending": ["HTTP 503: try later", "attempt 1"],
         "/invoice?account=shop&key=order-synced": ["synced since", "bc-4711", "INV-77"],
         "/invoice?account=shop&key=order-dead": [
@@ -84,10 +113,11 @@ async def test_search_finds_by_key_number_and_provider_id(
         ("INV-77", "order-synced"),
         ("bc-4711", "order-synced"),
         ("order-dead", "order-dead"),
+        ("order-cancelled", "order-cancelled"),
     ]:
         text = await (await client.get("/invoices", params={"q": query})).text()
         assert f">{key}</a>" in text, query
-        others = {"order-pending", "order-synced", "order-dead"} - {key}
+        others = {"order-pending", "order-synced", "order-dead", "order-cancelled"} - {key}
         assert not any(f">{other}</a>" in text for other in others), query
     text = await (
         await client.get("/invoices", params={"q": "order-pending", "account": "x"})

@@ -10,7 +10,8 @@ import asyncpg
 
 from tests.factories import enqueue
 from worker.store.dead_letters import DeadLetterStore
-from worker.store.story import DEAD, PENDING, PURGED, SYNCED, invoice_story
+from worker.store.results import Results
+from worker.store.story import CANCELLED, DEAD, PENDING, PURGED, SYNCED, invoice_story
 
 T0 = datetime(2026, 7, 1, 9, 0, tzinfo=UTC)
 
@@ -147,3 +148,38 @@ async def test_attempts_outlive_a_purged_dead_letter(pool: asyncpg.Pool) -> None
     story = await invoice_story(pool, "shop", "order-1")
     assert story is not None
     assert (story.state, story.outbox_id, len(story.attempts)) == (PURGED, row_id, 1)
+
+
+async def test_a_key_cancelled_after_a_replay_is_cancelled_with_its_chain(
+    pool: asyncpg.Pool,
+) -> None:
+    first = await enqueue(pool, "shop", "order-1")
+    await insert_attempt(pool, first, 1, "dead_letter", reason="rejected")
+    await dead_letter(pool, first)
+    [replay] = await DeadLetterStore(pool).dead_letter_replay([first])
+    assert replay.replayed_to is not None
+
+    outcome = await Results(pool).invoice_cancel(
+        "shop", "order-1", reason="order refunded", actor="ops@host"
+    )
+    assert (outcome.state, outcome.withdrawn) == ("cancelled", True)
+
+    story = await invoice_story(pool, "shop", "order-1")
+    assert story is not None
+    cancelled_at, login = await pool.fetchrow(
+        "SELECT cancelled_at, cancelled_by FROM invoice_sync.cancelled WHERE outbox_id = $1",
+        replay.replayed_to,
+    )
+    assert (story.state, story.outbox_id, story.history) == (
+        CANCELLED,
+        replay.replayed_to,
+        [first, replay.replayed_to],
+    )
+    assert (story.reason, story.since, story.cancelled_by) == (
+        "order refunded",
+        cancelled_at,
+        login,
+    )
+    assert story.error is None
+    assert story.next_attempt_at is None
+    assert [(a.outbox_id, a.outcome) for a in story.attempts] == [(first, "dead_letter")]
