@@ -12,6 +12,7 @@ import socket
 import structlog
 
 from worker.config import Settings
+from worker.engine.account_reload import AccountReloader
 from worker.engine.database_accounts import LoadedAccounts, with_database_accounts
 from worker.engine.fleet import Fleet
 from worker.engine.health import HealthServer, Vitals
@@ -48,6 +49,7 @@ async def run_worker(settings: Settings, *, drain: bool) -> None:
 async def _run_engine(settings: Settings, *, drain: bool) -> None:
     dsn = settings.database_dsn()
     fleet = start_fleet(settings)  # the file's mistakes first, before any connection
+    file_settings, file_accounts = settings, fleet.checked()
     settings, loaded = await _with_database_accounts(settings, dsn)
     if loaded.accounts:
         fleet = start_fleet(settings)  # the file's accounts and the database's
@@ -70,6 +72,15 @@ async def _run_engine(settings: Settings, *, drain: bool) -> None:
             metrics=metrics,
             refresher=MetricsRefresher(pool, metrics, fleet.names()),
         )
+        reloader = AccountReloader(
+            settings=file_settings,
+            file_accounts=file_accounts,
+            pool=pool,
+            listen_dsn=dsn,
+            apply=engine.replace_accounts,
+            current=fleet.checked(),
+            metrics=metrics,
+        )
         listen = settings.observe.listen_on()
         if listen is not None:
             health = HealthServer(
@@ -80,7 +91,11 @@ async def _run_engine(settings: Settings, *, drain: bool) -> None:
             )
             await health.start(*listen)
         _install_signals(engine)
-        await engine.run(drain=drain)
+        reloader.start()
+        try:
+            await engine.run(drain=drain)
+        finally:
+            await reloader.stop()
     finally:
         if health is not None:
             await health.stop()
