@@ -8,8 +8,9 @@ and checks them (``load_accounts``), adds the config file's accounts and hands t
 engine (``Engine.replace_accounts``), which takes it in before its next claim.
 
 A reload never stops the daemon: a row whose secret no key opens, whose settings are invalid or
-whose name the config file already uses is left out with an ``account.invalid`` log line and
-counted in ``invoice_sync_accounts_invalid``; a database outage waits for the next wake-up.
+whose name the config file already uses is left out with an ``account.invalid`` log line (once,
+not again at each reload while it stays as it is) and counted in
+``invoice_sync_accounts_invalid``; a database outage waits for the next wake-up.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ class AccountReloader:
         listen_dsn: str,
         apply: Callable[[dict[str, CheckedAccount]], None],
         current: Mapping[str, CheckedAccount],
+        reported: Mapping[str, str] | None = None,
         metrics: Metrics | None = None,
         poll: float = ACCOUNT_POLL,
     ) -> None:
@@ -59,6 +61,8 @@ class AccountReloader:
         self._pool = pool
         self._apply = apply
         self._current = dict(current)
+        # Invalid rows already named in the log (at start-up, or by the last reload), with why.
+        self._reported = dict(reported or {})
         self._metrics = metrics
         self._poll = poll
         self._changed = asyncio.Event()
@@ -78,7 +82,8 @@ class AccountReloader:
 
     async def reload(self) -> None:
         """Read the table now and hand the engine the accounts to work, if they changed."""
-        loaded = load_accounts(await account_rows(self._pool), self._keyring, skip_unopenable=True)
+        rows = await account_rows(self._pool)
+        loaded = load_accounts(rows, self._keyring, skip_unopenable=True, reported=self._reported)
         REDACTOR.add(loaded.secrets)
         invalid = dict(loaded.invalid)
         accounts = dict(self._file_accounts)
@@ -87,7 +92,9 @@ class AccountReloader:
                 accounts[name] = self._checked(name, settings)
             except ConfigError as exc:
                 invalid[name] = str(exc)
-                log.warning("account.invalid", account=name, error=str(exc))
+                if self._reported.get(name) != str(exc):
+                    log.warning("account.invalid", account=name, error=str(exc))
+        self._reported = invalid
         if self._metrics is not None:
             self._metrics.accounts_invalid.set(len(invalid))
         if accounts == self._current:

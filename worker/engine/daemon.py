@@ -79,6 +79,7 @@ async def _run_engine(settings: Settings, *, drain: bool) -> None:
             listen_dsn=dsn,
             apply=engine.replace_accounts,
             current=fleet.checked(),
+            reported=loaded.invalid,
             metrics=metrics,
         )
         listen = settings.observe.listen_on()

@@ -86,14 +86,26 @@ class LoadedAccounts:
 
 
 def load_accounts(
-    rows: Iterable[AccountRow], keyring: Keyring, *, skip_unopenable: bool = False
+    rows: Iterable[AccountRow],
+    keyring: Keyring,
+    *,
+    skip_unopenable: bool = False,
+    reported: Mapping[str, str] | None = None,
 ) -> LoadedAccounts:
     """Every enabled row opened and checked; ``SealError`` for a secret no key opens (with
-    ``skip_unopenable``: that account is left out as invalid instead)."""
+    ``skip_unopenable``: that account is left out as invalid instead). An invalid row is logged
+    unless ``reported`` (a reload's previous ``invalid``) already holds it with the same error:
+    a bad row left alone is named once, not at every reload."""
     accounts: dict[str, AccountSettings] = {}
     invalid: dict[str, str] = {}
     disabled: set[str] = set()
     secrets: list[str] = []
+
+    def left_out(name: str, error: str) -> None:
+        invalid[name] = error
+        if (reported or {}).get(name) != error:
+            log.warning("account.invalid", account=name, error=error)
+
     for row in rows:
         if not row.enabled:
             disabled.add(row.name)
@@ -103,15 +115,13 @@ def load_accounts(
         except SealError as exc:
             if not skip_unopenable:
                 raise
-            invalid[row.name] = str(exc)
-            log.warning("account.invalid", account=row.name, error=str(exc))
+            left_out(row.name, str(exc))
             continue
         secrets.extend(v for v in opened.values() if len(v) >= MIN_SECRET_LENGTH)
         try:
             accounts[row.name] = account_settings(row, opened)
         except ConfigError as exc:
-            invalid[row.name] = str(exc)
-            log.warning("account.invalid", account=row.name, error=str(exc))
+            left_out(row.name, str(exc))
     return LoadedAccounts(
         accounts=accounts, disabled=frozenset(disabled), invalid=invalid, secrets=secrets
     )

@@ -221,5 +221,8 @@ async def test_a_row_no_key_opens_or_with_bad_options_is_skipped_and_the_daemon_
             assert metrics.accounts_invalid._value.get() == 2
             await asyncio.sleep(0.2)
             assert await status(pool, row_id) == "synced"
-    invalid = {e["account"] for e in logs if e["event"] == "account.invalid"}
-    assert invalid == {"foreign", "broken"}
+            # Another reload: the bad rows, unchanged, are not named again.
+            await writer.account_insert(account_row("later", ring, "later_token_0123456"))
+            await eventually(lambda: "later" in fleet, "a later account")
+    invalid = sorted(e["account"] for e in logs if e["event"] == "account.invalid")
+    assert invalid == ["broken", "foreign"]
