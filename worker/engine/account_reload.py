@@ -3,8 +3,9 @@ table holds now, without a restart.
 
 The table's trigger NOTIFYs ``ACCOUNT_CHANNEL`` on every change; a LISTEN connection of its own
 (``worker.engine.listener.Listener``) wakes the reload, and a poll every ``ACCOUNT_POLL`` seconds
-covers for notifications lost while that connection was down. A reload reads every row, opens
-and checks them (``load_accounts``), adds the config file's accounts and hands the set to the
+covers for notifications lost while that connection was down. A reload first reads the table's
+fingerprint (``account_fingerprint``) and stops there when it is unchanged; else it reads every
+row, opens and checks them (``load_accounts``), adds the config file's accounts and hands the set to the
 engine (``Engine.replace_accounts``), which takes it in before its next claim.
 
 A reload never stops the daemon: a row whose secret no key opens, whose settings are invalid or
@@ -30,7 +31,7 @@ from worker.engine.metrics import Metrics
 from worker.engine.runtimes import CheckedAccount, check_account
 from worker.errors import ConfigError, StoreError
 from worker.logs import REDACTOR
-from worker.store.account_rows import ACCOUNT_CHANNEL, account_rows
+from worker.store.account_rows import ACCOUNT_CHANNEL, account_fingerprint, account_rows
 from worker.store.database import Pool
 
 log = structlog.get_logger(__name__)
@@ -53,6 +54,7 @@ class AccountReloader:
         apply: Callable[[dict[str, CheckedAccount]], None],
         current: Mapping[str, CheckedAccount],
         reported: Mapping[str, str] | None = None,
+        fingerprint: str | None = None,
         metrics: Metrics | None = None,
         poll: float = ACCOUNT_POLL,
     ) -> None:
@@ -63,6 +65,8 @@ class AccountReloader:
         self._current = dict(current)
         # Invalid rows already named in the log (at start-up, or by the last reload), with why.
         self._reported = dict(reported or {})
+        # The table's ``account_fingerprint`` as of ``current`` (None: unknown, read it all).
+        self._fingerprint = fingerprint
         self._metrics = metrics
         self._poll = poll
         self._changed = asyncio.Event()
@@ -82,6 +86,10 @@ class AccountReloader:
 
     async def reload(self) -> None:
         """Read the table now and hand the engine the accounts to work, if they changed."""
+        # Read before the rows: a change committed in between is read again next time.
+        fingerprint = await account_fingerprint(self._pool)
+        if fingerprint == self._fingerprint:
+            return
         rows = await account_rows(self._pool)
         loaded = load_accounts(rows, self._keyring, skip_unopenable=True, reported=self._reported)
         REDACTOR.add(loaded.secrets)
@@ -95,6 +103,7 @@ class AccountReloader:
                 if self._reported.get(name) != str(exc):
                     log.warning("account.invalid", account=name, error=str(exc))
         self._reported = invalid
+        self._fingerprint = fingerprint
         if self._metrics is not None:
             self._metrics.accounts_invalid.set(len(invalid))
         if accounts == self._current:

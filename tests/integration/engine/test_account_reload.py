@@ -25,7 +25,7 @@ from worker.engine.runtimes import AccountRuntime, CheckedAccount
 from worker.outcome import Outcome
 from worker.providers.base import Attempt
 from worker.sealed import Keyring, decode_key, new_key
-from worker.store.account_rows import AccountRow, AccountWriter
+from worker.store.account_rows import AccountRow, AccountWriter, account_fingerprint
 from worker.store.outbox import Outbox
 
 SANDBOX = "http://127.0.0.1:9"
@@ -90,7 +90,13 @@ async def status(pool: asyncpg.Pool, row_id: int) -> str:
 
 @asynccontextmanager
 async def running(
-    pool: asyncpg.Pool, dsn: str, key: str, opener: TokenOpener, metrics: Metrics
+    pool: asyncpg.Pool,
+    dsn: str,
+    key: str,
+    opener: TokenOpener,
+    metrics: Metrics,
+    *,
+    poll: float = 60.0,  # past the test: only a notification can reload in time
 ) -> AsyncIterator[Fleet]:
     settings = Settings.model_validate({"secret_key": key})
     fleet = Fleet({}, opener=opener, idle_timeout=300, max_open=100)
@@ -111,7 +117,7 @@ async def running(
         apply=engine.replace_accounts,
         current={},
         metrics=metrics,
-        poll=60.0,  # past the test: only a notification can reload in time
+        poll=poll,
     )
     task = asyncio.create_task(engine.run())
     reloader.start()
@@ -226,3 +232,43 @@ async def test_a_row_no_key_opens_or_with_bad_options_is_skipped_and_the_daemon_
             await eventually(lambda: "later" in fleet, "a later account")
     invalid = sorted(e["account"] for e in logs if e["event"] == "account.invalid")
     assert invalid == ["broken", "foreign"]
+
+
+async def test_a_change_whose_notification_is_lost_is_found_by_the_poll(
+    pool: asyncpg.Pool, dsn: str
+) -> None:
+    key = new_key()
+    ring = Keyring(decode_key(key, "secret_key"))
+    opener = TokenOpener()
+    async with running(pool, dsn, key, opener, Metrics(), poll=0.5) as fleet:
+        await asyncio.sleep(0.3)  # listening, first reload done
+        # As if the notification were lost: in this session triggers (the NOTIFY's) do not fire.
+        quiet = await asyncpg.create_pool(
+            dsn, min_size=1, max_size=1, server_settings={"session_replication_role": "replica"}
+        )
+        try:
+            await AccountWriter(quiet, "ops@host").account_insert(
+                account_row("quiet", ring, "quiet_token_0123456")
+            )
+        finally:
+            await quiet.close()
+        taken = await eventually(lambda: "quiet" in fleet, "the poll's reload")
+    assert taken < WITHIN
+
+
+async def test_the_fingerprint_changes_with_any_row_even_one_changed_by_hand(
+    pool: asyncpg.Pool,
+) -> None:
+    ring = Keyring(decode_key(new_key(), "secret_key"))
+    empty = await account_fingerprint(pool)
+    await AccountWriter(pool, "ops@host").account_insert(
+        account_row("a", ring, "a_token_0123456789")
+    )
+    one = await account_fingerprint(pool)
+    assert one == await account_fingerprint(pool)  # stable while nothing changes
+    # By hand: updated_at left alone.
+    await pool.execute("UPDATE invoice_sync.account SET concurrency = 7 WHERE name = 'a'")
+    changed = await account_fingerprint(pool)
+    await pool.execute("DELETE FROM invoice_sync.account")
+    assert len({empty, one, changed}) == 3
+    assert await account_fingerprint(pool) == empty
