@@ -5,8 +5,8 @@ The table's trigger NOTIFYs ``ACCOUNT_CHANNEL`` on every change; a LISTEN connec
 (``worker.engine.listener.Listener``) wakes the reload, and a poll every ``ACCOUNT_POLL`` seconds
 covers for notifications lost while that connection was down. A reload first reads the table's
 fingerprint (``account_fingerprint``) and stops there when it is unchanged; else it reads every
-row, opens and checks them (``load_accounts``), adds the config file's accounts and hands the set to the
-engine (``Engine.replace_accounts``), which takes it in before its next claim.
+row, opens and checks them (``load_accounts``), adds the config file's accounts and hands the
+set to the engine (``Engine.replace_accounts``), which takes it in before its next claim.
 
 A reload never stops the daemon: a row whose secret no key opens, whose settings are invalid or
 whose name the config file already uses is left out with an ``account.invalid`` log line (once,
