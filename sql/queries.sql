@@ -1019,6 +1019,12 @@ SELECT name, provider, options::text AS options, rate_limit, concurrency, enable
   FROM invoice_sync.account
  ORDER BY name;
 
+-- name: account_fingerprint
+-- Changes whenever any account row does (a reload compares it before reading every row): the
+-- count and an order-free sum of each whole row's hash, so a change by hand counts too.
+SELECT count(*)::text || ':' || coalesce(sum(hashtextextended(a::text, 0)), 0)::text
+  FROM invoice_sync.account a;
+
 -- name: account_row
 -- One database-held account ($1 name), or none.
 SELECT name, provider, options::text AS options, rate_limit, concurrency, enabled,

@@ -12,6 +12,7 @@ import socket
 import structlog
 
 from worker.config import Settings
+from worker.engine.account_reload import AccountReloader
 from worker.engine.database_accounts import LoadedAccounts, with_database_accounts
 from worker.engine.fleet import Fleet
 from worker.engine.health import HealthServer, Vitals
@@ -21,6 +22,7 @@ from worker.engine.otlp import exporting
 from worker.engine.runtimes import RuntimeFactory, check_accounts, warn_insecure
 from worker.errors import ConfigError, InputError, StoreError
 from worker.store import database, migrate
+from worker.store.account_rows import account_fingerprint
 from worker.store.database import Pool, StoreUnavailableError
 from worker.store.outbox import Outbox
 
@@ -48,7 +50,8 @@ async def run_worker(settings: Settings, *, drain: bool) -> None:
 async def _run_engine(settings: Settings, *, drain: bool) -> None:
     dsn = settings.database_dsn()
     fleet = start_fleet(settings)  # the file's mistakes first, before any connection
-    settings, loaded = await _with_database_accounts(settings, dsn)
+    file_settings, file_accounts = settings, fleet.checked()
+    settings, loaded, fingerprint = await _with_database_accounts(settings, dsn)
     if loaded.accounts:
         fleet = start_fleet(settings)  # the file's accounts and the database's
     if not fleet.names():
@@ -70,6 +73,17 @@ async def _run_engine(settings: Settings, *, drain: bool) -> None:
             metrics=metrics,
             refresher=MetricsRefresher(pool, metrics, fleet.names()),
         )
+        reloader = AccountReloader(
+            settings=file_settings,
+            file_accounts=file_accounts,
+            pool=pool,
+            listen_dsn=dsn,
+            apply=engine.replace_accounts,
+            current=fleet.checked(),
+            reported=loaded.invalid,
+            fingerprint=fingerprint,
+            metrics=metrics,
+        )
         listen = settings.observe.listen_on()
         if listen is not None:
             health = HealthServer(
@@ -80,7 +94,11 @@ async def _run_engine(settings: Settings, *, drain: bool) -> None:
             )
             await health.start(*listen)
         _install_signals(engine)
-        await engine.run(drain=drain)
+        reloader.start()
+        try:
+            await engine.run(drain=drain)
+        finally:
+            await reloader.stop()
     finally:
         if health is not None:
             await health.stop()
@@ -106,12 +124,18 @@ def start_fleet(settings: Settings) -> Fleet:
     )
 
 
-async def _with_database_accounts(settings: Settings, dsn: str) -> tuple[Settings, LoadedAccounts]:
+async def _with_database_accounts(
+    settings: Settings, dsn: str
+) -> tuple[Settings, LoadedAccounts, str]:
+    """The settings with the database's accounts, and the table's fingerprint read just before
+    (the reloader's starting point: it rereads the rows only once that changes)."""
     # On a pool of one, before the engine's: its size follows the accounts' total concurrency.
     pool = await database.create_pool(dsn, min_size=1, max_size=1)
     try:
         await _check_schema(pool)  # the account table is in the schema: check it first
-        return await with_database_accounts(settings, pool)
+        fingerprint = await account_fingerprint(pool)
+        merged, loaded = await with_database_accounts(settings, pool)
+        return merged, loaded, fingerprint
     finally:
         await pool.close()
 

@@ -7,7 +7,9 @@ account suffers alike); a row with bad settings (written by hand) is left out wi
 ``account.invalid`` log line and counted in ``invoice_sync_accounts_invalid``, so the others
 run. ``merge_accounts`` adds the loaded accounts to the config's; a name in both is an error.
 
-Reloading (a replica following the table while it runs) calls the same two functions.
+Reloading (a replica following the table while it runs, ``worker.engine.account_reload``) calls
+``load_accounts`` with ``skip_unopenable``: a running replica does not stop for one bad row, so a
+secret no key opens leaves that account out, as an invalid row does.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from worker.config.accounts import AccountSettings, account_name_problem
 from worker.engine.runtimes import check_account
 from worker.errors import ConfigError
 from worker.logs import REDACTOR
-from worker.sealed import Keyring
+from worker.sealed import Keyring, SealError
 from worker.store.account_rows import AccountRow, account_rows
 
 log = structlog.get_logger(__name__)
@@ -83,23 +85,43 @@ class LoadedAccounts:
     """The opened secret values, for log redaction."""
 
 
-def load_accounts(rows: Iterable[AccountRow], keyring: Keyring) -> LoadedAccounts:
-    """Every enabled row opened and checked; ``SealError`` for a secret no key opens."""
+def load_accounts(
+    rows: Iterable[AccountRow],
+    keyring: Keyring,
+    *,
+    skip_unopenable: bool = False,
+    reported: Mapping[str, str] | None = None,
+) -> LoadedAccounts:
+    """Every enabled row opened and checked; ``SealError`` for a secret no key opens (with
+    ``skip_unopenable``: that account is left out as invalid instead). An invalid row is logged
+    unless ``reported`` (a reload's previous ``invalid``) already holds it with the same error:
+    a bad row left alone is named once, not at every reload."""
     accounts: dict[str, AccountSettings] = {}
     invalid: dict[str, str] = {}
     disabled: set[str] = set()
     secrets: list[str] = []
+
+    def left_out(name: str, error: str) -> None:
+        invalid[name] = error
+        if (reported or {}).get(name) != error:
+            log.warning("account.invalid", account=name, error=error)
+
     for row in rows:
         if not row.enabled:
             disabled.add(row.name)
             continue
-        opened = {} if row.secret is None else keyring.open(row.name, row.secret)
+        try:
+            opened = {} if row.secret is None else keyring.open(row.name, row.secret)
+        except SealError as exc:
+            if not skip_unopenable:
+                raise
+            left_out(row.name, str(exc))
+            continue
         secrets.extend(v for v in opened.values() if len(v) >= MIN_SECRET_LENGTH)
         try:
             accounts[row.name] = account_settings(row, opened)
         except ConfigError as exc:
-            invalid[row.name] = str(exc)
-            log.warning("account.invalid", account=row.name, error=str(exc))
+            left_out(row.name, str(exc))
     return LoadedAccounts(
         accounts=accounts, disabled=frozenset(disabled), invalid=invalid, secrets=secrets
     )

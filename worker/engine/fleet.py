@@ -58,6 +58,10 @@ class Fleet:
     def names(self) -> KeysView[str]:
         return (self._fixed if self._fixed is not None else self._accounts).keys()
 
+    def checked(self) -> dict[str, CheckedAccount]:
+        """The accounts this fleet may work, as checked (a copy)."""
+        return dict(self._accounts)
+
     def __contains__(self, name: object) -> bool:
         return name in self.names()
 
@@ -141,7 +145,9 @@ class Fleet:
             if new is None or new != self._accounts.get(name):
                 del self._open[name]
                 retired.append(runtime)
-        self._accounts = dict(accounts)
+        # In place: ``names()`` hands out a live view (the metrics refresher holds one).
+        self._accounts.clear()
+        self._accounts.update(accounts)
         return retired
 
     def open_runtimes(self) -> Iterable[AccountRuntime]:

@@ -33,7 +33,7 @@ from worker.engine.holds import AccountHolds
 from worker.engine.limits import leased_room, share_claim
 from worker.engine.listener import Listener
 from worker.engine.metrics import Metrics, MetricsRefresher
-from worker.engine.runtimes import AccountRuntime
+from worker.engine.runtimes import AccountRuntime, CheckedAccount
 from worker.errors import BackgroundTaskError, ConfigError
 from worker.outcome import Fate, Reason
 from worker.policy import Decision, release
@@ -108,6 +108,9 @@ class Engine:
         # Runtimes out of service (idle, or changed by a reload) still running rows: their
         # adapters close once those rows finish.
         self._retiring: list[AccountRuntime] = []
+        # A reload's new set of accounts, taken in at the start of the next claim: between
+        # claims, so a row is never claimed for an account the fleet no longer has.
+        self._replacement: dict[str, CheckedAccount] | None = None
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._forced = False
@@ -155,6 +158,13 @@ class Engine:
         self.stop()
         for task in self._tasks:
             task.cancel()
+
+    def replace_accounts(self, accounts: Mapping[str, CheckedAccount]) -> None:
+        """Work ``accounts`` from the next claim on (a reload): a removed or disabled account is
+        no longer claimed, a changed one gets a new runtime, and rows in flight finish on the
+        runtime they started with, which closes after them."""
+        self._replacement = dict(accounts)
+        self._wake.set()
 
     def _fail(self, failure: BackgroundTaskError) -> None:
         """A task the worker cannot run without gave up: shut down, then ``run`` raises."""
@@ -217,6 +227,9 @@ class Engine:
 
     async def _claim(self) -> tuple[int, int, bool]:
         """(rows claimed, rows asked for, whether accounts are left to look at right away)."""
+        if self._replacement is not None:
+            self._retiring.extend(self._fleet.replace(self._replacement))
+            self._replacement = None
         await self._retire()
         now = self._clock()
         limit = min(self._settings.batch_size, self._room())

@@ -113,7 +113,8 @@ class Metrics:
         )
         self.accounts_invalid = Gauge(
             "invoice_sync_accounts_invalid",
-            "Accounts in the database left out because their settings are invalid (see the "
+            "Accounts in the database left out at start-up or the last reload: invalid "
+            "settings, a secret no key decrypts, a name the config file uses (see the "
             "account.invalid log line naming each).",
             registry=r,
         )

@@ -1,4 +1,5 @@
-"""LISTEN for the outbox trigger's NOTIFY on a dedicated connection, until the connection is lost.
+"""LISTEN for a trigger's NOTIFY (the outbox's, or another ``channel``) on a dedicated connection,
+until the connection is lost.
 
 One call is one connection: reconnecting, and supervising the loop that reconnects, is the
 engine's business (``worker.engine.listener``), which wraps this.
@@ -17,9 +18,13 @@ CHANNEL = "invoice_sync_outbox"
 
 
 async def listen_until_lost(
-    dsn: str, *, on_notify: Callable[[], None], on_listening: Callable[[], None]
+    dsn: str,
+    *,
+    on_notify: Callable[[], None],
+    on_listening: Callable[[], None],
+    channel: str = CHANNEL,
 ) -> None:
-    """Connect, LISTEN, call ``on_listening`` once listening, then ``on_notify`` for each
+    """Connect, LISTEN on ``channel``, call ``on_listening`` once listening, then ``on_notify`` for each
     notification; return when the connection is lost. ``StoreError`` when it cannot connect."""
     conn = await database.connect(dsn)
     lost = asyncio.Event()
@@ -29,7 +34,7 @@ async def listen_until_lost(
 
     try:
         conn.add_termination_listener(lambda _conn: lost.set())
-        await conn.add_listener(CHANNEL, notified)
+        await conn.add_listener(channel, notified)
         on_listening()
         await lost.wait()
     finally:

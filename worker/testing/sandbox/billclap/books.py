@@ -12,6 +12,7 @@ documented rules (``worker.testing.sandbox.billclap.totals``).
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -92,6 +93,8 @@ class Product:
 @dataclass(kw_only=True)
 class Firm:
     name: str
+    token_sha256: str = ""
+    """Which token this business is, for the log of created invoices (never the token)."""
     next_sequence: int = 1
     numbers: set[str] = field(default_factory=set)
     parties: dict[int, Party] = field(default_factory=dict)
@@ -159,7 +162,8 @@ class BillClapBooks:
     def firm(self, token: str) -> Firm:
         """The business a (valid API) token belongs to; created on first use."""
         if token not in self.firms:
-            self.firms[token] = Firm(name=f"firm-{len(self.firms) + 1}")
+            digest = hashlib.sha256(token.encode()).hexdigest()
+            self.firms[token] = Firm(name=f"firm-{len(self.firms) + 1}", token_sha256=digest)
         return self.firms[token]
 
     def create_invoice(self, token: str, body: Mapping[str, Any]) -> dict[str, Any]:
@@ -226,7 +230,9 @@ class BillClapBooks:
             "request": dict(body),
             "created_at": datetime.now(UTC).isoformat(),
         }
-        self.invoices.append(record)
+        # The log (``/_sandbox/created``) also says which token sent it: a test of credentials
+        # changing while invoices flow checks each was sent with its account's token then.
+        self.invoices.append({**record, "token_sha256": firm.token_sha256})
         return record
 
     def _new_id(self) -> int:

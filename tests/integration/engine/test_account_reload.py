@@ -1,0 +1,274 @@
+"""A running engine follows ``invoice_sync.account``: an added account is claimed, a changed
+secret is used from the next attempt, a disabled or removed account is no longer claimed, each
+within 2 s (real PostgreSQL and LISTEN, scripted provider recording the token of each call)."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+import asyncpg
+from pydantic import SecretStr
+from structlog.testing import capture_logs
+
+from tests.factories import enqueue
+from tests.fakes import ScriptedProvider, fast_settings, runtime
+from worker.config import Settings
+from worker.engine.account_reload import AccountReloader
+from worker.engine.fleet import Fleet
+from worker.engine.loop import Engine
+from worker.engine.metrics import Metrics
+from worker.engine.runtimes import AccountRuntime, CheckedAccount
+from worker.outcome import Outcome
+from worker.providers.base import Attempt
+from worker.sealed import Keyring, decode_key, new_key
+from worker.store.account_rows import AccountRow, AccountWriter, account_fingerprint
+from worker.store.outbox import Outbox
+
+SANDBOX = "http://127.0.0.1:9"
+# Every change must reach the engine within this long (the notification, not the poll).
+WITHIN = 2.0
+
+
+class TokenOpener:
+    """Builds scripted runtimes whose every call records (account, token); notes closes."""
+
+    def __init__(self, delay: float = 0.0) -> None:
+        self.calls: list[tuple[str, str]] = []
+        self.closed: list[str] = []
+        self._delay = delay
+
+    def __call__(self, name: str, checked: CheckedAccount) -> AccountRuntime:
+        token = checked.settings.resolve_token()
+        secret = "" if token is None else token.get_secret_value()
+        closed = self.closed
+
+        calls = self.calls
+
+        class Recording(ScriptedProvider):
+            async def create_invoice(self, attempt: Attempt) -> Outcome:
+                calls.append((name, secret))  # as the call starts
+                return await super().create_invoice(attempt)
+
+            async def aclose(self) -> None:
+                closed.append(name)
+
+        provider = Recording(delay=self._delay)
+        return runtime(provider, name=name, concurrency=checked.settings.concurrency)
+
+
+def account_row(name: str, ring: Keyring, token: str, *, enabled: bool = True) -> AccountRow:
+    return AccountRow(
+        name=name,
+        provider="billclap",
+        options={"base_url": SANDBOX},
+        rate_limit="1000/second",
+        concurrency=2,
+        enabled=enabled,
+        secret=ring.seal(name, {"token": token}),
+    )
+
+
+async def eventually(check: Callable[[], bool], what: str) -> float:
+    """Seconds until ``check()`` holds; fails past ``WITHIN``."""
+    start = time.monotonic()
+    while not check():
+        assert time.monotonic() - start < WITHIN, f"{what}: not within {WITHIN} s"
+        await asyncio.sleep(0.01)
+    return time.monotonic() - start
+
+
+async def status(pool: asyncpg.Pool, row_id: int) -> str:
+    if await pool.fetchval("SELECT 1 FROM invoice_sync.synced WHERE outbox_id = $1", row_id):
+        return "synced"
+    pending = await pool.fetchval("SELECT 1 FROM invoice_sync.outbox WHERE id = $1", row_id)
+    return "pending" if pending else "gone"
+
+
+@asynccontextmanager
+async def running(
+    pool: asyncpg.Pool,
+    dsn: str,
+    key: str,
+    opener: TokenOpener,
+    metrics: Metrics,
+    *,
+    poll: float = 60.0,  # past the test: only a notification can reload in time
+) -> AsyncIterator[Fleet]:
+    settings = Settings.model_validate({"secret_key": key})
+    fleet = Fleet({}, opener=opener, idle_timeout=300, max_open=100)
+    engine = Engine(
+        outbox=Outbox(pool, worker_id="test"),
+        runtimes=fleet,
+        # A slow poll: the notifications (new rows, a reload) are what wake it.
+        settings=fast_settings(poll_interval=5.0),
+        listen_dsn=dsn,
+        rand=lambda: 1.0,
+        metrics=metrics,
+    )
+    reloader = AccountReloader(
+        settings=settings,
+        file_accounts={},
+        pool=pool,
+        listen_dsn=dsn,
+        apply=engine.replace_accounts,
+        current={},
+        metrics=metrics,
+        poll=poll,
+    )
+    task = asyncio.create_task(engine.run())
+    reloader.start()
+    try:
+        yield fleet
+    finally:
+        await reloader.stop()
+        engine.stop()
+        await asyncio.wait_for(task, 10)
+
+
+async def test_add_change_disable_remove_each_reach_a_running_engine_within_2s(
+    pool: asyncpg.Pool, dsn: str
+) -> None:
+    key = new_key()
+    ring = Keyring(decode_key(key, "secret_key"))
+    writer = AccountWriter(pool, "ops@host")
+    opener = TokenOpener()
+    taken: dict[str, float] = {}
+    async with running(pool, dsn, key, opener, Metrics()) as fleet:
+        # Added while running: claimed.
+        await writer.account_insert(account_row("shop", ring, "shop_token_old_0123"))
+        taken["add"] = await eventually(lambda: "shop" in fleet, "added account")
+        first = await enqueue(pool, "shop", "k1")
+        await eventually(lambda: ("shop", "shop_token_old_0123") in opener.calls, "first call")
+
+        # Secret changed: the next attempt uses the new one, the old runtime closes.
+        sealed = ring.seal("shop", {"token": "shop_token_new_4567"})
+        await writer.account_update("shop", lambda r: dataclasses.replace(r, secret=sealed))
+        taken["change"] = await eventually(
+            lambda: fleet.checked()["shop"].settings.token == SecretStr("shop_token_new_4567"),
+            "changed secret",
+        )
+        second = await enqueue(pool, "shop", "k2")
+        await eventually(lambda: ("shop", "shop_token_new_4567") in opener.calls, "new token")
+        assert opener.calls == [("shop", "shop_token_old_0123"), ("shop", "shop_token_new_4567")]
+        await eventually(lambda: "shop" in opener.closed, "old runtime closed")
+
+        # Disabled: no longer claimed; its row waits.
+        await writer.account_update("shop", lambda r: dataclasses.replace(r, enabled=False))
+        taken["disable"] = await eventually(lambda: "shop" not in fleet, "disabled account")
+        waiting = await enqueue(pool, "shop", "k3")
+
+        # Another added, then removed: no longer in the fleet.
+        await writer.account_insert(account_row("brief", ring, "brief_token_0123456"))
+        await eventually(lambda: "brief" in fleet, "second account")
+        assert await writer.account_delete("brief", force=False) == (True, 0)
+        taken["remove"] = await eventually(lambda: "brief" not in fleet, "removed account")
+        await asyncio.sleep(0.5)  # a few claims: the disabled account's row stays unclaimed
+    assert [await status(pool, i) for i in (first, second, waiting)] == [
+        "synced",
+        "synced",
+        "pending",
+    ]
+    assert len(opener.calls) == 2
+    assert max(taken.values()) < WITHIN, taken
+
+
+async def test_a_call_in_flight_finishes_on_the_runtime_it_started_with(
+    pool: asyncpg.Pool, dsn: str
+) -> None:
+    key = new_key()
+    ring = Keyring(decode_key(key, "secret_key"))
+    writer = AccountWriter(pool, "ops@host")
+    opener = TokenOpener(delay=1.0)
+    async with running(pool, dsn, key, opener, Metrics()) as fleet:
+        await writer.account_insert(account_row("shop", ring, "shop_token_old_0123"))
+        await eventually(lambda: "shop" in fleet, "added account")
+        row_id = await enqueue(pool, "shop", "slow")
+        await eventually(lambda: bool(opener.calls), "call started")
+        sealed = ring.seal("shop", {"token": "shop_token_new_4567"})
+        await writer.account_update("shop", lambda r: dataclasses.replace(r, secret=sealed))
+        await eventually(
+            lambda: fleet.checked()["shop"].settings.token == SecretStr("shop_token_new_4567"),
+            "changed secret",
+        )
+        assert opener.closed == []  # the old runtime still has its call in flight
+        await asyncio.sleep(1.2)
+        assert await status(pool, row_id) == "synced"
+        await eventually(lambda: opener.closed == ["shop"], "old runtime closed after")
+    assert opener.calls == [("shop", "shop_token_old_0123")]
+
+
+async def test_a_row_no_key_opens_or_with_bad_options_is_skipped_and_the_daemon_runs_on(
+    pool: asyncpg.Pool, dsn: str
+) -> None:
+    key = new_key()
+    ring = Keyring(decode_key(key, "secret_key"))
+    other = Keyring(decode_key(new_key(), "secret_key"))
+    writer = AccountWriter(pool, "ops@host")
+    opener = TokenOpener()
+    metrics = Metrics()
+    with capture_logs() as logs:
+        async with running(pool, dsn, key, opener, metrics) as fleet:
+            await writer.account_insert(account_row("foreign", other, "foreign_token_01234"))
+            bad = dataclasses.replace(
+                account_row("broken", ring, "broken_token_01234"),
+                options={"base_url": SANDBOX, "no_such_option": 1},
+            )
+            await writer.account_insert(bad)
+            await writer.account_insert(account_row("good", ring, "good_token_0123456"))
+            await eventually(lambda: "good" in fleet, "the valid account")
+            row_id = await enqueue(pool, "good", "k1")
+            await eventually(lambda: bool(opener.calls), "the valid account's call")
+            assert "foreign" not in fleet
+            assert "broken" not in fleet
+            assert metrics.accounts_invalid._value.get() == 2
+            await asyncio.sleep(0.2)
+            assert await status(pool, row_id) == "synced"
+            # Another reload: the bad rows, unchanged, are not named again.
+            await writer.account_insert(account_row("later", ring, "later_token_0123456"))
+            await eventually(lambda: "later" in fleet, "a later account")
+    invalid = sorted(e["account"] for e in logs if e["event"] == "account.invalid")
+    assert invalid == ["broken", "foreign"]
+
+
+async def test_a_change_whose_notification_is_lost_is_found_by_the_poll(
+    pool: asyncpg.Pool, dsn: str
+) -> None:
+    key = new_key()
+    ring = Keyring(decode_key(key, "secret_key"))
+    opener = TokenOpener()
+    async with running(pool, dsn, key, opener, Metrics(), poll=0.5) as fleet:
+        await asyncio.sleep(0.3)  # listening, first reload done
+        # As if the notification were lost: in this session triggers (the NOTIFY's) do not fire.
+        quiet = await asyncpg.create_pool(
+            dsn, min_size=1, max_size=1, server_settings={"session_replication_role": "replica"}
+        )
+        try:
+            await AccountWriter(quiet, "ops@host").account_insert(
+                account_row("quiet", ring, "quiet_token_0123456")
+            )
+        finally:
+            await quiet.close()
+        taken = await eventually(lambda: "quiet" in fleet, "the poll's reload")
+    assert taken < WITHIN
+
+
+async def test_the_fingerprint_changes_with_any_row_even_one_changed_by_hand(
+    pool: asyncpg.Pool,
+) -> None:
+    ring = Keyring(decode_key(new_key(), "secret_key"))
+    empty = await account_fingerprint(pool)
+    await AccountWriter(pool, "ops@host").account_insert(
+        account_row("a", ring, "a_token_0123456789")
+    )
+    one = await account_fingerprint(pool)
+    assert one == await account_fingerprint(pool)  # stable while nothing changes
+    # By hand: updated_at left alone.
+    await pool.execute("UPDATE invoice_sync.account SET concurrency = 7 WHERE name = 'a'")
+    changed = await account_fingerprint(pool)
+    await pool.execute("DELETE FROM invoice_sync.account")
+    assert len({empty, one, changed}) == 3
+    assert await account_fingerprint(pool) == empty
