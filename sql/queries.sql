@@ -479,6 +479,25 @@ WITH inserted AS (
 )
 SELECT count(*) FROM inserted;
 
+-- name: enqueue_drop_finished
+-- Run after enqueue_from_staging, as a statement of its own: its snapshot sees a key synced or
+-- cancelled by a transaction that committed while the INSERT ran (the INSERT waited for the
+-- outbox row that transaction deleted, then found no conflict). The per-row trigger would have
+-- caught most of those; this catches all. An outbox row beside a synced or cancelled key is
+-- never legitimate, so whatever it finds among the staged keys goes. Returns how many.
+WITH dropped AS (
+    DELETE FROM invoice_sync.outbox o
+     USING enqueue_staging e
+     WHERE o.account = e.account AND o.idempotency_key = e.idempotency_key
+       AND o.state = 'pending'
+       AND (EXISTS (SELECT FROM invoice_sync.synced s
+                     WHERE s.account = e.account AND s.idempotency_key = e.idempotency_key)
+            OR EXISTS (SELECT FROM invoice_sync.cancelled c
+                        WHERE c.account = e.account AND c.idempotency_key = e.idempotency_key))
+    RETURNING 1
+)
+SELECT count(*) FROM dropped;
+
 -- name: migrations_lock
 -- `invoice-sync migrate`: one migrator at a time (replicas may start together), on the key $1.
 SELECT pg_advisory_lock($1);

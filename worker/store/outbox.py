@@ -194,6 +194,7 @@ class Outbox:
                 columns=["account", "idempotency_key", "payload", "available_at", "traceparent"],
             )
             inserted: int = await conn.fetchval(self._q["enqueue_from_staging"])
+            inserted -= await conn.fetchval(self._q["enqueue_drop_finished"])
         return inserted
 
 

@@ -3,6 +3,7 @@ role that is not a producer is believed."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import asyncpg
@@ -77,3 +78,31 @@ async def test_the_worker_bulk_load_leaves_out_synced_and_cancelled_keys(
         assert await _queued(dsn) == ["new"]
     finally:
         await pool.close()
+
+
+async def test_a_key_synced_while_the_load_inserts_is_not_queued_again(dsn: str) -> None:
+    # The INSERT waits for the outbox row a settling transaction deletes, then finds no
+    # conflict; the synced row that transaction wrote is not in the INSERT's snapshot.
+    body = json.dumps(invoice(number="R-1"))
+    await connected(dsn, lambda c: c.execute("SELECT invoice_sync.enqueue('shop', 'k', '{}')"))
+    settling = await asyncpg.connect(dsn)
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=1)
+    try:
+        tx = settling.transaction()
+        await tx.start()
+        await settling.execute(
+            "DELETE FROM invoice_sync.outbox WHERE idempotency_key = 'k';"
+            "INSERT INTO invoice_sync.synced (outbox_id, account, idempotency_key, provider,"
+            " provider_invoice_id, attempts) VALUES (1, 'shop', 'k', 'billclap', '1', 1)"
+        )
+        load = asyncio.create_task(
+            Outbox(pool, worker_id="test").enqueue_many([("shop", "k", body, None, None)])
+        )
+        await asyncio.sleep(0.5)
+        assert not load.done()  # waiting on the deleted row's lock
+        await tx.commit()
+        assert await load == 0
+    finally:
+        await settling.close()
+        await pool.close()
+    assert await _queued(dsn) == []
