@@ -455,17 +455,48 @@ CREATE TEMP TABLE enqueue_staging (
     traceparent text
 ) ON COMMIT DROP;
 
+-- name: enqueue_bulk_mode
+-- Tells outbox_skip_synced that this transaction's INSERT leaves out synced and cancelled keys
+-- itself (the trigger honours it only for a role that is not a producer: migration 014).
+SET LOCAL invoice_sync.bulk = on;
+
 -- name: enqueue_from_staging
 -- Insert the staged chunk; repeated keys (in the chunk, the outbox or synced) are skipped.
+-- Synced and cancelled keys are left out by one anti-join over the chunk, which the per-row
+-- check of outbox_skip_synced would otherwise repeat row by row (enqueue_bulk_mode).
 WITH inserted AS (
     INSERT INTO invoice_sync.outbox (account, idempotency_key, payload, available_at,
                                      traceparent)
-    SELECT account, idempotency_key, payload, coalesce(available_at, now()), traceparent
-      FROM enqueue_staging
+    SELECT e.account, e.idempotency_key, e.payload, coalesce(e.available_at, now()),
+           e.traceparent
+      FROM enqueue_staging e
+     WHERE NOT EXISTS (SELECT FROM invoice_sync.synced s
+                        WHERE s.account = e.account AND s.idempotency_key = e.idempotency_key)
+       AND NOT EXISTS (SELECT FROM invoice_sync.cancelled c
+                        WHERE c.account = e.account AND c.idempotency_key = e.idempotency_key)
     ON CONFLICT (account, idempotency_key) DO NOTHING
     RETURNING 1
 )
 SELECT count(*) FROM inserted;
+
+-- name: enqueue_drop_finished
+-- Run after enqueue_from_staging, as a statement of its own: its snapshot sees a key synced or
+-- cancelled by a transaction that committed while the INSERT ran (the INSERT waited for the
+-- outbox row that transaction deleted, then found no conflict). The per-row trigger would have
+-- caught most of those; this catches all. An outbox row beside a synced or cancelled key is
+-- never legitimate, so whatever it finds among the staged keys goes. Returns how many.
+WITH dropped AS (
+    DELETE FROM invoice_sync.outbox o
+     USING enqueue_staging e
+     WHERE o.account = e.account AND o.idempotency_key = e.idempotency_key
+       AND o.state = 'pending'
+       AND (EXISTS (SELECT FROM invoice_sync.synced s
+                     WHERE s.account = e.account AND s.idempotency_key = e.idempotency_key)
+            OR EXISTS (SELECT FROM invoice_sync.cancelled c
+                        WHERE c.account = e.account AND c.idempotency_key = e.idempotency_key))
+    RETURNING 1
+)
+SELECT count(*) FROM dropped;
 
 -- name: migrations_lock
 -- `invoice-sync migrate`: one migrator at a time (replicas may start together), on the key $1.

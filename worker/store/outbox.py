@@ -187,12 +187,14 @@ class Outbox:
         and one INSERT; return how many were new (repeated keys are skipped)."""
         async with database.transaction(self._pool) as conn:
             await conn.execute(self._q["enqueue_staging_create"])
+            await conn.execute(self._q["enqueue_bulk_mode"])
             await conn.copy_records_to_table(
                 "enqueue_staging",
                 records=rows,
                 columns=["account", "idempotency_key", "payload", "available_at", "traceparent"],
             )
             inserted: int = await conn.fetchval(self._q["enqueue_from_staging"])
+            inserted -= await conn.fetchval(self._q["enqueue_drop_finished"])
         return inserted
 
 
