@@ -100,6 +100,12 @@ async def test_forty_look_alikes_whose_creates_stalled_all_settle_as_synced(
         running = asyncio.create_task(first.run())
         unknown = "SELECT count(*) FROM invoice_sync.outbox WHERE outcome_unknown"
         await until(pool, unknown, SALE, 30)
+        # The claim marks a row unknown before its request goes out: wait until every stalled
+        # create has reached the sandbox, so the kill lands on calls already made.
+        for _ in range(300):
+            if len(books_of(sandbox.app).created()) == SALE + 1:
+                break
+            await asyncio.sleep(0.05)
         first.force()  # as good as kill -9: every row is leased back as unknown
         await running
         assert len(books_of(sandbox.app).created()) == SALE + 1
