@@ -19,7 +19,7 @@ from worker.engine.health import HealthServer, Vitals
 from worker.engine.loop import Engine
 from worker.engine.metrics import Metrics, MetricsRefresher
 from worker.engine.otlp import exporting
-from worker.engine.runtimes import RuntimeFactory, check_accounts, warn_insecure
+from worker.engine.runtimes import CheckedAccount, RuntimeFactory, check_accounts, warn_insecure
 from worker.errors import ConfigError, InputError, StoreError
 from worker.store import database, migrate
 from worker.store.account_rows import account_fingerprint
@@ -49,11 +49,12 @@ async def run_worker(settings: Settings, *, drain: bool) -> None:
 
 async def _run_engine(settings: Settings, *, drain: bool) -> None:
     dsn = settings.database_dsn()
-    fleet = start_fleet(settings)  # the file's mistakes first, before any connection
-    file_settings, file_accounts = settings, fleet.checked()
+    file_settings = settings
+    file_accounts = checked_accounts(settings)  # the file's mistakes first, before connecting
     settings, loaded, fingerprint = await _with_database_accounts(settings, dsn)
-    if loaded.accounts:
-        fleet = start_fleet(settings)  # the file's accounts and the database's
+    # Each account is checked once: the database's are checked here, beside the file's.
+    database_accounts = checked_accounts(settings.model_copy(update={"accounts": loaded.accounts}))
+    fleet = open_fleet(settings, file_accounts | database_accounts)
     if not fleet.names():
         raise InputError(
             "no account configured ([accounts.NAME] or `invoice-sync accounts add`): nothing to run"
@@ -105,9 +106,9 @@ async def _run_engine(settings: Settings, *, drain: bool) -> None:
         await pool.close()
 
 
-def start_fleet(settings: Settings) -> Fleet:
-    """Every account checked now (provider, options, its token readable), none opened: an
-    account's adapter and HTTP session are made when it first has a row."""
+def checked_accounts(settings: Settings) -> dict[str, CheckedAccount]:
+    """Every account of ``settings`` checked now (provider, options, its token readable), and
+    those sending to plain http named once."""
     checked = check_accounts(settings)
     warn_insecure(checked)
     for name, account in checked.items():
@@ -115,10 +116,15 @@ def start_fleet(settings: Settings) -> Fleet:
             account.settings.resolve_token()
         except ConfigError as exc:
             raise ConfigError(f"accounts.{name}.{exc}") from exc
-    factory = RuntimeFactory(settings)
+    return checked
+
+
+def open_fleet(settings: Settings, accounts: dict[str, CheckedAccount]) -> Fleet:
+    """The checked accounts, none opened: an account's adapter and HTTP session are made when
+    it first has a row."""
     return Fleet(
-        checked,
-        opener=factory.build,
+        accounts,
+        opener=RuntimeFactory(settings).build,
         idle_timeout=settings.worker.account_idle_timeout,
         max_open=settings.worker.max_open_accounts,
     )
