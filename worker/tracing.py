@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from contextvars import ContextVar
 from types import TracebackType
+from typing import Self
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -58,10 +59,10 @@ def disable() -> None:
     _tracer = None
 
 
-class AttemptSpan:
-    """What ``attempt_span`` returns when tracing is off: does nothing."""
+class _NoSpan:
+    """A span when tracing is off: a context manager that does nothing."""
 
-    def __enter__(self) -> AttemptSpan:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(
@@ -71,24 +72,17 @@ class AttemptSpan:
         tb: TracebackType | None,
     ) -> None:
         return None
+
+
+class AttemptSpan(_NoSpan):
+    """What ``attempt_span`` returns when tracing is off: does nothing."""
 
     def record(self, decision: Decision) -> None:
         """Set the attempt's outcome, HTTP status and reason (no-op here)."""
 
 
-class HttpSpan:
+class HttpSpan(_NoSpan):
     """What ``http_span`` returns when tracing is off: does nothing."""
-
-    def __enter__(self) -> HttpSpan:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        return None
 
     def answered(self, status: int) -> None:
         """Set the response's status code (no-op here)."""
@@ -145,7 +139,7 @@ class _LiveAttemptSpan(AttemptSpan):
             )
         )
 
-    def __enter__(self) -> AttemptSpan:
+    def __enter__(self) -> Self:
         self._live.enter()
         self._attempt_token = _current_attempt.set(self)
         return self
@@ -184,7 +178,7 @@ class _LiveHttpSpan(HttpSpan):
             )
         )
 
-    def __enter__(self) -> HttpSpan:
+    def __enter__(self) -> Self:
         self._live.enter()
         return self
 
