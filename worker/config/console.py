@@ -19,6 +19,21 @@ from worker.errors import ConfigError
 # A token an attacker could guess by trying is no credential: 16 characters at least
 # (`openssl rand -hex 16` gives 32).
 MIN_TOKEN_LENGTH = 16
+# A console on the loopback answers only to these names: a web page whose own name an attacker
+# re-points at 127.0.0.1 (DNS rebinding) sends its name as the Host, and is refused.
+LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", ""})  # noqa: S104 (recognised, not bound)
+
+
+def host_name(host: str) -> str:
+    """A ``Host`` header's or an address's name: lowercase, without port, brackets or the
+    trailing dot of a fully qualified name."""
+    value = host.strip().lower()
+    if value.startswith("["):  # [::1] or [::1]:9465
+        value = value[1 : value.find("]")] if "]" in value else value[1:]
+    elif value.count(":") == 1:
+        value = value.partition(":")[0]
+    return value.rstrip(".")
 
 
 class ConsoleSettings(BaseModel):
@@ -32,6 +47,11 @@ class ConsoleSettings(BaseModel):
     """The login name the form asks for, recorded as the actor of every console action."""
     session_ttl: Annotated[float, BeforeValidator(parse_duration), Field(gt=0)] = 8 * 3600.0
     """How long a login lasts."""
+    allowed_hosts: list[Annotated[str, Field(min_length=1, max_length=253)]] | None = None
+    """Host names the console answers to (the ``Host`` header, port aside); others get 421.
+    Unset: the loopback names when it listens on a loopback address, that address and the
+    loopback names on another one, any name on a wildcard address (``0.0.0.0``, ``::``),
+    where a proxy in front decides. ``["*"]``: any name."""
 
     @field_validator("listen")
     @classmethod
@@ -51,6 +71,17 @@ class ConsoleSettings(BaseModel):
         address = listen_address(self.listen)
         assert address is not None  # checked by the validator
         return address
+
+    def hosts(self) -> frozenset[str] | None:
+        """The ``Host`` names to answer to (lowercase, no port); None: any."""
+        if self.allowed_hosts is not None:
+            names = {host_name(h) for h in self.allowed_hosts}
+            return None if "*" in names else frozenset(n for n in names if n)
+        host, _port = self.listen_on()
+        name = host_name(host)
+        if name in WILDCARD_HOSTS:
+            return None
+        return LOOPBACK_NAMES | {name}
 
     def admin_token(self) -> SecretStr | None:
         """The admin token, read now; None when the console is read-only."""

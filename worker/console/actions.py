@@ -90,8 +90,17 @@ def _done(request: web.Request, title: str, message: str, **values: Any) -> web.
     return render(request, "message.html", title=title, message=message, **values)
 
 
+async def _account(request: web.Request) -> str:
+    """The form's ``account``: a field, not a path segment, since a name may hold ``/`` or be
+    ``..``, which no URL path carries intact."""
+    account = (await request.post()).get("account")
+    if not isinstance(account, str) or not account:
+        raise web.HTTPBadRequest(text="name the account")
+    return account
+
+
 async def pause(request: web.Request) -> web.Response:
-    account = request.match_info["name"]
+    account = await _account(request)
     actor = _actor(request)
     await AccountStore(request.app[CONSOLE].pool).account_pause(
         account, f"paused by {actor}", actor=actor, reason=await _reason(request)
@@ -100,7 +109,7 @@ async def pause(request: web.Request) -> web.Response:
 
 
 async def resume(request: web.Request) -> web.Response:
-    account = request.match_info["name"]
+    account = await _account(request)
     resumed = await AccountStore(request.app[CONSOLE].pool).account_resume(
         account, actor=_actor(request), reason=await _reason(request)
     )
@@ -229,8 +238,8 @@ async def cancel(request: web.Request) -> web.Response:
 def add_routes(app: web.Application) -> None:
     app.router.add_post("/login", login)
     app.router.add_post("/logout", logout)
-    app.router.add_post("/accounts/{name}/pause", pause)
-    app.router.add_post("/accounts/{name}/resume", resume)
+    app.router.add_post("/accounts/pause", pause)
+    app.router.add_post("/accounts/resume", resume)
     app.router.add_post("/dead-letters/bulk", bulk)
     app.router.add_post("/dead-letters/{id}/replay", replay)
     app.router.add_post("/dead-letters/{id}/purge", purge)

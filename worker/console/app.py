@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, Mapping
 import structlog
 from aiohttp import web
 
+from worker.config.console import host_name
 from worker.console import actions, pages
 from worker.console.auth import SESSION_COOKIE, AdminAuth
 from worker.console.overview import ConfiguredAccount
@@ -48,6 +49,18 @@ async def security_headers(request: web.Request, handler: Handler) -> web.Stream
         raise
     response.headers.update(SECURITY_HEADERS)
     return response
+
+
+@web.middleware
+async def known_host(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Answers only to the configured ``Host`` names: a page from another site that reaches
+    the console through a name it re-pointed here (DNS rebinding) reads nothing."""
+    hosts = request.app[CONSOLE].hosts
+    if hosts is not None and host_name(request.host) not in hosts:
+        raise web.HTTPMisdirectedRequest(
+            text="This console does not answer to that host name ([console] allowed_hosts)."
+        )
+    return await handler(request)
 
 
 @web.middleware
@@ -93,11 +106,18 @@ def build_app(
     auth: AdminAuth | None,
     accounts: Mapping[str, ConfiguredAccount],
     database: str,
+    hosts: frozenset[str] | None = None,
 ) -> web.Application:
-    """The console for ``pool``; ``auth`` None makes it read-only."""
-    app = web.Application(middlewares=[security_headers, store_errors, gate])
+    """The console for ``pool``; ``auth`` None makes it read-only; ``hosts`` the ``Host``
+    names it answers to (None: any)."""
+    app = web.Application(middlewares=[security_headers, known_host, store_errors, gate])
     app[CONSOLE] = Console(
-        pool=pool, auth=auth, accounts=accounts, database=database, templates=templates()
+        pool=pool,
+        auth=auth,
+        accounts=accounts,
+        database=database,
+        templates=templates(),
+        hosts=hosts,
     )
     pages.add_routes(app)
     actions.add_routes(app)

@@ -27,6 +27,8 @@ class Console:
     accounts: Mapping[str, ConfiguredAccount]
     database: str
     templates: jinja2.Environment
+    hosts: frozenset[str] | None = None
+    """The ``Host`` names answered (``[console] allowed_hosts``); None: any."""
 
 
 CONSOLE = web.AppKey("console", Console)

@@ -54,7 +54,11 @@ async def serve_console(
         await pool.close()
         raise
     app = build_app(
-        pool, auth=auth, accounts=configured_accounts(settings), database=dsn_location(dsn)
+        pool,
+        auth=auth,
+        accounts=configured_accounts(settings),
+        database=dsn_location(dsn),
+        hosts=settings.console.hosts(),
     )
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 from datetime import timedelta
 
@@ -34,7 +35,7 @@ async def test_a_read_only_console_hides_actions_and_refuses_posts(
         text = await (await client.get(path)).text()
         assert 'method="post"' not in text, path
     for path in [
-        "/accounts/shop/pause",
+        "/accounts/pause",
         "/dead-letters/7/replay",
         "/dead-letters/7/purge",
         "/invoice/cancel",
@@ -51,21 +52,23 @@ async def test_actions_need_a_login_and_its_csrf_token(
     pool: asyncpg.Pool, make_client: ClientFactory
 ) -> None:
     client = await make_client(admin=True)
-    anonymous = await client.post("/accounts/shop/pause", data={"reason": "why"})
+    anonymous = await client.post("/accounts/pause", data={"account": "shop", "reason": "why"})
     assert anonymous.status == 403
     csrf = await log_in(client)
     forged = await client.post(
-        "/accounts/shop/pause", data={"reason": "why", "csrf": csrf[:-2] + "xx"}
+        "/accounts/pause", data={"account": "shop", "reason": "why", "csrf": csrf[:-2] + "xx"}
     )
     assert forged.status == 403
-    missing = await client.post("/accounts/shop/pause", data={"reason": "why"})
+    missing = await client.post("/accounts/pause", data={"account": "shop", "reason": "why"})
     assert missing.status == 403
     assert await pool.fetchval("SELECT count(*) FROM invoice_sync.account_state") == 0
     client.session.cookie_jar.clear()
     client.session.cookie_jar.update_cookies(
         {SESSION_COOKIE: "e30.forged"}, response_url=client.make_url("/")
     )
-    tampered = await client.post("/accounts/shop/pause", data={"reason": "why", "csrf": csrf})
+    tampered = await client.post(
+        "/accounts/pause", data={"account": "shop", "reason": "why", "csrf": csrf}
+    )
     assert tampered.status == 403
     assert await audit_rows(pool) == []
 
@@ -107,13 +110,15 @@ async def test_pause_and_resume_are_audited_as_the_login(
     client = await make_client(admin=True)
     csrf = await log_in(client)
     paused = await client.post(
-        "/accounts/shop/pause", data={"reason": "provider outage", "csrf": csrf}
+        "/accounts/pause", data={"account": "shop", "reason": "provider outage", "csrf": csrf}
     )
     assert paused.status == 200
     assert await pool.fetchval(
         "SELECT paused FROM invoice_sync.account_state WHERE account = 'shop'"
     )
-    resumed = await client.post("/accounts/shop/resume", data={"reason": "fixed", "csrf": csrf})
+    resumed = await client.post(
+        "/accounts/resume", data={"account": "shop", "reason": "fixed", "csrf": csrf}
+    )
     assert resumed.status == 200
     assert not await pool.fetchval(
         "SELECT paused FROM invoice_sync.account_state WHERE account = 'shop'"
@@ -127,8 +132,31 @@ async def test_pause_and_resume_are_audited_as_the_login(
     ]
     text = await (await client.get("/audit")).text()
     assert "provider outage" in text
-    no_reason = await client.post("/accounts/shop/pause", data={"csrf": csrf})
+    no_reason = await client.post("/accounts/pause", data={"account": "shop", "csrf": csrf})
     assert no_reason.status == 400
+    no_account = await client.post("/accounts/pause", data={"reason": "why", "csrf": csrf})
+    assert no_account.status == 400
+
+
+async def test_the_accounts_page_pauses_names_no_url_path_could_carry(
+    pool: asyncpg.Pool, make_client: ClientFactory
+) -> None:
+    # A name may hold "/" or be "..": it travels in the form, never in the action's path.
+    client = await make_client(admin=True)
+    csrf = await log_in(client)
+    for name in ["eu/shop", "..", "a b?c"]:
+        await pool.execute(
+            "INSERT INTO invoice_sync.account_state (account, paused) VALUES ($1, false)", name
+        )
+        page = await (await client.get("/accounts")).text()
+        form = page.split(f'name="account" value="{html.escape(name)}"')[0].rsplit("<form", 1)[1]
+        action = form.split('action="')[1].split('"')[0]
+        assert action == "/accounts/pause"
+        done = await client.post(action, data={"account": name, "reason": "r", "csrf": csrf})
+        assert done.status == 200, name
+        assert await pool.fetchval(
+            "SELECT paused FROM invoice_sync.account_state WHERE account = $1", name
+        ), name
 
 
 async def test_replay_with_a_corrected_payload_and_purge_are_audited(

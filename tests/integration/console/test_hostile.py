@@ -117,3 +117,23 @@ async def test_no_secret_reaches_any_page(
         overview = await (await client.get("/")).text()
         assert "ops@" not in overview
         assert "ops:" not in overview
+
+
+async def test_a_rebound_host_name_reads_nothing(pool: asyncpg.Pool, tmp_path: Path) -> None:
+    # DNS rebinding: a page on evil.example re-points its name at 127.0.0.1 and reads the
+    # console as its own origin; the Host it sends is its own name, which is refused.
+    config = tmp_path / "c.toml"
+    config.write_text(
+        'database_url = "postgresql://localhost/x"\n[console]\nlisten = "127.0.0.1:0"\n'
+    )
+    settings = load_settings(config)
+    await enqueue(pool, "shop", "k-rebound", invoice(notes="private-customer-note"))
+    app = build_app(pool, auth=None, accounts={}, database="here", hosts=settings.console.hosts())
+    async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+        for host in ["evil.example", "evil.example:80", "127.0.0.1.evil.example"]:
+            refused = await client.get("/invoices?account=shop", headers={"Host": host})
+            assert refused.status == 421, host
+            assert "private-customer-note" not in await refused.text()
+        for host in [f"127.0.0.1:{client.port}", "localhost", "LOCALHOST.", "[::1]:9465"]:
+            shown = await client.get("/invoices?account=shop", headers={"Host": host})
+            assert shown.status == 200, host

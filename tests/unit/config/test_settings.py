@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from worker.config import load_settings
+from worker.config.console import ConsoleSettings
 from worker.durations import parse_duration, parse_rate
 from worker.engine.runtimes import check_accounts
 from worker.errors import ConfigError
@@ -420,3 +421,25 @@ def test_a_bad_otlp_endpoint_is_one_line_naming_the_key(
     assert says in message
     assert "hunter2" not in message
     assert "\n" not in message
+
+
+@pytest.mark.parametrize(
+    ("listen", "allowed", "expected"),
+    [
+        ("127.0.0.1:9465", None, {"localhost", "127.0.0.1", "::1"}),
+        ("[::1]:9465", None, {"localhost", "127.0.0.1", "::1"}),
+        ("10.0.0.5:9465", None, {"localhost", "127.0.0.1", "::1", "10.0.0.5"}),
+        ("0.0.0.0:9465", None, None),
+        (
+            "0.0.0.0:9465",
+            ["Console.Example.COM.", "10.0.0.5:80"],
+            {"console.example.com", "10.0.0.5"},
+        ),
+        ("127.0.0.1:9465", ["*"], None),
+    ],
+)
+def test_console_hosts_default_to_the_listen_address(
+    listen: str, allowed: list[str] | None, expected: set[str] | None
+) -> None:
+    console = ConsoleSettings(listen=listen, allowed_hosts=allowed)
+    assert console.hosts() == (None if expected is None else frozenset(expected))
