@@ -9,6 +9,7 @@ broken producer can make the worker hold in memory or send on.
 from __future__ import annotations
 
 import json
+import re
 from datetime import date
 from decimal import Decimal
 from typing import Annotated, Any, Literal
@@ -182,6 +183,23 @@ def parse_invoice(payload: Any) -> Invoice:
     if isinstance(payload, str | bytes):
         return Invoice.model_validate_json(payload)
     return Invoice.model_validate(payload)
+
+
+# A JSON escape of NUL that is not itself escaped (``\\u0000`` is the text "\u0000", not NUL).
+NUL_ESCAPE = re.compile(r"(?:^|[^\\])(?:\\\\)*\\u0000")
+UNSTORABLE = "contains a NUL character (\\u0000), bytes that are not UTF-8 or an unpaired surrogate"
+
+
+def storable_json(text: str) -> bool:
+    """Whether PostgreSQL's jsonb can hold the JSON ``text``: valid UTF-8 (no unpaired
+    surrogate, which is how undecodable input arrives), no NUL and no ``\\u0000`` escape."""
+    if "\x00" in text or ("\\u0000" in text and NUL_ESCAPE.search(text)):
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def describe_validation_error(exc: ValidationError, limit: int = 10) -> str:

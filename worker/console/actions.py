@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from worker.console.auth import LOGIN_COOKIE, SESSION_COOKIE
 from worker.console.rendering import CONSOLE, SESSION, refused, render
 from worker.console.selection import BULK_CAP, bounded, dead_letter_selection
-from worker.invoice import describe_validation_error, parse_invoice
+from worker.invoice import UNSTORABLE, describe_validation_error, parse_invoice, storable_json
 from worker.store.accounts import AccountStore
 from worker.store.audit import REASON_LIMIT, AuditEntry
 from worker.store.dead_letters import REFUSALS, DeadLetterStore, ReplayResult
@@ -150,13 +150,18 @@ def _corrected_payload(value: object) -> str | None:
         raise web.HTTPBadRequest(text="the corrected payload is over 256 KiB")
     try:
         parse_invoice(text)
-        return json.dumps(json.loads(text), ensure_ascii=False, allow_nan=False)
+        stored = json.dumps(json.loads(text), ensure_ascii=False, allow_nan=False)
     except ValidationError as exc:
         raise web.HTTPBadRequest(
             text=f"the corrected payload is not a valid invoice: {describe_validation_error(exc)}"
         ) from exc
     except ValueError as exc:
         raise web.HTTPBadRequest(text="the corrected payload is not JSON") from exc
+    if not storable_json(stored):
+        raise web.HTTPBadRequest(
+            text=f"the corrected payload {UNSTORABLE}, which PostgreSQL cannot store"
+        )
+    return stored
 
 
 def _replayed(request: web.Request, results: list[ReplayResult]) -> web.Response:

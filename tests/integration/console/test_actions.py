@@ -194,6 +194,26 @@ async def test_replay_with_a_corrected_payload_and_purge_are_audited(
     ]
 
 
+async def test_a_corrected_payload_postgresql_cannot_store_is_refused_plainly(
+    pool: asyncpg.Pool, make_client: ClientFactory
+) -> None:
+    # jsonb holds no NUL and no unpaired surrogate: a 400 naming that, not a 503 "database
+    # unavailable" after the store refused it, and the dead letter stays as it was.
+    await add_dead(pool, 21, "shop", "k21")
+    client = await make_client(admin=True)
+    csrf = await log_in(client)
+    nul = json.dumps(invoice(number="N-21", notes="a\u0000b"))
+    surrogate = json.dumps(invoice(number="S-21", notes="a\ud800b"))
+    for payload, says in [(nul, "PostgreSQL cannot store"), (surrogate, "hex escape")]:
+        answer = await client.post(
+            "/dead-letters/21/replay", data={"reason": "r", "csrf": csrf, "payload": payload}
+        )
+        assert answer.status == 400, payload
+        assert says in await answer.text()
+    assert await pool.fetchval("SELECT count(*) FROM invoice_sync.outbox") == 0
+    assert await audit_rows(pool) == []
+
+
 async def test_a_bulk_replay_shows_its_count_and_needs_confirmation(
     pool: asyncpg.Pool, make_client: ClientFactory
 ) -> None:
