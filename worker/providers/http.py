@@ -73,14 +73,28 @@ class RedirectError(ProviderError):
 
 
 def new_session(timeouts: HttpTimeouts, *, limit: int = 100) -> aiohttp.ClientSession:
-    """A client session with our timeouts; one per account, so accounts never share headers.
+    """A client session with our timeouts; one per account, so accounts never share headers
+    or cookies. Its connections are ``timeouts.pool``'s when it has one (shared by the
+    accounts, which is safe: see ``worker.providers.connections``), else its own (at most
+    ``limit``). Close it with ``close_session``.
 
     ``total`` bounds the whole exchange, reading the body included, so a body that drips a
     byte at a time fails by then like any slow answer (``TimeoutError``, outcome unknown).
     """
     timeout = aiohttp.ClientTimeout(total=timeouts.total, sock_connect=timeouts.connect)
+    if timeouts.pool is not None:
+        return timeouts.pool.session(timeout)
     connector = aiohttp.TCPConnector(limit=limit, limit_per_host=limit)
     return aiohttp.ClientSession(timeout=timeout, connector=connector, raise_for_status=False)
+
+
+async def close_session(session: aiohttp.ClientSession, timeouts: HttpTimeouts) -> None:
+    """Close a session ``new_session(timeouts)`` made, and the shared connections once no
+    session uses them."""
+    if timeouts.pool is not None:
+        await timeouts.pool.release(session)
+    else:
+        await session.close()
 
 
 async def request(
