@@ -13,6 +13,12 @@ What a provider answers is not trusted (only the database and the config are), s
 - reads at most ``max_response_size`` bytes of a body, after decompression, within the
   request's total timeout; past the size it is a ``TransportError`` with ``sent=True``;
 - scrubs the account's secrets out of the body, before it is parsed, stored or cut.
+
+Each account has its own session (``new_session``); in the daemon the sessions share their TCP
+connections (``worker.providers.connections``). That is safe because every adapter sends the
+account's credentials in each request's own headers, never as session defaults, and cookies
+stay in each session's jar: a reused connection carries nothing of the account that used it
+last. The shared connector closes with the last session (``close_session``), at shutdown.
 """
 
 from __future__ import annotations
