@@ -19,6 +19,7 @@ from worker.config.endpoints import insecure_host
 from worker.engine.limits import AccountGate, Breaker, BreakerPolicy
 from worker.errors import ConfigError, ProviderError
 from worker.providers.base import Credentials, HttpTimeouts, Provider, ProviderSpec
+from worker.providers.connections import ConnectionPool
 from worker.providers.registry import PROVIDERS
 
 log = structlog.get_logger(__name__)
@@ -91,13 +92,18 @@ class AccountRuntime:
 class RuntimeFactory:
     """Builds one account's runtime from its checked settings: cheap (an adapter opens its HTTP
     session on first use), so ``check-config`` can build them all and ``run`` builds each only
-    when the account has work (``worker.engine.fleet``)."""
+    when the account has work (``worker.engine.fleet``).
+
+    The runtimes one factory builds share one ``ConnectionPool``: an account that opens, sends
+    one invoice and retires reuses the connection the previous account left to the same host,
+    rather than opening its own (``worker.providers.connections`` says why that is safe)."""
 
     def __init__(self, settings: Settings) -> None:
         self._timeouts = HttpTimeouts(
             connect=settings.http.connect_timeout,
             total=settings.http.request_timeout,
             max_response_size=settings.http.max_response_size,
+            pool=ConnectionPool(),
         )
         self._policy = BreakerPolicy(
             failures=settings.worker.breaker_failures,

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from pydantic import BaseModel
 
@@ -21,6 +21,9 @@ from worker.durations import RateLimit
 from worker.invoice import Invoice
 from worker.outcome import Outcome
 from worker.providers.redaction import cut
+
+if TYPE_CHECKING:
+    from worker.providers.connections import ConnectionPool
 
 # What we keep of a provider's answer in synced.response / dead_letter.response: enough to
 # diagnose, never a multi-megabyte page.
@@ -77,13 +80,17 @@ class Credentials:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class HttpTimeouts:
-    """The bounds of one HTTP exchange with a provider (``[http]``)."""
+    """The bounds of one HTTP exchange with a provider (``[http]``), and where its connections
+    come from."""
 
     connect: float
     total: float
     """Seconds for the whole exchange, the answer's body included (a dripping body too)."""
     max_response_size: int = MAX_RESPONSE_SIZE
     """Bytes of an answer's body read, counted after decompression."""
+    pool: ConnectionPool | None = field(default=None, compare=False, repr=False)
+    """The connections the accounts' sessions share (the daemon's, one per process); None:
+    each session opens its own (``worker.providers.http.new_session``)."""
 
 
 class Provider(Protocol):

@@ -13,6 +13,12 @@ What a provider answers is not trusted (only the database and the config are), s
 - reads at most ``max_response_size`` bytes of a body, after decompression, within the
   request's total timeout; past the size it is a ``TransportError`` with ``sent=True``;
 - scrubs the account's secrets out of the body, before it is parsed, stored or cut.
+
+Each account has its own session (``new_session``); in the daemon the sessions share their TCP
+connections (``worker.providers.connections``). That is safe because every adapter sends the
+account's credentials in each request's own headers, never as session defaults, and cookies
+stay in each session's jar: a reused connection carries nothing of the account that used it
+last. The shared connector closes with the last session (``close_session``), at shutdown.
 """
 
 from __future__ import annotations
@@ -73,14 +79,28 @@ class RedirectError(ProviderError):
 
 
 def new_session(timeouts: HttpTimeouts, *, limit: int = 100) -> aiohttp.ClientSession:
-    """A client session with our timeouts; one per account, so accounts never share headers.
+    """A client session with our timeouts; one per account, so accounts never share headers
+    or cookies. Its connections are ``timeouts.pool``'s when it has one (shared by the
+    accounts, which is safe: see ``worker.providers.connections``), else its own (at most
+    ``limit``). Close it with ``close_session``.
 
     ``total`` bounds the whole exchange, reading the body included, so a body that drips a
     byte at a time fails by then like any slow answer (``TimeoutError``, outcome unknown).
     """
     timeout = aiohttp.ClientTimeout(total=timeouts.total, sock_connect=timeouts.connect)
+    if timeouts.pool is not None:
+        return timeouts.pool.session(timeout)
     connector = aiohttp.TCPConnector(limit=limit, limit_per_host=limit)
     return aiohttp.ClientSession(timeout=timeout, connector=connector, raise_for_status=False)
+
+
+async def close_session(session: aiohttp.ClientSession, timeouts: HttpTimeouts) -> None:
+    """Close a session ``new_session(timeouts)`` made, and the shared connections once no
+    session uses them."""
+    if timeouts.pool is not None:
+        await timeouts.pool.release(session)
+    else:
+        await session.close()
 
 
 async def request(

@@ -128,7 +128,7 @@ class BillClap:
         """Close the session; the adapter may be used again afterwards (a new one opens)."""
         if self._session is not None:
             session, self._session = self._session, None
-            await session.close()
+            await http.close_session(session, self._timeouts)
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:

@@ -75,7 +75,7 @@ class BillitClient:
     async def aclose(self) -> None:
         if self._session is not None:
             session, self._session = self._session, None
-            await session.close()
+            await http.close_session(session, self._timeouts)
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:

@@ -118,7 +118,7 @@ class Refrens:
         """Close the session; the adapter may be used again afterwards (a new one opens)."""
         if self._session is not None:
             session, self._session = self._session, None
-            await session.close()
+            await http.close_session(session, self._timeouts)
 
     async def _create(self, attempt: Attempt) -> Outcome:
         body = build_request(attempt.invoice)
