@@ -1,7 +1,12 @@
 """The accounts this process may work, and the runtimes of those that have work right now.
 
-Every account is checked at start (provider, options, token source), which opens nothing. Its
-runtime (adapter, HTTP session, caches, limits) is made when a claim first leases one of its
+A config file's account is checked at start (provider, options, token source), which opens
+nothing. A database-held account is only listed (``Listed``: its provider, limits and the row's
+version, what the claim needs): its secret is opened and its options checked when a claim is
+first about to lease one of its rows (``prepare``, one query per claim for the claim's new
+accounts, through the ``Loader``). One found unusable then (a secret no key opens, options its
+provider refuses) is named once (``account.invalid``) and left out, its rows pending, until its
+row changes. Its runtime (adapter, HTTP session, caches, limits) is made when a claim first leases one of its
 rows, and closed once it has had nothing in flight for ``idle_timeout``, or sooner when more
 than ``max_open`` are open (the least recently used idle ones first). So memory follows the
 accounts that have work, not the accounts configured: ten thousand merchants with an invoice
@@ -15,33 +20,62 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, KeysView, Mapping
+from collections.abc import Awaitable, Callable, Collection, Iterable, KeysView, Mapping
+from dataclasses import dataclass
 
 import structlog
 
+from worker.durations import RateLimit
 from worker.engine.limits import claim_request
 from worker.engine.runtimes import AccountRuntime, CheckedAccount
+from worker.errors import ConfigError
 from worker.store.outbox import ClaimRequest
 
 log = structlog.get_logger(__name__)
 
+
+@dataclass(frozen=True, slots=True)
+class Listed:
+    """A database-held account as kept until it has work: what the claim needs, nothing more
+    (a hundred thousand of these must cost little; equal profiles share their strings and
+    rates). ``version`` changes with any column of its row: a reload that sees another one
+    replaces the account's runtime."""
+
+    provider: str
+    rate: RateLimit
+    burst: float | None
+    concurrency: int
+    version: int
+
+
+Entry = CheckedAccount | Listed
 Opener = Callable[[str, CheckedAccount], AccountRuntime]
+Loader = Callable[[list[str]], Awaitable[dict[str, CheckedAccount | str]]]
+"""Opens and checks the named database accounts: each one's ``CheckedAccount``, or one line
+saying why it cannot run; a name left out is gone or disabled since the last reload."""
 
 
 class Fleet:
-    """Checked accounts by name, and the open runtimes among them (LRU order)."""
+    """Accounts by name (checked, or listed), and the open runtimes among them (LRU order)."""
 
     def __init__(
         self,
-        accounts: Mapping[str, CheckedAccount],
+        accounts: Mapping[str, Entry],
         *,
         opener: Opener,
         idle_timeout: float,
         max_open: int,
+        loader: Loader | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._accounts = dict(accounts)
         self._opener = opener
+        self._loader = loader
+        # Listed accounts ``prepare`` opened for the claim under way.
+        self._ready: dict[str, CheckedAccount] = {}
+        # Listed accounts found unusable, out of ``_accounts`` until their row changes:
+        # the version they were found at, and why.
+        self._invalid: dict[str, tuple[int, str]] = {}
         self._idle_timeout = idle_timeout
         self._max_open = max_open
         self._clock = clock
@@ -58,9 +92,13 @@ class Fleet:
     def names(self) -> KeysView[str]:
         return (self._fixed if self._fixed is not None else self._accounts).keys()
 
-    def checked(self) -> dict[str, CheckedAccount]:
-        """The accounts this fleet may work, as checked (a copy)."""
+    def checked(self) -> dict[str, Entry]:
+        """The accounts this fleet may work, as checked or listed (a copy)."""
         return dict(self._accounts)
+
+    def invalid_count(self) -> int:
+        """Listed accounts left out because opening them failed (until their row changes)."""
+        return len(self._invalid)
 
     def __contains__(self, name: object) -> bool:
         return name in self.names()
@@ -74,36 +112,72 @@ class Fleet:
     def provider_name(self, name: str) -> str:
         if self._fixed is not None:
             return self._fixed[name].provider_name
-        return self._accounts[name].spec.name
+        entry = self._accounts[name]
+        return entry.provider if isinstance(entry, Listed) else entry.spec.name
 
     def room(self, name: str) -> int:
         """Rows ``name`` may be given now: its gate's room when open, a new gate's when not."""
         runtime = self._peek(name)
         if runtime is not None:
             return runtime.gate.free()
-        return 2 * self._accounts[name].settings.concurrency
+        return 2 * concurrency_of(self._accounts[name])
 
     def claim_request(self, name: str, rows: int) -> ClaimRequest:
         """``rows`` of ``name`` with its deployment-wide bucket, without opening it."""
         runtime = self._peek(name)
         if runtime is not None:
             return runtime.gate.claim_request(rows)
-        account = self._accounts[name].settings
-        return claim_request(rows, account.rate_limit, account.rate_burst)
+        entry = self._accounts[name]
+        if isinstance(entry, Listed):
+            return claim_request(rows, entry.rate, entry.burst)
+        return claim_request(rows, entry.settings.rate_limit, entry.settings.rate_burst)
 
     def total_concurrency(self) -> int:
         """Calls all accounts may make at once, each at its own cap."""
         if self._fixed is not None:
             return sum(rt.gate.concurrency for rt in self._fixed.values())
-        return sum(a.settings.concurrency for a in self._accounts.values())
+        return total_concurrency(self._accounts.values())
+
+    async def prepare(self, shares: dict[str, int]) -> dict[str, int]:
+        """Open the listed accounts among ``shares`` (rows to claim by account) that have no
+        runtime, all in one go (the ``Loader``: one query), before a claim leases their rows;
+        returns ``shares`` without those not to claim now: found unusable (named once, left
+        out until their row changes) or gone since the last reload (the next one takes it in)."""
+        self._ready.clear()
+        wanted = [
+            name
+            for name in shares
+            if name not in self._open and isinstance(self._accounts.get(name), Listed)
+        ]
+        if not wanted or self._fixed is not None:
+            return shares
+        if self._loader is None:
+            raise ConfigError("database accounts listed without a loader to open them")
+        found = await self._loader(wanted)
+        skip = set()
+        for name in wanted:
+            result = found.get(name)
+            if isinstance(result, CheckedAccount):
+                self._ready[name] = result
+                continue
+            skip.add(name)
+            entry = self._accounts.get(name)
+            if result is None or not isinstance(entry, Listed):
+                continue
+            # Named once: it stays out, so it is not tried again, until its row changes.
+            log.warning("account.invalid", account=name, error=result)
+            self._invalid[name] = (entry.version, result)
+            del self._accounts[name]
+        return {name: rows for name, rows in shares.items() if name not in skip}
 
     def runtime(self, name: str) -> AccountRuntime:
         """The account's runtime, opened now if it is not (``ConfigError`` if it cannot be:
-        a token file gone since start, say); marks it used."""
+        a token file gone since start, a listed account ``prepare`` did not open); marks it
+        used."""
         if self._fixed is not None:
             return self._fixed[name]
         found = self._open.get(name)
-        runtime = found[0] if found is not None else self._opener(name, self._accounts[name])
+        runtime = found[0] if found is not None else self._opener(name, self._checked(name))
         if found is None:
             log.debug("account.opened", account=name)
         self._open[name] = (runtime, self._clock())
@@ -135,19 +209,27 @@ class Fleet:
             retired.append(runtime)
         return retired
 
-    def replace(self, accounts: Mapping[str, CheckedAccount]) -> list[AccountRuntime]:
+    def replace(self, accounts: Mapping[str, Entry]) -> list[AccountRuntime]:
         """Take a new set of accounts (a reload): runtimes of removed or changed accounts leave
         service (returned for closing once their rows in flight finish, which hold their own
-        reference); unchanged ones stay open."""
+        reference); unchanged ones stay open, and unusable ones whose row did not change stay
+        out."""
         retired = []
         for name, (runtime, _used) in list(self._open.items()):
             new = accounts.get(name)
             if new is None or new != self._accounts.get(name):
                 del self._open[name]
                 retired.append(runtime)
+        self._ready.clear()
         # In place: ``names()`` hands out a live view (the metrics refresher holds one).
         self._accounts.clear()
         self._accounts.update(accounts)
+        for name, (version, _error) in list(self._invalid.items()):
+            new = accounts.get(name)
+            if isinstance(new, Listed) and new.version == version:
+                del self._accounts[name]
+            else:  # removed, or changed: tried again at its next claim, named if still wrong
+                del self._invalid[name]
         return retired
 
     def open_runtimes(self) -> Iterable[AccountRuntime]:
@@ -155,11 +237,29 @@ class Fleet:
             return list(self._fixed.values())
         return [runtime for runtime, _used in self._open.values()]
 
+    def _checked(self, name: str) -> CheckedAccount:
+        entry = self._accounts[name]
+        if isinstance(entry, CheckedAccount):
+            return entry
+        ready = self._ready.pop(name, None)
+        if ready is None:
+            raise ConfigError(f"account {name}: not opened before its rows were claimed")
+        return ready
+
     def _peek(self, name: str) -> AccountRuntime | None:
         if self._fixed is not None:
             return self._fixed[name]
         found = self._open.get(name)
         return found[0] if found is not None else None
+
+
+def concurrency_of(entry: Entry) -> int:
+    return entry.concurrency if isinstance(entry, Listed) else entry.settings.concurrency
+
+
+def total_concurrency(entries: Collection[Entry]) -> int:
+    """Calls all these accounts may make at once, each at its own cap."""
+    return sum(concurrency_of(entry) for entry in entries)
 
 
 def _no_opener(name: str, checked: CheckedAccount) -> AccountRuntime:
