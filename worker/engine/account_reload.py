@@ -62,7 +62,7 @@ class AccountReloader:
         self._file_accounts = dict(file_accounts)
         self._pool = pool
         self._apply = apply
-        self._current = dict(current)
+        self._current = current  # held, not copied: its owner hands it over
         # Invalid rows already named in the log (at start-up, or by the last reload), with why.
         self._reported = dict(reported or {})
         # The table's ``account_fingerprint`` as of ``current`` (None: unknown, read it all).
@@ -98,20 +98,28 @@ class AccountReloader:
         listed = await list_accounts(
             self._pool, taken=self._file_accounts.keys(), reported=self._reported
         )
-        accounts: dict[str, Entry] = {**self._file_accounts, **listed.accounts}
+        accounts = listed.accounts
+        accounts.update(self._file_accounts)
         self._reported = listed.invalid
         self._fingerprint = fingerprint
         if accounts == self._current:
             return
-        added = sorted(accounts.keys() - self._current.keys())
-        removed = sorted(self._current.keys() - accounts.keys())
-        changed = sorted(
-            name
-            for name in accounts.keys() & self._current.keys()
-            if accounts[name] != self._current[name]
-        )
+        # Lists, not sets of every name: a platform's table is large, its changes mostly small.
+        added, changed = [], []
+        for name, entry in accounts.items():
+            before = self._current.get(name)
+            if before is None:
+                added.append(name)
+            elif before != entry:
+                changed.append(name)
+        removed = [name for name in self._current if name not in accounts]
+        added.sort()
+        changed.sort()
+        removed.sort()
+        # Handed over, not copied (it is not changed after this): a copy of a hundred thousand
+        # entries is megabytes.
         self._current = accounts
-        self._apply(dict(accounts))
+        self._apply(accounts)
         log.info(
             "accounts.reloaded",
             accounts=len(accounts),

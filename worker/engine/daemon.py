@@ -57,7 +57,8 @@ async def _run_engine(settings: Settings, *, drain: bool) -> None:
     dsn = settings.database_dsn()
     file_accounts = checked_accounts(settings)  # the file's mistakes first, before connecting
     listed, fingerprint = await _database_accounts(settings, dsn, file_accounts)
-    accounts: dict[str, Entry] = {**file_accounts, **listed.accounts}
+    accounts = listed.accounts  # not a copy: at a platform's size, one is megabytes
+    accounts.update(file_accounts)
     if not accounts:
         raise InputError(
             "no account configured ([accounts.NAME] or `invoice-sync accounts add`): nothing to run"
@@ -68,7 +69,6 @@ async def _run_engine(settings: Settings, *, drain: bool) -> None:
     try:
         await _check_schema(pool)
         fleet = open_fleet(settings, accounts, loader=DatabaseLoader(pool, settings.keyring()))
-        del accounts  # the fleet's copy is the one that lives on (a reload replaces it)
         metrics = Metrics(account_series=settings.observe.metrics_accounts)
         engine = Engine(
             outbox=Outbox(pool, worker_id=worker_id()),
@@ -83,13 +83,13 @@ async def _run_engine(settings: Settings, *, drain: bool) -> None:
             pool=pool,
             listen_dsn=dsn,
             apply=engine.replace_accounts,
-            current=fleet.checked(),
+            current=accounts,  # the fleet has its own copy: this one is the reloader's
             reported=listed.invalid,
             fingerprint=fingerprint,
             metrics=metrics,
             opened_invalid=fleet.invalid_count,
         )
-        del listed
+        del listed, accounts  # the fleet and the reloader hold what they need
         listen = settings.observe.listen_on()
         if listen is not None:
             health = HealthServer(

@@ -19,7 +19,6 @@ loader). A row found unusable then is left out as an invalid one is, until it ch
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,7 +29,7 @@ from pydantic import ValidationError
 from worker.config import MIN_SECRET_LENGTH, Settings, describe_config_error
 from worker.config.accounts import AccountSettings, account_name_problem
 from worker.durations import RateLimit, parse_rate
-from worker.engine.fleet import Listed
+from worker.engine.fleet import Entry, Listed
 from worker.engine.runtimes import CheckedAccount, check_account, warn_insecure
 from worker.errors import ConfigError
 from worker.logs import REDACTOR
@@ -175,7 +174,9 @@ async def with_database_accounts(
 class ListedAccounts:
     """The database's enabled accounts as listed, and those left out at listing and why."""
 
-    accounts: dict[str, Listed] = field(default_factory=dict)
+    accounts: dict[str, Entry] = field(default_factory=dict)
+    """Every one a ``Listed``; typed as the fleet's entries so that the caller can add the
+    config file's accounts to it rather than to a copy (megabytes, at a platform's size)."""
     invalid: dict[str, str] = field(default_factory=dict)
 
 
@@ -187,43 +188,45 @@ class _Lister:
         self.listed = ListedAccounts()
         self._taken = taken
         self._refuse_taken = refuse_taken
+        # Each provider's name as one string, shared by all its accounts.
+        self._providers = {name: name for name in PROVIDERS}
         self._rates: dict[str, RateLimit | str] = {}
         self._bursts: dict[str | None, float | str | None] = {None: None}
 
     def __call__(self, brief: AccountBrief) -> None:
         name = brief.name
         if name in self._taken:
-            if self._refuse_taken:
-                raise ConfigError(
-                    f"accounts.{name}: defined both in the config and in the database "
-                    "(invoice_sync.account); keep one"
-                )
-            self.listed.invalid[name] = (
-                f"accounts.{name}: defined both in the config and in the database "
-                "(invoice_sync.account); the config's is kept"
-            )
+            self._taken_by_config(name)
             return
         if not brief.enabled:
             return
-        problem = None
-        if brief.provider not in PROVIDERS:
-            known = ", ".join(sorted(PROVIDERS))
-            problem = f"accounts.{name}.provider: {brief.provider!r} is not one of {known}"
-        rate = self._rate(brief.rate_limit)
-        burst = self._burst(brief.rate_burst)
-        if isinstance(rate, str):
-            problem = problem or f"accounts.{name}.rate_limit: {rate}"
-        if isinstance(burst, str):
-            problem = problem or f"accounts.{name}.rate_burst: {burst}"
-        if problem is not None or isinstance(rate, str) or isinstance(burst, str):
-            self.listed.invalid[name] = problem or f"account {name}: invalid"
+        rate = self._rates.get(brief.rate_limit) or self._rate(brief.rate_limit)
+        burst = (
+            self._bursts[brief.rate_burst]
+            if brief.rate_burst in self._bursts
+            else self._burst(brief.rate_burst)
+        )
+        provider = self._providers.get(brief.provider)
+        if provider is None or isinstance(rate, str) or isinstance(burst, str):
+            self.listed.invalid[name] = _listing_problem(name, brief.provider, rate, burst)
             return
         self.listed.accounts[name] = Listed(
-            provider=sys.intern(brief.provider),
+            provider=provider,
             rate=rate,
             burst=burst,
             concurrency=brief.concurrency,
             version=brief.version,
+        )
+
+    def _taken_by_config(self, name: str) -> None:
+        if self._refuse_taken:
+            raise ConfigError(
+                f"accounts.{name}: defined both in the config and in the database "
+                "(invoice_sync.account); keep one"
+            )
+        self.listed.invalid[name] = (
+            f"accounts.{name}: defined both in the config and in the database "
+            "(invoice_sync.account); the config's is kept"
         )
 
     def _rate(self, text: str) -> RateLimit | str:
@@ -247,6 +250,17 @@ class _Lister:
             value = "must be at least 1"
         self._bursts[text] = value
         return value
+
+
+def _listing_problem(
+    name: str, provider: str, rate: RateLimit | str, burst: float | str | None
+) -> str:
+    if provider not in PROVIDERS:
+        known = ", ".join(sorted(PROVIDERS))
+        return f"accounts.{name}.provider: {provider!r} is not one of {known}"
+    if isinstance(rate, str):
+        return f"accounts.{name}.rate_limit: {rate}"
+    return f"accounts.{name}.rate_burst: {burst}"
 
 
 async def list_accounts(

@@ -21,7 +21,7 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Collection, Iterable, KeysView, Mapping
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import structlog
 
@@ -34,12 +34,11 @@ from worker.store.outbox import ClaimRequest
 log = structlog.get_logger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
-class Listed:
+class Listed(NamedTuple):
     """A database-held account as kept until it has work: what the claim needs, nothing more
-    (a hundred thousand of these must cost little; equal profiles share their strings and
-    rates). ``version`` changes with any column of its row: a reload that sees another one
-    replaces the account's runtime."""
+    (a hundred thousand of these must cost little and be made fast: a tuple; equal profiles
+    share their strings and rates). ``version`` changes with any column of its row: a reload
+    that sees another one replaces the account's runtime."""
 
     provider: str
     rate: RateLimit

@@ -110,7 +110,7 @@ class Engine:
         self._retiring: list[AccountRuntime] = []
         # A reload's new set of accounts, taken in at the start of the next claim: between
         # claims, so a row is never claimed for an account the fleet no longer has.
-        self._replacement: dict[str, Entry] | None = None
+        self._replacement: Mapping[str, Entry] | None = None
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._forced = False
@@ -162,8 +162,9 @@ class Engine:
     def replace_accounts(self, accounts: Mapping[str, Entry]) -> None:
         """Work ``accounts`` from the next claim on (a reload): a removed or disabled account is
         no longer claimed, a changed one gets a new runtime, and rows in flight finish on the
-        runtime they started with, which closes after them."""
-        self._replacement = dict(accounts)
+        runtime they started with, which closes after them. Held, not copied (a reload's set
+        can be large): the caller hands it over."""
+        self._replacement = accounts
         self._wake.set()
 
     def _fail(self, failure: BackgroundTaskError) -> None:
