@@ -2,7 +2,7 @@
 one account with as many invoices, at the same total concurrency, in one run; and a replica
 with ``many_idle_accounts`` accounts and nothing pending against one with 10.
 
-Every account is a row of ``invoice_sync.account`` (the issue's "accounts in the table"), its
+Every account is a row of ``invoice_sync.account`` (where a platform keeps its merchants), its
 token sealed for it under the bench's key, as ``accounts add`` would (copied in bulk: one
 COPY, not a CLI call per account); the daemon's config holds only the database, the key file,
 ``[worker]`` and ``[observe]``. Every daemon is the real CLI (``python -m worker run``) as a
