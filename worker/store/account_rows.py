@@ -116,7 +116,7 @@ async def account_briefs(
                 for row in rows:
                     take(make(row))
 
-    if isinstance(pool, asyncpg.Connection):
+    if not isinstance(pool, asyncpg.Pool):  # a connection (or a pool's proxy of one)
         await database.run(lambda: read(pool))
         return
 

@@ -225,6 +225,9 @@ async def test_listing_keeps_the_claims_needs_and_opens_no_secret(pool: asyncpg.
     briefs: list[AccountBrief] = []
     await account_briefs(pool, briefs.append, chunk=2)  # a cursor, two rows at a time
     assert len(briefs) == 8
+    async with pool.acquire() as conn:  # or on a connection of the caller's
+        await account_briefs(conn, briefs.append)
+    assert len(briefs) == 16
 
     with capture_logs() as logs:
         # No keyring at all: listing opens nothing.
