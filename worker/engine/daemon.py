@@ -83,7 +83,7 @@ async def _run_engine(settings: Settings, *, drain: bool) -> None:
             pool=pool,
             listen_dsn=dsn,
             apply=engine.replace_accounts,
-            current=accounts,  # the fleet has its own copy: this one is the reloader's
+            current=accounts,  # shared with the fleet: neither changes it (a reload makes anew)
             reported=listed.invalid,
             fingerprint=fingerprint,
             metrics=metrics,

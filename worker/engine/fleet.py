@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Collection, Iterable, KeysView, Mapping
+from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator, Mapping
+from collections.abc import Set as AbstractSet
 from typing import NamedTuple
 
 import structlog
@@ -67,14 +68,17 @@ class Fleet:
         loader: Loader | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._accounts = dict(accounts)
+        # Held, not copied, and never changed here (a reload hands over a new one): at a
+        # platform's size a copy is megabytes, and the reloader keeps this same one.
+        self._accounts = accounts
         self._opener = opener
         self._loader = loader
         # Listed accounts ``prepare`` opened for the claim under way.
         self._ready: dict[str, CheckedAccount] = {}
-        # Listed accounts found unusable, out of ``_accounts`` until their row changes:
-        # the version they were found at, and why.
+        # Listed accounts found unusable, left out (of ``names()`` too) until their row
+        # changes: the version they were found at, and why.
         self._invalid: dict[str, tuple[int, str]] = {}
+        self._names = _Usable(self)
         self._idle_timeout = idle_timeout
         self._max_open = max_open
         self._clock = clock
@@ -88,12 +92,13 @@ class Fleet:
         fleet._fixed = dict(runtimes)
         return fleet
 
-    def names(self) -> KeysView[str]:
-        return (self._fixed if self._fixed is not None else self._accounts).keys()
+    def names(self) -> AbstractSet[str]:
+        """The accounts this fleet may work: a live view (the metrics refresher holds one)."""
+        return self._fixed.keys() if self._fixed is not None else self._names
 
     def checked(self) -> dict[str, Entry]:
         """The accounts this fleet may work, as checked or listed (a copy)."""
-        return dict(self._accounts)
+        return {name: self._accounts[name] for name in self._names}
 
     def invalid_count(self) -> int:
         """Listed accounts left out because opening them failed (until their row changes)."""
@@ -146,7 +151,9 @@ class Fleet:
         wanted = [
             name
             for name in shares
-            if name not in self._open and isinstance(self._accounts.get(name), Listed)
+            if name not in self._open
+            and name not in self._invalid
+            and isinstance(self._accounts.get(name), Listed)
         ]
         if not wanted or self._fixed is not None:
             return shares
@@ -166,7 +173,6 @@ class Fleet:
             # Named once: it stays out, so it is not tried again, until its row changes.
             log.warning("account.invalid", account=name, error=result)
             self._invalid[name] = (entry.version, result)
-            del self._accounts[name]
         return {name: rows for name, rows in shares.items() if name not in skip}
 
     def runtime(self, name: str) -> AccountRuntime:
@@ -220,14 +226,11 @@ class Fleet:
                 del self._open[name]
                 retired.append(runtime)
         self._ready.clear()
-        # In place: ``names()`` hands out a live view (the metrics refresher holds one).
-        self._accounts.clear()
-        self._accounts.update(accounts)
+        self._accounts = accounts
         for name, (version, _error) in list(self._invalid.items()):
             new = accounts.get(name)
-            if isinstance(new, Listed) and new.version == version:
-                del self._accounts[name]
-            else:  # removed, or changed: tried again at its next claim, named if still wrong
+            # Removed, or changed: tried again at its next claim, named if still wrong.
+            if not isinstance(new, Listed) or new.version != version:
                 del self._invalid[name]
         return retired
 
@@ -250,6 +253,25 @@ class Fleet:
             return self._fixed[name]
         found = self._open.get(name)
         return found[0] if found is not None else None
+
+
+class _Usable(AbstractSet[str]):
+    """A fleet's accounts less those found unusable, live: it follows reloads and findings."""
+
+    def __init__(self, fleet: Fleet) -> None:
+        self._fleet = fleet
+
+    def __contains__(self, name: object) -> bool:
+        fleet = self._fleet
+        return name in fleet._accounts and name not in fleet._invalid
+
+    def __iter__(self) -> Iterator[str]:
+        fleet = self._fleet
+        return (name for name in fleet._accounts if name not in fleet._invalid)
+
+    def __len__(self) -> int:
+        # Every unusable one is among the accounts: replace() forgets those that left.
+        return len(self._fleet._accounts) - len(self._fleet._invalid)
 
 
 def concurrency_of(entry: Entry) -> int:
