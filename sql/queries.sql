@@ -1056,6 +1056,31 @@ SELECT name, provider, options::text AS options, rate_limit, concurrency, enable
 SELECT count(*)::text || ':' || coalesce(sum(hashtextextended(a::text, 0)), 0)::text
   FROM invoice_sync.account a;
 
+-- name: account_briefs
+-- What a replica keeps of each database-held account until it has work: the claim's limits, and
+-- the row's hash (the fingerprint's term) to notice a change. No options, no secret: those are
+-- read per account when a claim first leases one of its rows (account_rows_named).
+SELECT name, provider, rate_limit, concurrency, enabled,
+       options ->> 'rate_burst' AS rate_burst,
+       hashtextextended(a::text, 0) AS version
+  FROM invoice_sync.account a;
+
+-- name: account_key_samples
+-- One enabled account's secret per key id: start-up opens these to catch a missing or wrong key
+-- (which every account under that key suffers alike) without opening every secret.
+SELECT DISTINCT ON (secret_key_id) name, secret, secret_key_id
+  FROM invoice_sync.account
+ WHERE secret IS NOT NULL AND enabled
+ ORDER BY secret_key_id, name;
+
+-- name: account_rows_named
+-- The database-held accounts named in $1, whole, secrets as ciphertext: those a claim is about
+-- to lease rows of for the first time (one query per claim, not per row).
+SELECT name, provider, options::text AS options, rate_limit, concurrency, enabled,
+       secret, secret_key_id, created_at, updated_at, updated_by
+  FROM invoice_sync.account
+ WHERE name = ANY($1::text[]);
+
 -- name: account_row
 -- One database-held account ($1 name), or none.
 SELECT name, provider, options::text AS options, rate_limit, concurrency, enabled,

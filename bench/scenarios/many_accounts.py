@@ -1,15 +1,19 @@
 """Scenario 7: many accounts. Draining ``many_accounts`` accounts with one invoice each against
 one account with as many invoices, at the same total concurrency, in one run; and a replica
-configured for ``many_idle_accounts`` accounts with nothing pending against one with 10.
+with ``many_idle_accounts`` accounts and nothing pending against one with 10.
 
-Every daemon is the real CLI (``python -m worker run``) as a subprocess, so its RSS is its
-own (``VmHWM``, sampled from /proc); every account is a BillClap account on the one sandbox
-(its own process), all with the bench's token, so every invoice is really created. The total
-concurrency is ``[worker] max_in_flight``: the one account's ``concurrency`` equals it, the
-many accounts have ``concurrency = 1`` each. Drain time is the daemon's whole life under
-``run --drain`` (start-up included); start-up is from spawning it to its ``worker.started``
-line. With nothing pending, the claim's time is ``invoice_sync_claim_duration_seconds``
-(the ready walk and the claim statement) averaged over the claims of ``many_idle_seconds``.
+Every account is a row of ``invoice_sync.account`` (where a platform keeps its merchants), its
+token sealed for it under the bench's key, as ``accounts add`` would (copied in bulk: one
+COPY, not a CLI call per account); the daemon's config holds only the database, the key file,
+``[worker]`` and ``[observe]``. Every daemon is the real CLI (``python -m worker run``) as a
+subprocess, so its RSS is its own (``VmHWM``, sampled from /proc); every account is a BillClap
+account on the one sandbox (its own process), all with the bench's token, so every invoice is
+really created. The total concurrency is ``[worker] max_in_flight``: the one account's
+``concurrency`` equals it, the many accounts have ``concurrency = 1`` each. Drain time is the
+daemon's whole life under ``run --drain`` (start-up included); start-up is from spawning it to
+its ``worker.started`` line. With nothing pending, the claim's time is
+``invoice_sync_claim_duration_seconds`` (the ready walk and the claim statement) averaged over
+the claims of ``many_idle_seconds``.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from bench.plan import Context
 from bench.processes import TOKEN, daemon, peak_rss_kb, sandbox
 from bench.report import Figure, ScenarioResult
 from bench.workload import bulk_load, invoice
+from worker.sealed import Keyring, decode_key, new_key
 
 NAME = "many_accounts"
 SOLO = "solo"
@@ -39,18 +44,62 @@ INSERT INTO invoice_sync.outbox (account, idempotency_key, payload)
 SELECT 'm' || lpad(i::text, 7, '0'), 'M-' || i, jsonb_set($1::jsonb, '{number}', to_jsonb('M-' || i))
   FROM generate_series(1, $2::int) AS i
 """
+ACCOUNT_COLUMNS = (
+    "name",
+    "provider",
+    "options",
+    "rate_limit",
+    "concurrency",
+    "secret",
+    "secret_key_id",
+    "updated_by",
+)
 
 
 def account_name(i: int) -> str:
     return f"m{i:07d}"
 
 
-def fleet_config(
-    path: Path, dsn: str, url: str, names: list[str], *, concurrency: int, max_in_flight: int
-) -> Path:
-    """A daemon config with one BillClap table per name; product defaults otherwise."""
+class Keys:
+    """The bench's secret key, in a file the daemons read (``secret_key_file``)."""
+
+    def __init__(self, workdir: Path) -> None:
+        text = new_key()
+        self.path = workdir / "secret.key"
+        self.path.write_text(text + "\n")
+        self.path.chmod(0o600)
+        self.ring = Keyring(decode_key(text, "bench key"))
+
+
+async def add_accounts(
+    dsn: str, keys: Keys, url: str, names: list[str], *, concurrency: int
+) -> None:
+    """BillClap accounts in ``invoice_sync.account``, each token sealed for its own name (the
+    name is the AES-GCM associated data: one ciphertext cannot serve two accounts)."""
+    options = json.dumps({"base_url": url})
+    records = []
+    for name in names:
+        sealed = keys.ring.seal(name, {"token": TOKEN})
+        records.append(
+            (name, "billclap", options, "100000/second", concurrency, sealed.ciphertext,
+             sealed.key_id, "bench")
+        )  # fmt: skip
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.copy_records_to_table(
+            "account", schema_name="invoice_sync", columns=ACCOUNT_COLUMNS, records=records
+        )
+        await conn.execute("ANALYZE invoice_sync.account")
+    finally:
+        await conn.close()
+
+
+def daemon_config(path: Path, dsn: str, keys: Keys, *, max_in_flight: int) -> Path:
+    """A daemon config with no account of its own (they are in the table); product defaults
+    otherwise."""
     lines = [
         f'database_url = "{dsn}"',
+        f'secret_key_file = "{keys.path}"',
         "[worker]",
         f"max_in_flight = {max_in_flight}",
         'poll_interval = "200ms"',
@@ -59,15 +108,6 @@ def fleet_config(
         'log_level = "info"',
         'listen = "127.0.0.1:0"',
     ]
-    for name in names:
-        lines += [
-            f"[accounts.{name}]",
-            'provider = "billclap"',
-            f'base_url = "{url}"',
-            f'token = "{TOKEN}"',
-            'rate_limit = "100000/second"',
-            f"concurrency = {concurrency}",
-        ]
     path.write_text("\n".join(lines) + "\n")
     return path
 
@@ -131,18 +171,9 @@ def _claim_seconds(port: int) -> tuple[float, float]:
     return (float(total.group(1)) if total else 0.0, float(count.group(1)) if count else 0.0)
 
 
-async def _idle(ctx: Context, dsn: str, url: str, accounts: int) -> dict[str, Any]:
-    """A replica configured for ``accounts`` accounts, nothing pending: start-up, RSS after
+async def _idle(ctx: Context, dsn: str, config: Path, accounts: int) -> dict[str, Any]:
+    """A replica with ``accounts`` accounts in the table, nothing pending: start-up, RSS after
     the window, and the mean claim time over the window."""
-    names = [account_name(i) for i in range(1, accounts + 1)]
-    config = fleet_config(
-        ctx.workdir / f"idle-{accounts}.toml",
-        dsn,
-        url,
-        names,
-        concurrency=1,
-        max_in_flight=ctx.concurrency,
-    )
     log = ctx.workdir / f"idle-{accounts}.log"
     spawned = time.time()
     process = daemon(config, log=log)
@@ -166,19 +197,26 @@ async def _idle(ctx: Context, dsn: str, url: str, accounts: int) -> dict[str, An
     }
 
 
-async def _drains(ctx: Context, url: str) -> tuple[dict[str, Any], dict[str, Any]]:
+async def _idles(ctx: Context, keys: Keys, url: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The same database with 10 accounts, then with ``many_idle_accounts``."""
+    lots = ctx.sizes.many_idle_accounts
+    async with scratch(ctx.server_dsn, "many_idle") as dsn:
+        config = daemon_config(ctx.workdir / "idle.toml", dsn, keys, max_in_flight=ctx.concurrency)
+        await add_accounts(dsn, keys, url, [account_name(i) for i in range(1, 11)], concurrency=1)
+        few = await _idle(ctx, dsn, config, 10)
+        more = [account_name(i) for i in range(11, lots + 1)]
+        await add_accounts(dsn, keys, url, more, concurrency=1)
+        many = await _idle(ctx, dsn, config, lots)
+    return few, many
+
+
+async def _drains(ctx: Context, keys: Keys, url: str) -> tuple[dict[str, Any], dict[str, Any]]:
     count = ctx.sizes.many_accounts
     template = json.dumps(invoice("template"))
     async with scratch(ctx.server_dsn, "many_one") as dsn:
         await bulk_load(dsn, count, prefix="S", account=SOLO)
-        config = fleet_config(
-            ctx.workdir / "one.toml",
-            dsn,
-            url,
-            [SOLO],
-            concurrency=ctx.concurrency,
-            max_in_flight=ctx.concurrency,
-        )
+        await add_accounts(dsn, keys, url, [SOLO], concurrency=ctx.concurrency)
+        config = daemon_config(ctx.workdir / "one.toml", dsn, keys, max_in_flight=ctx.concurrency)
         one = await _drain(ctx, dsn, config, "one")
     async with scratch(ctx.server_dsn, "many_spread") as dsn:
         conn = await asyncpg.connect(dsn)
@@ -188,14 +226,8 @@ async def _drains(ctx: Context, url: str) -> tuple[dict[str, Any], dict[str, Any
         finally:
             await conn.close()
         names = [account_name(i) for i in range(1, count + 1)]
-        config = fleet_config(
-            ctx.workdir / "many.toml",
-            dsn,
-            url,
-            names,
-            concurrency=1,
-            max_in_flight=ctx.concurrency,
-        )
+        await add_accounts(dsn, keys, url, names, concurrency=1)
+        config = daemon_config(ctx.workdir / "many.toml", dsn, keys, max_in_flight=ctx.concurrency)
         many = await _drain(ctx, dsn, config, "many")
     return one, many
 
@@ -203,11 +235,10 @@ async def _drains(ctx: Context, url: str) -> tuple[dict[str, Any], dict[str, Any
 async def run(ctx: Context) -> ScenarioResult:
     began = time.time()
     count = ctx.sizes.many_accounts
+    keys = Keys(ctx.workdir)
     with sandbox() as url:
-        one, many = await _drains(ctx, url)
-        async with scratch(ctx.server_dsn, "many_idle") as dsn:
-            few = await _idle(ctx, dsn, url, 10)
-            lots = await _idle(ctx, dsn, url, ctx.sizes.many_idle_accounts)
+        one, many = await _drains(ctx, keys, url)
+        few, lots = await _idles(ctx, keys, url)
     ratio = many["drain_seconds"] / one["drain_seconds"] if one["drain_seconds"] else None
     peak = max(v for v in (one["peak_rss_mb"], many["peak_rss_mb"], 0.0) if v is not None)
     idle_n = f"{lots['accounts']:,}"
@@ -237,8 +268,9 @@ async def run(ctx: Context) -> ScenarioResult:
     notes = [
         f"Same total concurrency: [worker] max_in_flight = {ctx.concurrency} in every daemon; "
         f"the one account has concurrency {ctx.concurrency}, each of the many has 1.",
-        "Accounts are [accounts.NAME] tables in the daemon's TOML (BillClap, one sandbox in its "
-        "own process); drain = spawn to exit of `run --drain`, start-up included.",
+        "Accounts are rows of invoice_sync.account, each token sealed for its account (BillClap, "
+        "one sandbox in its own process); the daemon's TOML has none. Drain = spawn to exit of "
+        "`run --drain`, start-up included.",
         f"Idle: nothing pending, poll 200 ms; claim time = mean of "
         f"invoice_sync_claim_duration_seconds over {ctx.sizes.many_idle_seconds:g} s.",
     ]

@@ -1,7 +1,7 @@
 """`invoice-sync run --drain` with an account added by `accounts add` (its token sealed in the
 database) beside a TOML account, against the BillClap sandbox, which checks the token: a synced
 invoice proves the replica opened the right secret. And the start-up refusals: no key, a name
-in both places; and a hand-written bad row skipped while the others run."""
+in both places; and a hand-written bad row skipped, once a row opens it, while the others run."""
 
 from __future__ import annotations
 
@@ -40,6 +40,14 @@ async def sql(dsn: str, statement: str, *args: object) -> None:
         await conn.close()
 
 
+async def scalar(dsn: str, query: str) -> object:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return await conn.fetchval(query)
+    finally:
+        await conn.close()
+
+
 async def enqueue(dsn: str, account: str, count: int) -> None:
     for i in range(count):
         await sql(
@@ -71,6 +79,8 @@ async def test_a_database_account_drains_beside_a_toml_one(dsn: str, tmp_path: P
         )
         await enqueue(dsn, "db-shop", 20)
         await enqueue(dsn, "toml-shop", 5)
+        # A row opens its account: bad-shop's is where its options are found wrong.
+        await enqueue(dsn, "bad-shop", 2)
 
         no_key = cli("run", "--drain", config=config)
         assert no_key.returncode == 2
@@ -84,6 +94,9 @@ async def test_a_database_account_drains_beside_a_toml_one(dsn: str, tmp_path: P
         assert invalid["account"] == "bad-shop"
         synced = [e["account"] for e in events if e["event"] == "invoice.synced"]
         assert (synced.count("db-shop"), synced.count("toml-shop")) == (20, 5)
+        # Left out, not dead-lettered: its rows wait for the row to be fixed.
+        assert await scalar(dsn, "SELECT count(*) FROM invoice_sync.outbox") == 2
+        assert await scalar(dsn, "SELECT count(*) FROM invoice_sync.dead_letter") == 0
         assert TOKEN not in drained.stdout + drained.stderr
         shown = cli("accounts", "show", "db-shop", config=config, env=key)
         listed = cli("accounts", "list", config=config, env=key)
@@ -147,13 +160,17 @@ async def test_metrics_count_the_skipped_row_and_show_no_secret(dsn: str, tmp_pa
             " VALUES ('bad-shop', 'billclap', '{}'::jsonb, 'psql')",
         )
         await enqueue(dsn, "db-shop", 3)
+        await enqueue(dsn, "bad-shop", 1)  # what opens it, and finds it invalid
         port = free_port()
         daemon = start_daemon(config, {**key, "INVOICE_SYNC_OBSERVE__LISTEN": f"127.0.0.1:{port}"})
         try:
             metrics = ""
             for _ in range(100):
                 metrics = await scrape(f"http://127.0.0.1:{port}/metrics", daemon)
-                if 'account="db-shop",outcome="synced",reason=""} 3.0' in metrics:
+                if (
+                    'account="db-shop",outcome="synced",reason=""} 3.0' in metrics
+                    and "invoice_sync_accounts_invalid 1.0" in metrics
+                ):
                     break
                 await asyncio.sleep(0.1)
         finally:

@@ -4,14 +4,17 @@ table holds now, without a restart.
 The table's trigger NOTIFYs ``ACCOUNT_CHANNEL`` on every change; a LISTEN connection of its own
 (``worker.engine.listener.Listener``) wakes the reload, and a poll every ``ACCOUNT_POLL`` seconds
 covers for notifications lost while that connection was down. A reload first reads the table's
-fingerprint (``account_fingerprint``) and stops there when it is unchanged; else it reads every
-row, opens and checks them (``load_accounts``), adds the config file's accounts and hands the
-set to the engine (``Engine.replace_accounts``), which takes it in before its next claim.
+fingerprint (``account_fingerprint``) and stops there when it is unchanged; else it lists every
+row (``list_accounts``: what the claim needs and the row's version, no secret opened), adds the
+config file's accounts and hands the set to the engine (``Engine.replace_accounts``), which takes
+it in before its next claim; an account whose version changed gets a new runtime, opened (its
+new secret with it) when a claim next leases one of its rows.
 
-A reload never stops the daemon: a row whose secret no key opens, whose settings are invalid or
-whose name the config file already uses is left out with an ``account.invalid`` log line (once,
-not again at each reload while it stays as it is) and counted in
-``invoice_sync_accounts_invalid``; a database outage waits for the next wake-up.
+A reload never stops the daemon: a row whose name the config file already uses, or whose
+provider or rate is not one, is left out with an ``account.invalid`` log line (once, not again
+at each reload while it stays as it is); so is, when the fleet opens it, one whose secret no key
+opens or whose options are invalid. ``invoice_sync_accounts_invalid`` counts both. A database
+outage waits for the next wake-up.
 """
 
 from __future__ import annotations
@@ -22,16 +25,14 @@ from collections.abc import Callable, Mapping
 
 import structlog
 
-from worker.config import Settings
-from worker.config.accounts import AccountSettings
 from worker.engine.chores import Restarts, Supervised
-from worker.engine.database_accounts import load_accounts
+from worker.engine.database_accounts import list_accounts
+from worker.engine.fleet import Entry
 from worker.engine.listener import Listener
 from worker.engine.metrics import Metrics
-from worker.engine.runtimes import CheckedAccount, check_account
-from worker.errors import ConfigError, StoreError
-from worker.logs import REDACTOR
-from worker.store.account_rows import ACCOUNT_CHANNEL, account_fingerprint, account_rows
+from worker.engine.runtimes import CheckedAccount
+from worker.errors import StoreError
+from worker.store.account_rows import ACCOUNT_CHANNEL, account_fingerprint
 from worker.store.database import Pool
 
 log = structlog.get_logger(__name__)
@@ -47,27 +48,31 @@ class AccountReloader:
     def __init__(
         self,
         *,
-        settings: Settings,
         file_accounts: Mapping[str, CheckedAccount],
         pool: Pool,
         listen_dsn: str,
-        apply: Callable[[dict[str, CheckedAccount]], None],
-        current: Mapping[str, CheckedAccount],
+        apply: Callable[[dict[str, Entry]], None],
+        current: Mapping[str, Entry],
         reported: Mapping[str, str] | None = None,
         fingerprint: str | None = None,
         metrics: Metrics | None = None,
+        opened_invalid: Callable[[], int] = lambda: 0,
         poll: float = ACCOUNT_POLL,
     ) -> None:
-        self._keyring = settings.keyring()
         self._file_accounts = dict(file_accounts)
         self._pool = pool
         self._apply = apply
-        self._current = dict(current)
+        self._current = current  # held, not copied: its owner hands it over
         # Invalid rows already named in the log (at start-up, or by the last reload), with why.
         self._reported = dict(reported or {})
         # The table's ``account_fingerprint`` as of ``current`` (None: unknown, read it all).
         self._fingerprint = fingerprint
-        self._metrics = metrics
+        if metrics is not None:
+            # Read when scraped: the rows left out here, and those the fleet (``opened_invalid``:
+            # ``Fleet.invalid_count``) found unusable when it opened them.
+            metrics.accounts_invalid.set_function(
+                lambda: float(len(self._reported) + opened_invalid())
+            )
         self._poll = poll
         self._changed = asyncio.Event()
         # Its own connection: the outbox listener's sets the engine's wake-up, this one a reload.
@@ -90,33 +95,31 @@ class AccountReloader:
         fingerprint = await account_fingerprint(self._pool)
         if fingerprint == self._fingerprint:
             return
-        rows = await account_rows(self._pool)
-        loaded = load_accounts(rows, self._keyring, skip_unopenable=True, reported=self._reported)
-        REDACTOR.add(loaded.secrets)
-        invalid = dict(loaded.invalid)
-        accounts = dict(self._file_accounts)
-        for name, settings in loaded.accounts.items():
-            try:
-                accounts[name] = self._checked(name, settings)
-            except ConfigError as exc:
-                invalid[name] = str(exc)
-                if self._reported.get(name) != str(exc):
-                    log.warning("account.invalid", account=name, error=str(exc))
-        self._reported = invalid
+        listed = await list_accounts(
+            self._pool, taken=self._file_accounts.keys(), reported=self._reported
+        )
+        accounts = listed.accounts
+        accounts.update(self._file_accounts)
+        self._reported = listed.invalid
         self._fingerprint = fingerprint
-        if self._metrics is not None:
-            self._metrics.accounts_invalid.set(len(invalid))
         if accounts == self._current:
             return
-        added = sorted(accounts.keys() - self._current.keys())
-        removed = sorted(self._current.keys() - accounts.keys())
-        changed = sorted(
-            name
-            for name in accounts.keys() & self._current.keys()
-            if accounts[name] != self._current[name]
-        )
+        # Lists, not sets of every name: a platform's table is large, its changes mostly small.
+        added, changed = [], []
+        for name, entry in accounts.items():
+            before = self._current.get(name)
+            if before is None:
+                added.append(name)
+            elif before != entry:
+                changed.append(name)
+        removed = [name for name in self._current if name not in accounts]
+        added.sort()
+        changed.sort()
+        removed.sort()
+        # Handed over, not copied (it is not changed after this): a copy of a hundred thousand
+        # entries is megabytes.
         self._current = accounts
-        self._apply(dict(accounts))
+        self._apply(accounts)
         log.info(
             "accounts.reloaded",
             accounts=len(accounts),
@@ -124,16 +127,8 @@ class AccountReloader:
             added=added[:50],
             removed=removed[:50],
             changed=changed[:50],
-            invalid=len(invalid),
+            invalid=len(listed.invalid),
         )
-
-    def _checked(self, name: str, settings: AccountSettings) -> CheckedAccount:
-        if name in self._file_accounts:
-            raise ConfigError(
-                f"accounts.{name}: defined both in the config and in the database "
-                "(invoice_sync.account); the config's is kept"
-            )
-        return check_account(name, settings)
 
     async def _run(self) -> None:
         while True:

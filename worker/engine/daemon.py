@@ -8,13 +8,19 @@ import os
 import secrets
 import signal
 import socket
+from collections.abc import Mapping
 
 import structlog
 
 from worker.config import Settings
 from worker.engine.account_reload import AccountReloader
-from worker.engine.database_accounts import LoadedAccounts, with_database_accounts
-from worker.engine.fleet import Fleet
+from worker.engine.database_accounts import (
+    DatabaseLoader,
+    ListedAccounts,
+    check_keys,
+    list_accounts,
+)
+from worker.engine.fleet import Entry, Fleet, Loader, total_concurrency
 from worker.engine.health import HealthServer, Vitals
 from worker.engine.loop import Engine
 from worker.engine.metrics import Metrics, MetricsRefresher
@@ -49,23 +55,21 @@ async def run_worker(settings: Settings, *, drain: bool) -> None:
 
 async def _run_engine(settings: Settings, *, drain: bool) -> None:
     dsn = settings.database_dsn()
-    file_settings = settings
     file_accounts = checked_accounts(settings)  # the file's mistakes first, before connecting
-    settings, loaded, fingerprint = await _with_database_accounts(settings, dsn)
-    # Each account is checked once: the database's are checked here, beside the file's.
-    database_accounts = checked_accounts(settings.model_copy(update={"accounts": loaded.accounts}))
-    fleet = open_fleet(settings, file_accounts | database_accounts)
-    if not fleet.names():
+    listed, fingerprint = await _database_accounts(settings, dsn, file_accounts)
+    accounts = listed.accounts  # not a copy: at a platform's size, one is megabytes
+    accounts.update(file_accounts)
+    if not accounts:
         raise InputError(
             "no account configured ([accounts.NAME] or `invoice-sync accounts add`): nothing to run"
         )
-    concurrency = min(fleet.total_concurrency(), settings.worker.max_in_flight)
+    concurrency = min(total_concurrency(accounts.values()), settings.worker.max_in_flight)
     pool = await database.create_pool(dsn, min_size=2, max_size=max(4, min(concurrency, 20)))
     health: HealthServer | None = None
     try:
         await _check_schema(pool)
+        fleet = open_fleet(settings, accounts, loader=DatabaseLoader(pool, settings.keyring()))
         metrics = Metrics(account_series=settings.observe.metrics_accounts)
-        metrics.accounts_invalid.set(len(loaded.invalid))
         engine = Engine(
             outbox=Outbox(pool, worker_id=worker_id()),
             runtimes=fleet,
@@ -75,16 +79,17 @@ async def _run_engine(settings: Settings, *, drain: bool) -> None:
             refresher=MetricsRefresher(pool, metrics, fleet.names()),
         )
         reloader = AccountReloader(
-            settings=file_settings,
             file_accounts=file_accounts,
             pool=pool,
             listen_dsn=dsn,
             apply=engine.replace_accounts,
-            current=fleet.checked(),
-            reported=loaded.invalid,
+            current=accounts,  # shared with the fleet: neither changes it (a reload makes anew)
+            reported=listed.invalid,
             fingerprint=fingerprint,
             metrics=metrics,
+            opened_invalid=fleet.invalid_count,
         )
+        del listed, accounts  # the fleet and the reloader hold what they need
         listen = settings.observe.listen_on()
         if listen is not None:
             health = HealthServer(
@@ -119,29 +124,35 @@ def checked_accounts(settings: Settings) -> dict[str, CheckedAccount]:
     return checked
 
 
-def open_fleet(settings: Settings, accounts: dict[str, CheckedAccount]) -> Fleet:
-    """The checked accounts, none opened: an account's adapter and HTTP session are made when
-    it first has a row."""
+def open_fleet(
+    settings: Settings, accounts: dict[str, Entry], *, loader: Loader | None = None
+) -> Fleet:
+    """The accounts, none opened: an account's adapter and HTTP session are made when it first
+    has a row (and a database account's secret opened then, by ``loader``)."""
     return Fleet(
         accounts,
         opener=RuntimeFactory(settings).build,
         idle_timeout=settings.worker.account_idle_timeout,
         max_open=settings.worker.max_open_accounts,
+        loader=loader,
     )
 
 
-async def _with_database_accounts(
-    settings: Settings, dsn: str
-) -> tuple[Settings, LoadedAccounts, str]:
-    """The settings with the database's accounts, and the table's fingerprint read just before
-    (the reloader's starting point: it rereads the rows only once that changes)."""
+async def _database_accounts(
+    settings: Settings, dsn: str, file_accounts: Mapping[str, CheckedAccount]
+) -> tuple[ListedAccounts, str]:
+    """The database's accounts, listed (a name the config file also has is an error), after
+    opening one secret per key id (a missing or wrong key is an error naming an account); and
+    the table's fingerprint read just before (the reloader's starting point: it rereads the
+    rows only once that changes)."""
     # On a pool of one, before the engine's: its size follows the accounts' total concurrency.
     pool = await database.create_pool(dsn, min_size=1, max_size=1)
     try:
         await _check_schema(pool)  # the account table is in the schema: check it first
         fingerprint = await account_fingerprint(pool)
-        merged, loaded = await with_database_accounts(settings, pool)
-        return merged, loaded, fingerprint
+        await check_keys(pool, settings.keyring())
+        listed = await list_accounts(pool, taken=file_accounts.keys(), refuse_taken=True)
+        return listed, fingerprint
     finally:
         await pool.close()
 

@@ -27,13 +27,13 @@ from worker.config import WorkerSettings
 from worker.engine.attempt import Attempter
 from worker.engine.chores import PeriodicChore, Restarts
 from worker.engine.events import report
-from worker.engine.fleet import Fleet
+from worker.engine.fleet import Entry, Fleet
 from worker.engine.flusher import FLUSHER_RESTARTS, Finished, Flusher, outage_backoff
 from worker.engine.holds import AccountHolds
 from worker.engine.limits import leased_room, share_claim
 from worker.engine.listener import Listener
 from worker.engine.metrics import Metrics, MetricsRefresher
-from worker.engine.runtimes import AccountRuntime, CheckedAccount
+from worker.engine.runtimes import AccountRuntime
 from worker.errors import BackgroundTaskError, ConfigError
 from worker.outcome import Fate, Reason
 from worker.policy import Decision, release
@@ -110,7 +110,7 @@ class Engine:
         self._retiring: list[AccountRuntime] = []
         # A reload's new set of accounts, taken in at the start of the next claim: between
         # claims, so a row is never claimed for an account the fleet no longer has.
-        self._replacement: dict[str, CheckedAccount] | None = None
+        self._replacement: Mapping[str, Entry] | None = None
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._forced = False
@@ -159,11 +159,12 @@ class Engine:
         for task in self._tasks:
             task.cancel()
 
-    def replace_accounts(self, accounts: Mapping[str, CheckedAccount]) -> None:
+    def replace_accounts(self, accounts: Mapping[str, Entry]) -> None:
         """Work ``accounts`` from the next claim on (a reload): a removed or disabled account is
         no longer claimed, a changed one gets a new runtime, and rows in flight finish on the
-        runtime they started with, which closes after them."""
-        self._replacement = dict(accounts)
+        runtime they started with, which closes after them. Held, not copied (a reload's set
+        can be large): the caller hands it over."""
+        self._replacement = accounts
         self._wake.set()
 
     def _fail(self, failure: BackgroundTaskError) -> None:
@@ -246,6 +247,8 @@ class Engine:
         # share_claim goes round the names in order from its turn-th: the walk's order.
         turn = sum(1 for name in rooms if name <= self._turn)
         shares = share_claim(rooms, limit, turn=turn)
+        # Database accounts about to lease their first rows are opened now, in one query.
+        shares = await self._fleet.prepare(shares)
         served = [name for name in walk.walked if name in shares]
         if served:
             self._turn = served[-1]

@@ -5,6 +5,10 @@ The interface the engine loads accounts through:
 - ``account_rows(pool) -> list[AccountRow]``: every row, its secret still sealed (``Sealed``);
   ``worker.engine.database_accounts.load_accounts`` opens the secrets with the config's
   ``Keyring`` and checks each row as an ``AccountSettings`` and against its provider's options.
+- ``account_briefs(pool, take)``: what a replica keeps of every row until the account has work
+  (its limits and a version), read in chunks; ``account_rows_named(pool, names)``: the whole
+  rows of the accounts a claim is about to lease rows of; ``account_key_samples``: one secret per
+  key id, which start-up opens to catch a missing or wrong key.
 - ``ACCOUNT_CHANNEL`` (``invoice_sync_account``): a statement trigger on the table NOTIFYs it,
   with an empty payload, after every INSERT, UPDATE or DELETE; a replica LISTENing on it reloads
   (and polls as a fallback, since a notification is lost while its connection is down).
@@ -19,7 +23,7 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import asyncpg
 
@@ -75,6 +79,64 @@ async def account_fingerprint(pool: asyncpg.Pool | asyncpg.Connection) -> str:
     so a replica polling the table reads every row only when something changed."""
     value: str = await database.run(lambda: pool.fetchval(queries()["account_fingerprint"]))
     return value
+
+
+class AccountBrief(NamedTuple):
+    """One database-held account as a replica keeps it until it has work: no options, no
+    secret. ``rate_burst`` is the options' value as text (None: not set); ``version`` the row's
+    hash, which changes with any column of it (``account_fingerprint`` sums them). A tuple, in
+    the query's column order: made straight from each row, a hundred thousand times."""
+
+    name: str
+    provider: str
+    rate_limit: str
+    concurrency: int
+    enabled: bool
+    rate_burst: str | None
+    version: int
+
+
+async def account_briefs(
+    pool: asyncpg.Pool | asyncpg.Connection,
+    take: Callable[[AccountBrief], None],
+    *,
+    chunk: int = 2000,
+) -> None:
+    """Every database-held account as an ``AccountBrief``, handed to ``take`` one at a time:
+    read through a cursor ``chunk`` rows at a time, so the memory this needs does not grow with
+    the table (a platform's hundred thousand merchants), whatever ``take`` keeps."""
+
+    make = AccountBrief._make
+
+    async def read(conn: asyncpg.Connection) -> None:
+        async with conn.transaction(readonly=True):
+            cursor = await conn.cursor(queries()["account_briefs"])
+            # A chunk per await, not a row: a hundred thousand awaits would be most of the time.
+            while rows := await cursor.fetch(chunk):
+                for row in rows:
+                    take(make(row))
+
+    if not isinstance(pool, asyncpg.Pool):  # a connection (or a pool's proxy of one)
+        await database.run(lambda: read(pool))
+        return
+
+    async def on_pool() -> None:
+        async with pool.acquire() as conn:
+            await read(conn)
+
+    await database.run(on_pool)
+
+
+async def account_key_samples(pool: asyncpg.Pool | asyncpg.Connection) -> list[tuple[str, Sealed]]:
+    """One enabled account's (name, sealed secret) per key id the table uses."""
+    rows = await database.run(lambda: pool.fetch(queries()["account_key_samples"]))
+    return [(row["name"], Sealed(bytes(row["secret"]), row["secret_key_id"])) for row in rows]
+
+
+async def account_rows_named(pool: asyncpg.Pool, names: list[str]) -> list[AccountRow]:
+    """The named accounts that exist, whole (secrets sealed), in one query."""
+    rows = await database.run(lambda: pool.fetch(queries()["account_rows_named"], names))
+    return [AccountRow.from_row(row) for row in rows]
 
 
 class AccountExistsError(ValueError):

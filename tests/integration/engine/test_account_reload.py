@@ -11,14 +11,13 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import asyncpg
-from pydantic import SecretStr
 from structlog.testing import capture_logs
 
 from tests.factories import enqueue
 from tests.fakes import ScriptedProvider, fast_settings, runtime
-from worker.config import Settings
 from worker.engine.account_reload import AccountReloader
-from worker.engine.fleet import Fleet
+from worker.engine.database_accounts import DatabaseLoader
+from worker.engine.fleet import Fleet, Loader
 from worker.engine.loop import Engine
 from worker.engine.metrics import Metrics
 from worker.engine.runtimes import AccountRuntime, CheckedAccount
@@ -97,9 +96,15 @@ async def running(
     metrics: Metrics,
     *,
     poll: float = 60.0,  # past the test: only a notification can reload in time
+    loader: Loader | None = None,
 ) -> AsyncIterator[Fleet]:
-    settings = Settings.model_validate({"secret_key": key})
-    fleet = Fleet({}, opener=opener, idle_timeout=300, max_open=100)
+    fleet = Fleet(
+        {},
+        opener=opener,
+        idle_timeout=300,
+        max_open=100,
+        loader=loader or DatabaseLoader(pool, Keyring(decode_key(key, "secret_key"))),
+    )
     engine = Engine(
         outbox=Outbox(pool, worker_id="test"),
         runtimes=fleet,
@@ -110,13 +115,13 @@ async def running(
         metrics=metrics,
     )
     reloader = AccountReloader(
-        settings=settings,
         file_accounts={},
         pool=pool,
         listen_dsn=dsn,
         apply=engine.replace_accounts,
         current={},
         metrics=metrics,
+        opened_invalid=fleet.invalid_count,
         poll=poll,
     )
     task = asyncio.create_task(engine.run())
@@ -145,11 +150,11 @@ async def test_add_change_disable_remove_each_reach_a_running_engine_within_2s(
         await eventually(lambda: ("shop", "shop_token_old_0123") in opener.calls, "first call")
 
         # Secret changed: the next attempt uses the new one, the old runtime closes.
+        before = fleet.checked()["shop"]
         sealed = ring.seal("shop", {"token": "shop_token_new_4567"})
         await writer.account_update("shop", lambda r: dataclasses.replace(r, secret=sealed))
         taken["change"] = await eventually(
-            lambda: fleet.checked()["shop"].settings.token == SecretStr("shop_token_new_4567"),
-            "changed secret",
+            lambda: fleet.checked()["shop"] != before, "changed secret"
         )
         second = await enqueue(pool, "shop", "k2")
         await eventually(lambda: ("shop", "shop_token_new_4567") in opener.calls, "new token")
@@ -188,17 +193,27 @@ async def test_a_call_in_flight_finishes_on_the_runtime_it_started_with(
         await eventually(lambda: "shop" in fleet, "added account")
         row_id = await enqueue(pool, "shop", "slow")
         await eventually(lambda: bool(opener.calls), "call started")
+        before = fleet.checked()["shop"]
         sealed = ring.seal("shop", {"token": "shop_token_new_4567"})
         await writer.account_update("shop", lambda r: dataclasses.replace(r, secret=sealed))
-        await eventually(
-            lambda: fleet.checked()["shop"].settings.token == SecretStr("shop_token_new_4567"),
-            "changed secret",
-        )
+        await eventually(lambda: fleet.checked()["shop"] != before, "changed secret")
         assert opener.closed == []  # the old runtime still has its call in flight
         await asyncio.sleep(1.2)
         assert await status(pool, row_id) == "synced"
         await eventually(lambda: opener.closed == ["shop"], "old runtime closed after")
     assert opener.calls == [("shop", "shop_token_old_0123")]
+
+
+class CountingLoader:
+    """The daemon's loader, noting the names each claim asked it to open."""
+
+    def __init__(self, pool: asyncpg.Pool, key: str) -> None:
+        self.asked: list[str] = []
+        self._loader = DatabaseLoader(pool, Keyring(decode_key(key, "secret_key")))
+
+    async def __call__(self, names: list[str]) -> dict[str, CheckedAccount | str]:
+        self.asked.extend(names)
+        return await self._loader(names)
 
 
 async def test_a_row_no_key_opens_or_with_bad_options_is_skipped_and_the_daemon_runs_on(
@@ -210,8 +225,13 @@ async def test_a_row_no_key_opens_or_with_bad_options_is_skipped_and_the_daemon_
     writer = AccountWriter(pool, "ops@host")
     opener = TokenOpener()
     metrics = Metrics()
+    loader = CountingLoader(pool, key)
+
+    def invalid_gauge() -> float | None:
+        return metrics.registry.get_sample_value("invoice_sync_accounts_invalid")
+
     with capture_logs() as logs:
-        async with running(pool, dsn, key, opener, metrics) as fleet:
+        async with running(pool, dsn, key, opener, metrics, loader=loader) as fleet:
             await writer.account_insert(account_row("foreign", other, "foreign_token_01234"))
             bad = dataclasses.replace(
                 account_row("broken", ring, "broken_token_01234"),
@@ -219,17 +239,34 @@ async def test_a_row_no_key_opens_or_with_bad_options_is_skipped_and_the_daemon_
             )
             await writer.account_insert(bad)
             await writer.account_insert(account_row("good", ring, "good_token_0123456"))
-            await eventually(lambda: "good" in fleet, "the valid account")
+            await eventually(lambda: {"good", "foreign", "broken"} <= fleet.names(), "listed")
+            # Listed, not opened: a row is what opens an account (and finds it unusable).
+            assert invalid_gauge() == 0
+            held = [await enqueue(pool, name, "k1") for name in ("foreign", "broken")]
             row_id = await enqueue(pool, "good", "k1")
             await eventually(lambda: bool(opener.calls), "the valid account's call")
-            assert "foreign" not in fleet
-            assert "broken" not in fleet
-            assert metrics.accounts_invalid._value.get() == 2
+            await eventually(lambda: "foreign" not in fleet and "broken" not in fleet, "left out")
+            assert invalid_gauge() == 2
             await asyncio.sleep(0.2)
             assert await status(pool, row_id) == "synced"
-            # Another reload: the bad rows, unchanged, are not named again.
+            # More rows and claims: the unusable accounts are not opened again, their rows wait.
+            held += [await enqueue(pool, name, "k2") for name in ("foreign", "broken")]
+            await enqueue(pool, "good", "k2")
+            await eventually(lambda: len(opener.calls) == 2, "the valid account's second call")
+            # Another reload: the bad rows, unchanged, stay out and are not named again.
             await writer.account_insert(account_row("later", ring, "later_token_0123456"))
             await eventually(lambda: "later" in fleet, "a later account")
+            await asyncio.sleep(0.2)
+            assert "foreign" not in fleet
+            assert "broken" not in fleet
+            assert sorted(loader.asked) == ["broken", "foreign", "good"]
+            assert [await status(pool, i) for i in held] == ["pending"] * 4
+            # Fixed: taken in again, opened at its next claim, its rows sent.
+            await writer.account_update(
+                "broken", lambda r: dataclasses.replace(r, options={"base_url": SANDBOX})
+            )
+            await eventually(lambda: ("broken", "broken_token_01234") in opener.calls, "fixed")
+            await eventually(lambda: invalid_gauge() == 1, "the gauge counting the fix")
     invalid = sorted(e["account"] for e in logs if e["event"] == "account.invalid")
     assert invalid == ["broken", "foreign"]
 
