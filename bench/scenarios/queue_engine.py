@@ -35,7 +35,11 @@ async def run(ctx: Context) -> ScenarioResult:
         async with recorded(dsn, ctx.pg_stat_statements) as statements:
             engine = await drain(config, ctx.workdir / "queue_engine.log")
     engine_rate = rate(engine["synced"], engine["first_call"], engine["last_synced"])
-    figures = [Figure(measure="engine throughput", value=engine_rate, unit="invoices/s")]
+    cpu = engine["cpu_seconds"] * 1e6 / engine["synced"] if engine["synced"] else None
+    figures = [
+        Figure(measure="engine throughput", value=engine_rate, unit="invoices/s"),
+        Figure(measure="engine CPU per invoice", value=cpu, unit="µs"),
+    ]
     details = {
         "invoices": count,
         "concurrency": ctx.concurrency,
@@ -46,6 +50,8 @@ async def run(ctx: Context) -> ScenarioResult:
         "Window: first provider call to the last outcome's flush (synced_at); the daemon's "
         "drain check (poll) after that is not counted.",
         "Engine logs at the product default (info, JSON, one line per invoice) to a file.",
+        "Engine CPU: the bench process's user and system time from start to return of the "
+        "drain (start-up and the drain check included), over the invoices synced.",
     ]
     if not ctx.engine_only:
         from bench.procrastinate_side import throughput  # noqa: PLC0415

@@ -73,6 +73,7 @@ def test_every_scenario_runs_and_writes_its_figures(tmp_path: Path) -> None:
         f["measure"] for f in json.loads((results / "queue_engine.json").read_text())["figures"]
     }
     assert {
+        "engine CPU per invoice",
         "engine / procrastinate",
         "pgqueuer throughput, batch 10",
         "pgqueuer throughput, batch 100",

@@ -64,7 +64,10 @@ async def _run_engine(settings: Settings, *, drain: bool) -> None:
             "no account configured ([accounts.NAME] or `invoice-sync accounts add`): nothing to run"
         )
     concurrency = min(total_concurrency(accounts.values()), settings.worker.max_in_flight)
-    pool = await database.create_pool(dsn, min_size=2, max_size=max(4, min(concurrency, 20)))
+    # The worker's queries leave no session state behind: no reset round trip per statement.
+    pool = await database.create_pool(
+        dsn, min_size=2, max_size=max(4, min(concurrency, 20)), reset_sessions=False
+    )
     health: HealthServer | None = None
     try:
         await _check_schema(pool)

@@ -56,6 +56,9 @@ METRICS_EVERY = 10.0
 # The most accounts one `outbox_ready` walk visits: bounds a claim's cost when many accounts
 # have rows that are not due yet (scheduled retries) or are paused.
 READY_STEPS = 1000
+# A fleet of at most this many accounts whose room fits in one claim is claimed from directly,
+# without the walk (``Engine._direct_rooms``). Small, so the rooms are cheap to add up each time.
+DIRECT_CLAIM_ACCOUNTS = 8
 
 
 @dataclass(kw_only=True, slots=True)
@@ -236,6 +239,9 @@ class Engine:
         limit = min(self._settings.batch_size, self._room())
         if not limit:
             return 0, 0, False
+        direct = self._direct_rooms(now, limit)
+        if direct is not None:
+            return await self._claim_rooms(direct, now, cut_short=False)
         walk = await self._outbox.outbox_ready(after=self._turn, steps=READY_STEPS, wanted=limit)
         rooms = {
             name: free
@@ -254,10 +260,32 @@ class Engine:
             self._turn = served[-1]
         elif walk.cut_short:
             self._turn = walk.walked[-1]
+        return await self._claim_rooms(shares, now, cut_short=walk.cut_short)
+
+    def _direct_rooms(self, now: float, limit: int) -> dict[str, int] | None:
+        """The rows to ask of each account when the fleet is small and all of its room fits in
+        one claim: then the ``outbox_ready`` walk could only confirm what the claim finds out
+        anyway (``outbox_claim`` passes over accounts that are paused, throttled or have
+        nothing due), at one more round trip per claim, which with a fast provider is most of
+        what bounds the rows claimed per second. None when the walk is needed."""
+        names = self._fleet.names()
+        if len(names) > DIRECT_CLAIM_ACCOUNTS:
+            return None
+        rooms = {
+            name: free
+            for name in sorted(names)
+            if self._holds.claimable(name, now) and (free := self._fleet.room(name))
+        }
+        return rooms if sum(rooms.values()) <= limit else None
+
+    async def _claim_rooms(
+        self, shares: Mapping[str, int], now: float, *, cut_short: bool
+    ) -> tuple[int, int, bool]:
+        """Claim ``shares`` (rows per account): (rows claimed, rows asked for, ``cut_short``)."""
         if not shares:
             if self._metrics is not None:
                 self._metrics.claim_seconds.observe(self._clock() - now)
-            return 0, 0, walk.cut_short
+            return 0, 0, cut_short
         wants = {name: self._fleet.claim_request(name, n) for name, n in shares.items()}
         wanted = sum(w.rows for w in wants.values())
         result = await self._outbox.outbox_claim(
@@ -275,7 +303,7 @@ class Engine:
         for row in result.rows:
             self._holds.claimed(row, claim_started=now)
             self._dispatch(row, lease_ends=now + self._settings.lease)
-        return len(result.rows) + len(result.dead), wanted, walk.cut_short
+        return len(result.rows) + len(result.dead), wanted, cut_short
 
     def _room(self) -> int:
         """Rows this process may lease now, all accounts together: twice ``max_in_flight``,

@@ -38,11 +38,25 @@ class StoreUnavailableError(StoreError):
     """The database could not be reached; the operation may be retried."""
 
 
-async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
-    """A pool; ``StoreError`` with a readable reason when the database cannot be reached."""
+async def create_pool(
+    dsn: str, *, min_size: int = 1, max_size: int = 10, reset_sessions: bool = True
+) -> asyncpg.Pool:
+    """A pool; ``StoreError`` with a readable reason when the database cannot be reached.
+
+    ``reset_sessions=False`` is for a pool whose users never leave session state behind (no
+    ``SET`` outside a transaction, no session advisory lock, no ``LISTEN``, no cursor ``WITH
+    HOLD``), as the worker's named queries do not: each connection handed back then skips
+    asyncpg's reset statement (``pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL``),
+    a round trip per statement run on the pool. A transaction left open is still rolled back.
+    """
     try:
         pool = await asyncpg.create_pool(
-            dsn, min_size=min_size, max_size=max_size, command_timeout=60, timeout=10
+            dsn,
+            min_size=min_size,
+            max_size=max_size,
+            command_timeout=60,
+            timeout=10,
+            reset=None if reset_sessions else _keep_session,
         )
     except (asyncpg.InvalidCatalogNameError, asyncpg.InvalidAuthorizationSpecificationError) as exc:
         raise StoreError(f"cannot connect to the database: {exc}") from exc
@@ -52,6 +66,11 @@ async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asy
         raise StoreError(f"database_url is not a valid PostgreSQL URL: {exc}") from exc
     assert pool is not None
     return pool
+
+
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """A pool's reset that sends nothing: asyncpg has already rolled back an open transaction
+    and dropped the connection's listeners before it calls this."""
 
 
 async def connect(dsn: str) -> asyncpg.Connection:

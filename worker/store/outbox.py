@@ -148,13 +148,20 @@ class Outbox:
         else:
             records = [r.as_record() for r in resolutions]
         body = json.dumps(records, default=str)
-        async with database.transaction(self._pool) as conn:
-            row = await conn.fetchrow(self._q["outbox_record"], self.worker_id, body)
-            if account_actions:
-                actions = json.dumps([asdict(a) for a in account_actions])
-                await conn.execute(self._q["account_apply"], actions)
-            for account in resume:
-                await conn.execute(self._q["account_resume"], account)
+        if not account_actions and not resume:
+            # One statement is atomic on its own: no BEGIN and COMMIT round trips around it
+            # (most flushes, which carry outcomes and no account change).
+            row = await database.run(
+                lambda: self._pool.fetchrow(self._q["outbox_record"], self.worker_id, body)
+            )
+        else:
+            async with database.transaction(self._pool) as conn:
+                row = await conn.fetchrow(self._q["outbox_record"], self.worker_id, body)
+                if account_actions:
+                    actions = json.dumps([asdict(a) for a in account_actions])
+                    await conn.execute(self._q["account_apply"], actions)
+                for account in resume:
+                    await conn.execute(self._q["account_resume"], account)
         return RecordSummary(
             applied=frozenset(row["applied"]),
             synced=row["synced"],

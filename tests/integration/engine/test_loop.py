@@ -7,7 +7,7 @@ from structlog.testing import capture_logs
 
 from tests.factories import enqueue, invoice, table_count
 from tests.fakes import ScriptedProvider, fast_settings, runtime
-from worker.engine.loop import Engine
+from worker.engine.loop import DIRECT_CLAIM_ACCOUNTS, Engine
 from worker.outcome import (
     DeadLetter,
     Outcome,
@@ -18,7 +18,7 @@ from worker.outcome import (
     Synced,
 )
 from worker.providers.base import Attempt
-from worker.store.outbox import ClaimRequest, ClaimResult, Outbox
+from worker.store.outbox import ClaimRequest, ClaimResult, Outbox, ReadyWalk
 
 
 def engine(
@@ -254,3 +254,44 @@ async def test_a_claim_never_takes_more_than_batch_size_rows(pool: asyncpg.Pool)
     assert await table_count(pool, "synced") == 12
     assert max(asked) == 3
     assert max(taken) == 3
+
+
+class WalkCountingOutbox(Outbox):
+    """The real store, counting the claims' `outbox_ready` walks."""
+
+    walks = 0
+
+    async def outbox_ready(self, *, after: str, steps: int, wanted: int) -> ReadyWalk:
+        self.walks += 1
+        return await super().outbox_ready(after=after, steps=steps, wanted=wanted)
+
+
+async def drain_fleet(pool: asyncpg.Pool, accounts: int, rows: int) -> WalkCountingOutbox:
+    names = [f"shop{n}" for n in range(accounts)]
+    for name in names:
+        for i in range(rows):
+            await enqueue(pool, name, f"k{i}")
+    outbox = WalkCountingOutbox(pool, worker_id="test")
+    provider = ScriptedProvider()
+    worker = Engine(
+        outbox=outbox,
+        runtimes={name: runtime(provider, name=name, concurrency=2) for name in names},
+        settings=fast_settings(),
+        listen_dsn=None,
+        rand=lambda: 1.0,
+    )
+    await asyncio.wait_for(worker.run(drain=True), 20)
+    assert await table_count(pool, "synced") == accounts * rows
+    return outbox
+
+
+async def test_a_small_fleet_is_claimed_from_without_the_ready_walk(pool: asyncpg.Pool) -> None:
+    # Two accounts with room for 4 rows each fit in one claim of 100: the claim asks both, and
+    # the round trip of the walk is saved on every claim.
+    outbox = await drain_fleet(pool, accounts=2, rows=12)
+    assert outbox.walks == 0
+
+
+async def test_a_fleet_past_the_direct_claim_size_still_walks(pool: asyncpg.Pool) -> None:
+    outbox = await drain_fleet(pool, accounts=DIRECT_CLAIM_ACCOUNTS + 1, rows=3)
+    assert outbox.walks > 0

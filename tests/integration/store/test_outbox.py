@@ -7,6 +7,7 @@ import pytest
 from tests.factories import enqueue, invoice, table_count
 from worker.claims import AccountAction, Claimed, Resolution
 from worker.errors import StoreError
+from worker.store import database
 from worker.store.outbox import ClaimRequest, Outbox
 
 UNLIMITED = 1e9
@@ -290,3 +291,31 @@ async def test_throttled_account_waits(pool: asyncpg.Pool) -> None:
     )
     assert await claim(outbox, {"shop": 1}, lease=60, probe_cooldown=60) == []
     assert await outbox.outbox_unfinished(["shop"]) == (1, 0)
+
+
+async def recorded_statements(dsn: str, actions: list[AccountAction]) -> set[str]:
+    """The first words of the statements one ``outbox_record`` of a synced row sent (on a
+    pool of one connection)."""
+    pool = await database.create_pool(dsn, min_size=1, max_size=1, reset_sessions=False)
+    sent: set[str] = set()
+    try:
+        await enqueue(pool, "shop", "k1")
+        outbox = store(pool)
+        [row] = await claim(outbox, {"shop": 1}, lease=60, probe_cooldown=60)
+        async with pool.acquire() as conn:
+            conn.add_query_logger(lambda record: sent.add(record.query.split()[0]))
+        await outbox.outbox_record([synced(row.id, row.claim)], account_actions=actions)
+    finally:
+        await pool.close()
+    assert sent
+    return sent
+
+
+async def test_a_flush_without_account_changes_is_one_statement(dsn: str) -> None:
+    # No BEGIN and COMMIT around it: the statement is atomic alone, and each is a round trip.
+    assert not {"BEGIN;", "COMMIT;"} & await recorded_statements(dsn, [])
+
+
+async def test_a_flush_with_an_account_change_is_one_transaction(dsn: str) -> None:
+    throttle = AccountAction(account="shop", throttle=1.0)
+    assert {"BEGIN;", "COMMIT;"} <= await recorded_statements(dsn, [throttle])
