@@ -89,6 +89,9 @@ LINE_KEYS = frozenset({"account", "idempotency_key", "payload", "available_at", 
 # (", " and ": " at most double it) and whatever json.dumps writes for its numbers.
 USUAL_PAYLOAD_BYTES = MAX_PAYLOAD_BYTES // 4
 EXPONENT_BYTES = re.compile(rb"\d[eE][-+]?\d")
+# Every digit as 0: a payload with no "0e" or "0E" in that form has no exponent, found in a
+# tenth of the time the expression takes to look (which runs only when one may be there).
+DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
 
 
 def _usual_row(text: str, accounts: frozenset[str] | None) -> Row | None:
@@ -136,11 +139,18 @@ def _read_usual(text: str, accounts: frozenset[str] | None) -> Row:
     _usual(accounts is None or account in accounts)
     body = orjson.dumps(record.get("payload"))
     _usual(len(body) <= USUAL_PAYLOAD_BYTES)
-    _usual(b"\\u0000" not in body and not EXPONENT_BYTES.search(body))
+    _usual(b"\\u0000" not in body and not _has_exponent(body))
     Invoice.model_validate_json(body)
     available_at = _available_at(_str_or_none(record.get("available_at")))
     traceparent = _traceparent(_str_or_none(record.get("traceparent")))
     return account, key, body.decode(), available_at, traceparent
+
+
+def _has_exponent(body: bytes) -> bool:
+    zeroed = body.translate(DIGITS_AS_ZERO)
+    if b"0e" not in zeroed and b"0E" not in zeroed:
+        return False
+    return EXPONENT_BYTES.search(body) is not None
 
 
 def _str_or_none(value: object) -> str | None:

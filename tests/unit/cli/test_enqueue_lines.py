@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from tests.factories import invoice
 from tests.hostile import bad_line, good_payload
-from worker.cli.enqueue import BadLine, _checked_row, _usual_row, parse_line
+from worker.cli.enqueue import BadLine, _checked_row, _has_exponent, _usual_row, parse_line
 
 ACCOUNTS = frozenset({"shop"})
 # 250 of these make a valid payload of about 85 KB, over the fast path's quarter of the limit.
@@ -102,3 +102,18 @@ def test_parse_line_says_what_the_full_check_says(data: st.DataObject) -> None:
     else:
         text = data.draw(bad_line("k"))
     assert outcome(parse_line, text) == outcome(_checked_row, text)
+
+
+@pytest.mark.parametrize(
+    ("body", "found"),
+    [
+        (b'{"n": 1e+16}', True),
+        (b'{"n": [1.5E-7]}', True),
+        (b'{"n": 5e-324}', True),
+        (b'{"n": 123e4}', True),
+        (b'{"id": "a9e", "n": 0.00001}', False),  # a digit before e, no digit after
+        (b'{"name": "Service 2026", "n": 1000.0}', False),
+    ],
+)
+def test_an_exponent_is_found_wherever_it_is(body: bytes, found: bool) -> None:
+    assert _has_exponent(body) is found
