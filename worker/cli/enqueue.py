@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import contextlib
 import io
+import itertools
 import json
 import multiprocessing
 import os
@@ -343,10 +344,11 @@ class Parsed:
     bad: list[tuple[int, str]] = field(default_factory=list)
 
 
-def parse_block(numbered: list[tuple[int, str]], accounts: frozenset[str] | None) -> Parsed:
-    """Validate one block of (line number, text); runs in a parser process or in this one."""
+def parse_block(first: int, lines: list[str], accounts: frozenset[str] | None) -> Parsed:
+    """Validate one block of lines, the first numbered ``first``; runs in a parser process or
+    in this one."""
     parsed = Parsed()
-    for number, text in numbered:
+    for number, text in enumerate(lines, start=first):
         if not text.strip():
             continue
         parsed.lines += 1
@@ -357,22 +359,22 @@ def parse_block(numbered: list[tuple[int, str]], accounts: frozenset[str] | None
     return parsed
 
 
-def _blocks(lines: Iterable[str]) -> Iterator[list[tuple[int, str]]]:
-    block: list[tuple[int, str]] = []
-    for numbered in enumerate(lines, start=1):
-        block.append(numbered)
-        if len(block) >= CHUNK:
-            yield block
-            block = []
-    if block:
-        yield block
+def _blocks(lines: Iterable[str]) -> Iterator[tuple[int, list[str]]]:
+    """(number of its first line, lines) of CHUNK lines each. A block is a list of plain
+    strings, taken by islice: the loader does no per-line work in Python, and a parser process
+    gets it in one cheap pickle."""
+    source = iter(lines)
+    first = 1
+    while block := list(itertools.islice(source, CHUNK)):
+        yield first, block
+        first += len(block)
 
 
 async def _parsed_here(
     lines: Iterable[str], accounts: frozenset[str] | None
 ) -> AsyncGenerator[Parsed, None]:
-    for block in _blocks(lines):
-        yield parse_block(block, accounts)
+    for first, block in _blocks(lines):
+        yield parse_block(first, block, accounts)
 
 
 async def _parsed_elsewhere(
@@ -386,8 +388,8 @@ async def _parsed_elsewhere(
     context = multiprocessing.get_context("fork")
     ahead: deque[asyncio.Future[Parsed]] = deque()
     with ProcessPoolExecutor(max_workers=parsers, mp_context=context) as pool:
-        for block in _blocks(lines):
-            ahead.append(loop.run_in_executor(pool, parse_block, block, accounts))
+        for first, block in _blocks(lines):
+            ahead.append(loop.run_in_executor(pool, parse_block, first, block, accounts))
             if len(ahead) > parsers * 2:
                 yield await ahead.popleft()
         while ahead:
