@@ -47,7 +47,9 @@ from worker.store.database import Pool
 from worker.store.outbox import EnqueueRow, Outbox
 from worker.traceparent import traceparent_problem
 
-CHUNK = 5000
+# Lines a transaction loads: each chunk pays for a staging table, a few round trips and a
+# commit (10,000 took 0.9 µs a row less of PostgreSQL's CPU than 5,000 over 1M lines).
+CHUNK = 10000
 # More parser processes than this only queue up behind the COPY.
 MAX_ENQUEUE_PARSERS = 4
 # A JSON \u0000 escape (not an escaped backslash followed by "u0000"): PostgreSQL's jsonb and
