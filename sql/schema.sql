@@ -79,7 +79,8 @@ CREATE INDEX outbox_lease_idx ON invoice_sync.outbox (lease_expires_at) WHERE st
 
 -- A key that is already synced or cancelled is never sent again, whoever inserts it and however.
 -- A bulk load that leaves such keys out itself (SET LOCAL invoice_sync.bulk = on) skips the
--- per-row check, unless its login or role is a producer. 014.
+-- per-row check, unless its login or role is a producer (014): neither BEFORE trigger below is
+-- then called for its rows (their WHEN condition, asked per row without a function call, 018).
 CREATE FUNCTION invoice_sync.outbox_skip_synced() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -106,7 +107,15 @@ BEGIN
 END $$;
 
 CREATE TRIGGER outbox_skip_synced BEFORE INSERT ON invoice_sync.outbox
-    FOR EACH ROW EXECUTE FUNCTION invoice_sync.outbox_skip_synced();
+    FOR EACH ROW
+    WHEN (pg_catalog.current_setting('invoice_sync.bulk', true) IS DISTINCT FROM 'on'
+          OR (pg_catalog.current_setting('is_superuser') <> 'on'
+              AND coalesce(pg_catalog.pg_has_role(session_user,
+                               pg_catalog.to_regrole('invoice_sync_producer'), 'MEMBER')
+                           OR pg_catalog.pg_has_role(current_user,
+                               pg_catalog.to_regrole('invoice_sync_producer'), 'MEMBER'),
+                           false)))
+    EXECUTE FUNCTION invoice_sync.outbox_skip_synced();
 
 -- A producer may schedule a row for later, not for earlier: an available_at in the past would
 -- put its rows ahead of every other producer's. Raised to the time of the insert, not the
@@ -127,7 +136,15 @@ BEGIN
 END $$;
 
 CREATE TRIGGER outbox_clamp_available_at BEFORE INSERT ON invoice_sync.outbox
-    FOR EACH ROW EXECUTE FUNCTION invoice_sync.outbox_clamp_available_at();
+    FOR EACH ROW
+    WHEN (pg_catalog.current_setting('invoice_sync.bulk', true) IS DISTINCT FROM 'on'
+          OR (pg_catalog.current_setting('is_superuser') <> 'on'
+              AND coalesce(pg_catalog.pg_has_role(session_user,
+                               pg_catalog.to_regrole('invoice_sync_producer'), 'MEMBER')
+                           OR pg_catalog.pg_has_role(current_user,
+                               pg_catalog.to_regrole('invoice_sync_producer'), 'MEMBER'),
+                           false)))
+    EXECUTE FUNCTION invoice_sync.outbox_clamp_available_at();
 
 -- One NOTIFY per inserting statement (not per row) wakes idle workers.
 CREATE FUNCTION invoice_sync.outbox_notify() RETURNS trigger

@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import contextlib
 import io
+import itertools
 import json
 import multiprocessing
 import os
@@ -28,6 +29,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TextIO
 
+import orjson
 from pydantic import ValidationError
 
 from worker.cli.pool import with_pool
@@ -36,6 +38,7 @@ from worker.engine.daemon import worker_id
 from worker.errors import InputError
 from worker.invoice import (
     MAX_PAYLOAD_BYTES,
+    Invoice,
     describe_validation_error,
     parse_invoice,
     shown_key,
@@ -44,7 +47,9 @@ from worker.store.database import Pool
 from worker.store.outbox import EnqueueRow, Outbox
 from worker.traceparent import traceparent_problem
 
-CHUNK = 5000
+# Lines a transaction loads: each chunk pays for a staging table, a few round trips and a
+# commit (10,000 took 0.9 µs a row less of PostgreSQL's CPU than 5,000 over 1M lines).
+CHUNK = 10000
 # More parser processes than this only queue up behind the COPY.
 MAX_ENQUEUE_PARSERS = 4
 # A JSON \u0000 escape (not an escaped backslash followed by "u0000"): PostgreSQL's jsonb and
@@ -75,7 +80,91 @@ def parse_line(text: str, accounts: frozenset[str] | None) -> Row:
 
     A line is accepted only if PostgreSQL can store it and the engine will accept its payload:
     the payload is validated from the JSON text the outbox will hold, as the engine reads it.
+    A usual line takes the fast path (``_usual_row``); any other, bad lines included, is read
+    again by ``_checked_row``, which alone decides what is wrong and says so.
     """
+    row = _usual_row(text, accounts)
+    return row if row is not None else _checked_row(text, accounts)
+
+
+LINE_KEYS = frozenset({"account", "idempotency_key", "payload", "available_at", "traceparent"})
+# A payload this short as compact JSON is within the limit however PostgreSQL spaces it out
+# (", " and ": " at most double it) and whatever json.dumps writes for its numbers.
+USUAL_PAYLOAD_BYTES = MAX_PAYLOAD_BYTES // 4
+EXPONENT_BYTES = re.compile(rb"\d[eE][-+]?\d")
+# Every digit as 0: a payload with no "0e" or "0E" in that form has no exponent, found in a
+# tenth of the time the expression takes to look (which runs only when one may be there).
+DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
+
+
+def _usual_row(text: str, accounts: frozenset[str] | None) -> Row | None:
+    """The row of a line ``_checked_row`` would accept, read with orjson (half the time a
+    line), or None when the line is not plainly good, for ``_checked_row`` to read.
+
+    orjson differs from the json module only where this returns None: it refuses NaN,
+    Infinity, numbers out of a double's range, lone surrogates and a byte order mark (json
+    reads them, and _checked_row refuses or reports them); it reads an integer outside 64 bits
+    as a float, which it writes with an exponent (anything from 1e16 up), sent to
+    _checked_row, which keeps the integer; it writes a NUL as \\u0000, sent there too; it
+    refuses to write a payload nested over 254 levels.
+    """
+    try:
+        return _read_usual(text, accounts)
+    except (
+        orjson.JSONDecodeError,
+        orjson.JSONEncodeError,
+        ValidationError,
+        BadLine,
+        _NotUsualError,
+    ):
+        return None
+
+
+class _NotUsualError(Exception):
+    """A line the fast path leaves to ``_checked_row``."""
+
+
+def _usual(condition: bool) -> None:
+    if not condition:
+        raise _NotUsualError
+
+
+def _read_usual(text: str, accounts: frozenset[str] | None) -> Row:
+    _usual(len(text) <= MAX_LINE_CHARS)
+    record = orjson.loads(text)
+    _usual(type(record) is dict and record.keys() <= LINE_KEYS)
+    account, key = record.get("account"), record.get("idempotency_key")
+    _usual(type(account) is str and type(key) is str)
+    assert isinstance(account, str)
+    assert isinstance(key, str)
+    _usual(1 <= len(account) <= 200 and 1 <= len(key) <= 200)
+    _usual("\x00" not in account and "\x00" not in key)  # orjson's str: UTF-8, no surrogates
+    _usual(accounts is None or account in accounts)
+    body = orjson.dumps(record.get("payload"))
+    _usual(len(body) <= USUAL_PAYLOAD_BYTES)
+    _usual(b"\\u0000" not in body and not _has_exponent(body))
+    Invoice.model_validate_json(body)
+    available_at = _available_at(_str_or_none(record.get("available_at")))
+    traceparent = _traceparent(_str_or_none(record.get("traceparent")))
+    return account, key, body.decode(), available_at, traceparent
+
+
+def _has_exponent(body: bytes) -> bool:
+    zeroed = body.translate(DIGITS_AS_ZERO)
+    if b"0e" not in zeroed and b"0E" not in zeroed:
+        return False
+    return EXPONENT_BYTES.search(body) is not None
+
+
+def _str_or_none(value: object) -> str | None:
+    _usual(value is None or type(value) is str)
+    assert value is None or isinstance(value, str)
+    return value
+
+
+def _checked_row(text: str, accounts: frozenset[str] | None) -> Row:
+    """``parse_line`` for any line: every check, in order, with the message of the first that
+    fails."""
     record = _record(text)
     extra = set(record) - {"account", "idempotency_key", "payload", "available_at", "traceparent"}
     if extra:
@@ -257,10 +346,11 @@ class Parsed:
     bad: list[tuple[int, str]] = field(default_factory=list)
 
 
-def parse_block(numbered: list[tuple[int, str]], accounts: frozenset[str] | None) -> Parsed:
-    """Validate one block of (line number, text); runs in a parser process or in this one."""
+def parse_block(first: int, lines: list[str], accounts: frozenset[str] | None) -> Parsed:
+    """Validate one block of lines, the first numbered ``first``; runs in a parser process or
+    in this one."""
     parsed = Parsed()
-    for number, text in numbered:
+    for number, text in enumerate(lines, start=first):
         if not text.strip():
             continue
         parsed.lines += 1
@@ -271,22 +361,22 @@ def parse_block(numbered: list[tuple[int, str]], accounts: frozenset[str] | None
     return parsed
 
 
-def _blocks(lines: Iterable[str]) -> Iterator[list[tuple[int, str]]]:
-    block: list[tuple[int, str]] = []
-    for numbered in enumerate(lines, start=1):
-        block.append(numbered)
-        if len(block) >= CHUNK:
-            yield block
-            block = []
-    if block:
-        yield block
+def _blocks(lines: Iterable[str]) -> Iterator[tuple[int, list[str]]]:
+    """(number of its first line, lines) of CHUNK lines each. A block is a list of plain
+    strings, taken by islice: the loader does no per-line work in Python, and a parser process
+    gets it in one cheap pickle."""
+    source = iter(lines)
+    first = 1
+    while block := list(itertools.islice(source, CHUNK)):
+        yield first, block
+        first += len(block)
 
 
 async def _parsed_here(
     lines: Iterable[str], accounts: frozenset[str] | None
 ) -> AsyncGenerator[Parsed, None]:
-    for block in _blocks(lines):
-        yield parse_block(block, accounts)
+    for first, block in _blocks(lines):
+        yield parse_block(first, block, accounts)
 
 
 async def _parsed_elsewhere(
@@ -300,8 +390,8 @@ async def _parsed_elsewhere(
     context = multiprocessing.get_context("fork")
     ahead: deque[asyncio.Future[Parsed]] = deque()
     with ProcessPoolExecutor(max_workers=parsers, mp_context=context) as pool:
-        for block in _blocks(lines):
-            ahead.append(loop.run_in_executor(pool, parse_block, block, accounts))
+        for first, block in _blocks(lines):
+            ahead.append(loop.run_in_executor(pool, parse_block, first, block, accounts))
             if len(ahead) > parsers * 2:
                 yield await ahead.popleft()
         while ahead:

@@ -195,6 +195,7 @@ class Outbox:
         async with database.transaction(self._pool) as conn:
             await conn.execute(self._q["enqueue_staging_create"])
             await conn.execute(self._q["enqueue_bulk_mode"])
+            await conn.execute(self._q["enqueue_without_jit"])
             await conn.copy_records_to_table(
                 "enqueue_staging",
                 records=rows,

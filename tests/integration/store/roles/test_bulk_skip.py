@@ -106,3 +106,75 @@ async def test_a_key_synced_while_the_load_inserts_is_not_queued_again(dsn: str)
         await settling.close()
         await pool.close()
     assert await _queued(dsn) == []
+
+
+async def _before_trigger_calls(dsn: str, *, bulk: bool) -> dict[str, int]:
+    """How often each BEFORE trigger ran for a 3-row INSERT by ``dsn``'s login (rolled back)."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        tx = conn.transaction()
+        await tx.start()
+        if bulk:
+            await conn.execute(BULK_ON)
+        plan = await conn.fetchval(
+            "EXPLAIN (ANALYZE, FORMAT JSON) "
+            + INSERT_OUTBOX
+            + " SELECT 'shop', 'c-' || i, $1::jsonb"
+            " FROM generate_series(1, 3) i",
+            json.dumps(invoice(number="C-1")),
+        )
+        await tx.rollback()
+    finally:
+        await conn.close()
+    triggers = json.loads(plan)[0].get("Triggers", [])
+    return {t["Trigger Name"]: t["Calls"] for t in triggers if t["Trigger Name"] != "outbox_notify"}
+
+
+async def test_a_trusted_bulk_load_calls_neither_before_trigger(logins: Logins) -> None:
+    # 018: for the worker's bulk load neither trigger changes a row, and calling them cost
+    # about as much as the rest of the INSERT. Anyone else, and the worker without the flag,
+    # still runs both for every row.
+    both = {"outbox_skip_synced": 3, "outbox_clamp_available_at": 3}
+    assert await _before_trigger_calls(logins.worker, bulk=True) == {}
+    assert await _before_trigger_calls(logins.worker, bulk=False) == both
+    assert await _before_trigger_calls(logins.producer, bulk=True) == both
+    assert await _before_trigger_calls(logins.producer, bulk=False) == both
+
+
+async def test_a_producer_that_sets_the_bulk_flag_is_still_clamped(logins: Logins) -> None:
+    body = json.dumps(invoice(number="B-3"))
+    conn = await asyncpg.connect(logins.producer)
+    try:
+        async with conn.transaction():
+            await conn.execute(BULK_ON)
+            now = await conn.fetchval("SELECT now()")
+            await conn.execute(
+                INSERT_OUTBOX.replace(")", ", available_at)")
+                + " VALUES ('shop', 'past', $1::jsonb, now() - interval '1 day')",
+                body,
+            )
+            stored = await conn.fetchval(
+                "SELECT available_at FROM invoice_sync.outbox WHERE idempotency_key = 'past'"
+            )
+    finally:
+        await conn.close()
+    assert stored >= now
+
+
+async def test_a_producer_cannot_turn_the_flag_on_part_way_through_a_statement(
+    dsn: str, logins: Logins
+) -> None:
+    # The flag is asked for every row: setting it from the statement itself changes nothing.
+    await _synced_and_cancelled(dsn)
+    body = json.dumps(invoice(number="B-4"))
+    conn = await asyncpg.connect(logins.producer)
+    try:
+        await conn.execute(
+            INSERT_OUTBOX + " SELECT 'shop', k, $1::jsonb FROM (VALUES"
+            " (pg_catalog.set_config('invoice_sync.bulk', 'on', false) || 'x'),"
+            " ('done'), ('gone')) v(k) WHERE k <> 'onx'",
+            body,
+        )
+    finally:
+        await conn.close()
+    assert await _queued(dsn) == []
