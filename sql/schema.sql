@@ -80,7 +80,7 @@ CREATE INDEX outbox_lease_idx ON invoice_sync.outbox (lease_expires_at) WHERE st
 -- A key that is already synced or cancelled is never sent again, whoever inserts it and however.
 -- A bulk load that leaves such keys out itself (SET LOCAL invoice_sync.bulk = on) skips the
 -- per-row check, unless its login or role is a producer (014): neither BEFORE trigger below is
--- then called for its rows (their WHEN condition, asked per row without a function call, 018).
+-- then called for its rows (their WHEN condition, asked per row without a function call, 015).
 CREATE FUNCTION invoice_sync.outbox_skip_synced() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE

@@ -131,7 +131,7 @@ async def _before_trigger_calls(dsn: str, *, bulk: bool) -> dict[str, int]:
 
 
 async def test_a_trusted_bulk_load_calls_neither_before_trigger(logins: Logins) -> None:
-    # 018: for the worker's bulk load neither trigger changes a row, and calling them cost
+    # 015: for the worker's bulk load neither trigger changes a row, and calling them cost
     # about as much as the rest of the INSERT. Anyone else, and the worker without the flag,
     # still runs both for every row.
     both = {"outbox_skip_synced": 3, "outbox_clamp_available_at": 3}
