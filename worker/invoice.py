@@ -185,7 +185,7 @@ def parse_invoice(payload: Any) -> Invoice:
     return Invoice.model_validate(payload)
 
 
-# A JSON escape of NUL that is not itself escaped (``\\u0000`` is the text "\u0000", not NUL).
+# A JSON escape of NUL that is not itself escaped; one in a bulk load would fail its whole chunk (``\\u0000`` is the text "\u0000", not NUL).
 NUL_ESCAPE = re.compile(r"(?:^|[^\\])(?:\\\\)*\\u0000")
 UNSTORABLE = "contains a NUL character (\\u0000), bytes that are not UTF-8 or an unpaired surrogate"
 

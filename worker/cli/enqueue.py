@@ -38,10 +38,12 @@ from worker.engine.daemon import worker_id
 from worker.errors import InputError
 from worker.invoice import (
     MAX_PAYLOAD_BYTES,
+    UNSTORABLE,
     Invoice,
     describe_validation_error,
     parse_invoice,
     shown_key,
+    storable_json,
 )
 from worker.store.database import Pool
 from worker.store.outbox import EnqueueRow, Outbox
@@ -52,9 +54,6 @@ from worker.traceparent import traceparent_problem
 CHUNK = 10000
 # More parser processes than this only queue up behind the COPY.
 MAX_ENQUEUE_PARSERS = 4
-# A JSON \u0000 escape (not an escaped backslash followed by "u0000"): PostgreSQL's jsonb and
-# text cannot hold NUL, and one such line would otherwise fail its whole chunk.
-NUL_ESCAPE = re.compile(r"(?:^|[^\\])(?:\\\\)*\\u0000")
 Row = EnqueueRow
 # A number in exponent form, which PostgreSQL writes out in full (1e+16: 17 digits).
 EXPONENT = re.compile(r"\d[eE][-+]?\d")
@@ -228,12 +227,8 @@ def _payload_text(payload: object) -> str:
         raise BadLine(
             "payload: NaN, Infinity and numbers out of a double's range are not JSON"
         ) from exc
-    # The substring test first: the regular expression costs more than the rest of the line.
-    if not _storable(text) or ("\\u0000" in text and NUL_ESCAPE.search(text)):
-        raise BadLine(
-            "payload: contains a NUL character (\\u0000), bytes that are not UTF-8 or an "
-            "unpaired surrogate, which PostgreSQL cannot store"
-        )
+    if not storable_json(text):
+        raise BadLine(f"payload: {UNSTORABLE}, which PostgreSQL cannot store")
     size = stored_bytes(payload, text)
     if size > MAX_PAYLOAD_BYTES:
         raise BadLine(
