@@ -192,6 +192,15 @@ class Fleet:
             return sum(rt.gate.concurrency for rt in self._fixed.values())
         return total_concurrency(self._accounts.values())
 
+    def unopened(self, name: str) -> bool:
+        """Whether ``name`` is a listed database account with no runtime yet: a claim must
+        ``prepare`` it before leasing its rows."""
+        return (
+            self._fixed is None
+            and name not in self._open
+            and isinstance(self._accounts.get(name), Listed)
+        )
+
     async def prepare(self, shares: dict[str, int]) -> dict[str, int]:
         """Open the listed accounts among ``shares`` (rows to claim by account) that have no
         runtime, all in one go (the ``Loader``: one query), before a claim leases their rows;

@@ -267,9 +267,10 @@ class Engine:
         one claim: then the ``outbox_ready`` walk could only confirm what the claim finds out
         anyway (``outbox_claim`` passes over accounts that are paused, throttled or have
         nothing due), at one more round trip per claim, which with a fast provider is most of
-        what bounds the rows claimed per second. None when the walk is needed."""
+        what bounds the rows claimed per second. None when the walk is needed, and while a
+        database account has no runtime yet: the walk's path opens it (``Fleet.prepare``)."""
         names = self._fleet.names()
-        if len(names) > DIRECT_CLAIM_ACCOUNTS:
+        if len(names) > DIRECT_CLAIM_ACCOUNTS or any(map(self._fleet.unopened, names)):
             return None
         rooms = {
             name: free
