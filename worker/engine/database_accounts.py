@@ -147,16 +147,21 @@ def load_accounts(
     )
 
 
+def in_both_places(name: str, what_then: str) -> str:
+    """The one line for an account named both in the config file and in the table."""
+    return (
+        f"accounts.{name}: defined both in the config and in the database "
+        f"(invoice_sync.account); {what_then}"
+    )
+
+
 def merge_accounts(settings: Settings, loaded: LoadedAccounts) -> Settings:
     """``settings`` with the database's accounts beside the config's; ``ConfigError`` naming an
     account defined in both places (disabled or invalid rows count: the name is taken)."""
     names = set(loaded.accounts) | loaded.disabled | set(loaded.invalid)
     both = sorted(names & set(settings.accounts))
     if both:
-        raise ConfigError(
-            f"accounts.{both[0]}: defined both in the config and in the database "
-            "(invoice_sync.account); keep one"
-        )
+        raise ConfigError(in_both_places(both[0], "keep one"))
     return settings.model_copy(update={"accounts": {**settings.accounts, **loaded.accounts}})
 
 
@@ -200,12 +205,8 @@ class _Lister:
             return
         if not brief.enabled:
             return
-        rate = self._rates.get(brief.rate_limit) or self._rate(brief.rate_limit)
-        burst = (
-            self._bursts[brief.rate_burst]
-            if brief.rate_burst in self._bursts
-            else self._burst(brief.rate_burst)
-        )
+        rate = self._rate(brief.rate_limit)
+        burst = self._burst(brief.rate_burst)
         provider = self._providers.get(brief.provider)
         if provider is None or isinstance(rate, str) or isinstance(burst, str):
             self.listed.invalid[name] = _listing_problem(name, brief.provider, rate, burst)
@@ -220,14 +221,8 @@ class _Lister:
 
     def _taken_by_config(self, name: str) -> None:
         if self._refuse_taken:
-            raise ConfigError(
-                f"accounts.{name}: defined both in the config and in the database "
-                "(invoice_sync.account); keep one"
-            )
-        self.listed.invalid[name] = (
-            f"accounts.{name}: defined both in the config and in the database "
-            "(invoice_sync.account); the config's is kept"
-        )
+            raise ConfigError(in_both_places(name, "keep one"))
+        self.listed.invalid[name] = in_both_places(name, "the config's is kept")
 
     def _rate(self, text: str) -> RateLimit | str:
         found = self._rates.get(text)

@@ -207,14 +207,8 @@ class Fleet:
         returns ``shares`` without those not to claim now: found unusable (named once, left
         out until their row changes) or gone since the last reload (the next one takes it in)."""
         self._ready.clear()
-        wanted = [
-            name
-            for name in shares
-            if name not in self._open
-            and name not in self._invalid
-            and isinstance(self._accounts.get(name), Listed)
-        ]
-        if not wanted or self._fixed is not None:
+        wanted = [name for name in shares if self.unopened(name) and name not in self._invalid]
+        if not wanted:
             return shares
         if self._loader is None:
             raise ConfigError("database accounts listed without a loader to open them")
