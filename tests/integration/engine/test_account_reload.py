@@ -195,6 +195,25 @@ async def test_add_change_disable_remove_each_reach_a_running_engine_within_2s(
     assert max(taken.values()) < WITHIN, taken
 
 
+async def test_rows_waiting_for_an_account_not_yet_in_the_table_go_once_it_is_added(
+    pool: asyncpg.Pool, dsn: str
+) -> None:
+    key = new_key()
+    ring = Keyring(decode_key(key, "secret_key"))
+    writer = AccountWriter(pool, "ops@host")
+    await writer.account_insert(account_row("shop", ring, "shop_token_0123456"))
+    opener = TokenOpener()
+    async with running(pool, dsn, key, opener, Metrics()) as fleet:
+        early = await enqueue(pool, "late", "k1")
+        # Read once and found missing: remembered, so that it is not read at every claim.
+        await eventually(lambda: "late" in fleet.known_versions(), "looked up")
+        assert "late" not in fleet
+        await writer.account_insert(account_row("late", ring, "late_token_0123456"))
+        await eventually(lambda: ("late", "late_token_0123456") in opener.calls, "added")
+        await asyncio.sleep(0.2)
+        assert await status(pool, early) == "synced"
+
+
 async def test_idle_accounts_are_never_read_at_start_nor_at_a_reload(
     pool: asyncpg.Pool, dsn: str
 ) -> None:
