@@ -10,8 +10,9 @@ The interface the engine loads accounts through:
   versions of named rows (a reload rereads those of the accounts a replica knows, start-up
   looks for the config file's names); ``account_fingerprint``: one value for the whole table
   and its count of enabled rows; ``account_key_samples``: one secret per key id, which start-up
-  opens to catch a missing or wrong key. Nothing here reads every row for the engine: a
-  replica's cost must not follow the accounts the table holds.
+  opens to catch a missing or wrong key. Only ``account_rows`` (``check-config``'s) returns every
+  row: the daemon's reads return the rows it names, or one row, so that its cost does not
+  follow the accounts the table holds.
 - ``ACCOUNT_CHANNEL`` (``invoice_sync_account``): a statement trigger on the table NOTIFYs it,
   with an empty payload, after every INSERT, UPDATE or DELETE; a replica LISTENing on it reloads
   (and polls as a fallback, since a notification is lost while its connection is down).
