@@ -46,7 +46,8 @@ from worker.invoice import (
     storable_json,
 )
 from worker.store.database import Pool
-from worker.store.outbox import EnqueueRow, Outbox
+from worker.store.outbox import Outbox
+from worker.store.staging import EnqueueRow
 from worker.traceparent import traceparent_problem
 
 # Lines a transaction loads: each chunk pays for a staging table, a few round trips and a
