@@ -95,6 +95,9 @@ EXPONENT_BYTES = re.compile(rb"\d[eE][-+]?\d")
 # Every digit as 0: a payload with no "0e" or "0E" in that form has no exponent, found in a
 # tenth of the time the expression takes to look (which runs only when one may be there).
 DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
+# Invoice.model_validate_json without its Python wrapper, which passes the same (default)
+# options: 0.4-0.9 of its 6 µs for a small invoice.
+_VALIDATE_INVOICE = Invoice.__pydantic_validator__.validate_json
 
 
 def _usual_row(text: str, accounts: frozenset[str] | None) -> Row | None:
@@ -143,7 +146,7 @@ def _read_usual(text: str, accounts: frozenset[str] | None) -> Row:
     body = orjson.dumps(record.get("payload"))
     _usual(len(body) <= USUAL_PAYLOAD_BYTES)
     _usual(b"\\u0000" not in body and not _has_exponent(body))
-    Invoice.model_validate_json(body)
+    _VALIDATE_INVOICE(body)
     available_at = _available_at(_str_or_none(record.get("available_at")))
     traceparent = _traceparent(_str_or_none(record.get("traceparent")))
     return account, key, body.decode(), available_at, traceparent
