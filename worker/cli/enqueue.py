@@ -349,9 +349,14 @@ async def enqueue_lines(
     accounts: frozenset[str] | None,
     parsers: int = 0,
 ) -> EnqueueReport:
-    """``enqueue_stream`` of ``lines``, each one line of a file without its line end."""
+    """``enqueue_stream`` of ``lines``, each one line of a file without its line end (as
+    read with ``surrogateescape``, whose surrogates give back the bytes they stood for)."""
     text = "".join(f"{line}\n" for line in lines)
-    stream = io.BytesIO(text.encode("utf-8", "surrogateescape"))
+    try:
+        data = text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # another lone surrogate: still written out, one bad line
+        data = text.encode("utf-8", "surrogatepass")
+    stream = io.BytesIO(data)
     return await enqueue_stream(stream, outbox, accounts=accounts, parsers=parsers, newline="\n")
 
 

@@ -113,3 +113,13 @@ async def test_a_traceparent_per_line_is_loaded_and_a_malformed_one_reported_by_
         ("t-2", None),
         ("t-3", None),
     ]
+
+
+async def test_given_lines_with_lone_surrogates_are_reported_by_number(pool: asyncpg.Pool) -> None:
+    good = json.dumps({"account": "shop", "idempotency_key": "g", "payload": invoice()})
+    # As read with surrogateescape (byte 0xff), and a surrogate no read would give.
+    text = [good, good.replace('"g"', '"\udcff"'), good.replace('"g"', '"\ud800"')]
+    report = await enqueue_lines(text, Outbox(pool, worker_id="test"), accounts=None)
+    assert [number for number, _message in report.bad] == [2, 3]
+    assert all("surrogate" in message for _number, message in report.bad)
+    assert report.loaded == 1
