@@ -92,9 +92,10 @@ LINE_KEYS = frozenset({"account", "idempotency_key", "payload", "available_at", 
 # (", " and ": " at most double it) and whatever json.dumps writes for its numbers.
 USUAL_PAYLOAD_BYTES = MAX_PAYLOAD_BYTES // 4
 EXPONENT_BYTES = re.compile(rb"\d[eE][-+]?\d")
-# Every digit as 0: a payload with no "0e" or "0E" in that form has no exponent, found in a
-# tenth of the time the expression takes to look (which runs only when one may be there).
-DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
+# Every digit as 0 and E as e: a payload with no "0e" in that form has no exponent, found in a
+# tenth of the time the expression takes to look (which runs only when one may be there); one
+# search, not one for "0e" and one for "0E", is half the time again.
+DIGITS_AS_ZERO_E_AS_LOWER = bytes.maketrans(b"123456789E", b"000000000e")
 # Invoice.model_validate_json without its Python wrapper, which passes the same (default)
 # options: 0.4-0.9 of its 6 µs for a small invoice.
 _VALIDATE_INVOICE = Invoice.__pydantic_validator__.validate_json
@@ -153,8 +154,7 @@ def _read_usual(text: str, accounts: frozenset[str] | None) -> Row:
 
 
 def _has_exponent(body: bytes) -> bool:
-    zeroed = body.translate(DIGITS_AS_ZERO)
-    if b"0e" not in zeroed and b"0E" not in zeroed:
+    if b"0e" not in body.translate(DIGITS_AS_ZERO_E_AS_LOWER):
         return False
     return EXPONENT_BYTES.search(body) is not None
 
