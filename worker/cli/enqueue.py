@@ -310,6 +310,11 @@ def _traceparent(value: object) -> str | None:
     return value
 
 
+Block = bytes | list[str]
+"""Lines of the input: bytes as read (the parser splits them as a text file would), or lines
+given one by one (``enqueue_lines``)."""
+
+
 async def enqueue_stream(
     stream: BinaryIO,
     outbox: Outbox,
@@ -323,8 +328,31 @@ async def enqueue_stream(
     ``parsers`` > 0, blocks of lines are validated in that many processes while the previous
     block is being copied in (validation is most of the work, and the COPY otherwise waits for
     it); blocks are still loaded in file order."""
-    report = EnqueueReport()
     blocks = _blocks(stream, newline)
+    return await _load(blocks, outbox, accounts=accounts, parsers=parsers, newline=newline)
+
+
+async def enqueue_lines(
+    lines: Iterable[str],
+    outbox: Outbox,
+    *,
+    accounts: frozenset[str] | None,
+    parsers: int = 0,
+) -> EnqueueReport:
+    """``enqueue_stream`` for lines given one by one: each is one line, whatever it holds."""
+    blocks = _line_blocks(lines)
+    return await _load(blocks, outbox, accounts=accounts, parsers=parsers, newline=None)
+
+
+async def _load(
+    blocks: Iterable[Block],
+    outbox: Outbox,
+    *,
+    accounts: frozenset[str] | None,
+    parsers: int,
+    newline: str | None,
+) -> EnqueueReport:
+    report = EnqueueReport()
     if parsers <= 0:
         parsed_blocks: AsyncGenerator[Parsed, None] = _parsed_here(blocks, accounts, newline)
     else:
@@ -342,24 +370,6 @@ async def enqueue_stream(
     return report
 
 
-async def enqueue_lines(
-    lines: Iterable[str],
-    outbox: Outbox,
-    *,
-    accounts: frozenset[str] | None,
-    parsers: int = 0,
-) -> EnqueueReport:
-    """``enqueue_stream`` of ``lines``, each one line of a file without its line end (as
-    read with ``surrogateescape``, whose surrogates give back the bytes they stood for)."""
-    text = "".join(f"{line}\n" for line in lines)
-    try:
-        data = text.encode("utf-8", "surrogateescape")
-    except UnicodeEncodeError:  # another lone surrogate: still written out, one bad line
-        data = text.encode("utf-8", "surrogatepass")
-    stream = io.BytesIO(data)
-    return await enqueue_stream(stream, outbox, accounts=accounts, parsers=parsers, newline="\n")
-
-
 @dataclass(kw_only=True, slots=True)
 class Parsed:
     """One block of the input, validated: its good rows as a chunk to load, its bad lines
@@ -373,16 +383,20 @@ class Parsed:
     bad: list[tuple[int, str]] = field(default_factory=list)
 
 
-def parse_block(block: bytes, accounts: frozenset[str] | None, newline: str | None) -> Parsed:
+def parse_block(block: Block, accounts: frozenset[str] | None, newline: str | None) -> Parsed:
     """Validate one block of whole lines and write its good rows as the chunk's COPY; runs in
-    a parser process or in this one. The block is read as a text file reads it (UTF-8 with
+    a parser process or in this one. Bytes are read as a text file reads them (UTF-8 with
     ``surrogateescape``, the same line ends), so each line is the text it was before."""
+    if isinstance(block, bytes):
+        texts: Iterable[str] = io.StringIO(
+            block.decode("utf-8", "surrogateescape"), newline=newline
+        )
+    else:
+        texts = block
     rows: list[Row] = []
     bad: list[tuple[int, str]] = []
     read = lines = 0
-    for read, text in enumerate(
-        io.StringIO(block.decode("utf-8", "surrogateescape"), newline=newline), start=1
-    ):
+    for read, text in enumerate(texts, start=1):
         if not text.strip():
             continue
         lines += 1
@@ -391,6 +405,20 @@ def parse_block(block: bytes, accounts: frozenset[str] | None, newline: str | No
         except BadLine as exc:
             bad.append((read, str(exc)))
     return Parsed(chunk=staged(rows), read=read, lines=lines, bad=bad)
+
+
+def _line_blocks(lines: Iterable[str]) -> Iterator[list[str]]:
+    """Given lines in blocks of about ``CHUNK_BYTES`` characters."""
+    block: list[str] = []
+    size = 0
+    for line in lines:
+        block.append(line)
+        size += len(line) + 1
+        if size >= CHUNK_BYTES:
+            yield block
+            block, size = [], 0
+    if block:
+        yield block
 
 
 def _blocks(stream: BinaryIO, newline: str | None) -> Iterator[bytes]:
@@ -419,14 +447,14 @@ def _after_last_line_end(data: bytes, newline: str | None) -> int:
 
 
 async def _parsed_here(
-    blocks: Iterable[bytes], accounts: frozenset[str] | None, newline: str | None
+    blocks: Iterable[Block], accounts: frozenset[str] | None, newline: str | None
 ) -> AsyncGenerator[Parsed, None]:
     for block in blocks:
         yield parse_block(block, accounts, newline)
 
 
 async def _parsed_elsewhere(
-    blocks: Iterable[bytes], accounts: frozenset[str] | None, newline: str | None, parsers: int
+    blocks: Iterable[Block], accounts: frozenset[str] | None, newline: str | None, parsers: int
 ) -> AsyncGenerator[Parsed, None]:
     """Blocks validated by a pool of ``parsers`` processes, a few blocks ahead of the COPY (so
     memory stays bounded however long the file), yielded in file order."""

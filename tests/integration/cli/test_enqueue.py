@@ -123,3 +123,11 @@ async def test_given_lines_with_lone_surrogates_are_reported_by_number(pool: asy
     assert [number for number, _message in report.bad] == [2, 3]
     assert all("surrogate" in message for _number, message in report.bad)
     assert report.loaded == 1
+
+
+async def test_a_given_line_is_one_line_whatever_line_ends_it_holds(pool: asyncpg.Pool) -> None:
+    good = json.dumps({"account": "shop", "idempotency_key": "g", "payload": invoice()})
+    text = ["{\nZ", "{\r", good]
+    report = await enqueue_lines(text, Outbox(pool, worker_id="test"), accounts=None)
+    assert [number for number, _message in report.bad] == [1, 2]
+    assert (report.lines, report.loaded) == (3, 1)
