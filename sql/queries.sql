@@ -490,10 +490,26 @@ WITH inserted AS (
 )
 SELECT count(*) FROM inserted;
 
+-- name: enqueue_fresh_from_staging
+-- enqueue_from_staging for a chunk that repeats no key, tried first: a plain INSERT, without
+-- ON CONFLICT's speculative insertion (a third of the INSERT's cost a row). A staged key already
+-- in the outbox (queued before, or by a producer while this runs) fails the whole statement on
+-- outbox_account_key; the caller runs it in a savepoint and, on that error, rolls back to it and
+-- runs enqueue_from_staging, which skips such keys. Synced and cancelled keys are left out as
+-- there. How many rows went in is the command's status (INSERT 0 n).
+INSERT INTO invoice_sync.outbox (account, idempotency_key, payload, available_at, traceparent)
+SELECT e.account, e.idempotency_key, e.payload, coalesce(e.available_at, now()), e.traceparent
+  FROM enqueue_staging e
+ WHERE NOT EXISTS (SELECT FROM invoice_sync.synced s
+                    WHERE s.account = e.account AND s.idempotency_key = e.idempotency_key)
+   AND NOT EXISTS (SELECT FROM invoice_sync.cancelled c
+                    WHERE c.account = e.account AND c.idempotency_key = e.idempotency_key);
+
 -- name: enqueue_drop_finished
--- Run after enqueue_from_staging, as a statement of its own: its snapshot sees a key synced or
--- cancelled by a transaction that committed while the INSERT ran (the INSERT waited for the
--- outbox row that transaction deleted, then found no conflict). The per-row trigger would have
+-- Run after the chunk's INSERT (enqueue_fresh_from_staging or enqueue_from_staging), as a
+-- statement of its own: its snapshot sees a key synced or cancelled by a transaction that
+-- committed while the INSERT ran (the INSERT waited for the outbox row that transaction
+-- deleted, then found no conflict). The per-row trigger would have
 -- caught most of those; this catches all. An outbox row beside a synced or cancelled key is
 -- never legitimate, so whatever it finds among the staged keys goes. Returns how many.
 WITH dropped AS (

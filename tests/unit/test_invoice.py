@@ -102,3 +102,10 @@ def test_schema_describes_the_contract() -> None:
     assert schema["additionalProperties"] is False
     assert schema["required"] == ["lines"]
     assert "invoice" in json.dumps(schema["properties"]["type"])
+
+
+def test_charges_default_to_an_empty_list_of_its_own() -> None:
+    first, second = parse_invoice(invoice()), parse_invoice(invoice())
+    assert first.charges == []
+    assert first.charges is not second.charges
+    assert json_schema()["properties"]["charges"]["default"] == []

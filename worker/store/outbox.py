@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -18,9 +17,7 @@ from worker.claims import AccountAction, AttemptFacts, Claimed, Resolution
 from worker.invoice import MAX_PAYLOAD_BYTES
 from worker.store import database
 from worker.store.queries import queries
-
-EnqueueRow = tuple[str, str, str, datetime | None, str | None]
-"""One row of a bulk load: account, key, payload JSON, available_at, traceparent."""
+from worker.store.staging import STAGING_COLUMNS, EnqueueRow, Staged, staged
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -192,20 +189,42 @@ class Outbox:
         return row["unfinished"], row["held_by_paused"]
 
     async def enqueue_many(self, rows: Sequence[EnqueueRow]) -> int:
-        """Bulk-load (account, key, payload JSON, available_at, traceparent) rows in one COPY
-        and one INSERT; return how many were new (repeated keys are skipped)."""
+        """Bulk-load (account, key, payload JSON, available_at, traceparent) rows as one chunk;
+        return how many were new (repeated keys are skipped)."""
+        return await self.enqueue_staged(staged(rows))
+
+    async def enqueue_staged(self, chunk: Staged) -> int:
+        """Bulk-load a chunk in one transaction: one COPY into a staging table, one INSERT from
+        it; return how many rows were new (keys repeated, queued, synced or cancelled are
+        skipped)."""
         async with database.transaction(self._pool) as conn:
             await conn.execute(self._q["enqueue_staging_create"])
             await conn.execute(self._q["enqueue_bulk_mode"])
             await conn.execute(self._q["enqueue_without_jit"])
-            await conn.copy_records_to_table(
+            # A memoryview: asyncpg would take bytes for a file name.
+            await conn.copy_to_table(
                 "enqueue_staging",
-                records=rows,
-                columns=["account", "idempotency_key", "payload", "available_at", "traceparent"],
+                source=memoryview(chunk.data),
+                columns=list(STAGING_COLUMNS),
+                format="binary",
             )
-            inserted: int = await conn.fetchval(self._q["enqueue_from_staging"])
-            inserted -= await conn.fetchval(self._q["enqueue_drop_finished"])
+            inserted = None if chunk.repeats_a_key else await self._insert_fresh(conn)
+            if inserted is None:
+                inserted = int(await conn.fetchval(self._q["enqueue_from_staging"]))
+            inserted -= int(await conn.fetchval(self._q["enqueue_drop_finished"]))
         return inserted
+
+    async def _insert_fresh(self, conn: asyncpg.Connection) -> int | None:
+        """``enqueue_fresh_from_staging`` in a savepoint: how many rows went in, or None (and
+        nothing written) when a staged key is in the outbox already."""
+        try:
+            async with conn.transaction():
+                status: str = await conn.execute(self._q["enqueue_fresh_from_staging"])
+        except asyncpg.UniqueViolationError as exc:
+            if exc.constraint_name != "outbox_account_key":
+                raise
+            return None
+        return int(status.rsplit(" ", 1)[1])
 
 
 def _claimed(row: Mapping[str, Any]) -> Claimed:

@@ -12,6 +12,7 @@ from tests.factories import invoice
 from worker.cli import enqueue
 from worker.cli.enqueue import enqueue_lines
 from worker.store.outbox import Outbox
+from worker.store.staging import Staged
 
 
 def lines(count: int) -> tuple[list[str], list[int]]:
@@ -35,7 +36,7 @@ def lines(count: int) -> tuple[list[str], list[int]]:
 async def test_parsers_load_in_file_order_and_number_bad_lines(
     pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch, parsers: int
 ) -> None:
-    monkeypatch.setattr(enqueue, "CHUNK", 50)  # many blocks, so several parse at once
+    monkeypatch.setattr(enqueue, "CHUNK_BYTES", 5000)  # many blocks, so several parse at once
     text, bad = lines(700)
     report = await enqueue_lines(
         text, Outbox(pool, worker_id="test"), accounts=frozenset({"shop"}), parsers=parsers
@@ -65,19 +66,19 @@ async def test_cancelled_keys_are_reported_like_synced_ones_and_not_loaded(
 async def test_a_failing_copy_stops_the_parsers_and_keeps_what_was_loaded(
     pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(enqueue, "CHUNK", 50)
+    monkeypatch.setattr(enqueue, "CHUNK_BYTES", 5000)
     outbox = Outbox(pool, worker_id="test")
-    real = outbox.enqueue_many
+    real = outbox.enqueue_staged
     calls = 0
 
-    async def fail_third(rows: list[enqueue.Row]) -> int:
+    async def fail_third(chunk: Staged) -> int:
         nonlocal calls
         calls += 1
         if calls == 3:
             raise RuntimeError("database went away")
-        return await real(rows)
+        return await real(chunk)
 
-    monkeypatch.setattr(outbox, "enqueue_many", fail_third)
+    monkeypatch.setattr(outbox, "enqueue_staged", fail_third)
     with pytest.raises(RuntimeError, match="went away"):
         await enqueue_lines(lines(700)[0], outbox, accounts=None, parsers=2)
     assert calls == 3
@@ -112,3 +113,21 @@ async def test_a_traceparent_per_line_is_loaded_and_a_malformed_one_reported_by_
         ("t-2", None),
         ("t-3", None),
     ]
+
+
+async def test_given_lines_with_lone_surrogates_are_reported_by_number(pool: asyncpg.Pool) -> None:
+    good = json.dumps({"account": "shop", "idempotency_key": "g", "payload": invoice()})
+    # As read with surrogateescape (byte 0xff), and a surrogate no read would give.
+    text = [good, good.replace('"g"', '"\udcff"'), good.replace('"g"', '"\ud800"')]
+    report = await enqueue_lines(text, Outbox(pool, worker_id="test"), accounts=None)
+    assert [number for number, _message in report.bad] == [2, 3]
+    assert all("surrogate" in message for _number, message in report.bad)
+    assert report.loaded == 1
+
+
+async def test_a_given_line_is_one_line_whatever_line_ends_it_holds(pool: asyncpg.Pool) -> None:
+    good = json.dumps({"account": "shop", "idempotency_key": "g", "payload": invoice()})
+    text = ["{\nZ", "{\r", good]
+    report = await enqueue_lines(text, Outbox(pool, worker_id="test"), accounts=None)
+    assert [number for number, _message in report.bad] == [1, 2]
+    assert (report.lines, report.loaded) == (3, 1)
