@@ -37,7 +37,7 @@ def test_breaker_opens_after_consecutive_failures_then_half_opens_and_closes() -
     gate.give()
     assert breaker.record("up") is None
     assert not breaker.half_open
-    assert gate.free() == 8  # twice the concurrency: the next calls' rows are leased ahead
+    assert gate.free() == 8  # the depth's floor, twice the concurrency: rows are leased ahead
 
 
 def test_a_failed_half_open_call_reopens_for_longer_up_to_the_cap() -> None:
@@ -68,7 +68,7 @@ def test_default_burst_is_most_of_one_second_of_requests_and_never_below_one() -
     assert (request.rows, request.rate, request.burst) == (2, 1.0, 3.0)
 
 
-def test_claims_wait_until_a_quarter_of_the_capacity_is_free() -> None:
+def test_claims_wait_until_a_quarter_of_the_lease_depth_is_free() -> None:
     gate = AccountGate(rate=parse_rate("100/second"), concurrency=4)
     assert gate.free() == 8
     for _ in range(7):
