@@ -12,10 +12,9 @@ the calls a batch of tokens allowed. The breaker stops an account whose provider
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from aiolimiter import AsyncLimiter
@@ -148,8 +147,10 @@ class AccountGate:
         # one whose lease would end first is given back unsent.
         self.depth = LeaseDepth(concurrency, clock)
         self.inflight = 0
-        self._calls = asyncio.Semaphore(concurrency)
-        self._limiter = AsyncLimiter(max_rate=rate.count, time_period=rate.period)
+        self._slot = CallSlot(
+            asyncio.Semaphore(concurrency),
+            AsyncLimiter(max_rate=rate.count, time_period=rate.period),
+        )
 
     def free(self) -> int:
         """Rows to claim now: none until a quarter of the lease depth is free (claims come in
@@ -175,9 +176,28 @@ class AccountGate:
         self.inflight -= 1
         self.depth.finished(idle=not self.inflight)
 
-    @contextlib.asynccontextmanager
-    async def call_slot(self) -> AsyncIterator[None]:
+    def call_slot(self) -> CallSlot:
         """One of the account's ``concurrency`` calls, once the in-process rate limit allows it."""
-        async with self._calls:
+        return self._slot
+
+
+class CallSlot:
+    """``async with``: one of an account's calls at once, taken once the in-process rate limit
+    allows it. A class rather than an ``asynccontextmanager``: it is entered for every row,
+    and the generator behind one cost a few microseconds each time. Holds no state of its
+    own (the semaphore does), so one serves all the account's calls."""
+
+    def __init__(self, calls: asyncio.Semaphore, limiter: AsyncLimiter) -> None:
+        self._calls = calls
+        self._limiter = limiter
+
+    async def __aenter__(self) -> None:
+        await self._calls.acquire()
+        try:
             await self._limiter.acquire()
-            yield
+        except BaseException:
+            self._calls.release()  # cancelled while waiting for the rate limit
+            raise
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._calls.release()

@@ -1,4 +1,7 @@
-"""The breaker and the gate, on a fake clock."""
+"""The breaker and the gate, on a fake clock; the call slot on the real one."""
+
+import asyncio
+import contextlib
 
 from worker.durations import parse_rate
 from worker.engine.limits import AccountGate, Breaker, BreakerPolicy, share_claim
@@ -96,3 +99,19 @@ def test_rows_left_after_equal_shares_go_round_the_accounts() -> None:
     assert share_claim(rooms, 2, turn=2) == {"c": 1, "a": 1}
     for turn in range(3):
         assert sum(share_claim(rooms, 7, turn=turn).values()) == 7
+
+
+async def test_a_call_cancelled_while_waiting_for_the_rate_limit_gives_its_slot_back() -> None:
+    gate = AccountGate(rate=parse_rate("2/second"), concurrency=1)
+    for _ in range(2):  # the limiter's two tokens
+        async with gate.call_slot():
+            pass
+    waiting = asyncio.create_task(gate.call_slot().__aenter__())
+    await asyncio.sleep(0.05)
+    waiting.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await waiting
+    # Had the cancelled call kept the one slot, this would wait for ever.
+    async with asyncio.timeout(2):
+        async with gate.call_slot():
+            pass
