@@ -1,10 +1,11 @@
-"""Standard-library log records from libraries (asyncpg, aiohttp) come out as one structlog
-event each: no raw traceback on stderr, secrets redacted."""
+"""Logging: standard-library records from libraries (asyncpg, aiohttp) come out as one structlog
+event each (no raw traceback on stderr, secrets redacted); lines held and written together."""
 
 import io
 import json
 import logging
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 import structlog
@@ -104,3 +105,15 @@ def test_the_daemon_s_stdout_is_looked_up_when_a_line_is_written(
     configure_logging(fmt="json")
     structlog.get_logger("test").info("to stdout")
     assert json.loads(capsys.readouterr().out)["event"] == "to stdout"
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_a_json_line_is_the_json_module_s_text_with_str_for_other_values() -> None:
+    out = io.StringIO()
+    configure_logging(fmt="json", stream=out)
+    at = datetime(2026, 12, 5, 8, 45, tzinfo=UTC)
+    structlog.get_logger("test").info("invoice.synced", at=at, outbox_id=7, name="Grüße")
+    line = out.getvalue().rstrip("\n")
+    event = json.loads(line)
+    assert line == json.dumps(event)  # ", " and ": " between items, non-ASCII escaped
+    assert event["at"] == str(at)
