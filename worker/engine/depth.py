@@ -4,21 +4,24 @@ An account's calls run from rows already leased; the loop claims again once a qu
 account's depth is free, and that claim's rows arrive one round trip later. When the rows left
 run out before then, the account's calls stand idle until the answer. With a provider that
 answers at once that wait was most of the time (an account of concurrency 16 leasing 32 rows
-ran them in 2.6 ms, then waited 2.8 ms for the next claim), so one account went no faster than
-a claim every two round trips, whatever the provider could take.
+ran them in 2.6 ms, then waited 2.8 ms for the next claim), so one account finished its depth
+per round trip and run, some 6,000 rows a second, whatever the provider could take.
 
 So the depth follows the account, from two figures smoothed over its recent claims: the rate it
 finishes rows at while it has rows (its idle spells waiting for a claim left out: counted in,
 a shallow depth would only ever measure the rate it allows, and confirm itself) and how long a
-claim takes. It leases what it finishes in two claims' time (``lease_depth``): one for the
-claim that is out, one as margin, so claims go back to back, each fetching what the previous
-one's round trip freed. Never less than twice the concurrency, what every account leased
-before (the next calls' rows are leased when a call ends): a slow provider (50 ms calls against
-a 3 ms claim) stays there, and its rows never wait leased longer than they used to. Never more
-than eight times the concurrency: a claim slowed by a busy database (a second, once) must not
-make an account lease thousands of rows that then wait. The rows an account may hold still wait
-about two claims at most, well inside the send margin of their lease, and the rate limit is
-untouched: every row still takes its token at the claim, and the calls are still spaced.
+claim takes. It leases what it finishes in two claims' time (``lease_depth``): rows to run
+while a claim is out, and as many again for that claim to refill, so claims go back to back,
+each fetching what the previous one's round trip freed. Never less than twice the concurrency,
+what every account leased before (the next calls' rows are leased when a call ends): a slow
+provider (50 ms calls against a 3 ms claim) stays there, and its rows never wait leased longer
+than they used to. Never more than eight times the concurrency: a claim slowed by a busy
+database (a second, once) must not make an account lease thousands of rows that then wait. The
+rows an account holds still wait about two claims at most, well inside the send margin of their
+lease, and the rate limit is untouched: every row still takes its token at the claim, and the
+calls are still spaced. The process's own bound holds beside it (twice ``max_in_flight`` rows,
+all accounts together), and a claim still takes at most ``batch_size`` rows: a deep account is
+refilled by several.
 """
 
 from __future__ import annotations
