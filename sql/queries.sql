@@ -363,13 +363,18 @@ deleted AS (
 SELECT count(*) FROM deleted;
 
 -- name: outbox_unfinished
--- How many rows of the given accounts are pending (due or scheduled) or in flight, leaving out
--- accounts that are paused (they wait for a human; `run --drain` must not wait for them).
+-- How many rows are pending (due or scheduled) or in flight of the accounts named in $1 (a
+-- config file's) and, when $2, of every enabled account of invoice_sync.account, less those
+-- named in $3 (found unusable: their rows wait for their row to change), leaving out accounts
+-- that are paused (they wait for a human; `run --drain` must not wait for them).
 SELECT count(*) FILTER (WHERE s.paused IS NOT TRUE) AS unfinished,
        count(*) FILTER (WHERE s.paused) AS held_by_paused
   FROM invoice_sync.outbox o
   LEFT JOIN invoice_sync.account_state s ON s.account = o.account
- WHERE o.account = ANY($1::text[]);
+ WHERE (o.account = ANY($1::text[])
+        OR ($2 AND EXISTS (SELECT 1 FROM invoice_sync.account a
+                            WHERE a.name = o.account AND a.enabled)))
+   AND o.account <> ALL($3::text[]);
 
 -- name: account_apply
 -- Pause or throttle accounts ($1, a JSON array with at most one entry per account). A pause
@@ -532,9 +537,15 @@ SELECT version FROM invoice_sync.schema_migrations ORDER BY version;
 
 -- name: metrics_outbox
 -- Unfinished rows (pending or running) per account and the oldest one's age in seconds, for
--- the gauges the metrics chore refreshes on an interval (never per scrape).
-SELECT account, count(*) AS unfinished, extract(epoch FROM now() - min(created_at)) AS oldest_age
-  FROM invoice_sync.outbox
+-- the gauges the metrics chore refreshes on an interval (never per scrape); `mine`: whether
+-- the replica asking works the account, as outbox_unfinished counts them ($1 its config file's
+-- names; $2 whether it works the enabled accounts of invoice_sync.account; $3 less these).
+SELECT account, count(*) AS unfinished, extract(epoch FROM now() - min(created_at)) AS oldest_age,
+       (account = ANY($1::text[])
+        OR ($2 AND EXISTS (SELECT 1 FROM invoice_sync.account a
+                            WHERE a.name = o.account AND a.enabled)))
+       AND account <> ALL($3::text[]) AS mine
+  FROM invoice_sync.outbox o
  GROUP BY account;
 
 -- name: replica_account_announce
@@ -1057,19 +1068,19 @@ SELECT name, provider, options::text AS options, rate_limit, concurrency, enable
  ORDER BY name;
 
 -- name: account_fingerprint
--- Changes whenever any account row does (a reload compares it before reading every row): the
--- count and an order-free sum of each whole row's hash, so a change by hand counts too.
-SELECT count(*)::text || ':' || coalesce(sum(hashtextextended(a::text, 0)), 0)::text
+-- Changes whenever any account row does (a reload compares it before rereading anything): the
+-- count and an order-free sum of each whole row's hash, so a change by hand counts too; and
+-- the enabled rows' count (a replica knows its database accounts only as they get work).
+SELECT count(*)::text || ':' || coalesce(sum(hashtextextended(a::text, 0)), 0)::text AS value,
+       count(*) FILTER (WHERE enabled) AS enabled
   FROM invoice_sync.account a;
 
--- name: account_briefs
--- What a replica keeps of each database-held account until it has work: the claim's limits, and
--- the row's hash (the fingerprint's term) to notice a change. No options, no secret: those are
--- read per account when a claim first leases one of its rows (account_rows_named).
-SELECT name, provider, rate_limit, concurrency, enabled,
-       options ->> 'rate_burst' AS rate_burst,
-       hashtextextended(a::text, 0) AS version
-  FROM invoice_sync.account a;
+-- name: account_versions
+-- The named accounts' ($1) row hashes (the fingerprint's terms) and whether each is enabled: a
+-- reload rereads only the accounts its replica knows, start-up looks for the config's names.
+SELECT name, enabled, hashtextextended(a::text, 0) AS version
+  FROM invoice_sync.account a
+ WHERE name = ANY($1::text[]);
 
 -- name: account_key_samples
 -- One enabled account's secret per key id: start-up opens these to catch a missing or wrong key
@@ -1080,11 +1091,13 @@ SELECT DISTINCT ON (secret_key_id) name, secret, secret_key_id
  ORDER BY secret_key_id, name;
 
 -- name: account_rows_named
--- The database-held accounts named in $1, whole, secrets as ciphertext: those a claim is about
--- to lease rows of for the first time (one query per claim, not per row).
+-- The database-held accounts named in $1, whole, secrets as ciphertext, each with its row's
+-- hash (as account_versions): those a claim is about to lease rows of for the first time (one
+-- query per claim, not per row).
 SELECT name, provider, options::text AS options, rate_limit, concurrency, enabled,
-       secret, secret_key_id, created_at, updated_at, updated_by
-  FROM invoice_sync.account
+       secret, secret_key_id, created_at, updated_at, updated_by,
+       hashtextextended(a::text, 0) AS version
+  FROM invoice_sync.account a
  WHERE name = ANY($1::text[]);
 
 -- name: account_row

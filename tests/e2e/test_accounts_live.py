@@ -71,21 +71,28 @@ def reload_events(logs: Path) -> dict[str, list[dict[str, Any]]]:
     return seen
 
 
-async def spread(dsn: str, logs: Path, field: str, name: str) -> float:
-    """Seconds from the change's audit entry (written in its transaction) to the later of the
-    two replicas' ``accounts.reloaded`` lines with ``name`` in ``field``."""
-    deadline = time.monotonic() + 10
-    while True:
-        events = reload_events(logs)
-        firsts = [next((e for e in r if name in e[field]), None) for r in events.values()]
-        if len(firsts) == 2 and all(firsts):
-            break
-        assert time.monotonic() < deadline, f"{field} {name}: not seen by both replicas"
-        await asyncio.sleep(0.02)
+async def spread(dsn: str, logs: Path, name: str, field: str | None = None) -> float:
+    """Seconds from the change to ``name``'s row (its audit entry, written in its transaction)
+    to the later of the two replicas' first ``accounts.reloaded`` lines after it: each has
+    then taken the change in. With ``field``, at least one of them (the replicas that have the
+    account open: those that claimed its rows) names ``name`` there."""
     async with Connection(dsn) as conn:
         changed = await conn.fetchval(
             "SELECT max(at) FROM invoice_sync.audit WHERE target->>'account' = $1", name
         )
+    deadline = time.monotonic() + 10
+    while True:
+        events = reload_events(logs)
+        firsts = [
+            next((e for e in r if datetime.fromisoformat(e["timestamp"]) >= changed), None)
+            for r in events.values()
+        ]
+        if len(firsts) == 2 and all(firsts):
+            break
+        assert time.monotonic() < deadline, f"{name}: the change not seen by both replicas"
+        await asyncio.sleep(0.02)
+    if field is not None:
+        assert any(name in e[field] for e in firsts if e), (field, name, firsts)
     seen = max(datetime.fromisoformat(e["timestamp"]) for e in firsts if e)
     return float((seen - changed).total_seconds())
 
@@ -200,8 +207,9 @@ async def change_accounts(steps: Steps, producer: Producer) -> dict[str, float]:
     each took to reach both replicas."""
     dsn, logs, taken = steps.dsn, steps.logs, {}
     await asyncio.sleep(1.0)
+    # Added: no replica reads it until it has rows, which then flow (checked at the end).
     add(steps.config, steps.env, "newbie", steps.url, TOKENS["newbie"])
-    taken["add"] = await spread(dsn, logs, "added", "newbie")
+    taken["add"] = await spread(dsn, logs, "newbie")
     producer.accounts.add("newbie")
     await asyncio.sleep(1.0)
 
@@ -209,19 +217,19 @@ async def change_accounts(steps: Steps, producer: Producer) -> dict[str, float]:
     tokens = list(TOKENS.values())
     sandbox_call(steps.url, "/_sandbox/state", {"tokens": [*tokens, BETA_NEW]})
     steps.cli("accounts", "update", "beta", "--secret-stdin", stdin=BETA_NEW)
-    taken["change"] = await spread(dsn, logs, "changed", "beta")
+    taken["change"] = await spread(dsn, logs, "beta", "changed")
     tokens = [t for t in tokens if t != TOKENS["beta"]] + [BETA_NEW]
     sandbox_call(steps.url, "/_sandbox/state", {"tokens": tokens})
     await asyncio.sleep(1.0)
 
     steps.cli("accounts", "update", "hold", "--disable")
-    taken["disable"] = await spread(dsn, logs, "removed", "hold")
+    taken["disable"] = await spread(dsn, logs, "hold", "removed")
     await asyncio.sleep(0.5)  # rows for it keep coming, and wait
 
     producer.accounts.discard("gone")
     await until(lambda: _none_left(dsn, "gone"), "gone's rows not drained before removal", 20)
     steps.cli("accounts", "remove", "gone")
-    taken["remove"] = await spread(dsn, logs, "removed", "gone")
+    taken["remove"] = await spread(dsn, logs, "gone", "removed")
     async with Connection(dsn) as conn:
         await producer.enqueue(conn, "gone")  # after removal: nobody claims it
     await asyncio.sleep(1.0)

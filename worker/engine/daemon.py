@@ -14,13 +14,8 @@ import structlog
 
 from worker.config import Settings
 from worker.engine.account_reload import AccountReloader
-from worker.engine.database_accounts import (
-    DatabaseLoader,
-    ListedAccounts,
-    check_keys,
-    list_accounts,
-)
-from worker.engine.fleet import Entry, Fleet, Loader, total_concurrency
+from worker.engine.database_accounts import DatabaseLoader, check_config_names, check_keys
+from worker.engine.fleet import Fleet, Loader, total_concurrency
 from worker.engine.health import HealthServer, Vitals
 from worker.engine.loop import Engine
 from worker.engine.metrics import Metrics, MetricsRefresher
@@ -28,7 +23,7 @@ from worker.engine.otlp import exporting
 from worker.engine.runtimes import CheckedAccount, RuntimeFactory, check_accounts, warn_insecure
 from worker.errors import ConfigError, InputError, StoreError
 from worker.store import database, migrate
-from worker.store.account_rows import account_fingerprint
+from worker.store.account_rows import Fingerprint, account_fingerprint
 from worker.store.database import Pool, StoreUnavailableError
 from worker.store.outbox import Outbox
 
@@ -56,14 +51,16 @@ async def run_worker(settings: Settings, *, drain: bool) -> None:
 async def _run_engine(settings: Settings, *, drain: bool) -> None:
     dsn = settings.database_dsn()
     file_accounts = checked_accounts(settings)  # the file's mistakes first, before connecting
-    listed, fingerprint = await _database_accounts(settings, dsn, file_accounts)
-    accounts = listed.accounts  # not a copy: at a platform's size, one is megabytes
-    accounts.update(file_accounts)
-    if not accounts:
+    fingerprint = await _database_accounts(settings, dsn, file_accounts)
+    if not file_accounts and not fingerprint.enabled:
         raise InputError(
             "no account configured ([accounts.NAME] or `invoice-sync accounts add`): nothing to run"
         )
-    concurrency = min(total_concurrency(accounts.values()), settings.worker.max_in_flight)
+    # The table's accounts are not read (their number is): with any, a replica may make as
+    # many calls as it is allowed to.
+    concurrency = settings.worker.max_in_flight
+    if not fingerprint.enabled:
+        concurrency = min(total_concurrency(file_accounts.values()), concurrency)
     # The worker's queries leave no session state behind: no reset round trip per statement.
     pool = await database.create_pool(
         dsn, min_size=2, max_size=max(4, min(concurrency, 20)), reset_sessions=False
@@ -71,28 +68,34 @@ async def _run_engine(settings: Settings, *, drain: bool) -> None:
     health: HealthServer | None = None
     try:
         await _check_schema(pool)
-        fleet = open_fleet(settings, accounts, loader=DatabaseLoader(pool, settings.keyring()))
+        fleet = open_fleet(
+            settings,
+            file_accounts,
+            loader=DatabaseLoader(pool, settings.keyring()),
+            table_size=fingerprint.enabled,
+        )
         metrics = Metrics(account_series=settings.observe.metrics_accounts)
+        refresher = MetricsRefresher(
+            pool, metrics, list(file_accounts), database_accounts=True, unusable=fleet.unusable
+        )
         engine = Engine(
             outbox=Outbox(pool, worker_id=worker_id()),
             runtimes=fleet,
             settings=settings.worker,
             listen_dsn=dsn,
             metrics=metrics,
-            refresher=MetricsRefresher(pool, metrics, fleet.names()),
+            refresher=refresher,
         )
         reloader = AccountReloader(
-            file_accounts=file_accounts,
+            file_accounts=file_accounts.keys(),
             pool=pool,
             listen_dsn=dsn,
             apply=engine.replace_accounts,
-            current=accounts,  # shared with the fleet: neither changes it (a reload makes anew)
-            reported=listed.invalid,
+            known=fleet.known_versions,
             fingerprint=fingerprint,
             metrics=metrics,
             opened_invalid=fleet.invalid_count,
         )
-        del listed, accounts  # the fleet and the reloader hold what they need
         listen = settings.observe.listen_on()
         if listen is not None:
             health = HealthServer(
@@ -128,34 +131,41 @@ def checked_accounts(settings: Settings) -> dict[str, CheckedAccount]:
 
 
 def open_fleet(
-    settings: Settings, accounts: dict[str, Entry], *, loader: Loader | None = None
+    settings: Settings,
+    accounts: Mapping[str, CheckedAccount],
+    *,
+    loader: Loader | None = None,
+    table_size: int = 0,
 ) -> Fleet:
-    """The accounts, none opened: an account's adapter and HTTP session are made when it first
-    has a row (and a database account's secret opened then, by ``loader``)."""
+    """The config file's accounts, none opened: an account's adapter and HTTP session are made
+    when it first has a row (and a database account read and its secret opened then, by
+    ``loader``; ``table_size`` enabled rows in the table)."""
     return Fleet(
         accounts,
         opener=RuntimeFactory(settings).build,
         idle_timeout=settings.worker.account_idle_timeout,
         max_open=settings.worker.max_open_accounts,
         loader=loader,
+        table_size=table_size,
     )
 
 
 async def _database_accounts(
     settings: Settings, dsn: str, file_accounts: Mapping[str, CheckedAccount]
-) -> tuple[ListedAccounts, str]:
-    """The database's accounts, listed (a name the config file also has is an error), after
-    opening one secret per key id (a missing or wrong key is an error naming an account); and
-    the table's fingerprint read just before (the reloader's starting point: it rereads the
-    rows only once that changes)."""
+) -> Fingerprint:
+    """The table's fingerprint (the reloader's starting point: it rereads anything only once
+    that changes, and it counts the enabled rows), read before checking the table: one secret
+    opened per key id (a missing or wrong key is an error naming an account) and the config
+    file's names looked for (one in the table too is an error naming it). No row is read
+    beyond those: the table's accounts are read as they get work."""
     # On a pool of one, before the engine's: its size follows the accounts' total concurrency.
     pool = await database.create_pool(dsn, min_size=1, max_size=1)
     try:
         await _check_schema(pool)  # the account table is in the schema: check it first
         fingerprint = await account_fingerprint(pool)
         await check_keys(pool, settings.keyring())
-        listed = await list_accounts(pool, taken=file_accounts.keys(), refuse_taken=True)
-        return listed, fingerprint
+        await check_config_names(pool, file_accounts.keys())
+        return fingerprint
     finally:
         await pool.close()
 

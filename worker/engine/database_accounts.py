@@ -7,14 +7,15 @@ account suffers alike); a row with bad settings (written by hand) is left out wi
 ``account.invalid`` log line and counted in ``invoice_sync_accounts_invalid``, so the others
 run. ``merge_accounts`` adds the loaded accounts to the config's; a name in both is an error.
 
-``load_accounts`` checks every row at once, which ``check-config`` wants. The daemon does not: a
-platform's hundred thousand merchants would cost it seconds and hundreds of MB at start, for
-accounts that mostly have nothing to send. It lists them (``list_accounts``: per row only what
-the claim needs, ``worker.engine.fleet.Listed``; the few cheap checks, such as a known provider and
-a valid rate; the name the config file may also use), opens one secret per key id
-(``check_keys``: a missing or wrong key stops the start-up as above), and opens and checks an
-account only when a claim is about to lease its first row (``DatabaseLoader``, the fleet's
-loader). A row found unusable then is left out as an invalid one is, until it changes.
+``load_accounts`` checks every row at once, which ``check-config`` wants. The daemon does not,
+nor does it read every row in any other way: a platform's hundred thousand merchants would cost
+it seconds and megabytes at start (and at each reload), for accounts that mostly have nothing
+to send. At start it opens one secret per key id (``check_keys``: a missing or wrong key stops
+the start-up as above) and looks for the config file's names in the table
+(``check_config_names``, one query on those names); it reads, opens and checks an account only
+when a claim's walk first names it among the accounts with due rows (``DatabaseLoader``, the
+fleet's loader, one query per claim for its new names). A row found unusable then is left out
+as an invalid one is, until it changes (``worker.engine.fleet``).
 """
 
 from __future__ import annotations
@@ -28,20 +29,17 @@ from pydantic import ValidationError
 
 from worker.config import MIN_SECRET_LENGTH, Settings, describe_config_error
 from worker.config.accounts import AccountSettings, account_name_problem
-from worker.durations import RateLimit, parse_rate
-from worker.engine.fleet import Entry, Listed
+from worker.engine.fleet import Loaded
 from worker.engine.runtimes import CheckedAccount, check_account, warn_insecure
 from worker.errors import ConfigError
 from worker.logs import REDACTOR
-from worker.providers.registry import PROVIDERS
 from worker.sealed import Keyring, SealError
 from worker.store.account_rows import (
-    AccountBrief,
     AccountRow,
-    account_briefs,
     account_key_samples,
     account_rows,
     account_rows_named,
+    account_versions,
 )
 from worker.store.database import Pool
 
@@ -175,106 +173,12 @@ async def with_database_accounts(
     return merge_accounts(settings, loaded), loaded
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class ListedAccounts:
-    """The database's enabled accounts as listed, and those left out at listing and why."""
-
-    accounts: dict[str, Entry] = field(default_factory=dict)
-    """Every one a ``Listed``; typed as the fleet's entries so that the caller can add the
-    config file's accounts to it rather than to a copy (megabytes, at a platform's size)."""
-    invalid: dict[str, str] = field(default_factory=dict)
-
-
-class _Lister:
-    """Turns ``AccountBrief``s into ``Listed`` ones; equal providers and rates share one object
-    (a hundred thousand accounts mostly share a few profiles)."""
-
-    def __init__(self, taken: Collection[str], *, refuse_taken: bool) -> None:
-        self.listed = ListedAccounts()
-        self._taken = taken
-        self._refuse_taken = refuse_taken
-        # Each provider's name as one string, shared by all its accounts.
-        self._providers = {name: name for name in PROVIDERS}
-        self._rates: dict[str, RateLimit | str] = {}
-        self._bursts: dict[str | None, float | str | None] = {None: None}
-
-    def __call__(self, brief: AccountBrief) -> None:
-        name = brief.name
-        if name in self._taken:
-            self._taken_by_config(name)
-            return
-        if not brief.enabled:
-            return
-        rate = self._rate(brief.rate_limit)
-        burst = self._burst(brief.rate_burst)
-        provider = self._providers.get(brief.provider)
-        if provider is None or isinstance(rate, str) or isinstance(burst, str):
-            self.listed.invalid[name] = _listing_problem(name, brief.provider, rate, burst)
-            return
-        self.listed.accounts[name] = Listed(
-            provider=provider,
-            rate=rate,
-            burst=burst,
-            concurrency=brief.concurrency,
-            version=brief.version,
-        )
-
-    def _taken_by_config(self, name: str) -> None:
-        if self._refuse_taken:
-            raise ConfigError(in_both_places(name, "keep one"))
-        self.listed.invalid[name] = in_both_places(name, "the config's is kept")
-
-    def _rate(self, text: str) -> RateLimit | str:
-        found = self._rates.get(text)
-        if found is None:
-            try:
-                found = parse_rate(text)
-            except ValueError as exc:
-                found = str(exc)
-            self._rates[text] = found
-        return found
-
-    def _burst(self, text: str | None) -> float | str | None:
-        if text in self._bursts:
-            return self._bursts[text]
-        try:
-            value: float | str = float(text or "")
-        except ValueError:
-            value = f"{text!r} is not a number"
-        if isinstance(value, float) and not value >= 1:
-            value = "must be at least 1"
-        self._bursts[text] = value
-        return value
-
-
-def _listing_problem(
-    name: str, provider: str, rate: RateLimit | str, burst: float | str | None
-) -> str:
-    if provider not in PROVIDERS:
-        known = ", ".join(sorted(PROVIDERS))
-        return f"accounts.{name}.provider: {provider!r} is not one of {known}"
-    if isinstance(rate, str):
-        return f"accounts.{name}.rate_limit: {rate}"
-    return f"accounts.{name}.rate_burst: {burst}"
-
-
-async def list_accounts(
-    source: Any,
-    *,
-    taken: Collection[str] = (),
-    refuse_taken: bool = False,
-    reported: Mapping[str, str] | None = None,
-) -> ListedAccounts:
-    """Every enabled account of the table, listed (read in chunks: what this holds at its
-    peak is what it returns). A name in ``taken`` (the config file's) is a ``ConfigError`` with
-    ``refuse_taken`` (start-up), else left out as invalid (a reload keeps the config's). A row
-    left out is logged as ``account.invalid`` unless ``reported`` holds it with the same error."""
-    lister = _Lister(taken, refuse_taken=refuse_taken)
-    await account_briefs(source, lister)
-    for name, error in lister.listed.invalid.items():
-        if (reported or {}).get(name) != error:
-            log.warning("account.invalid", account=name, error=error)
-    return lister.listed
+async def check_config_names(source: Any, names: Collection[str]) -> None:
+    """``ConfigError`` naming an account of the config file (``names``) that the table has too
+    (disabled or not: the name is taken), in one query on those names alone."""
+    taken = await account_versions(source, names)
+    if taken:
+        raise ConfigError(in_both_places(min(taken), "keep one"))
 
 
 async def check_keys(source: Any, keyring: Keyring) -> None:
@@ -287,28 +191,31 @@ async def check_keys(source: Any, keyring: Keyring) -> None:
 
 class DatabaseLoader:
     """The fleet's ``Loader``: the named database accounts read in one query, their secrets
-    opened and settings checked (as ``load_accounts`` does, one row at a time)."""
+    opened and settings checked (as ``load_accounts`` does, one row at a time), each with its
+    row's version; a disabled one is left out, as a missing one is."""
 
     def __init__(self, pool: Pool, keyring: Keyring) -> None:
         self._pool = pool
         self._keyring = keyring
 
-    async def __call__(self, names: list[str]) -> dict[str, CheckedAccount | str]:
-        found: dict[str, CheckedAccount | str] = {}
+    async def __call__(self, names: list[str]) -> dict[str, Loaded]:
+        found: dict[str, Loaded] = {}
         secrets: list[str] = []
-        for row in await account_rows_named(self._pool, names):
+        for row, version in await account_rows_named(self._pool, names):
             if not row.enabled:
-                continue  # disabled since the last reload, which the next one takes in
+                continue
             try:
                 opened = {} if row.secret is None else self._keyring.open(row.name, row.secret)
                 secrets.extend(v for v in opened.values() if len(v) >= MIN_SECRET_LENGTH)
                 checked = checked_account(row, opened)
                 checked.settings.resolve_token()
             except ConfigError as exc:  # SealError is one
-                found[row.name] = str(exc)
+                found[row.name] = Loaded(version, str(exc))
                 continue
-            found[row.name] = checked
+            found[row.name] = Loaded(version, checked)
         # Once per claim, not per account: the redactor re-sorts its secrets on each add.
         REDACTOR.add(secrets)
-        warn_insecure({n: c for n, c in found.items() if isinstance(c, CheckedAccount)})
+        warn_insecure(
+            {n: c.account for n, c in found.items() if isinstance(c.account, CheckedAccount)}
+        )
         return found

@@ -1,16 +1,20 @@
 """The accounts this process may work, and the runtimes of those that have work right now.
 
 A config file's account is checked at start (provider, options, token source), which opens
-nothing. A database-held account is only listed (``Listed``: its provider, limits and the row's
-version, what the claim needs): its secret is opened and its options checked when a claim is
-first about to lease one of its rows (``prepare``, one query per claim for the claim's new
-accounts, through the ``Loader``). One found unusable then (a secret no key opens, options its
-provider refuses) is named once (``account.invalid``) and left out, its rows pending, until its
-row changes. Its runtime (adapter, HTTP session, caches, limits) is made when a claim first leases one of its
-rows, and closed once it has had nothing in flight for ``idle_timeout``, or sooner when more
-than ``max_open`` are open (the least recently used idle ones first). So memory follows the
-accounts that have work, not the accounts configured: ten thousand merchants with an invoice
-each cost what a few hundred do.
+nothing. A database-held account is not read at start at all: the fleet learns of it when a
+claim's walk of the accounts with due rows names it (``prepare``: the claim's new names read,
+their secrets opened and their options checked in one query, through the ``Loader``). One
+found unusable then (a secret no key opens, options or a rate its provider refuses), or not in
+the table, or disabled, is remembered (``max_open`` of them at most, the least recently named
+forgotten first) with its row's version, so that it is not read again at every claim, until a
+reload sees its row change; an unusable one is named once (``account.invalid``), its rows left
+pending.
+
+An account's runtime (adapter, HTTP session, caches, limits) is made when a claim first leases
+one of its rows, and closed once it has had nothing in flight for ``idle_timeout``, or sooner
+when more than ``max_open`` are open (the least recently used idle ones first). So memory and
+the claim's cost follow the accounts that have work, not the accounts configured: a table of a
+hundred thousand idle merchants costs a replica what ten do.
 
 A closed runtime's in-process state goes with it: the aiolimiter spacing (the deployment-wide
 token bucket is in the database and stays) and the breaker's count of recent failures.
@@ -20,13 +24,11 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator, Mapping
-from collections.abc import Set as AbstractSet
+from collections.abc import Awaitable, Callable, Collection, Iterable, KeysView, Mapping
 from typing import NamedTuple, Self
 
 import structlog
 
-from worker.durations import RateLimit
 from worker.engine.depth import FLOOR_CALLS
 from worker.engine.limits import claim_request
 from worker.engine.runtimes import AccountRuntime, CheckedAccount
@@ -36,104 +38,71 @@ from worker.store.outbox import ClaimRequest
 log = structlog.get_logger(__name__)
 
 
-class Profile(NamedTuple):
-    """What the claim needs of an account: shared by every listed account that has it."""
+class Loaded(NamedTuple):
+    """A database account as a claim read it: its row's version (which changes with any
+    column of the row), and the account checked, or one line saying why it cannot run."""
 
-    provider: str
-    rate: RateLimit
-    burst: float | None
-    concurrency: int
-
-
-# Every profile listed so far, and its number: a platform's accounts share a few.
-_PROFILES: list[Profile] = []
-_PROFILE_NUMBERS: dict[Profile, int] = {}
-_VERSION_BITS = 64
-_VERSION_MASK = (1 << _VERSION_BITS) - 1
+    version: int
+    account: CheckedAccount | str
 
 
-class Listed(int):
-    """A database-held account as kept until it has work: its profile (``Profile``: what the
-    claim needs) and its row's ``version``, which changes with any column of the row (a reload
-    that sees another one replaces the account's runtime). One int (the profile's number above
-    the version's 64 bits), because a hundred thousand of these must cost little: 64 bytes
-    each, where a tuple and its version were 128. Equal when profile and version are."""
-
-    __slots__ = ()
-
-    def __new__(
-        cls, provider: str, rate: RateLimit, burst: float | None, concurrency: int, version: int
-    ) -> Listed:
-        profile = Profile(provider, rate, burst, concurrency)
-        number = _PROFILE_NUMBERS.get(profile)
-        if number is None:
-            number = _PROFILE_NUMBERS[profile] = len(_PROFILES)
-            _PROFILES.append(profile)
-        return super().__new__(cls, number << _VERSION_BITS | version & _VERSION_MASK)
-
-    @property
-    def profile(self) -> Profile:
-        return _PROFILES[self >> _VERSION_BITS]
-
-    @property
-    def version(self) -> int:
-        return self & _VERSION_MASK
-
-    @property
-    def provider(self) -> str:
-        return self.profile.provider
-
-    @property
-    def rate(self) -> RateLimit:
-        return self.profile.rate
-
-    @property
-    def burst(self) -> float | None:
-        return self.profile.burst
-
-    @property
-    def concurrency(self) -> int:
-        return self.profile.concurrency
-
-    def __repr__(self) -> str:
-        return f"Listed({self.profile!r}, version={self.version})"
-
-
-Entry = CheckedAccount | Listed
 Opener = Callable[[str, CheckedAccount], AccountRuntime]
-Loader = Callable[[list[str]], Awaitable[dict[str, CheckedAccount | str]]]
-"""Opens and checks the named database accounts: each one's ``CheckedAccount``, or one line
-saying why it cannot run; a name left out is gone or disabled since the last reload."""
+Loader = Callable[[list[str]], Awaitable[dict[str, Loaded]]]
+"""Reads and checks the named database accounts; a name left out is not in the table or is
+disabled."""
+
+
+class TableChange(NamedTuple):
+    """What a reload found: the current version of each database account the fleet knew
+    (None: removed or disabled), and how many of the table's rows are enabled."""
+
+    versions: dict[str, int | None]
+    enabled: int
+
+
+class _Held(NamedTuple):
+    runtime: AccountRuntime
+    used: float
+    version: int | None
+    """The row's version a database account was opened at; None for a config file's."""
+
+
+class _LeftOut(NamedTuple):
+    version: int | None
+    """The row's version when it was found unusable; None: not in the table, or disabled."""
+    error: str | None
 
 
 class Fleet:
-    """Accounts by name (checked, or listed), and the open runtimes among them (LRU order)."""
+    """The config file's accounts, the database accounts known so far (open, or left out),
+    and the open runtimes among them (LRU order)."""
 
     def __init__(
         self,
-        accounts: Mapping[str, Entry],
+        accounts: Mapping[str, CheckedAccount],
         *,
         opener: Opener,
         idle_timeout: float,
         max_open: int,
         loader: Loader | None = None,
+        table_size: int = 0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        # Held, not copied, and never changed here (a reload hands over a new one): at a
-        # platform's size a copy is megabytes, and the reloader keeps this same one.
-        self._accounts = accounts
+        self._file = dict(accounts)
         self._opener = opener
         self._loader = loader
-        # Listed accounts ``prepare`` opened for the claim under way.
-        self._ready: dict[str, CheckedAccount] = {}
-        # Listed accounts found unusable, left out (of ``names()`` too) until their row
-        # changes: the version they were found at, and why.
-        self._invalid: dict[str, tuple[int, str]] = {}
-        self._names = _Usable(self)
+        # Enabled rows of the table as of the last reload (or start-up): the fleet knows only
+        # those it opened, so this says whether it knows them all.
+        self._table_size = table_size
+        # Database accounts ``prepare`` read for the claim under way.
+        self._ready: dict[str, Loaded] = {}
+        # Names ``prepare`` is reading now: a reload meanwhile must reread them too.
+        self._loading: Collection[str] = ()
+        self._left_out: OrderedDict[str, _LeftOut] = OrderedDict()
         self._idle_timeout = idle_timeout
         self._max_open = max_open
         self._clock = clock
-        self._open: OrderedDict[str, tuple[AccountRuntime, float]] = OrderedDict()
+        self._open: OrderedDict[str, _Held] = OrderedDict()
         self._fixed: dict[str, AccountRuntime] | None = None
 
     @classmethod
@@ -143,39 +112,72 @@ class Fleet:
         fleet._fixed = dict(runtimes)
         return fleet
 
-    def names(self) -> AbstractSet[str]:
-        """The accounts this fleet may work: a live view (the metrics refresher holds one)."""
-        return self._fixed.keys() if self._fixed is not None else self._names
+    def file_names(self) -> KeysView[str]:
+        """The config file's accounts (or the runtimes given to ``of``)."""
+        return self._fixed.keys() if self._fixed is not None else self._file.keys()
 
-    def checked(self) -> dict[str, Entry]:
-        """The accounts this fleet may work, as checked or listed (a copy)."""
-        return {name: self._accounts[name] for name in self._names}
+    def works_database(self) -> bool:
+        """Whether this fleet works the table's accounts too (it has a loader)."""
+        return self._fixed is None and self._loader is not None
 
-    def invalid_count(self) -> int:
-        """Listed accounts left out because opening them failed (until their row changes)."""
-        return len(self._invalid)
+    def table_size(self) -> int:
+        """Enabled rows of the table, as of the last reload."""
+        return self._table_size
+
+    def every_account(self, at_most: int) -> list[str] | None:
+        """Every account this fleet works, by name, when they are at most ``at_most`` and it
+        knows them all (each enabled database account has a runtime); else None."""
+        if self._fixed is not None:
+            return sorted(self._fixed) if len(self._fixed) <= at_most else None
+        if len(self._file) + self._table_size > at_most:
+            return None
+        opened = [name for name, held in self._open.items() if held.version is not None]
+        if len(opened) != self._table_size:
+            return None
+        return sorted([*self._file, *opened])
 
     def __contains__(self, name: object) -> bool:
-        return name in self.names()
+        """Whether a claim may lease rows of ``name`` now: a config file's account, or a
+        database account open or read for this claim."""
+        if self._fixed is not None:
+            return name in self._fixed
+        return name in self._file or name in self._open or name in self._ready
 
-    def __len__(self) -> int:
-        return len(self.names())
+    def invalid_count(self) -> int:
+        """Database accounts left out because they are unusable (until their row changes)."""
+        return sum(1 for left in self._left_out.values() if left.error is not None)
+
+    def unusable(self) -> list[str]:
+        """The database accounts left out because they are unusable: their rows wait."""
+        return [name for name, left in self._left_out.items() if left.error is not None]
+
+    def known_versions(self) -> dict[str, int | None]:
+        """The database accounts this fleet knows, with the version it knows them at (None: not
+        in the table, disabled, or being read now): what a reload rereads. As many as are open,
+        left out and being read: bounded, whatever the table holds."""
+        known: dict[str, int | None] = {
+            name: held.version for name, held in self._open.items() if held.version is not None
+        }
+        known.update((name, left.version) for name, left in self._left_out.items())
+        known.update((name, loaded.version) for name, loaded in self._ready.items())
+        known.update(dict.fromkeys(self._loading))
+        return known
 
     def open_count(self) -> int:
         return len(self._fixed) if self._fixed is not None else len(self._open)
 
     def provider_name(self, name: str) -> str:
-        if self._fixed is not None:
-            return self._fixed[name].provider_name
-        entry = self._accounts[name]
-        return entry.provider if isinstance(entry, Listed) else entry.spec.name
+        runtime = self._peek(name)
+        if runtime is not None:
+            return runtime.provider_name
+        return self._account(name)[0].spec.name
 
     def room(self, name: str) -> int:
         """Rows ``name`` may be given now: its gate's room when open, a new gate's when not."""
         runtime = self._peek(name)
         if runtime is not None:
             return runtime.gate.free()
-        return FLOOR_CALLS * concurrency_of(self._accounts[name])
+        return FLOOR_CALLS * self._account(name)[0].settings.concurrency
 
     def claimed(self, names: Iterable[str], seconds: float) -> None:
         """A claim for these accounts took ``seconds``: those open size their lease depth by
@@ -190,72 +192,57 @@ class Fleet:
         runtime = self._peek(name)
         if runtime is not None:
             return runtime.gate.claim_request(rows)
-        entry = self._accounts[name]
-        if isinstance(entry, Listed):
-            return claim_request(rows, entry.rate, entry.burst)
-        return claim_request(rows, entry.settings.rate_limit, entry.settings.rate_burst)
+        settings = self._account(name)[0].settings
+        return claim_request(rows, settings.rate_limit, settings.rate_burst)
 
-    def total_concurrency(self) -> int:
-        """Calls all accounts may make at once, each at its own cap."""
-        if self._fixed is not None:
-            return sum(rt.gate.concurrency for rt in self._fixed.values())
-        return total_concurrency(self._accounts.values())
-
-    def unopened(self, name: str) -> bool:
-        """Whether ``name`` is a listed database account with no runtime yet: a claim must
-        ``prepare`` it before leasing its rows."""
-        return (
-            self._fixed is None
-            and name not in self._open
-            and isinstance(self._accounts.get(name), Listed)
-        )
-
-    async def prepare(self, shares: dict[str, int]) -> dict[str, int]:
-        """Open the listed accounts among ``shares`` (rows to claim by account) that have no
-        runtime, all in one go (the ``Loader``: one query), before a claim leases their rows;
-        returns ``shares`` without those not to claim now: found unusable (named once, left
-        out until their row changes) or gone since the last reload (the next one takes it in)."""
+    async def prepare(self, names: Iterable[str]) -> None:
+        """Read the database accounts among ``names`` (a claim's, with due rows) that this
+        fleet does not know yet, all in one go (the ``Loader``: one query), before the claim
+        computes their room and rate: those usable are in the fleet for this claim; the others
+        are remembered as left out (an unusable one named once), their rows pending."""
         self._ready.clear()
-        wanted = [name for name in shares if self.unopened(name) and name not in self._invalid]
+        if self._loader is None or not self._table_size:
+            return  # nothing in the table to find (a reload that adds some says so)
+        wanted = [name for name in names if self._unknown(name)]
         if not wanted:
-            return shares
-        if self._loader is None:
-            raise ConfigError("database accounts listed without a loader to open them")
-        found = await self._loader(wanted)
-        skip = set()
+            return
+        self._loading = wanted
+        try:
+            found = await self._loader(wanted)
+        finally:
+            self._loading = ()
         for name in wanted:
-            result = found.get(name)
-            if isinstance(result, CheckedAccount):
-                self._ready[name] = result
-                continue
-            skip.add(name)
-            entry = self._accounts.get(name)
-            if result is None or not isinstance(entry, Listed):
-                continue
-            # Named once: it stays out, so it is not tried again, until its row changes.
-            log.warning("account.invalid", account=name, error=result)
-            self._invalid[name] = (entry.version, result)
-        return {name: rows for name, rows in shares.items() if name not in skip}
+            loaded = found.get(name)
+            if loaded is None:
+                self._leave_out(name, _LeftOut(None, None))
+            elif isinstance(loaded.account, CheckedAccount):
+                self._ready[name] = loaded
+            else:
+                log.warning("account.invalid", account=name, error=loaded.account)
+                self._leave_out(name, _LeftOut(loaded.version, loaded.account))
 
     def runtime(self, name: str) -> AccountRuntime:
         """The account's runtime, opened now if it is not (``ConfigError`` if it cannot be:
-        a token file gone since start, a listed account ``prepare`` did not open); marks it
+        a token file gone since start, a database account ``prepare`` did not read); marks it
         used."""
         if self._fixed is not None:
             return self._fixed[name]
-        found = self._open.get(name)
-        runtime = found[0] if found is not None else self._opener(name, self._checked(name))
-        if found is None:
+        held = self._open.get(name)
+        if held is None:
+            account, version = self._account(name)
+            runtime = self._opener(name, account)
             log.debug("account.opened", account=name)
-        self._open[name] = (runtime, self._clock())
+        else:
+            runtime, version = held.runtime, held.version
+        self._open[name] = _Held(runtime, self._clock(), version)
         self._open.move_to_end(name)
         return runtime
 
     def touch(self, name: str) -> None:
         """The account just finished a row: its idle time counts from now."""
-        found = self._open.get(name)
-        if found is not None:
-            self._open[name] = (found[0], self._clock())
+        held = self._open.get(name)
+        if held is not None:
+            self._open[name] = held._replace(used=self._clock())
             self._open.move_to_end(name)
 
     def retire(self) -> list[AccountRuntime]:
@@ -266,83 +253,76 @@ class Fleet:
             return []
         horizon = self._clock() - self._idle_timeout
         retired: list[AccountRuntime] = []
-        for name, (runtime, used) in list(self._open.items()):
+        for name, held in list(self._open.items()):
             over = len(self._open) > self._max_open
-            if used > horizon and not over:
+            if held.used > horizon and not over:
                 break  # LRU order: the rest were used later
-            if runtime.gate.inflight:
+            if held.runtime.gate.inflight:
                 continue
             del self._open[name]
-            retired.append(runtime)
+            retired.append(held.runtime)
         return retired
 
-    def replace(self, accounts: Mapping[str, Entry]) -> list[AccountRuntime]:
-        """Take a new set of accounts (a reload): runtimes of removed or changed accounts leave
-        service (returned for closing once their rows in flight finish, which hold their own
-        reference); unchanged ones stay open, and unusable ones whose row did not change stay
-        out."""
+    def replace(self, change: TableChange) -> list[AccountRuntime]:
+        """Take in a reload: the runtimes of database accounts whose row changed, or that
+        were removed or disabled, leave service (returned for closing once their rows in
+        flight finish, which hold their own reference; a changed one is read again when a
+        claim next names it); those left out whose row changed are forgotten (read again when
+        a claim next names them). Accounts not in ``change`` (learned since it was read) stay."""
         retired = []
-        for name, (runtime, _used) in list(self._open.items()):
-            new = accounts.get(name)
-            if new is None or new != self._accounts.get(name):
+        for name, version in change.versions.items():
+            held = self._open.get(name)
+            if held is not None and held.version is not None and held.version != version:
                 del self._open[name]
-                retired.append(runtime)
+                retired.append(held.runtime)
+            left = self._left_out.get(name)
+            if left is not None and left.version != version:
+                del self._left_out[name]
         self._ready.clear()
-        self._accounts = accounts
-        for name, (version, _error) in list(self._invalid.items()):
-            new = accounts.get(name)
-            # Removed, or changed: tried again at its next claim, named if still wrong.
-            if not isinstance(new, Listed) or new.version != version:
-                del self._invalid[name]
+        self._table_size = change.enabled
         return retired
 
     def open_runtimes(self) -> Iterable[AccountRuntime]:
         if self._fixed is not None:
             return list(self._fixed.values())
-        return [runtime for runtime, _used in self._open.values()]
+        return [held.runtime for held in self._open.values()]
 
-    def _checked(self, name: str) -> CheckedAccount:
-        entry = self._accounts[name]
-        if isinstance(entry, CheckedAccount):
-            return entry
-        ready = self._ready.pop(name, None)
-        if ready is None:
+    def _unknown(self, name: str) -> bool:
+        """Whether ``name`` is neither a config file's account, nor open, nor left out (which
+        it then counts as recently named, for the bound on those)."""
+        if name in self._file or name in self._open:
+            return False
+        if name in self._left_out:
+            self._left_out.move_to_end(name)
+            return False
+        return True
+
+    def _leave_out(self, name: str, left: _LeftOut) -> None:
+        self._left_out[name] = left
+        self._left_out.move_to_end(name)
+        while len(self._left_out) > self._max_open:
+            self._left_out.popitem(last=False)
+
+    def _account(self, name: str) -> tuple[CheckedAccount, int | None]:
+        """A config file's account (no version), or a database account read for this claim."""
+        checked = self._file.get(name)
+        if checked is not None:
+            return checked, None
+        loaded = self._ready.get(name)
+        if loaded is None or not isinstance(loaded.account, CheckedAccount):
             raise ConfigError(f"account {name}: not opened before its rows were claimed")
-        return ready
+        return loaded.account, loaded.version
 
     def _peek(self, name: str) -> AccountRuntime | None:
         if self._fixed is not None:
             return self._fixed[name]
-        found = self._open.get(name)
-        return found[0] if found is not None else None
+        held = self._open.get(name)
+        return held.runtime if held is not None else None
 
 
-class _Usable(AbstractSet[str]):
-    """A fleet's accounts less those found unusable, live: it follows reloads and findings."""
-
-    def __init__(self, fleet: Fleet) -> None:
-        self._fleet = fleet
-
-    def __contains__(self, name: object) -> bool:
-        fleet = self._fleet
-        return name in fleet._accounts and name not in fleet._invalid
-
-    def __iter__(self) -> Iterator[str]:
-        fleet = self._fleet
-        return (name for name in fleet._accounts if name not in fleet._invalid)
-
-    def __len__(self) -> int:
-        # Every unusable one is among the accounts: replace() forgets those that left.
-        return len(self._fleet._accounts) - len(self._fleet._invalid)
-
-
-def concurrency_of(entry: Entry) -> int:
-    return entry.concurrency if isinstance(entry, Listed) else entry.settings.concurrency
-
-
-def total_concurrency(entries: Collection[Entry]) -> int:
+def total_concurrency(accounts: Collection[CheckedAccount]) -> int:
     """Calls all these accounts may make at once, each at its own cap."""
-    return sum(concurrency_of(entry) for entry in entries)
+    return sum(account.settings.concurrency for account in accounts)
 
 
 def _no_opener(name: str, checked: CheckedAccount) -> AccountRuntime:

@@ -27,7 +27,7 @@ from worker.config import WorkerSettings
 from worker.engine.attempt import Attempter
 from worker.engine.chores import PeriodicChore, Restarts
 from worker.engine.events import report
-from worker.engine.fleet import Entry, Fleet
+from worker.engine.fleet import Fleet, TableChange
 from worker.engine.flusher import FLUSHER_RESTARTS, Finished, Flusher, outage_backoff
 from worker.engine.holds import AccountHolds
 from worker.engine.limits import AccountGate, leased_room, share_claim
@@ -49,15 +49,17 @@ PRUNE_EVERY = 3600.0
 PRUNE_BATCH = 5000
 PRUNE_PAUSE = 0.5
 
-# `worker.started` lists the accounts by name up to this many, else gives their count.
+# `worker.started` lists the config file's accounts by name up to this many, else gives their
+# count (and the table's accounts, by count: a replica does not read their names).
 STARTED_NAMES = 50
 # How often the gauges that need a query (pending rows, dead letters, pauses) are refreshed.
 METRICS_EVERY = 10.0
 # The most accounts one `outbox_ready` walk visits: bounds a claim's cost when many accounts
 # have rows that are not due yet (scheduled retries) or are paused.
 READY_STEPS = 1000
-# A fleet of at most this many accounts whose room fits in one claim is claimed from directly,
-# without the walk (``Engine._direct_rooms``). Small, so the rooms are cheap to add up each time.
+# A fleet of at most this many accounts (the config file's and the table's enabled ones) whose
+# room fits in one claim is claimed from directly, without the walk (``Engine._direct_rooms``).
+# Small, so the rooms are cheap to add up each time.
 DIRECT_CLAIM_ACCOUNTS = 8
 
 
@@ -111,9 +113,9 @@ class Engine:
         # Runtimes out of service (idle, or changed by a reload) still running rows: their
         # adapters close once those rows finish.
         self._retiring: list[AccountRuntime] = []
-        # A reload's new set of accounts, taken in at the start of the next claim: between
-        # claims, so a row is never claimed for an account the fleet no longer has.
-        self._replacement: Mapping[str, Entry] | None = None
+        # A reload's findings, taken in at the start of the next claim: between claims, so a
+        # row is never claimed for an account the fleet no longer has.
+        self._replacement: TableChange | None = None
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._forced = False
@@ -162,12 +164,15 @@ class Engine:
         for task in self._tasks:
             task.cancel()
 
-    def replace_accounts(self, accounts: Mapping[str, Entry]) -> None:
-        """Work ``accounts`` from the next claim on (a reload): a removed or disabled account is
-        no longer claimed, a changed one gets a new runtime, and rows in flight finish on the
-        runtime they started with, which closes after them. Held, not copied (a reload's set
-        can be large): the caller hands it over."""
-        self._replacement = accounts
+    def replace_accounts(self, change: TableChange) -> None:
+        """Take in a reload's ``change`` from the next claim on: a removed or disabled account
+        is no longer claimed, a changed one gets a new runtime, and rows in flight finish on
+        the runtime they started with, which closes after them."""
+        before = self._replacement
+        if before is not None:
+            # Two reloads before a claim: the later one's versions win, neither's are lost.
+            change = TableChange({**before.versions, **change.versions}, change.enabled)
+        self._replacement = change
         self._wake.set()
 
     def _fail(self, failure: BackgroundTaskError) -> None:
@@ -179,12 +184,13 @@ class Engine:
     async def run(self, *, drain: bool = False) -> None:
         """Work until stopped (or drained); raises ``BackgroundTaskError`` if the flusher gave up,
         after the same graceful shutdown as a signal's."""
-        names = self._fleet.names()
+        names = self._fleet.file_names()
         log.info(
             "worker.started",
             worker_id=self._outbox.worker_id,
             # Named in full up to a point: a fleet of thousands would make one huge line.
             accounts=sorted(names) if len(names) <= STARTED_NAMES else len(names),
+            database=self._fleet.table_size(),
         )
         if self._listener is not None:
             self._listener.start()
@@ -243,18 +249,18 @@ class Engine:
         if direct is not None:
             return await self._claim_rooms(direct, now, cut_short=False)
         walk = await self._outbox.outbox_ready(after=self._turn, steps=READY_STEPS, wanted=limit)
+        claimable = [name for name in walk.ready if self._holds.claimable(name, now)]
+        # Database accounts the fleet does not know yet are read and opened now, in one query:
+        # their room and rate are theirs, not a guess.
+        await self._fleet.prepare(claimable)
         rooms = {
             name: free
-            for name in walk.ready
-            if name in self._fleet
-            and self._holds.claimable(name, now)
-            and (free := self._fleet.room(name))
+            for name in claimable
+            if name in self._fleet and (free := self._fleet.room(name))
         }
         # share_claim goes round the names in order from its turn-th: the walk's order.
         turn = sum(1 for name in rooms if name <= self._turn)
         shares = share_claim(rooms, limit, turn=turn)
-        # Database accounts about to lease their first rows are opened now, in one query.
-        shares = await self._fleet.prepare(shares)
         served = [name for name in walk.walked if name in shares]
         if served:
             self._turn = served[-1]
@@ -267,14 +273,15 @@ class Engine:
         one claim: then the ``outbox_ready`` walk could only confirm what the claim finds out
         anyway (``outbox_claim`` passes over accounts that are paused, throttled or have
         nothing due), at one more round trip per claim, which with a fast provider is most of
-        what bounds the rows claimed per second. None when the walk is needed, and while a
-        database account has no runtime yet: the walk's path opens it (``Fleet.prepare``)."""
-        names = self._fleet.names()
-        if len(names) > DIRECT_CLAIM_ACCOUNTS or any(map(self._fleet.unopened, names)):
+        what bounds the rows claimed per second. None when the walk is needed: more accounts,
+        or an enabled database account without a runtime (the walk's path reads and opens it,
+        ``Fleet.prepare``; until then the fleet does not know its name)."""
+        names = self._fleet.every_account(DIRECT_CLAIM_ACCOUNTS)
+        if names is None:
             return None
         rooms = {
             name: free
-            for name in sorted(names)
+            for name in names
             if self._holds.claimable(name, now) and (free := self._fleet.room(name))
         }
         return rooms if sum(rooms.values()) <= limit else None
@@ -459,7 +466,11 @@ class Engine:
     async def _drained(self) -> bool:
         if self._tasks or not self._flusher.idle:
             return False
-        unfinished, held = await self._outbox.outbox_unfinished(list(self._fleet.names()))
+        unfinished, held = await self._outbox.outbox_unfinished(
+            list(self._fleet.file_names()),
+            database_accounts=self._fleet.works_database(),
+            skip=self._fleet.unusable(),
+        )
         if unfinished:
             return False
         if held:

@@ -11,7 +11,7 @@ for at most ``[observe] metrics_accounts`` of them (``Metrics.account_label``).
 from __future__ import annotations
 
 import collections
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -170,17 +170,33 @@ class Metrics:
 class MetricsRefresher:
     """The gauges that need a query, refreshed by a periodic chore."""
 
-    def __init__(self, pool: Pool, metrics: Metrics, accounts: Collection[str]) -> None:
+    def __init__(
+        self,
+        pool: Pool,
+        metrics: Metrics,
+        accounts: Collection[str],
+        *,
+        database_accounts: bool = False,
+        unusable: Callable[[], Collection[str]] = tuple,
+    ) -> None:
+        """A replica's: ``accounts`` its config file's, and with ``database_accounts`` every
+        enabled account of the table (which it does not hold, so the query tells) less those
+        ``unusable`` names (found so when read: their rows wait for nobody here)."""
         self._pool = pool
         self._stats = StatsStore(pool)
         self._metrics = metrics
-        # Held, not copied: a live view of the accounts (a reload changes it).
-        self._accounts = accounts
+        self._accounts = list(accounts)
+        self._database_accounts = database_accounts
+        self._unusable = unusable
 
     async def refresh(self) -> None:
         """Announce this replica's accounts that have rows, then read the gauges' values."""
         try:
-            outbox = await self._stats.metrics_outbox()
+            outbox = await self._stats.metrics_outbox(
+                self._accounts,
+                database_accounts=self._database_accounts,
+                skip=list(self._unusable()),
+            )
             await self._announce(outbox)
             dead = await self._stats.status_dead_letter()
             worked = await self._stats.replica_account_live()
@@ -206,7 +222,7 @@ class MetricsRefresher:
         unfinished: dict[tuple[str, ...], float] = {}
         oldest: dict[tuple[str, ...], float] = {}
         for row in outbox:
-            if row["account"] not in self._accounts:
+            if not row["mine"]:
                 continue
             key = (self._metrics.account_label(row["account"]),)
             unfinished[key] = unfinished.get(key, 0) + row["unfinished"]
@@ -226,7 +242,7 @@ class MetricsRefresher:
         """Tell the database (the KEDA query, other replicas' gauges, `status`) which of the
         accounts with rows a running replica works. Only those with rows: announcing every
         configured account would write a row per account every refresh, however idle."""
-        mine = sorted(row["account"] for row in outbox if row["account"] in self._accounts)
+        mine = sorted(row["account"] for row in outbox if row["mine"])
         if mine:
             await self._stats.replica_account_announce(mine, ANNOUNCE_TTL)
 

@@ -5,10 +5,14 @@ The interface the engine loads accounts through:
 - ``account_rows(pool) -> list[AccountRow]``: every row, its secret still sealed (``Sealed``);
   ``worker.engine.database_accounts.load_accounts`` opens the secrets with the config's
   ``Keyring`` and checks each row as an ``AccountSettings`` and against its provider's options.
-- ``account_briefs(pool, take)``: what a replica keeps of every row until the account has work
-  (its limits and a version), read in chunks; ``account_rows_named(pool, names)``: the whole
-  rows of the accounts a claim is about to lease rows of; ``account_key_samples``: one secret per
-  key id, which start-up opens to catch a missing or wrong key.
+- ``account_rows_named(pool, names)``: the whole rows of the accounts a claim is about to lease
+  rows of for the first time, each with its version; ``account_versions(pool, names)``: the
+  versions of named rows (a reload rereads those of the accounts a replica knows, start-up
+  looks for the config file's names); ``account_fingerprint``: one value for the whole table
+  and its count of enabled rows; ``account_key_samples``: one secret per key id, which start-up
+  opens to catch a missing or wrong key. Only ``account_rows`` (``check-config``'s) returns every
+  row: the daemon's reads return the rows it names, or one row, so that its cost does not
+  follow the accounts the table holds.
 - ``ACCOUNT_CHANNEL`` (``invoice_sync_account``): a statement trigger on the table NOTIFYs it,
   with an empty payload, after every INSERT, UPDATE or DELETE; a replica LISTENing on it reloads
   (and polls as a fallback, since a notification is lost while its connection is down).
@@ -20,7 +24,7 @@ Nothing here sees a secret in the clear: it stores and returns ciphertexts.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -74,57 +78,35 @@ async def account_rows(pool: asyncpg.Pool | asyncpg.Connection) -> list[AccountR
     return [AccountRow.from_row(row) for row in rows]
 
 
-async def account_fingerprint(pool: asyncpg.Pool | asyncpg.Connection) -> str:
-    """A value that changes whenever any account row changes: cheaper than ``account_rows``,
-    so a replica polling the table reads every row only when something changed."""
-    value: str = await database.run(lambda: pool.fetchval(queries()["account_fingerprint"]))
-    return value
+class Fingerprint(NamedTuple):
+    """The table as a whole: ``value`` changes whenever any row does (a count and an
+    order-free sum of each row's version), ``enabled`` counts the rows to run."""
+
+    value: str
+    enabled: int
 
 
-class AccountBrief(NamedTuple):
-    """One database-held account as a replica keeps it until it has work: no options, no
-    secret. ``rate_burst`` is the options' value as text (None: not set); ``version`` the row's
-    hash, which changes with any column of it (``account_fingerprint`` sums them). A tuple, in
-    the query's column order: made straight from each row, a hundred thousand times."""
+async def account_fingerprint(pool: asyncpg.Pool | asyncpg.Connection) -> Fingerprint:
+    """The table's ``Fingerprint``: one row read, so a replica polling the table rereads
+    anything only when something changed."""
+    row = await database.run(lambda: pool.fetchrow(queries()["account_fingerprint"]))
+    return Fingerprint(value=row["value"], enabled=row["enabled"])
 
-    name: str
-    provider: str
-    rate_limit: str
-    concurrency: int
+
+class AccountVersion(NamedTuple):
+    """A row's version (its hash, which changes with any column: ``Fingerprint`` sums them)
+    and whether it is enabled."""
+
     enabled: bool
-    rate_burst: str | None
     version: int
 
 
-async def account_briefs(
-    pool: asyncpg.Pool | asyncpg.Connection,
-    take: Callable[[AccountBrief], None],
-    *,
-    chunk: int = 2000,
-) -> None:
-    """Every database-held account as an ``AccountBrief``, handed to ``take`` one at a time:
-    read through a cursor ``chunk`` rows at a time, so the memory this needs does not grow with
-    the table (a platform's hundred thousand merchants), whatever ``take`` keeps."""
-
-    make = AccountBrief._make
-
-    async def read(conn: asyncpg.Connection) -> None:
-        async with conn.transaction(readonly=True):
-            cursor = await conn.cursor(queries()["account_briefs"])
-            # A chunk per await, not a row: a hundred thousand awaits would be most of the time.
-            while rows := await cursor.fetch(chunk):
-                for row in rows:
-                    take(make(row))
-
-    if not isinstance(pool, asyncpg.Pool):  # a connection (or a pool's proxy of one)
-        await database.run(lambda: read(pool))
-        return
-
-    async def on_pool() -> None:
-        async with pool.acquire() as conn:
-            await read(conn)
-
-    await database.run(on_pool)
+async def account_versions(
+    pool: asyncpg.Pool | asyncpg.Connection, names: Collection[str]
+) -> dict[str, AccountVersion]:
+    """The named accounts that exist, by name, in one query (the others are left out)."""
+    rows = await database.run(lambda: pool.fetch(queries()["account_versions"], list(names)))
+    return {row["name"]: AccountVersion(row["enabled"], row["version"]) for row in rows}
 
 
 async def account_key_samples(pool: asyncpg.Pool | asyncpg.Connection) -> list[tuple[str, Sealed]]:
@@ -133,10 +115,11 @@ async def account_key_samples(pool: asyncpg.Pool | asyncpg.Connection) -> list[t
     return [(row["name"], Sealed(bytes(row["secret"]), row["secret_key_id"])) for row in rows]
 
 
-async def account_rows_named(pool: asyncpg.Pool, names: list[str]) -> list[AccountRow]:
-    """The named accounts that exist, whole (secrets sealed), in one query."""
+async def account_rows_named(pool: asyncpg.Pool, names: list[str]) -> list[tuple[AccountRow, int]]:
+    """The named accounts that exist, whole (secrets sealed), each with its version (as
+    ``account_versions`` gives it), in one query."""
     rows = await database.run(lambda: pool.fetch(queries()["account_rows_named"], names))
-    return [AccountRow.from_row(row) for row in rows]
+    return [(AccountRow.from_row(row), row["version"]) for row in rows]
 
 
 class AccountExistsError(ValueError):

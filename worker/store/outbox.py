@@ -183,11 +183,13 @@ class Outbox:
         )
         return deleted
 
-    async def outbox_unfinished(self, accounts: Sequence[str]) -> tuple[int, int]:
-        """(rows still to process, rows held by paused accounts) for these accounts."""
-        row = await database.run(
-            lambda: self._pool.fetchrow(self._q["outbox_unfinished"], list(accounts))
-        )
+    async def outbox_unfinished(
+        self, accounts: Sequence[str], *, database_accounts: bool = False, skip: Sequence[str] = ()
+    ) -> tuple[int, int]:
+        """(rows still to process, rows held by paused accounts) for ``accounts`` and, with
+        ``database_accounts``, every enabled account of the table, less those in ``skip``."""
+        args = (list(accounts), database_accounts, list(skip))
+        row = await database.run(lambda: self._pool.fetchrow(self._q["outbox_unfinished"], *args))
         return row["unfinished"], row["held_by_paused"]
 
     async def enqueue_many(self, rows: Sequence[EnqueueRow]) -> int:

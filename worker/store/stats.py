@@ -53,9 +53,17 @@ class StatsStore:
         )
         return skipped
 
-    async def metrics_outbox(self) -> list[Row]:
-        """Unfinished rows and the oldest one's age, by account."""
-        return await self._rows("metrics_outbox")
+    async def metrics_outbox(
+        self, accounts: Sequence[str], *, database_accounts: bool, skip: Sequence[str]
+    ) -> list[Row]:
+        """Unfinished rows and the oldest one's age, by account; ``mine``: whether the account
+        is in ``accounts`` or, with ``database_accounts``, enabled in the table, and not in
+        ``skip`` (as ``Outbox.outbox_unfinished`` counts)."""
+        args = (list(accounts), database_accounts, list(skip))
+        rows: list[Row] = await database.run(
+            lambda: self._pool.fetch(self._q["metrics_outbox"], *args)
+        )
+        return rows
 
     async def replica_account_live(self) -> set[str]:
         """The accounts some running replica announced and whose announcement still holds."""

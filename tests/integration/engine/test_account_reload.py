@@ -1,14 +1,16 @@
-"""A running engine follows ``invoice_sync.account``: an added account is claimed, a changed
-secret is used from the next attempt, a disabled or removed account is no longer claimed, each
-within 2 s (real PostgreSQL and LISTEN, scripted provider recording the token of each call)."""
+"""A running engine follows ``invoice_sync.account`` without holding it: an added account is
+claimed once it has a row, a changed secret is used from the next attempt, a disabled or
+removed account is no longer claimed, each within 2 s; an account with no rows is never read
+(real PostgreSQL and LISTEN, scripted provider recording the token of each call)."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, MutableMapping, Sequence
 from contextlib import asynccontextmanager
+from typing import Any
 
 import asyncpg
 from structlog.testing import capture_logs
@@ -17,7 +19,7 @@ from tests.factories import enqueue
 from tests.fakes import ScriptedProvider, fast_settings, runtime
 from worker.engine.account_reload import AccountReloader
 from worker.engine.database_accounts import DatabaseLoader
-from worker.engine.fleet import Fleet, Loader
+from worker.engine.fleet import Fleet, Loaded, Loader
 from worker.engine.loop import Engine
 from worker.engine.metrics import Metrics
 from worker.engine.runtimes import AccountRuntime, CheckedAccount
@@ -115,11 +117,11 @@ async def running(
         metrics=metrics,
     )
     reloader = AccountReloader(
-        file_accounts={},
+        file_accounts=[],
         pool=pool,
         listen_dsn=dsn,
         apply=engine.replace_accounts,
-        current={},
+        known=fleet.known_versions,
         metrics=metrics,
         opened_invalid=fleet.invalid_count,
         poll=poll,
@@ -134,6 +136,12 @@ async def running(
         await asyncio.wait_for(task, 10)
 
 
+def reloads(events: Sequence[MutableMapping[str, Any]]) -> list[MutableMapping[str, Any]]:
+    """The ``accounts.reloaded`` events among ``events`` (which ``capture_logs`` fills as they
+    come)."""
+    return [e for e in events if e["event"] == "accounts.reloaded"]
+
+
 async def test_add_change_disable_remove_each_reach_a_running_engine_within_2s(
     pool: asyncpg.Pool, dsn: str
 ) -> None:
@@ -143,18 +151,19 @@ async def test_add_change_disable_remove_each_reach_a_running_engine_within_2s(
     opener = TokenOpener()
     taken: dict[str, float] = {}
     async with running(pool, dsn, key, opener, Metrics()) as fleet:
-        # Added while running: claimed.
+        # Added while running, with a row: claimed, no restart.
         await writer.account_insert(account_row("shop", ring, "shop_token_old_0123"))
-        taken["add"] = await eventually(lambda: "shop" in fleet, "added account")
         first = await enqueue(pool, "shop", "k1")
-        await eventually(lambda: ("shop", "shop_token_old_0123") in opener.calls, "first call")
+        taken["add"] = await eventually(
+            lambda: ("shop", "shop_token_old_0123") in opener.calls, "first call"
+        )
 
         # Secret changed: the next attempt uses the new one, the old runtime closes.
-        before = fleet.checked()["shop"]
+        before = fleet.known_versions()["shop"]
         sealed = ring.seal("shop", {"token": "shop_token_new_4567"})
         await writer.account_update("shop", lambda r: dataclasses.replace(r, secret=sealed))
         taken["change"] = await eventually(
-            lambda: fleet.checked()["shop"] != before, "changed secret"
+            lambda: fleet.known_versions().get("shop") != before, "changed secret"
         )
         second = await enqueue(pool, "shop", "k2")
         await eventually(lambda: ("shop", "shop_token_new_4567") in opener.calls, "new token")
@@ -162,23 +171,93 @@ async def test_add_change_disable_remove_each_reach_a_running_engine_within_2s(
         await eventually(lambda: "shop" in opener.closed, "old runtime closed")
 
         # Disabled: no longer claimed; its row waits.
+        await eventually(lambda: "shop" in fleet, "open again")
         await writer.account_update("shop", lambda r: dataclasses.replace(r, enabled=False))
         taken["disable"] = await eventually(lambda: "shop" not in fleet, "disabled account")
         waiting = await enqueue(pool, "shop", "k3")
 
-        # Another added, then removed: no longer in the fleet.
+        # Another added, worked, then removed: no longer in the fleet.
         await writer.account_insert(account_row("brief", ring, "brief_token_0123456"))
+        third = await enqueue(pool, "brief", "k1")
         await eventually(lambda: "brief" in fleet, "second account")
+        await eventually(lambda: len(opener.calls) == 3, "second account's call")
+        await asyncio.sleep(0.2)  # its outcome written: a removal is refused while rows wait
         assert await writer.account_delete("brief", force=False) == (True, 0)
         taken["remove"] = await eventually(lambda: "brief" not in fleet, "removed account")
         await asyncio.sleep(0.5)  # a few claims: the disabled account's row stays unclaimed
-    assert [await status(pool, i) for i in (first, second, waiting)] == [
+    assert [await status(pool, i) for i in (first, second, third, waiting)] == [
+        "synced",
         "synced",
         "synced",
         "pending",
     ]
-    assert len(opener.calls) == 2
+    assert len(opener.calls) == 3
     assert max(taken.values()) < WITHIN, taken
+
+
+async def test_rows_waiting_for_an_account_not_yet_in_the_table_go_once_it_is_added(
+    pool: asyncpg.Pool, dsn: str
+) -> None:
+    key = new_key()
+    ring = Keyring(decode_key(key, "secret_key"))
+    writer = AccountWriter(pool, "ops@host")
+    await writer.account_insert(account_row("shop", ring, "shop_token_0123456"))
+    opener = TokenOpener()
+    async with running(pool, dsn, key, opener, Metrics()) as fleet:
+        early = await enqueue(pool, "late", "k1")
+        # Read once and found missing: remembered, so that it is not read at every claim.
+        await eventually(lambda: "late" in fleet.known_versions(), "looked up")
+        assert "late" not in fleet
+        await writer.account_insert(account_row("late", ring, "late_token_0123456"))
+        await eventually(lambda: ("late", "late_token_0123456") in opener.calls, "added")
+        await asyncio.sleep(0.2)
+        assert await status(pool, early) == "synced"
+
+
+async def test_idle_accounts_are_never_read_at_start_nor_at_a_reload(
+    pool: asyncpg.Pool, dsn: str
+) -> None:
+    key = new_key()
+    ring = Keyring(decode_key(key, "secret_key"))
+    writer = AccountWriter(pool, "ops@host")
+    for n in range(30):
+        await writer.account_insert(account_row(f"idle-{n:02d}", ring, "idle_token_0123456"))
+    await writer.account_insert(account_row("busy", ring, "busy_token_0123456"))
+    opener = TokenOpener()
+    loader = CountingLoader(pool, key)
+    with capture_logs() as events:
+        async with running(pool, dsn, key, opener, Metrics(), loader=loader) as fleet:
+            await eventually(lambda: len(reloads(events)) == 1, "the first reload")
+            assert reloads(events)[0]["accounts"] == 31
+            await enqueue(pool, "busy", "k1")
+            await eventually(lambda: bool(opener.calls), "the busy account's call")
+            # A change to an idle account: the reload rereads only what the replica knows.
+            await writer.account_update("idle-07", lambda r: dataclasses.replace(r, concurrency=5))
+            await eventually(lambda: len(reloads(events)) == 2, "the second reload")
+            assert reloads(events)[1]["reread"] == 1
+            assert list(fleet.known_versions()) == ["busy"]
+    assert loader.asked == ["busy"]
+
+
+async def test_a_row_removed_by_hand_with_rows_pending_is_no_longer_claimed(
+    pool: asyncpg.Pool, dsn: str
+) -> None:
+    key = new_key()
+    ring = Keyring(decode_key(key, "secret_key"))
+    writer = AccountWriter(pool, "ops@host")
+    opener = TokenOpener()
+    async with running(pool, dsn, key, opener, Metrics()) as fleet:
+        await writer.account_insert(account_row("shop", ring, "shop_token_0123456"))
+        await enqueue(pool, "shop", "k1")
+        await eventually(lambda: bool(opener.calls), "first call")
+        await eventually(lambda: "shop" in fleet, "open")
+        # `accounts remove` refuses while rows wait; by hand, the row goes anyway.
+        await pool.execute("DELETE FROM invoice_sync.account WHERE name = 'shop'")
+        await eventually(lambda: "shop" not in fleet, "removed account")
+        left = await enqueue(pool, "shop", "k2")
+        await asyncio.sleep(0.5)
+        assert await status(pool, left) == "pending"
+    assert len(opener.calls) == 1
 
 
 async def test_a_call_in_flight_finishes_on_the_runtime_it_started_with(
@@ -190,13 +269,12 @@ async def test_a_call_in_flight_finishes_on_the_runtime_it_started_with(
     opener = TokenOpener(delay=1.0)
     async with running(pool, dsn, key, opener, Metrics()) as fleet:
         await writer.account_insert(account_row("shop", ring, "shop_token_old_0123"))
-        await eventually(lambda: "shop" in fleet, "added account")
         row_id = await enqueue(pool, "shop", "slow")
         await eventually(lambda: bool(opener.calls), "call started")
-        before = fleet.checked()["shop"]
+        before = fleet.known_versions()["shop"]
         sealed = ring.seal("shop", {"token": "shop_token_new_4567"})
         await writer.account_update("shop", lambda r: dataclasses.replace(r, secret=sealed))
-        await eventually(lambda: fleet.checked()["shop"] != before, "changed secret")
+        await eventually(lambda: fleet.known_versions().get("shop") != before, "changed secret")
         assert opener.closed == []  # the old runtime still has its call in flight
         await asyncio.sleep(1.2)
         assert await status(pool, row_id) == "synced"
@@ -205,13 +283,13 @@ async def test_a_call_in_flight_finishes_on_the_runtime_it_started_with(
 
 
 class CountingLoader:
-    """The daemon's loader, noting the names each claim asked it to open."""
+    """The daemon's loader, noting the names each claim asked it to read."""
 
     def __init__(self, pool: asyncpg.Pool, key: str) -> None:
         self.asked: list[str] = []
         self._loader = DatabaseLoader(pool, Keyring(decode_key(key, "secret_key")))
 
-    async def __call__(self, names: list[str]) -> dict[str, CheckedAccount | str]:
+    async def __call__(self, names: list[str]) -> dict[str, Loaded]:
         self.asked.extend(names)
         return await self._loader(names)
 
@@ -230,7 +308,7 @@ async def test_a_row_no_key_opens_or_with_bad_options_is_skipped_and_the_daemon_
     def invalid_gauge() -> float | None:
         return metrics.registry.get_sample_value("invoice_sync_accounts_invalid")
 
-    with capture_logs() as logs:
+    with capture_logs() as events:
         async with running(pool, dsn, key, opener, metrics, loader=loader) as fleet:
             await writer.account_insert(account_row("foreign", other, "foreign_token_01234"))
             bad = dataclasses.replace(
@@ -239,35 +317,35 @@ async def test_a_row_no_key_opens_or_with_bad_options_is_skipped_and_the_daemon_
             )
             await writer.account_insert(bad)
             await writer.account_insert(account_row("good", ring, "good_token_0123456"))
-            await eventually(lambda: {"good", "foreign", "broken"} <= fleet.names(), "listed")
-            # Listed, not opened: a row is what opens an account (and finds it unusable).
+            await eventually(lambda: bool(reloads(events)), "a reload")
+            # Not read: a row is what reads an account (and finds it unusable).
             assert invalid_gauge() == 0
             held = [await enqueue(pool, name, "k1") for name in ("foreign", "broken")]
             row_id = await enqueue(pool, "good", "k1")
             await eventually(lambda: bool(opener.calls), "the valid account's call")
-            await eventually(lambda: "foreign" not in fleet and "broken" not in fleet, "left out")
-            assert invalid_gauge() == 2
+            await eventually(lambda: invalid_gauge() == 2, "left out")
+            assert ("foreign" in fleet, "broken" in fleet) == (False, False)
             await asyncio.sleep(0.2)
             assert await status(pool, row_id) == "synced"
-            # More rows and claims: the unusable accounts are not opened again, their rows wait.
+            # More rows and claims: the unusable accounts are not read again, their rows wait.
             held += [await enqueue(pool, name, "k2") for name in ("foreign", "broken")]
             await enqueue(pool, "good", "k2")
             await eventually(lambda: len(opener.calls) == 2, "the valid account's second call")
             # Another reload: the bad rows, unchanged, stay out and are not named again.
+            seen = len(reloads(events))
             await writer.account_insert(account_row("later", ring, "later_token_0123456"))
-            await eventually(lambda: "later" in fleet, "a later account")
+            await eventually(lambda: len(reloads(events)) > seen, "another reload")
             await asyncio.sleep(0.2)
-            assert "foreign" not in fleet
-            assert "broken" not in fleet
+            assert ("foreign" in fleet, "broken" in fleet) == (False, False)
             assert sorted(loader.asked) == ["broken", "foreign", "good"]
             assert [await status(pool, i) for i in held] == ["pending"] * 4
-            # Fixed: taken in again, opened at its next claim, its rows sent.
+            # Fixed: taken in again, read at its next claim, its rows sent.
             await writer.account_update(
                 "broken", lambda r: dataclasses.replace(r, options={"base_url": SANDBOX})
             )
             await eventually(lambda: ("broken", "broken_token_01234") in opener.calls, "fixed")
             await eventually(lambda: invalid_gauge() == 1, "the gauge counting the fix")
-    invalid = sorted(e["account"] for e in logs if e["event"] == "account.invalid")
+    invalid = sorted(e["account"] for e in events if e["event"] == "account.invalid")
     assert invalid == ["broken", "foreign"]
 
 
@@ -277,19 +355,22 @@ async def test_a_change_whose_notification_is_lost_is_found_by_the_poll(
     key = new_key()
     ring = Keyring(decode_key(key, "secret_key"))
     opener = TokenOpener()
+    writer = AccountWriter(pool, "ops@host")
     async with running(pool, dsn, key, opener, Metrics(), poll=0.5) as fleet:
-        await asyncio.sleep(0.3)  # listening, first reload done
+        await writer.account_insert(account_row("shop", ring, "shop_token_0123456"))
+        await enqueue(pool, "shop", "k1")
+        await eventually(lambda: "shop" in fleet, "open")
         # As if the notification were lost: in this session triggers (the NOTIFY's) do not fire.
         quiet = await asyncpg.create_pool(
             dsn, min_size=1, max_size=1, server_settings={"session_replication_role": "replica"}
         )
         try:
-            await AccountWriter(quiet, "ops@host").account_insert(
-                account_row("quiet", ring, "quiet_token_0123456")
+            await AccountWriter(quiet, "ops@host").account_update(
+                "shop", lambda r: dataclasses.replace(r, enabled=False)
             )
         finally:
             await quiet.close()
-        taken = await eventually(lambda: "quiet" in fleet, "the poll's reload")
+        taken = await eventually(lambda: "shop" not in fleet, "the poll's reload")
     assert taken < WITHIN
 
 
@@ -298,6 +379,7 @@ async def test_the_fingerprint_changes_with_any_row_even_one_changed_by_hand(
 ) -> None:
     ring = Keyring(decode_key(new_key(), "secret_key"))
     empty = await account_fingerprint(pool)
+    assert empty.enabled == 0
     await AccountWriter(pool, "ops@host").account_insert(
         account_row("a", ring, "a_token_0123456789")
     )

@@ -1,5 +1,7 @@
-"""Accounts held in the database, loaded as replicas load them at start-up (and on reload):
-secrets opened, bad rows left out, names shared with the config refused, changes notified."""
+"""Accounts held in the database, loaded as `check-config` loads them and read as a replica
+reads them (only the config file's names and one secret per key at start, an account when a
+claim names it): secrets opened, bad rows left out, names shared with the config refused,
+changes notified."""
 
 from __future__ import annotations
 
@@ -15,22 +17,21 @@ from worker.config import Settings
 from worker.config.accounts import AccountSettings
 from worker.engine.database_accounts import (
     DatabaseLoader,
+    check_config_names,
     check_keys,
-    list_accounts,
     load_accounts,
     merge_accounts,
 )
-from worker.engine.fleet import Listed
 from worker.engine.runtimes import CheckedAccount
 from worker.errors import ConfigError
 from worker.sealed import Keyring, Sealed, SealError, decode_key, new_key
 from worker.store.account_rows import (
     ACCOUNT_CHANNEL,
-    AccountBrief,
     AccountRow,
     AccountWriter,
-    account_briefs,
+    account_fingerprint,
     account_rows,
+    account_versions,
 )
 
 TOKEN = "bc_live_token_0123456789"
@@ -200,61 +201,36 @@ async def test_start_up_opens_one_secret_per_key_and_a_claim_finds_a_damaged_row
     for wrong in (keyring(), Keyring(None)):
         with pytest.raises(SealError, match=r"^account a-shop: cannot decrypt its secret"):
             await check_keys(pool, wrong)
-    opened = await DatabaseLoader(pool, ring)(["a-shop", "b-shop", "gone"])
-    assert set(opened) == {"a-shop", "b-shop"}
-    good, damaged = opened["a-shop"], opened["b-shop"]
+    await writer.account_insert(dataclasses.replace(row("c-shop", ring), enabled=False))
+    opened = await DatabaseLoader(pool, ring)(["a-shop", "b-shop", "c-shop", "gone"])
+    assert set(opened) == {"a-shop", "b-shop"}  # gone, or disabled: not to run
+    good, damaged = opened["a-shop"].account, opened["b-shop"].account
+    versions = await account_versions(pool, ["a-shop", "b-shop"])
+    assert opened["a-shop"].version == versions["a-shop"].version
     assert isinstance(good, CheckedAccount)
     assert good.settings.resolve_token() == SecretStr(TOKEN)
     assert isinstance(damaged, str)
     assert damaged.startswith("account b-shop: cannot decrypt its secret")
 
 
-async def test_listing_keeps_the_claims_needs_and_opens_no_secret(pool: asyncpg.Pool) -> None:
-    writer = AccountWriter(pool, "ops@host")
+async def test_start_up_reads_the_config_names_and_the_tables_count_not_its_rows(
+    pool: asyncpg.Pool,
+) -> None:
     ring = keyring()
-    for name in ("shop-1", "shop-2", "shop-3", "config-shop"):
+    writer = AccountWriter(pool, "ops@host")
+    for name in ("shop-1", "shop-2"):
         await writer.account_insert(row(name, ring))
     await writer.account_insert(dataclasses.replace(row("off", ring), enabled=False))
-    await writer.account_insert(row("bursty", ring, rate_burst=5))
-    # Written by hand, past the CLI's checks.
-    await pool.execute(
-        "INSERT INTO invoice_sync.account (name, provider, rate_limit, updated_by) VALUES"
-        " ('nowhere', 'nosuch', '60/minute', 'psql'), ('fast', 'billclap', 'lots', 'psql')"
-    )
-    briefs: list[AccountBrief] = []
-    await account_briefs(pool, briefs.append, chunk=2)  # a cursor, two rows at a time
-    assert len(briefs) == 8
-    async with pool.acquire() as conn:  # or on a connection of the caller's
-        await account_briefs(conn, briefs.append)
-    assert len(briefs) == 16
-
-    with capture_logs() as logs:
-        # No keyring at all: listing opens nothing.
-        listed = await list_accounts(pool, taken={"config-shop"})
-    assert set(listed.accounts) == {"shop-1", "shop-2", "shop-3", "bursty"}
-    one, two = listed.accounts["shop-1"], listed.accounts["shop-2"]
-    assert isinstance(one, Listed)
-    assert isinstance(two, Listed)
-    assert (one.provider, one.concurrency, one.burst, one.rate.per_second) == (
-        "billclap", 3, None, 10.0,
-    )  # fmt: skip
-    assert one.rate is two.rate  # equal profiles share their parts
-    assert one.version != two.version
-    bursty = listed.accounts["bursty"]
-    assert isinstance(bursty, Listed)
-    assert bursty.profile == one.profile._replace(burst=5.0)
-    assert set(listed.invalid) == {"nowhere", "fast", "config-shop"}
-    assert sorted(e["account"] for e in logs if e["event"] == "account.invalid") == [
-        "config-shop", "fast", "nowhere",
-    ]  # fmt: skip
-    # A reload that already named them says nothing; start-up refuses the shared name.
-    with capture_logs() as again:
-        await list_accounts(pool, taken={"config-shop"}, reported=listed.invalid)
-    assert again == []
-    with pytest.raises(ConfigError, match=r"^accounts\.config-shop: defined both"):
-        await list_accounts(pool, taken={"config-shop"}, refuse_taken=True)
-    # Any change to a row changes its version.
+    fingerprint = await account_fingerprint(pool)
+    assert fingerprint.enabled == 2
+    versions = await account_versions(pool, ["shop-1", "off", "nowhere"])
+    assert (set(versions), versions["off"].enabled) == ({"shop-1", "off"}, False)
+    await check_config_names(pool, ["outlet", "config-shop"])  # none in the table: fine
+    # A disabled row's name is taken too.
+    with pytest.raises(ConfigError, match=r"^accounts\.off: defined both in the config"):
+        await check_config_names(pool, ["outlet", "off"])
+    # Any change to a row changes its version, and the fingerprint.
     await pool.execute("UPDATE invoice_sync.account SET concurrency = 4 WHERE name = 'shop-1'")
-    relisted = await list_accounts(pool, taken={"config-shop"}, reported=listed.invalid)
-    assert relisted.accounts["shop-1"] != one
-    assert relisted.accounts["shop-2"] == two
+    after = await account_versions(pool, ["shop-1", "shop-2"])
+    assert after["shop-1"].version != versions["shop-1"].version
+    assert await account_fingerprint(pool) != fingerprint

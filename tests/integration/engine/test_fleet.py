@@ -124,17 +124,3 @@ async def test_accounts_with_one_row_are_not_stuck_behind_a_large_backlog(
     assert await table_count(pool, "synced") == 220
     first = opener.calls[:60]
     assert all(f"acct-{i:03d}" in first for i in range(1, 21)), first
-
-
-def test_a_reload_keeps_the_names_view_others_hold_current() -> None:
-    """The metrics refresher holds ``names()``: a reload must change what it sees."""
-    opener = Opener()
-    before = accounts(3)
-    fleet = Fleet(before, opener=opener, idle_timeout=300, max_open=10)
-    names = fleet.names()
-    fleet.runtime("acct-000")
-    after = {name: before[name] for name in ("acct-001", "acct-002")}
-    after["acct-new"] = before["acct-000"]
-    retired = fleet.replace(after)
-    assert sorted(names) == ["acct-001", "acct-002", "acct-new"]
-    assert [runtime.name for runtime in retired] == ["acct-000"]

@@ -7,6 +7,8 @@ from structlog.testing import capture_logs
 
 from tests.factories import enqueue, invoice, table_count
 from tests.fakes import ScriptedProvider, fast_settings, runtime
+from worker.engine.database_accounts import DatabaseLoader
+from worker.engine.fleet import Fleet
 from worker.engine.loop import DIRECT_CLAIM_ACCOUNTS, Engine
 from worker.outcome import (
     DeadLetter,
@@ -18,6 +20,8 @@ from worker.outcome import (
     Synced,
 )
 from worker.providers.base import Attempt
+from worker.sealed import Keyring, decode_key, new_key
+from worker.store.account_rows import AccountRow, AccountWriter
 from worker.store.outbox import ClaimRequest, ClaimResult, Outbox, ReadyWalk
 
 
@@ -295,3 +299,36 @@ async def test_a_small_fleet_is_claimed_from_without_the_ready_walk(pool: asyncp
 async def test_a_fleet_past_the_direct_claim_size_still_walks(pool: asyncpg.Pool) -> None:
     outbox = await drain_fleet(pool, accounts=DIRECT_CLAIM_ACCOUNTS + 1, rows=3)
     assert outbox.walks > 0
+
+
+async def test_one_database_account_is_claimed_from_without_the_walk_once_it_is_open(
+    pool: asyncpg.Pool,
+) -> None:
+    # The table's accounts are known only once opened: the first claim walks (and reads the
+    # account), then the fleet knows every account there is, and claims directly.
+    ring = Keyring(decode_key(new_key(), "secret_key"))
+    await AccountWriter(pool, "ops@host").account_insert(
+        AccountRow(
+            name="shop", provider="billclap", options={"base_url": "http://127.0.0.1:9"},
+            rate_limit="1000/second", concurrency=2, enabled=True,
+            secret=ring.seal("shop", {"token": "shop_token_0123456"}),
+        )
+    )  # fmt: skip
+    for i in range(12):
+        await enqueue(pool, "shop", f"k{i}")
+    provider = ScriptedProvider()
+    fleet = Fleet(
+        {},
+        opener=lambda name, _checked: runtime(provider, name=name, concurrency=2),
+        idle_timeout=300,
+        max_open=10,
+        loader=DatabaseLoader(pool, ring),
+        table_size=1,
+    )
+    outbox = WalkCountingOutbox(pool, worker_id="test")
+    worker = Engine(
+        outbox=outbox, runtimes=fleet, settings=fast_settings(), listen_dsn=None, rand=lambda: 1.0
+    )
+    await asyncio.wait_for(worker.run(drain=True), 20)
+    assert await table_count(pool, "synced") == 12
+    assert outbox.walks == 1

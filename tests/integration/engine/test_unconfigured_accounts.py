@@ -101,3 +101,23 @@ async def test_an_account_without_rows_is_not_called_unworked(pool: asyncpg.Pool
     rows = {line.split()[0]: line.rstrip() for line in table.splitlines() if line.strip()}
     assert rows["quiet"].endswith("active")
     assert rows["typo"].endswith("no replica")
+
+
+async def test_a_replica_works_the_tables_enabled_accounts_less_those_it_found_unusable(
+    pool: asyncpg.Pool,
+) -> None:
+    """A replica holds no list of the table's accounts: the query says which are its."""
+    await pool.execute(
+        "INSERT INTO invoice_sync.account (name, provider, enabled, updated_by) VALUES"
+        " ('db-shop', 'billclap', true, 'psql'), ('db-off', 'billclap', false, 'psql'),"
+        " ('db-bad', 'billclap', true, 'psql')"
+    )
+    for account in ("db-shop", "db-off", "db-bad", "file-shop", "typo"):
+        await enqueue(pool, account, "k-1")
+    metrics = Metrics()
+    await MetricsRefresher(
+        pool, metrics, ["file-shop"], database_accounts=True, unusable=lambda: ["db-bad"]
+    ).refresh()
+    announced = await pool.fetch("SELECT account FROM invoice_sync.replica_account")
+    assert sorted(r["account"] for r in announced) == ["db-shop", "file-shop"]
+    assert unconfigured(metrics) == {"db-bad": 1, "db-off": 1, "typo": 1}

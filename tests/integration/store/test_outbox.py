@@ -294,6 +294,26 @@ async def test_throttled_account_waits(pool: asyncpg.Pool) -> None:
     assert await outbox.outbox_unfinished(["shop"]) == (1, 0)
 
 
+async def test_unfinished_counts_the_tables_enabled_accounts_when_asked(
+    pool: asyncpg.Pool,
+) -> None:
+    await pool.execute(
+        "INSERT INTO invoice_sync.account (name, provider, enabled, updated_by) VALUES"
+        " ('db-shop', 'billclap', true, 'psql'), ('db-off', 'billclap', false, 'psql'),"
+        " ('db-bad', 'billclap', true, 'psql')"
+    )
+    for account in ("shop", "db-shop", "db-off", "db-bad", "typo"):
+        await enqueue(pool, account, "k1")
+    outbox = store(pool)
+    assert await outbox.outbox_unfinished(["shop"]) == (1, 0)
+    # The table's enabled accounts, less those the replica found unusable (their rows wait).
+    assert await outbox.outbox_unfinished(["shop"], database_accounts=True, skip=["db-bad"]) == (
+        2,
+        0,
+    )
+    assert await outbox.outbox_unfinished([], database_accounts=True) == (2, 0)
+
+
 async def recorded_statements(dsn: str, actions: list[AccountAction]) -> set[str]:
     """The first words of the statements one ``outbox_record`` of a synced row sent (on a
     pool of one connection)."""
