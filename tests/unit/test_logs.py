@@ -1,15 +1,16 @@
-"""Standard-library log records from libraries (asyncpg, aiohttp) come out as one structlog
-event each: no raw traceback on stderr, secrets redacted."""
+"""Logging: standard-library records from libraries (asyncpg, aiohttp) come out as one structlog
+event each (no raw traceback on stderr, secrets redacted); lines held and written together."""
 
 import io
 import json
 import logging
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 import structlog
 
-from worker.logs import LIBRARY_BRIDGE, configure_logging
+from worker.logs import HELD_LINES, LIBRARY_BRIDGE, configure_logging
 
 
 @pytest.fixture
@@ -47,3 +48,72 @@ def test_library_chatter_below_warning_stays_out() -> None:
     logging.getLogger("asyncpg").info("connected")
     logging.getLogger("aiohttp.client").error("boom")
     assert [json.loads(line)["message"] for line in out.getvalue().splitlines()] == ["boom"]
+
+
+class CountingStream(io.StringIO):
+    def __init__(self) -> None:
+        super().__init__()
+        self.flushes = 0
+
+    def flush(self) -> None:
+        self.flushes += 1
+        super().flush()
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_lines_held_together_are_written_at_the_block_s_end_in_one_go() -> None:
+    out = CountingStream()
+    configure_logging(fmt="json", stream=out)
+    log = structlog.get_logger("test")
+    log.info("before")
+    assert out.flushes == 1
+    with HELD_LINES.together():
+        for n in range(3):
+            log.info("held", n=n)
+        with HELD_LINES.together():  # a block inside another writes with the outer one
+            log.info("held", n=3)
+        assert out.getvalue().count("\n") == 1
+    log.info("after")
+    events = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [(e["event"], e.get("n")) for e in events] == [
+        ("before", None),
+        *[("held", n) for n in range(4)],
+        ("after", None),
+    ]
+    assert out.flushes == 3
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_held_lines_are_written_when_the_block_fails() -> None:
+    out = io.StringIO()
+    configure_logging(fmt="json", stream=out)
+
+    def log_then_fail() -> None:
+        with HELD_LINES.together():
+            structlog.get_logger("test").info("held")
+            raise RuntimeError
+
+    with pytest.raises(RuntimeError):
+        log_then_fail()
+    assert json.loads(out.getvalue())["event"] == "held"
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_the_daemon_s_stdout_is_looked_up_when_a_line_is_written(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    configure_logging(fmt="json")
+    structlog.get_logger("test").info("to stdout")
+    assert json.loads(capsys.readouterr().out)["event"] == "to stdout"
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_a_json_line_is_the_json_module_s_text_with_str_for_other_values() -> None:
+    out = io.StringIO()
+    configure_logging(fmt="json", stream=out)
+    at = datetime(2026, 12, 5, 8, 45, tzinfo=UTC)
+    structlog.get_logger("test").info("invoice.synced", at=at, outbox_id=7, name="Grüße")
+    line = out.getvalue().rstrip("\n")
+    event = json.loads(line)
+    assert line == json.dumps(event)  # ", " and ": " between items, non-ASCII escaped
+    assert event["at"] == str(at)

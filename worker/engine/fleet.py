@@ -25,10 +25,11 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Collection, Iterable, KeysView, Mapping
-from typing import NamedTuple
+from typing import NamedTuple, Self
 
 import structlog
 
+from worker.engine.depth import FLOOR_CALLS
 from worker.engine.limits import claim_request
 from worker.engine.runtimes import AccountRuntime, CheckedAccount
 from worker.errors import ConfigError
@@ -105,7 +106,7 @@ class Fleet:
         self._fixed: dict[str, AccountRuntime] | None = None
 
     @classmethod
-    def of(cls, runtimes: Mapping[str, AccountRuntime]) -> Fleet:
+    def of(cls, runtimes: Mapping[str, AccountRuntime]) -> Self:
         """Runtimes built beforehand (tests, embedded use): always open, closed at the end."""
         fleet = cls({}, opener=_no_opener, idle_timeout=float("inf"), max_open=len(runtimes))
         fleet._fixed = dict(runtimes)
@@ -176,7 +177,15 @@ class Fleet:
         runtime = self._peek(name)
         if runtime is not None:
             return runtime.gate.free()
-        return 2 * self._account(name)[0].settings.concurrency
+        return FLOOR_CALLS * self._account(name)[0].settings.concurrency
+
+    def claimed(self, names: Iterable[str], seconds: float) -> None:
+        """A claim for these accounts took ``seconds``: those open size their lease depth by
+        it (``worker.engine.depth``)."""
+        for name in names:
+            runtime = self._peek(name)
+            if runtime is not None:
+                runtime.gate.depth.claimed(seconds)
 
     def claim_request(self, name: str, rows: int) -> ClaimRequest:
         """``rows`` of ``name`` with its deployment-wide bucket, without opening it."""

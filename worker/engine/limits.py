@@ -12,14 +12,15 @@ the calls a batch of tokens allowed. The breaker stops an account whose provider
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
-from collections.abc import AsyncIterator, Callable, Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from aiolimiter import AsyncLimiter
 
 from worker.durations import RateLimit
+from worker.engine.depth import LeaseDepth
 from worker.outcome import Health
 from worker.store.outbox import ClaimRequest
 
@@ -133,44 +134,70 @@ class AccountGate:
         concurrency: int,
         burst: float | None = None,
         breaker: Breaker | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.rate = rate
         self.concurrency = concurrency
         self.burst = float(burst) if burst is not None else default_burst(rate)
         self.breaker = breaker
-        # Rows held (claimed, not finished): twice the calls allowed at once, so the next
-        # calls' rows are already leased when a call ends, and a claim fetches a batch rather
-        # than one row per freed slot. A row waits here about one call's time (longer when the
-        # rate limit spaces calls); one whose lease would end first is given back unsent.
-        self.capacity = 2 * concurrency
+        # Rows held (claimed, not finished): at least twice the calls allowed at once, so the
+        # next calls' rows are already leased when a call ends, and deeper for an account that
+        # finishes rows faster than a claim comes back (``worker.engine.depth``). A row waits
+        # here about one call's time, or two claims' (longer when the rate limit spaces calls);
+        # one whose lease would end first is given back unsent.
+        self.depth = LeaseDepth(concurrency, clock)
         self.inflight = 0
-        self._calls = asyncio.Semaphore(concurrency)
-        self._limiter = AsyncLimiter(max_rate=rate.count, time_period=rate.period)
+        self._slot = CallSlot(
+            asyncio.Semaphore(concurrency),
+            AsyncLimiter(max_rate=rate.count, time_period=rate.period),
+        )
 
     def free(self) -> int:
-        """Rows to claim now: none until a quarter of the capacity is free (claims come in
+        """Rows to claim now: none until a quarter of the lease depth is free (claims come in
         batches), one at most while the breaker half-opens."""
-        cap = self.capacity
+        depth = cap = self.depth.rows
         if self.breaker is not None:
             if self.breaker.blocked_for() > 0:
                 return 0
             if self.breaker.half_open:
                 cap = 1
         free = max(cap - self.inflight, 0)
-        return free if free >= min(cap, max(1, self.capacity // 4)) else 0
+        return free if free >= min(cap, max(1, depth // 4)) else 0
 
     def claim_request(self, rows: int) -> ClaimRequest:
         return claim_request(rows, self.rate, self.burst)
 
     def take(self) -> None:
+        if not self.inflight:
+            self.depth.busy()
         self.inflight += 1
 
     def give(self) -> None:
         self.inflight -= 1
+        self.depth.finished(idle=not self.inflight)
 
-    @contextlib.asynccontextmanager
-    async def call_slot(self) -> AsyncIterator[None]:
+    def call_slot(self) -> CallSlot:
         """One of the account's ``concurrency`` calls, once the in-process rate limit allows it."""
-        async with self._calls:
+        return self._slot
+
+
+class CallSlot:
+    """``async with``: one of an account's calls at once, taken once the in-process rate limit
+    allows it. A class rather than an ``asynccontextmanager``: it is entered for every row,
+    and the generator behind one cost a few microseconds each time. Holds no state of its
+    own (the semaphore does), so one serves all the account's calls."""
+
+    def __init__(self, calls: asyncio.Semaphore, limiter: AsyncLimiter) -> None:
+        self._calls = calls
+        self._limiter = limiter
+
+    async def __aenter__(self) -> None:
+        await self._calls.acquire()
+        try:
             await self._limiter.acquire()
-            yield
+        except BaseException:
+            self._calls.release()  # cancelled while waiting for the rate limit
+            raise
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._calls.release()

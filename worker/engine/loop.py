@@ -30,7 +30,7 @@ from worker.engine.events import report
 from worker.engine.fleet import Fleet, TableChange
 from worker.engine.flusher import FLUSHER_RESTARTS, Finished, Flusher, outage_backoff
 from worker.engine.holds import AccountHolds
-from worker.engine.limits import leased_room, share_claim
+from worker.engine.limits import AccountGate, leased_room, share_claim
 from worker.engine.listener import Listener
 from worker.engine.metrics import Metrics, MetricsRefresher
 from worker.engine.runtimes import AccountRuntime
@@ -299,8 +299,9 @@ class Engine:
         result = await self._outbox.outbox_claim(
             wants, lease=self._settings.lease, probe_cooldown=self._settings.pause_cooldown
         )
+        seconds = self._clock() - now
         if self._metrics is not None:
-            self._metrics.claim_seconds.observe(self._clock() - now)
+            self._metrics.claim_seconds.observe(seconds)
             self._metrics.observe_token_waits(result.token_waits)
         self._report_dead_at_claim(result.dead)
         for account, wait in result.token_waits.items():
@@ -311,12 +312,16 @@ class Engine:
         for row in result.rows:
             self._holds.claimed(row, claim_started=now)
             self._dispatch(row, lease_ends=now + self._settings.lease)
+        # After the dispatch, so an account this claim opened has its gate to tell.
+        self._fleet.claimed(shares, seconds)
         return len(result.rows) + len(result.dead), wanted, cut_short
 
-    def _room(self) -> int:
-        """Rows this process may lease now, all accounts together: twice ``max_in_flight``,
-        as an account leases twice its concurrency (``AccountGate``)."""
-        return leased_room(2 * self._settings.max_in_flight, len(self._tasks))
+    def _room(self, held: int | None = None) -> int:
+        """Rows this process may lease now (when it holds ``held``, by default its rows in
+        flight), all accounts together: twice ``max_in_flight``, as an account leases at least
+        twice its concurrency (``AccountGate``)."""
+        held = len(self._tasks) if held is None else held
+        return leased_room(2 * self._settings.max_in_flight, held)
 
     async def _retire(self) -> None:
         """Close the adapters of accounts idle too long (or beyond ``max_open_accounts``) and
@@ -385,7 +390,8 @@ class Engine:
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         flight = self._tasks.pop(task)
-        flight.runtime.gate.give()
+        gate = flight.runtime.gate
+        gate.give()
         self._fleet.touch(flight.row.account)
         if not task.cancelled() and (exc := task.exception()) is not None:
             log.error("invoice.attempt_crashed", outbox_id=flight.row.id, error=repr(exc))
@@ -393,7 +399,20 @@ class Engine:
             # Cancelled (shutdown) before the attempt decided, possibly before the task even
             # started running: give the row back now rather than leave it to its lease.
             self._record(flight, self._cut_short(flight))
-        self._wake.set()
+        if self._worth_a_turn(gate):
+            self._wake.set()
+
+    def _worth_a_turn(self, gate: AccountGate) -> bool:
+        """Whether a row just finished on ``gate`` should wake the loop: when a claim could
+        now lease rows (its account has room for a claim, or the process has room again), or
+        nothing is in flight any more (a drain may be over). Not for every row: until a
+        quarter of the depth is free a claim takes nothing, and the loop going round for each
+        row finished only cost it CPU."""
+        if not self._tasks:
+            return True
+        if not self._room():
+            return False
+        return bool(gate.free()) or not self._room(len(self._tasks) + 1)
 
     async def _process(self, flight: _InFlight) -> None:
         def mark_sent() -> None:
@@ -459,8 +478,11 @@ class Engine:
         return True
 
     async def _sleep(self, seconds: float) -> None:
+        # asyncio.timeout, not wait_for: this runs at every turn of the loop, and wait_for
+        # wraps the wait in a task of its own (before Python 3.12).
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), timeout=seconds)
+            async with asyncio.timeout(seconds):
+                await self._wake.wait()
         self._wake.clear()
 
     async def _rescue_expired(self) -> None:

@@ -10,6 +10,7 @@ for at most ``[observe] metrics_accounts`` of them (``Metrics.account_label``).
 
 from __future__ import annotations
 
+import collections
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -147,16 +148,19 @@ class Metrics:
         child.observe(seconds)
 
     def observe_batch(self, batch: Sequence[Finished], summary: RecordSummary) -> None:
-        """Count written attempts (rows another worker's claim fenced off are not ours)."""
-        for item in batch:
-            if item.row.id not in summary.applied:
-                continue
-            fate = item.decision.fate
-            account = self.account_label(item.row.account)
+        """Count written attempts (rows another worker's claim fenced off are not ours): each
+        series once per batch by the rows it gained, as ``labels()`` takes a lock and builds a
+        key on every call (a batch is mostly one account's synced rows)."""
+        counts: collections.Counter[tuple[str, Fate, str]] = collections.Counter(
+            (item.row.account, item.decision.fate, item.decision.resolution.reason or "")
+            for item in batch
+            if item.row.id in summary.applied
+        )
+        for (name, fate, reason), rows in counts.items():
+            account = self.account_label(name)
             if fate is Fate.RATE_LIMITED:
-                self.rate_waits.labels(account, "provider").inc()
-            reason = item.decision.resolution.reason or ""
-            self.invoices.labels(account, fate.label, reason).inc()
+                self.rate_waits.labels(account, "provider").inc(rows)
+            self.invoices.labels(account, fate.label, reason).inc(rows)
 
     def observe_token_waits(self, accounts: Iterable[str]) -> None:
         for account in accounts:

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import asyncpg
+import orjson
 
 from worker.claims import AccountAction, AttemptFacts, Claimed, Resolution
 from worker.invoice import MAX_PAYLOAD_BYTES
@@ -144,7 +145,7 @@ class Outbox:
             ]
         else:
             records = [r.as_record() for r in resolutions]
-        body = json.dumps(records, default=str)
+        body = records_json(records)
         if not account_actions and not resume:
             # One statement is atomic on its own: no BEGIN and COMMIT round trips around it
             # (most flushes, which carry outcomes and no account change).
@@ -225,6 +226,19 @@ class Outbox:
                 raise
             return None
         return int(status.rsplit(" ", 1)[1])
+
+
+def records_json(records: Sequence[Mapping[str, Any]]) -> str:
+    """A flush's records as the JSON text ``outbox_record`` reads: with orjson, in a tenth of
+    the json module's time (it was the largest part of a flush's Python, a few microseconds
+    an invoice), or with the json module for what orjson refuses (an integer past 64 bits, a
+    lone surrogate, a key that is not a string), so such a record passes or fails as it did.
+    A datetime comes out in ISO form either way (orjson's with a ``T``), which ``timestamptz``
+    reads alike; a NaN as null, where the json module's ``NaN`` is not JSON to PostgreSQL."""
+    try:
+        return orjson.dumps(records, default=str).decode()
+    except TypeError:  # orjson.JSONEncodeError is one
+        return json.dumps(records, default=str)
 
 
 def _claimed(row: Mapping[str, Any]) -> Claimed:

@@ -1,5 +1,6 @@
 import asyncio
 import json
+from datetime import UTC, datetime
 
 import asyncpg
 import pytest
@@ -8,7 +9,7 @@ from tests.factories import enqueue, invoice, table_count
 from worker.claims import AccountAction, Claimed, Resolution
 from worker.errors import StoreError
 from worker.store import database
-from worker.store.outbox import ClaimRequest, Outbox
+from worker.store.outbox import ClaimRequest, Outbox, records_json
 
 UNLIMITED = 1e9
 
@@ -339,3 +340,38 @@ async def test_a_flush_without_account_changes_is_one_statement(dsn: str) -> Non
 async def test_a_flush_with_an_account_change_is_one_transaction(dsn: str) -> None:
     throttle = AccountAction(account="shop", throttle=1.0)
     assert {"BEGIN;", "COMMIT;"} <= await recorded_statements(dsn, [throttle])
+
+
+async def test_a_response_orjson_refuses_is_written_as_the_json_module_writes_it(
+    pool: asyncpg.Pool,
+) -> None:
+    # A flush's records are encoded by orjson, which refuses an integer past 64 bits; such a
+    # record goes through the json module instead, and is written as before.
+    await enqueue(pool, "shop", "k1")
+    await enqueue(pool, "shop", "k2")
+    outbox = store(pool)
+    rows = await claim(outbox, {"shop": 5}, lease=60, probe_cooldown=60)
+    huge = {"id": 2**70, "name": "Grüße"}
+    await outbox.outbox_record(
+        [
+            Resolution(
+                id=row.id,
+                claim=row.claim,
+                kind="dead",
+                reason="rejected",
+                error="no",
+                response=huge,
+            )
+            for row in rows
+        ]
+    )
+    stored = await pool.fetch("SELECT response FROM invoice_sync.dead_letter")
+    assert [json.loads(row["response"]) for row in stored] == [huge, huge]
+
+
+def test_records_are_encoded_by_orjson_unless_it_refuses_them() -> None:
+    at = datetime(2026, 12, 5, 8, 45, tzinfo=UTC)
+    assert records_json([{"started_at": at, "n": 1}]) == (
+        '[{"started_at":"2026-12-05T08:45:00+00:00","n":1}]'
+    )
+    assert records_json([{"n": 2**70}]) == '[{"n": 1180591620717411303424}]'

@@ -1,4 +1,7 @@
-"""The breaker and the gate, on a fake clock."""
+"""The breaker and the gate, on a fake clock; the call slot on the real one."""
+
+import asyncio
+import contextlib
 
 from worker.durations import parse_rate
 from worker.engine.limits import AccountGate, Breaker, BreakerPolicy, share_claim
@@ -37,7 +40,7 @@ def test_breaker_opens_after_consecutive_failures_then_half_opens_and_closes() -
     gate.give()
     assert breaker.record("up") is None
     assert not breaker.half_open
-    assert gate.free() == 8  # twice the concurrency: the next calls' rows are leased ahead
+    assert gate.free() == 8  # the depth's floor, twice the concurrency: rows are leased ahead
 
 
 def test_a_failed_half_open_call_reopens_for_longer_up_to_the_cap() -> None:
@@ -68,7 +71,7 @@ def test_default_burst_is_most_of_one_second_of_requests_and_never_below_one() -
     assert (request.rows, request.rate, request.burst) == (2, 1.0, 3.0)
 
 
-def test_claims_wait_until_a_quarter_of_the_capacity_is_free() -> None:
+def test_claims_wait_until_a_quarter_of_the_lease_depth_is_free() -> None:
     gate = AccountGate(rate=parse_rate("100/second"), concurrency=4)
     assert gate.free() == 8
     for _ in range(7):
@@ -96,3 +99,19 @@ def test_rows_left_after_equal_shares_go_round_the_accounts() -> None:
     assert share_claim(rooms, 2, turn=2) == {"c": 1, "a": 1}
     for turn in range(3):
         assert sum(share_claim(rooms, 7, turn=turn).values()) == 7
+
+
+async def test_a_call_cancelled_while_waiting_for_the_rate_limit_gives_its_slot_back() -> None:
+    gate = AccountGate(rate=parse_rate("2/second"), concurrency=1)
+    for _ in range(2):  # the limiter's two tokens
+        async with gate.call_slot():
+            pass
+    waiting = asyncio.create_task(gate.call_slot().__aenter__())
+    await asyncio.sleep(0.05)
+    waiting.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await waiting
+    # Had the cancelled call kept the one slot, this would wait for ever.
+    async with asyncio.timeout(2):
+        async with gate.call_slot():
+            pass

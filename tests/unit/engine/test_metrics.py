@@ -64,6 +64,18 @@ def test_each_written_attempt_is_counted_under_its_fate_s_label() -> None:
     assert metrics.registry.get_sample_value("invoice_sync_rate_limit_waits_total", waits) == 1
 
 
+def test_rows_of_one_series_in_a_batch_each_count() -> None:
+    metrics = Metrics()
+    fates = [Fate.SYNCED, Fate.RATE_LIMITED, Fate.SYNCED, Fate.RATE_LIMITED, Fate.SYNCED]
+    batch = [finished(i, fate) for i, fate in enumerate(fates)]
+    summary = RecordSummary(applied=frozenset(range(4)), synced=2, dead=0, rescheduled=2)
+    metrics.observe_batch(batch, summary)  # the last row was fenced off
+    assert count(metrics, "synced") == 2
+    assert count(metrics, "rate_limited") == 2
+    waits = {"account": "shop", "source": "provider"}
+    assert metrics.registry.get_sample_value("invoice_sync_rate_limit_waits_total", waits) == 2
+
+
 def test_an_attempt_another_claim_fenced_off_is_not_counted() -> None:
     metrics = Metrics()
     summary = RecordSummary(applied=frozenset(), synced=0, dead=0, rescheduled=0)
