@@ -18,6 +18,7 @@ from tests.logins import apply_roles, login
 from tests.tools import keda_models, kubernetes_validate, node
 from worker.config import Settings, WorkerSettings
 from worker.engine.metrics import Metrics, MetricsRefresher
+from worker.store.outbox import WorkedAccounts
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFESTS = ROOT / "deploy" / "kubernetes"
@@ -203,7 +204,7 @@ async def test_the_scaler_query_counts_due_and_running_rows_of_active_accounts(d
         pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
         try:
             configured = ("a", "paused", "throttled", "was-throttled", "gone")
-            await MetricsRefresher(pool, Metrics(), configured).refresh()
+            await MetricsRefresher(pool, Metrics(), lambda: WorkedAccounts(configured)).refresh()
         finally:
             await pool.close()
         # The only replica configured for 'gone' stopped long enough ago.

@@ -58,7 +58,7 @@ from worker.logs import configure_logging
 from worker.store import database, migrate
 from worker.store.accounts import AccountStore
 from worker.store.database import Pool
-from worker.store.outbox import Outbox
+from worker.store.outbox import Outbox, WorkedAccounts
 from worker.testing.sandbox import PROFILES
 from worker.testing.sandbox.faults import FaultConfig
 from worker.testing.sandbox.server import SandboxHandle
@@ -248,7 +248,7 @@ class Demo:
         await self._drain(pool, settings)
         seconds = time.monotonic() - started
         unfinished, _held = await Outbox(pool, worker_id="demo").outbox_unfinished(
-            [a.name for a in self.plan.accounts]
+            WorkedAccounts([a.name for a in self.plan.accounts])
         )
         if unfinished:
             return None

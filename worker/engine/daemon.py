@@ -75,9 +75,7 @@ async def _run_engine(settings: Settings, *, drain: bool) -> None:
             table_size=fingerprint.enabled,
         )
         metrics = Metrics(account_series=settings.observe.metrics_accounts)
-        refresher = MetricsRefresher(
-            pool, metrics, list(file_accounts), database_accounts=True, unusable=fleet.unusable
-        )
+        refresher = MetricsRefresher(pool, metrics, fleet.worked)
         engine = Engine(
             outbox=Outbox(pool, worker_id=worker_id()),
             runtimes=fleet,

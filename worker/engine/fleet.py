@@ -33,7 +33,7 @@ from worker.engine.depth import FLOOR_CALLS
 from worker.engine.limits import claim_request
 from worker.engine.runtimes import AccountRuntime, CheckedAccount
 from worker.errors import ConfigError
-from worker.store.outbox import ClaimRequest
+from worker.store.outbox import ClaimRequest, WorkedAccounts
 
 log = structlog.get_logger(__name__)
 
@@ -116,9 +116,12 @@ class Fleet:
         """The config file's accounts (or the runtimes given to ``of``)."""
         return self._fixed.keys() if self._fixed is not None else self._file.keys()
 
-    def works_database(self) -> bool:
-        """Whether this fleet works the table's accounts too (it has a loader)."""
-        return self._fixed is None and self._loader is not None
+    def worked(self) -> WorkedAccounts:
+        """The accounts this fleet works, as the queries counting their rows take them: the
+        config file's, and the table's enabled ones (when it has a loader) less those it found
+        unusable."""
+        database = self._fixed is None and self._loader is not None
+        return WorkedAccounts(list(self.file_names()), database, self.unusable())
 
     def table_size(self) -> int:
         """Enabled rows of the table, as of the last reload."""

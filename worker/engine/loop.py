@@ -466,11 +466,7 @@ class Engine:
     async def _drained(self) -> bool:
         if self._tasks or not self._flusher.idle:
             return False
-        unfinished, held = await self._outbox.outbox_unfinished(
-            list(self._fleet.file_names()),
-            database_accounts=self._fleet.works_database(),
-            skip=self._fleet.unusable(),
-        )
+        unfinished, held = await self._outbox.outbox_unfinished(self._fleet.worked())
         if unfinished:
             return False
         if held:

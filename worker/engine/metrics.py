@@ -11,7 +11,7 @@ for at most ``[observe] metrics_accounts`` of them (``Metrics.account_label``).
 from __future__ import annotations
 
 import collections
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -21,7 +21,7 @@ from worker.errors import StoreError
 from worker.outcome import Fate
 from worker.store.accounts import AccountStore
 from worker.store.database import Pool
-from worker.store.outbox import RecordSummary
+from worker.store.outbox import RecordSummary, WorkedAccounts
 from worker.store.stats import StatsStore
 
 # Provider calls: a loopback sandbox answers in a millisecond, a real provider in up to the
@@ -174,29 +174,19 @@ class MetricsRefresher:
         self,
         pool: Pool,
         metrics: Metrics,
-        accounts: Collection[str],
-        *,
-        database_accounts: bool = False,
-        unusable: Callable[[], Collection[str]] = tuple,
+        worked: Callable[[], WorkedAccounts],
     ) -> None:
-        """A replica's: ``accounts`` its config file's, and with ``database_accounts`` every
-        enabled account of the table (which it does not hold, so the query tells) less those
-        ``unusable`` names (found so when read: their rows wait for nobody here)."""
+        """A replica's: ``worked`` says which accounts it works at each refresh (the fleet's
+        ``worked``: unusable ones come and go)."""
         self._pool = pool
         self._stats = StatsStore(pool)
         self._metrics = metrics
-        self._accounts = list(accounts)
-        self._database_accounts = database_accounts
-        self._unusable = unusable
+        self._worked = worked
 
     async def refresh(self) -> None:
         """Announce this replica's accounts that have rows, then read the gauges' values."""
         try:
-            outbox = await self._stats.metrics_outbox(
-                self._accounts,
-                database_accounts=self._database_accounts,
-                skip=list(self._unusable()),
-            )
+            outbox = await self._stats.metrics_outbox(self._worked())
             await self._announce(outbox)
             dead = await self._stats.status_dead_letter()
             worked = await self._stats.replica_account_live()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import asyncpg
 import orjson
@@ -68,6 +68,20 @@ class RecordSummary:
     synced: int
     dead: int
     rescheduled: int
+
+
+class WorkedAccounts(NamedTuple):
+    """The accounts a replica works, as the queries that count its rows take them
+    (``outbox_unfinished``, ``metrics_outbox``): its config file's ``names`` and, with
+    ``database``, every enabled account of ``invoice_sync.account`` (which it does not hold:
+    the query looks), less those in ``skip`` (found unusable: their rows wait)."""
+
+    names: Sequence[str]
+    database: bool = False
+    skip: Sequence[str] = ()
+
+    def query_args(self) -> tuple[list[str], bool, list[str]]:
+        return list(self.names), self.database, list(self.skip)
 
 
 class Outbox:
@@ -180,13 +194,11 @@ class Outbox:
         )
         return deleted
 
-    async def outbox_unfinished(
-        self, accounts: Sequence[str], *, database_accounts: bool = False, skip: Sequence[str] = ()
-    ) -> tuple[int, int]:
-        """(rows still to process, rows held by paused accounts) for ``accounts`` and, with
-        ``database_accounts``, every enabled account of the table, less those in ``skip``."""
-        args = (list(accounts), database_accounts, list(skip))
-        row = await database.run(lambda: self._pool.fetchrow(self._q["outbox_unfinished"], *args))
+    async def outbox_unfinished(self, worked: WorkedAccounts) -> tuple[int, int]:
+        """(rows still to process, rows held by paused accounts) of the ``worked`` accounts."""
+        row = await database.run(
+            lambda: self._pool.fetchrow(self._q["outbox_unfinished"], *worked.query_args())
+        )
         return row["unfinished"], row["held_by_paused"]
 
     async def enqueue_many(self, rows: Sequence[EnqueueRow]) -> int:

@@ -16,6 +16,7 @@ import asyncpg
 from worker.store import database
 from worker.store.accounts import AccountStore
 from worker.store.database import Pool, Row
+from worker.store.outbox import WorkedAccounts
 from worker.store.queries import queries
 
 
@@ -53,15 +54,11 @@ class StatsStore:
         )
         return skipped
 
-    async def metrics_outbox(
-        self, accounts: Sequence[str], *, database_accounts: bool, skip: Sequence[str]
-    ) -> list[Row]:
-        """Unfinished rows and the oldest one's age, by account; ``mine``: whether the account
-        is in ``accounts`` or, with ``database_accounts``, enabled in the table, and not in
-        ``skip`` (as ``Outbox.outbox_unfinished`` counts)."""
-        args = (list(accounts), database_accounts, list(skip))
+    async def metrics_outbox(self, worked: WorkedAccounts) -> list[Row]:
+        """Unfinished rows and the oldest one's age, by account; ``mine``: whether the
+        ``worked`` accounts include it (as ``Outbox.outbox_unfinished`` counts)."""
         rows: list[Row] = await database.run(
-            lambda: self._pool.fetch(self._q["metrics_outbox"], *args)
+            lambda: self._pool.fetch(self._q["metrics_outbox"], *worked.query_args())
         )
         return rows
 

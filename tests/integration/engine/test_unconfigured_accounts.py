@@ -11,6 +11,7 @@ import asyncpg
 from tests.factories import enqueue
 from worker.cli.status import render_status
 from worker.engine.metrics import Metrics, MetricsRefresher
+from worker.store.outbox import WorkedAccounts
 from worker.store.stats import gather_status
 
 UNCONFIGURED = "invoice_sync_unconfigured_pending_invoices"
@@ -19,7 +20,7 @@ UNCONFIGURED = "invoice_sync_unconfigured_pending_invoices"
 async def replica(pool: asyncpg.Pool, *accounts: str) -> Metrics:
     """One refresh by a replica configured for ``accounts``; returns its metrics."""
     metrics = Metrics()
-    await MetricsRefresher(pool, metrics, accounts).refresh()
+    await MetricsRefresher(pool, metrics, lambda: WorkedAccounts(accounts)).refresh()
     return metrics
 
 
@@ -60,7 +61,7 @@ async def test_the_gauge_counts_rows_no_running_replica_is_configured_for(
     assert metrics.registry.get_sample_value("invoice_sync_pending_invoices", {"account": "shop"})
     # A replica configured for typo starts: its rows are no longer anybody's concern here.
     await replica(pool, "typo")
-    refresher = MetricsRefresher(pool, metrics, ["shop"])
+    refresher = MetricsRefresher(pool, metrics, lambda: WorkedAccounts(["shop"]))
     await refresher.refresh()
     assert unconfigured(metrics) == {"gone": 1}
 
@@ -115,9 +116,8 @@ async def test_a_replica_works_the_tables_enabled_accounts_less_those_it_found_u
     for account in ("db-shop", "db-off", "db-bad", "file-shop", "typo"):
         await enqueue(pool, account, "k-1")
     metrics = Metrics()
-    await MetricsRefresher(
-        pool, metrics, ["file-shop"], database_accounts=True, unusable=lambda: ["db-bad"]
-    ).refresh()
+    worked = WorkedAccounts(["file-shop"], database=True, skip=["db-bad"])
+    await MetricsRefresher(pool, metrics, lambda: worked).refresh()
     announced = await pool.fetch("SELECT account FROM invoice_sync.replica_account")
     assert sorted(r["account"] for r in announced) == ["db-shop", "file-shop"]
     assert unconfigured(metrics) == {"db-bad": 1, "db-off": 1, "typo": 1}

@@ -9,7 +9,7 @@ from tests.factories import enqueue, invoice, table_count
 from worker.claims import AccountAction, Claimed, Resolution
 from worker.errors import StoreError
 from worker.store import database
-from worker.store.outbox import ClaimRequest, Outbox, records_json
+from worker.store.outbox import ClaimRequest, Outbox, WorkedAccounts, records_json
 
 UNLIMITED = 1e9
 
@@ -279,7 +279,7 @@ async def test_paused_accounts_are_not_claimed_except_one_probe(pool: asyncpg.Po
     probes = await claim(outbox, {"shop": 5}, lease=60, probe_cooldown=3600)
     assert [p.probe for p in probes] == [True]
     assert await claim(outbox, {"shop": 5}, lease=60, probe_cooldown=3600) == []
-    assert await outbox.outbox_unfinished(["shop"]) == (0, 2)
+    assert await outbox.outbox_unfinished(WorkedAccounts(["shop"])) == (0, 2)
 
 
 async def test_throttled_account_waits(pool: asyncpg.Pool) -> None:
@@ -291,7 +291,7 @@ async def test_throttled_account_waits(pool: asyncpg.Pool) -> None:
         account_actions=[AccountAction(account="shop", throttle=3600)],
     )
     assert await claim(outbox, {"shop": 1}, lease=60, probe_cooldown=60) == []
-    assert await outbox.outbox_unfinished(["shop"]) == (1, 0)
+    assert await outbox.outbox_unfinished(WorkedAccounts(["shop"])) == (1, 0)
 
 
 async def test_unfinished_counts_the_tables_enabled_accounts_when_asked(
@@ -305,13 +305,11 @@ async def test_unfinished_counts_the_tables_enabled_accounts_when_asked(
     for account in ("shop", "db-shop", "db-off", "db-bad", "typo"):
         await enqueue(pool, account, "k1")
     outbox = store(pool)
-    assert await outbox.outbox_unfinished(["shop"]) == (1, 0)
+    assert await outbox.outbox_unfinished(WorkedAccounts(["shop"])) == (1, 0)
     # The table's enabled accounts, less those the replica found unusable (their rows wait).
-    assert await outbox.outbox_unfinished(["shop"], database_accounts=True, skip=["db-bad"]) == (
-        2,
-        0,
-    )
-    assert await outbox.outbox_unfinished([], database_accounts=True) == (2, 0)
+    worked = WorkedAccounts(["shop"], database=True, skip=["db-bad"])
+    assert await outbox.outbox_unfinished(worked) == (2, 0)
+    assert await outbox.outbox_unfinished(WorkedAccounts([], database=True)) == (2, 0)
 
 
 async def recorded_statements(dsn: str, actions: list[AccountAction]) -> set[str]:
