@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
-from worker.cli.enqueue import BadLine, storable_payload
+from worker.cli.enqueue_line import BadLine, storable_payload
 from worker.cli.pool import with_pool
 from worker.cli.tables import format_table, format_time
 from worker.config import Settings

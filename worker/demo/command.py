@@ -28,7 +28,7 @@ from typing import Any
 import structlog
 from rich.console import Console
 
-from worker.cli.enqueue import enqueue_lines
+from worker.cli.enqueue_blocks import enqueue_lines
 from worker.config import Settings
 from worker.demo import summary
 from worker.demo.config_file import write_config

@@ -9,8 +9,8 @@ import asyncpg
 import pytest
 
 from tests.factories import invoice
-from worker.cli import enqueue
-from worker.cli.enqueue import enqueue_lines
+from worker.cli import enqueue_blocks
+from worker.cli.enqueue_blocks import enqueue_lines
 from worker.store.outbox import Outbox
 from worker.store.staging import Staged
 
@@ -36,7 +36,8 @@ def lines(count: int) -> tuple[list[str], list[int]]:
 async def test_parsers_load_in_file_order_and_number_bad_lines(
     pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch, parsers: int
 ) -> None:
-    monkeypatch.setattr(enqueue, "CHUNK_BYTES", 5000)  # many blocks, so several parse at once
+    # Many blocks, so several parse at once.
+    monkeypatch.setattr(enqueue_blocks, "CHUNK_BYTES", 5000)
     text, bad = lines(700)
     report = await enqueue_lines(
         text, Outbox(pool, worker_id="test"), accounts=frozenset({"shop"}), parsers=parsers
@@ -66,7 +67,7 @@ async def test_cancelled_keys_are_reported_like_synced_ones_and_not_loaded(
 async def test_a_failing_copy_stops_the_parsers_and_keeps_what_was_loaded(
     pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(enqueue, "CHUNK_BYTES", 5000)
+    monkeypatch.setattr(enqueue_blocks, "CHUNK_BYTES", 5000)
     outbox = Outbox(pool, worker_id="test")
     real = outbox.enqueue_staged
     calls = 0

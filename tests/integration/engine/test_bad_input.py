@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from tests.factories import invoice
 from tests.fakes import ScriptedProvider, fast_settings, runtime
 from tests.hostile import bad_line, bad_payload, good_payload
-from worker.cli.enqueue import enqueue_lines
+from worker.cli.enqueue_blocks import enqueue_lines
 from worker.engine.loop import Engine
 from worker.store.outbox import Outbox
 

@@ -13,7 +13,8 @@ from structlog.testing import capture_logs
 
 from tests.factories import enqueue, invoice, table_count
 from tests.fakes import ScriptedProvider, fast_settings, runtime
-from worker.cli.enqueue import enqueue_lines, stored_bytes
+from worker.cli.enqueue_blocks import enqueue_lines
+from worker.cli.enqueue_line import stored_bytes
 from worker.engine.loop import Engine
 from worker.invoice import MAX_PAYLOAD_BYTES
 from worker.store.dead_letters import REFUSALS, DeadLetterStore

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from worker.cli import enqueue
-from worker.cli.enqueue import _blocks
+from worker.cli import enqueue_blocks
+from worker.cli.enqueue_blocks import _blocks
 
 PIECES = st.sampled_from([b"\n", b"\r", b"\r\n", b" ", b"{}", b"x", "é".encode(), b"\xff"])
 
@@ -40,13 +40,13 @@ def test_blocks_hold_the_lines_a_text_file_gives(
 ) -> None:
     data = b"".join(pieces)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(enqueue, "CHUNK_BYTES", size)
+        patch.setattr(enqueue_blocks, "CHUNK_BYTES", size)
         assert read_by_blocks(data, newline) == read_as_text(data, newline)
 
 
 def test_a_block_ends_at_a_line_end_and_a_long_line_is_kept_whole(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(enqueue, "CHUNK_BYTES", 4)
+    monkeypatch.setattr(enqueue_blocks, "CHUNK_BYTES", 4)
     data = b"ab\ncdefghij\r\nk\r"
     assert list(_blocks(io.BytesIO(data), None)) == [b"ab\n", b"cdefghij\r\n", b"k\r"]

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from tests.factories import invoice
 from tests.hostile import bad_line, good_payload
-from worker.cli.enqueue import BadLine, _checked_row, _has_exponent, _usual_row, parse_line
+from worker.cli.enqueue_line import BadLine, _checked_row, _has_exponent, _usual_row, parse_line
 
 ACCOUNTS = frozenset({"shop"})
 # 250 of these make a valid payload of about 85 KB, over the fast path's quarter of the limit.
