@@ -153,6 +153,9 @@ SELECT b.outbox_id, b.account, b.idempotency_key, NULL, NULL, NULL, NULL, NULL, 
 -- nor throttled. Returns every account walked, in walk order, with `ready`; the caller keeps
 -- its place (the last account it served) for the next walk, which is how accounts take turns.
 -- outbox_claim is unchanged: it gets only the accounts this walk found.
+-- With $4, each ready account also comes with its invoice_sync.account row, whole (secret as
+-- ciphertext, `version` as account_rows_named gives it; all null: not in the table), so a
+-- claim reading accounts it has not opened yet needs no round trip of its own for them.
 WITH RECURSIVE walk(account, step, found, wrapped, ready) AS (
     SELECT s.account, 1, r.ready::int, s.wrapped, r.ready
       FROM (
@@ -208,7 +211,13 @@ WITH RECURSIVE walk(account, step, found, wrapped, ready) AS (
        -- Round once: after wrapping, stop where the walk began.
        AND NOT (s.wrapped AND s.account > $1)
 )
-SELECT account, ready FROM walk ORDER BY step;
+SELECT w.account, w.ready,
+       a.name, a.provider, a.options::text AS options, a.rate_limit, a.concurrency, a.enabled,
+       a.secret, a.secret_key_id, a.created_at, a.updated_at, a.updated_by,
+       CASE WHEN a.name IS NOT NULL THEN hashtextextended(a::text, 0) END AS version
+  FROM walk w
+  LEFT JOIN invoice_sync.account a ON $4::boolean AND w.ready AND a.name = w.account
+ ORDER BY w.step;
 
 -- name: outbox_record
 -- Apply a batch of outcomes ($2, a JSON array) in one statement: synced and dead rows move out

@@ -36,6 +36,7 @@ from worker.logs import REDACTOR
 from worker.sealed import Keyring, SealError
 from worker.store.account_rows import (
     AccountRow,
+    ReadAccounts,
     account_key_samples,
     account_rows,
     account_rows_named,
@@ -198,10 +199,18 @@ class DatabaseLoader:
         self._pool = pool
         self._keyring = keyring
 
-    async def __call__(self, names: list[str]) -> dict[str, Loaded]:
+    async def __call__(
+        self, names: list[str], read: ReadAccounts | None = None
+    ) -> dict[str, Loaded]:
+        """``read``: rows the claim's walk brought already; the query runs only when it lacks
+        one of ``names``."""
+        if read is not None and all(name in read for name in names):
+            rows = [held for name in names if (held := read[name]) is not None]
+        else:
+            rows = await account_rows_named(self._pool, names)
         found: dict[str, Loaded] = {}
         secrets: list[str] = []
-        for row, version in await account_rows_named(self._pool, names):
+        for row, version in rows:
             if not row.enabled:
                 continue
             try:

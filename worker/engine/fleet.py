@@ -3,7 +3,8 @@
 A config file's account is checked at start (provider, options, token source), which opens
 nothing. A database-held account is not read at start at all: the fleet learns of it when a
 claim's walk of the accounts with due rows names it (``prepare``: the claim's new names read,
-their secrets opened and their options checked in one query, through the ``Loader``). One
+by the walk's own statement, which brings the ready accounts' rows along, their secrets opened
+and their options checked, through the ``Loader``). One
 found unusable then (a secret no key opens, options or a rate its provider refuses), or not in
 the table, or disabled, is remembered (``max_open`` of them at most, the least recently named
 forgotten first) with its row's version, so that it is not read again at every claim, until a
@@ -25,7 +26,7 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Collection, Iterable, KeysView, Mapping
-from typing import NamedTuple, Self
+from typing import NamedTuple, Protocol, Self
 
 import structlog
 
@@ -33,6 +34,7 @@ from worker.engine.depth import FLOOR_CALLS
 from worker.engine.limits import claim_request
 from worker.engine.runtimes import AccountRuntime, CheckedAccount
 from worker.errors import ConfigError
+from worker.store.account_rows import ReadAccounts
 from worker.store.outbox import ClaimRequest, WorkedAccounts
 
 log = structlog.get_logger(__name__)
@@ -47,9 +49,16 @@ class Loaded(NamedTuple):
 
 
 Opener = Callable[[str, CheckedAccount], AccountRuntime]
-Loader = Callable[[list[str]], Awaitable[dict[str, Loaded]]]
-"""Reads and checks the named database accounts; a name left out is not in the table or is
-disabled."""
+
+
+class Loader(Protocol):
+    """Reads and checks the named database accounts; a name left out is not in the table or is
+    disabled. ``read``: rows already read (the claim's walk brought them), used instead of a
+    query when they hold every name."""
+
+    def __call__(
+        self, names: list[str], read: ReadAccounts | None = None
+    ) -> Awaitable[dict[str, Loaded]]: ...
 
 
 class TableChange(NamedTuple):
@@ -198,11 +207,17 @@ class Fleet:
         settings = self._account(name)[0].settings
         return claim_request(rows, settings.rate_limit, settings.rate_burst)
 
-    async def prepare(self, names: Iterable[str]) -> None:
+    def reads_table(self) -> bool:
+        """Whether ``prepare`` may read accounts from the table (so a claim's walk should bring
+        their rows along)."""
+        return self._fixed is None and self._loader is not None and bool(self._table_size)
+
+    async def prepare(self, names: Iterable[str], read: ReadAccounts | None = None) -> None:
         """Read the database accounts among ``names`` (a claim's, with due rows) that this
         fleet does not know yet, all in one go (the ``Loader``: one query), before the claim
         computes their room and rate: those usable are in the fleet for this claim; the others
-        are remembered as left out (an unusable one named once), their rows pending."""
+        are remembered as left out (an unusable one named once), their rows pending. ``read``:
+        the rows the walk brought, which spare the query when they cover every new name."""
         self._ready.clear()
         if self._loader is None or not self._table_size:
             return  # nothing in the table to find (a reload that adds some says so)
@@ -211,7 +226,7 @@ class Fleet:
             return
         self._loading = wanted
         try:
-            found = await self._loader(wanted)
+            found = await self._loader(wanted, read)
         finally:
             self._loading = ()
         for name in wanted:

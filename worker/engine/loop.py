@@ -248,11 +248,17 @@ class Engine:
         direct = self._direct_rooms(now, limit)
         if direct is not None:
             return await self._claim_rooms(direct, now, cut_short=False)
-        walk = await self._outbox.outbox_ready(after=self._turn, steps=READY_STEPS, wanted=limit)
+        walk = await self._outbox.outbox_ready(
+            after=self._turn,
+            steps=READY_STEPS,
+            wanted=limit,
+            with_accounts=self._fleet.reads_table(),
+        )
         claimable = [name for name in walk.ready if self._holds.claimable(name, now)]
-        # Database accounts the fleet does not know yet are read and opened now, in one query:
-        # their room and rate are theirs, not a guess.
-        await self._fleet.prepare(claimable)
+        # Database accounts the fleet does not know yet are read and opened now, from the rows
+        # the walk brought (no round trip of their own): their room and rate are theirs, not a
+        # guess.
+        await self._fleet.prepare(claimable, walk.accounts)
         rooms = {
             name: free
             for name in claimable

@@ -115,6 +115,11 @@ async def account_key_samples(pool: asyncpg.Pool | asyncpg.Connection) -> list[t
     return [(row["name"], Sealed(bytes(row["secret"]), row["secret_key_id"])) for row in rows]
 
 
+ReadAccounts = Mapping[str, "tuple[AccountRow, int] | None"]
+"""Accounts read already, by name: each one's row and version (as ``account_rows_named`` gives
+them), or None for a name the table does not hold."""
+
+
 async def account_rows_named(pool: asyncpg.Pool, names: list[str]) -> list[tuple[AccountRow, int]]:
     """The named accounts that exist, whole (secrets sealed), each with its version (as
     ``account_versions`` gives it), in one query."""

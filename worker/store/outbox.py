@@ -17,6 +17,7 @@ import orjson
 from worker.claims import AccountAction, AttemptFacts, Claimed, Resolution
 from worker.invoice import MAX_PAYLOAD_BYTES
 from worker.store import database
+from worker.store.account_rows import AccountRow
 from worker.store.queries import queries
 from worker.store.staging import STAGING_COLUMNS, EnqueueRow, Staged, staged
 
@@ -60,6 +61,9 @@ class ReadyWalk:
     ready: list[str]
     cut_short: bool
     """It stopped at its step or ready budget: accounts past the last walked were not seen."""
+    accounts: dict[str, tuple[AccountRow, int] | None] | None = None
+    """With ``with_accounts``: each ready account's ``invoice_sync.account`` row and version
+    (as ``account_rows_named`` gives them), None for one not in the table; else None."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -129,16 +133,32 @@ class Outbox:
                 claimed.append(_claimed(row))
         return ClaimResult(rows=claimed, token_waits=waits, dead=dead)
 
-    async def outbox_ready(self, *, after: str, steps: int, wanted: int) -> ReadyWalk:
+    async def outbox_ready(
+        self, *, after: str, steps: int, wanted: int, with_accounts: bool = False
+    ) -> ReadyWalk:
         """Accounts with due rows, not paused or throttled, walking account names from
-        ``after`` (round once) for at most ``steps`` accounts or until ``wanted`` are found."""
+        ``after`` (round once) for at most ``steps`` accounts or until ``wanted`` are found;
+        ``with_accounts``: with the ready ones' rows of ``invoice_sync.account`` (in the same
+        statement: a claim that opens accounts saves the round trip of reading them)."""
         rows = await database.run(
-            lambda: self._pool.fetch(self._q["outbox_ready"], after, steps, wanted)
+            lambda: self._pool.fetch(self._q["outbox_ready"], after, steps, wanted, with_accounts)
         )
         walked = [row["account"] for row in rows]
         ready = [row["account"] for row in rows if row["ready"]]
+        accounts = None
+        if with_accounts:
+            accounts = {
+                row["account"]: None
+                if row["name"] is None
+                else (AccountRow.from_row(row), row["version"])
+                for row in rows
+                if row["ready"]
+            }
         return ReadyWalk(
-            walked=walked, ready=ready, cut_short=len(walked) >= steps or len(ready) >= wanted
+            walked=walked,
+            ready=ready,
+            cut_short=len(walked) >= steps or len(ready) >= wanted,
+            accounts=accounts,
         )
 
     async def outbox_record(

@@ -26,7 +26,12 @@ from worker.engine.runtimes import AccountRuntime, CheckedAccount
 from worker.outcome import Outcome
 from worker.providers.base import Attempt
 from worker.sealed import Keyring, decode_key, new_key
-from worker.store.account_rows import AccountRow, AccountWriter, account_fingerprint
+from worker.store.account_rows import (
+    AccountRow,
+    AccountWriter,
+    ReadAccounts,
+    account_fingerprint,
+)
 from worker.store.outbox import Outbox
 
 SANDBOX = "http://127.0.0.1:9"
@@ -289,9 +294,11 @@ class CountingLoader:
         self.asked: list[str] = []
         self._loader = DatabaseLoader(pool, Keyring(decode_key(key, "secret_key")))
 
-    async def __call__(self, names: list[str]) -> dict[str, Loaded]:
+    async def __call__(
+        self, names: list[str], read: ReadAccounts | None = None
+    ) -> dict[str, Loaded]:
         self.asked.extend(names)
-        return await self._loader(names)
+        return await self._loader(names, read)
 
 
 async def test_a_row_no_key_opens_or_with_bad_options_is_skipped_and_the_daemon_runs_on(

@@ -13,6 +13,7 @@ import pytest
 from pydantic import SecretStr
 from structlog.testing import capture_logs
 
+from tests.factories import enqueue
 from worker.config import Settings
 from worker.config.accounts import AccountSettings
 from worker.engine.database_accounts import (
@@ -33,6 +34,7 @@ from worker.store.account_rows import (
     account_rows,
     account_versions,
 )
+from worker.store.outbox import Outbox
 
 TOKEN = "bc_live_token_0123456789"
 SANDBOX = "http://127.0.0.1:9"
@@ -234,3 +236,38 @@ async def test_start_up_reads_the_config_names_and_the_tables_count_not_its_rows
     after = await account_versions(pool, ["shop-1", "shop-2"])
     assert after["shop-1"].version != versions["shop-1"].version
     assert await account_fingerprint(pool) != fingerprint
+
+
+async def test_the_claims_walk_brings_the_rows_the_loader_would_read(pool: asyncpg.Pool) -> None:
+    ring = keyring()
+    writer = AccountWriter(pool, "ops@host")
+    await writer.account_insert(row("a-shop", ring))
+    moved = dataclasses.replace(row("b-shop", ring), secret=ring.seal("a-shop", {"token": TOKEN}))
+    await writer.account_insert(moved)
+    await writer.account_insert(dataclasses.replace(row("c-shop", ring), enabled=False))
+    names = ["a-shop", "b-shop", "c-shop", "gone"]
+    for name in names:
+        await enqueue(pool, name, "k1")
+    walk = await Outbox(pool, worker_id="w").outbox_ready(
+        after="", steps=10, wanted=10, with_accounts=True
+    )
+    assert walk.accounts is not None
+    assert sorted(walk.accounts) == names
+    assert walk.accounts["gone"] is None
+    # Read by the walk or by the loader's own query: the same rows, versions, verdicts.
+    loader = DatabaseLoader(pool, ring)
+    queried, given = await loader(names), await loader(names, walk.accounts)
+    assert {n: (x.version, str(x.account)) for n, x in given.items()} == {
+        n: (x.version, str(x.account)) for n, x in queried.items()
+    }
+    assert set(given) == {"a-shop", "b-shop"}
+    # Not asked for: the walk leaves the table alone.
+    plain = await Outbox(pool, worker_id="w").outbox_ready(after="", steps=10, wanted=10)
+    assert plain.accounts is None
+
+
+async def test_the_loader_queries_when_the_walk_lacks_a_name(pool: asyncpg.Pool) -> None:
+    ring = keyring()
+    await AccountWriter(pool, "ops@host").account_insert(row("a-shop", ring))
+    opened = await DatabaseLoader(pool, ring)(["a-shop"], {})
+    assert set(opened) == {"a-shop"}

@@ -265,9 +265,13 @@ class WalkCountingOutbox(Outbox):
 
     walks = 0
 
-    async def outbox_ready(self, *, after: str, steps: int, wanted: int) -> ReadyWalk:
+    async def outbox_ready(
+        self, *, after: str, steps: int, wanted: int, with_accounts: bool = False
+    ) -> ReadyWalk:
         self.walks += 1
-        return await super().outbox_ready(after=after, steps=steps, wanted=wanted)
+        return await super().outbox_ready(
+            after=after, steps=steps, wanted=wanted, with_accounts=with_accounts
+        )
 
 
 async def drain_fleet(pool: asyncpg.Pool, accounts: int, rows: int) -> WalkCountingOutbox:

@@ -15,6 +15,7 @@ from worker.config.accounts import AccountSettings
 from worker.engine.fleet import Fleet, Loaded, TableChange
 from worker.engine.runtimes import AccountRuntime, CheckedAccount, check_account
 from worker.errors import ConfigError
+from worker.store.account_rows import ReadAccounts
 
 
 def checked(name: str, concurrency: int = 2) -> CheckedAccount:
@@ -33,7 +34,9 @@ class Loader:
         self.answers = answers
         self.asked: list[list[str]] = []
 
-    async def __call__(self, names: list[str]) -> dict[str, Loaded]:
+    async def __call__(
+        self, names: list[str], read: ReadAccounts | None = None
+    ) -> dict[str, Loaded]:
         self.asked.append(names)
         return {n: self.answers[n] for n in names if n in self.answers}
 
@@ -143,9 +146,11 @@ async def test_a_reload_while_a_claim_reads_accounts_rereads_those_too() -> None
     release = asyncio.Event()
 
     class Slow(Loader):
-        async def __call__(self, names: list[str]) -> dict[str, Loaded]:
+        async def __call__(
+            self, names: list[str], read: ReadAccounts | None = None
+        ) -> dict[str, Loaded]:
             await release.wait()
-            return await super().__call__(names)
+            return await super().__call__(names, read)
 
     fleet = fleet_of(Slow({"new": Loaded(1, checked("new"))}))
     reading = asyncio.create_task(fleet.prepare(["new"]))
