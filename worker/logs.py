@@ -181,11 +181,25 @@ _WRITE_LOCK = threading.Lock()
 # One encoder for every line: json.dumps(..., default=str) builds a new one for each call, a
 # microsecond of the five a line's JSON takes. The same text.
 _LINE_ENCODER = json.JSONEncoder(default=str)
+# And the C scanner behind it, made once: ``JSONEncoder.encode`` builds a new one for every
+# line (another microsecond of a line's JSON). The same arguments as ``_LINE_ENCODER``'s,
+# without its check for circular containers: an event never holds one (one would raise
+# RecursionError rather than ValueError). None where the json module has no C speedups.
+_C_ENCODER: Any = getattr(json.encoder, "c_make_encoder", None)  # not in typeshed
+_LINE_SCANNER: Any = (
+    _C_ENCODER(
+        None, str, json.encoder.encode_basestring_ascii, None, ": ", ", ", False, False, True
+    )
+    if _C_ENCODER is not None
+    else None
+)
 
 
 def _render_json(event: Any, **_dumps_kw: Any) -> str:
     """``JSONRenderer``'s serializer: ``json.dumps(event, default=str)``'s text. (It passes its
     own ``default``, which this encoder's replaces.)"""
+    if _LINE_SCANNER is not None and type(event) is dict:
+        return "".join(_LINE_SCANNER(event, 0))
     return _LINE_ENCODER.encode(event)
 
 

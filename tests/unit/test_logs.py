@@ -6,6 +6,7 @@ import json
 import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from decimal import Decimal
 
 import pytest
 import structlog
@@ -117,3 +118,25 @@ def test_a_json_line_is_the_json_module_s_text_with_str_for_other_values() -> No
     event = json.loads(line)
     assert line == json.dumps(event)  # ", " and ": " between items, non-ASCII escaped
     assert event["at"] == str(at)
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_a_json_line_renders_every_kind_of_value_as_json_dumps_does() -> None:
+    out = io.StringIO()
+    configure_logging(fmt="json", stream=out)
+    fields = {
+        "duration_ms": 12.3,
+        "nan": float("nan"),
+        "inf": float("-inf"),
+        "http_status": None,
+        "recovered": False,
+        "calls": [{"kind": "create", "http_status": 201}, (1, "two")],
+        "amount": Decimal("1.10"),
+        "text": 'quote " and \u2028',
+    }
+    structlog.get_logger("test").info("invoice.synced", **fields)
+    line = out.getvalue().rstrip("\n")
+    stamped = json.loads(line)
+    event = {**fields, "event": "invoice.synced"}
+    event |= {key: stamped[key] for key in ("level", "timestamp")}
+    assert line == json.dumps(event, default=str)
