@@ -34,6 +34,7 @@ from worker.engine.limits import AccountGate, leased_room, share_claim
 from worker.engine.listener import Listener
 from worker.engine.metrics import Metrics, MetricsRefresher
 from worker.engine.runtimes import AccountRuntime
+from worker.engine.slots import Slots
 from worker.errors import BackgroundTaskError, ConfigError
 from worker.outcome import Fate, Reason
 from worker.policy import Decision, release
@@ -105,7 +106,7 @@ class Engine:
             rand,
             observe_call=metrics.observe_call if metrics else None,
             clock=clock,
-            calls=asyncio.Semaphore(settings.max_in_flight),
+            calls=Slots(settings.max_in_flight),
         )
         # Where the next `outbox_ready` walk starts: after the last account served, so
         # accounts take turns however many have work.
