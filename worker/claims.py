@@ -8,7 +8,7 @@ Nothing here knows SQL or a provider.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
@@ -60,12 +60,28 @@ class Resolution:
     recovered: bool = False
 
     def as_record(self) -> dict[str, Any]:
-        """The fields as ``outbox_record``'s JSON takes them. Not ``dataclasses.asdict``: that
-        deep-copies every value (the provider's response too), the top cost of a flush."""
-        return {name: getattr(self, name) for name in RESOLUTION_FIELDS}
-
-
-RESOLUTION_FIELDS = tuple(field.name for field in fields(Resolution))
+        """The fields as ``outbox_record``'s JSON takes them, every one in order. Not
+        ``dataclasses.asdict``: that deep-copies every value (the provider's response too), the
+        top cost of a flush; and written out, as a loop of ``getattr`` over the fields took
+        twice as long (one per row flushed; a test checks it names every field)."""
+        return {
+            "id": self.id,
+            "claim": self.claim,
+            "kind": self.kind,
+            "delay": self.delay,
+            "spend": self.spend,
+            "unknown": self.unknown,
+            "reason": self.reason,
+            "error": self.error,
+            "http_status": self.http_status,
+            "response": self.response,
+            "provider": self.provider,
+            "provider_invoice_id": self.provider_invoice_id,
+            "invoice_number": self.invoice_number,
+            "link": self.link,
+            "pdf_url": self.pdf_url,
+            "recovered": self.recovered,
+        }
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

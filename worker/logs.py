@@ -12,7 +12,9 @@ import json
 import logging
 import sys
 import threading
-from collections.abc import Iterable, Iterator, MutableMapping
+import time
+from collections.abc import Callable, Iterable, Iterator, MutableMapping
+from datetime import UTC, datetime
 from typing import Any, TextIO
 
 import structlog
@@ -181,11 +183,48 @@ _WRITE_LOCK = threading.Lock()
 # One encoder for every line: json.dumps(..., default=str) builds a new one for each call, a
 # microsecond of the five a line's JSON takes. The same text.
 _LINE_ENCODER = json.JSONEncoder(default=str)
+# And the C scanner behind it, made once: ``JSONEncoder.encode`` builds a new one for every
+# line (another microsecond of a line's JSON). The same arguments as ``_LINE_ENCODER``'s,
+# without its check for circular containers: an event never holds one (one would raise
+# RecursionError rather than ValueError). None where the json module has no C speedups.
+_C_ENCODER: Any = getattr(json.encoder, "c_make_encoder", None)  # not in typeshed
+_LINE_SCANNER: Any = (
+    _C_ENCODER(
+        None, str, json.encoder.encode_basestring_ascii, None, ": ", ", ", False, False, True
+    )
+    if _C_ENCODER is not None
+    else None
+)
+
+
+class UtcStamp:
+    """A structlog processor: the event's ``timestamp`` as structlog's
+    ``TimeStamper(fmt="iso", utc=True)`` writes it (``2026-12-05T08:45:00.123456Z``, no
+    fraction on a whole second), by the same clock, in a third of its time: the text up to the
+    second is made once a second, not from a new ``datetime`` for each line (one per invoice)."""
+
+    def __init__(self, clock: Callable[[], int] = time.time_ns) -> None:
+        self._clock = clock
+        self._second = -1
+        self._prefix = ""
+
+    def __call__(
+        self, logger: Any, name: str, event: MutableMapping[str, Any]
+    ) -> MutableMapping[str, Any]:
+        # Microseconds rounded down, as datetime.now() rounds the same clock.
+        second, micros = divmod(self._clock() // 1000, 1_000_000)
+        if second != self._second:
+            self._prefix = datetime.fromtimestamp(second, UTC).isoformat()[:19]
+            self._second = second
+        event["timestamp"] = f"{self._prefix}.{micros:06d}Z" if micros else f"{self._prefix}Z"
+        return event
 
 
 def _render_json(event: Any, **_dumps_kw: Any) -> str:
     """``JSONRenderer``'s serializer: ``json.dumps(event, default=str)``'s text. (It passes its
     own ``default``, which this encoder's replaces.)"""
+    if _LINE_SCANNER is not None and type(event) is dict:
+        return "".join(_LINE_SCANNER(event, 0))
     return _LINE_ENCODER.encode(event)
 
 
@@ -213,7 +252,7 @@ def configure_logging(
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            UtcStamp(),
             structlog.processors.format_exc_info,
             REDACTOR,
             renderer,

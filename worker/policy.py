@@ -71,6 +71,10 @@ def decide(
     now: datetime,
 ) -> Decision:
     """Map one attempt's outcome to the row's fate (and the account's, for pauses)."""
+    if isinstance(outcome, Synced):
+        # Nearly every outcome: built with its health at once, as ``replace`` (a second
+        # Decision, made field by field) cost a third of deciding a success.
+        return _synced(outcome, row, provider)
     decision = _decide(outcome, row, provider=provider, settings=settings, rand=rand, now=now)
     return replace(decision, health=health_of(outcome))
 
@@ -123,7 +127,9 @@ def _synced(outcome: Synced, row: Claimed, provider: str) -> Decision:
     if outcome.quota_wait:
         wait = honour_retry_after(outcome.quota_wait, DEFAULT_RATE_LIMIT_WAIT)
         throttle = AccountAction(account=row.account, throttle=wait)
-    return Decision(resolution=resolution, account_action=throttle, fate=Fate.SYNCED)
+    return Decision(
+        resolution=resolution, account_action=throttle, fate=Fate.SYNCED, health=health_of(outcome)
+    )
 
 
 def _retry(

@@ -6,11 +6,12 @@ import json
 import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from decimal import Decimal
 
 import pytest
 import structlog
 
-from worker.logs import HELD_LINES, LIBRARY_BRIDGE, configure_logging
+from worker.logs import HELD_LINES, LIBRARY_BRIDGE, UtcStamp, configure_logging
 
 
 @pytest.fixture
@@ -117,3 +118,56 @@ def test_a_json_line_is_the_json_module_s_text_with_str_for_other_values() -> No
     event = json.loads(line)
     assert line == json.dumps(event)  # ", " and ": " between items, non-ASCII escaped
     assert event["at"] == str(at)
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_a_json_line_renders_every_kind_of_value_as_json_dumps_does() -> None:
+    out = io.StringIO()
+    configure_logging(fmt="json", stream=out)
+    fields = {
+        "duration_ms": 12.3,
+        "nan": float("nan"),
+        "inf": float("-inf"),
+        "http_status": None,
+        "recovered": False,
+        "calls": [{"kind": "create", "http_status": 201}, (1, "two")],
+        "amount": Decimal("1.10"),
+        "text": 'quote " and \u2028',
+    }
+    structlog.get_logger("test").info("invoice.synced", **fields)
+    line = out.getvalue().rstrip("\n")
+    stamped = json.loads(line)
+    event = {**fields, "event": "invoice.synced"}
+    event |= {key: stamped[key] for key in ("level", "timestamp")}
+    assert line == json.dumps(event, default=str)
+
+
+@pytest.mark.parametrize(
+    ("nanoseconds", "stamp"),
+    [
+        (1_764_924_300_123_456_789, "2025-12-05T08:45:00.123456Z"),
+        (1_764_924_300_000_000_999, "2025-12-05T08:45:00Z"),  # no fraction, as isoformat()
+        (1_764_924_300_000_001_000, "2025-12-05T08:45:00.000001Z"),
+        (1_764_924_359_999_999_999, "2025-12-05T08:45:59.999999Z"),  # rounded down
+        (951_782_400_000_000_000, "2000-02-29T00:00:00Z"),
+    ],
+)
+def test_the_timestamp_is_structlog_s_iso_utc_text(nanoseconds: int, stamp: str) -> None:
+    assert UtcStamp(lambda: nanoseconds)(None, "info", {})["timestamp"] == stamp
+
+
+def test_the_timestamp_follows_the_clock_across_seconds() -> None:
+    now = [1_764_924_300_500_000_000]
+    stamper = UtcStamp(lambda: now[0])
+    assert stamper(None, "info", {})["timestamp"] == "2025-12-05T08:45:00.500000Z"
+    now[0] += 600_000_000
+    assert stamper(None, "info", {})["timestamp"] == "2025-12-05T08:45:01.100000Z"
+    now[0] += 86_400_000_000_000
+    assert stamper(None, "info", {})["timestamp"] == "2025-12-06T08:45:01.100000Z"
+
+
+def test_the_timestamp_reads_the_clock_datetime_now_reads() -> None:
+    before = datetime.now(UTC)
+    stamp = UtcStamp()(None, "info", {})["timestamp"]
+    after = datetime.now(UTC)
+    assert before <= datetime.fromisoformat(stamp) <= after

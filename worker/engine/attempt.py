@@ -3,7 +3,6 @@ limit, call the provider, decide. Returns a ``Decision``; never writes to the da
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -14,6 +13,7 @@ from pydantic import ValidationError
 from worker.claims import Claimed
 from worker.config import WorkerSettings
 from worker.engine.runtimes import AccountRuntime
+from worker.engine.slots import Slots
 from worker.invoice import Invoice, describe_validation_error, parse_invoice
 from worker.outcome import (
     DeadLetter,
@@ -48,11 +48,11 @@ class Attempter:
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         observe_call: Callable[[str, str, float], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
-        calls: asyncio.Semaphore | None = None,
+        calls: Slots | None = None,
     ) -> None:
         self._settings = settings
         # The process's calls at once, all accounts together (``max_in_flight``).
-        self._calls = calls or asyncio.Semaphore(settings.max_in_flight)
+        self._calls = calls or Slots(settings.max_in_flight)
         self._clock = clock
         self._observe_call = observe_call
         self._rand = rand

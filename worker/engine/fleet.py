@@ -26,6 +26,7 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Collection, Iterable, KeysView, Mapping
+from dataclasses import dataclass
 from typing import NamedTuple, Protocol, Self
 
 import structlog
@@ -69,7 +70,11 @@ class TableChange(NamedTuple):
     enabled: int
 
 
-class _Held(NamedTuple):
+@dataclass(slots=True)
+class _Held:
+    """An open account. Mutable: ``used`` moves on with every row the account is given and
+    finishes, and a new tuple for each was a microsecond of a row's bookkeeping."""
+
     runtime: AccountRuntime
     used: float
     version: int | None
@@ -250,17 +255,17 @@ class Fleet:
             account, version = self._account(name)
             runtime = self._opener(name, account)
             log.debug("account.opened", account=name)
-        else:
-            runtime, version = held.runtime, held.version
-        self._open[name] = _Held(runtime, self._clock(), version)
+            self._open[name] = _Held(runtime, self._clock(), version)
+            return runtime
+        held.used = self._clock()
         self._open.move_to_end(name)
-        return runtime
+        return held.runtime
 
     def touch(self, name: str) -> None:
         """The account just finished a row: its idle time counts from now."""
         held = self._open.get(name)
         if held is not None:
-            self._open[name] = held._replace(used=self._clock())
+            held.used = self._clock()
             self._open.move_to_end(name)
 
     def retire(self) -> list[AccountRuntime]:

@@ -11,7 +11,6 @@ the calls a batch of tokens allowed. The breaker stops an account whose provider
 
 from __future__ import annotations
 
-import asyncio
 import math
 import time
 from collections.abc import Callable, Mapping
@@ -21,6 +20,7 @@ from aiolimiter import AsyncLimiter
 
 from worker.durations import RateLimit
 from worker.engine.depth import LeaseDepth
+from worker.engine.slots import Slots
 from worker.outcome import Health
 from worker.store.outbox import ClaimRequest
 
@@ -148,7 +148,7 @@ class AccountGate:
         self.depth = LeaseDepth(concurrency, clock)
         self.inflight = 0
         self._slot = CallSlot(
-            asyncio.Semaphore(concurrency),
+            Slots(concurrency),
             AsyncLimiter(max_rate=rate.count, time_period=rate.period),
         )
 
@@ -187,12 +187,13 @@ class CallSlot:
     and the generator behind one cost a few microseconds each time. Holds no state of its
     own (the semaphore does), so one serves all the account's calls."""
 
-    def __init__(self, calls: asyncio.Semaphore, limiter: AsyncLimiter) -> None:
+    def __init__(self, calls: Slots, limiter: AsyncLimiter) -> None:
         self._calls = calls
         self._limiter = limiter
 
     async def __aenter__(self) -> None:
-        await self._calls.acquire()
+        if not self._calls.try_acquire():
+            await self._calls.acquire()
         try:
             await self._limiter.acquire()
         except BaseException:

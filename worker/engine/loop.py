@@ -1,23 +1,27 @@
 """The loop: wake up, claim, dispatch, and shut down gracefully. No SQL here (the store has it),
 no HTTP (the adapters have it).
 
-Each claimed row runs as its own task under its account's concurrency cap and rate limit; the
-finished attempts go to the flusher, which writes them in batches. On ``stop()`` the engine stops
-claiming, gives back rows whose call has not started, lets started calls finish within the grace
-period, writes every outcome and returns. ``force()`` (a second signal) cuts the grace short;
-rows cut off mid-call are released as unknown-outcome, so another worker takes the safe path.
+Each claimed row waits in its account's line until one of the account's runners (at most its
+concurrency of them: tasks that run the line's rows one after another until it is empty) runs
+it under the account's rate limit; the finished attempts go to the flusher, which writes them
+in batches. On ``stop()`` the engine stops claiming, gives back rows whose call has not
+started, lets started calls finish within the grace period, writes every outcome and returns.
+``force()`` (a second signal) cuts the grace short; rows cut off mid-call are released as
+unknown-outcome, so another worker takes the safe path.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import random
 import time
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import structlog
 
@@ -34,6 +38,7 @@ from worker.engine.limits import AccountGate, leased_room, share_claim
 from worker.engine.listener import Listener
 from worker.engine.metrics import Metrics, MetricsRefresher
 from worker.engine.runtimes import AccountRuntime
+from worker.engine.slots import Slots
 from worker.errors import BackgroundTaskError, ConfigError
 from worker.outcome import Fate, Reason
 from worker.policy import Decision, release
@@ -105,7 +110,7 @@ class Engine:
             rand,
             observe_call=metrics.observe_call if metrics else None,
             clock=clock,
-            calls=asyncio.Semaphore(settings.max_in_flight),
+            calls=Slots(settings.max_in_flight),
         )
         # Where the next `outbox_ready` walk starts: after the last account served, so
         # accounts take turns however many have work.
@@ -120,7 +125,13 @@ class Engine:
         self._stopping = asyncio.Event()
         self._forced = False
         self._failure: BackgroundTaskError | None = None
-        self._tasks: dict[asyncio.Task[None], _InFlight] = {}
+        # The rows held (leased, not finished), each account's line of rows not started yet,
+        # and the runners working each line, with the row each one runs. A runner per row,
+        # rather than a task per row, as a task cost more than the rest of a row's dispatch.
+        self._held = 0
+        self._lines: dict[str, deque[_InFlight]] = {}
+        self._runners: dict[str, set[asyncio.Task[None]]] = {}
+        self._running: dict[asyncio.Task[None], _InFlight | None] = {}
         self._holds = AccountHolds(clock)
         self._flusher = Flusher(
             outbox,
@@ -153,7 +164,7 @@ class Engine:
     def stop(self) -> None:
         """Begin a graceful shutdown (first SIGTERM/SIGINT)."""
         if not self._stopping.is_set():
-            log.info("worker.stopping", in_flight=len(self._tasks))
+            log.info("worker.stopping", in_flight=self._held)
         self._stopping.set()
         self._wake.set()
 
@@ -161,7 +172,7 @@ class Engine:
         """Cut the grace period short (second signal)."""
         self._forced = True
         self.stop()
-        for task in self._tasks:
+        for task in self._running:
             task.cancel()
 
     def replace_accounts(self, change: TableChange) -> None:
@@ -326,7 +337,7 @@ class Engine:
         """Rows this process may lease now (when it holds ``held``, by default its rows in
         flight), all accounts together: twice ``max_in_flight``, as an account leases at least
         twice its concurrency (``AccountGate``)."""
-        held = len(self._tasks) if held is None else held
+        held = self._held if held is None else held
         return leased_room(2 * self._settings.max_in_flight, held)
 
     async def _retire(self) -> None:
@@ -374,9 +385,52 @@ class Engine:
             started_at=self._now(),
             lease_ends=lease_ends,
         )
-        task = asyncio.create_task(self._process(flight), name=f"row:{row.id}")
-        self._tasks[task] = flight
-        task.add_done_callback(self._finished)
+        self._held += 1
+        line = self._lines.get(row.account)
+        if line is None:
+            line = self._lines[row.account] = deque()
+        line.append(flight)
+        runners = self._runners.setdefault(row.account, set())
+        if len(runners) < runtime.gate.concurrency:
+            task = asyncio.create_task(self._run_line(row.account), name=f"rows:{row.account}")
+            runners.add(task)
+            self._running[task] = None
+            task.add_done_callback(functools.partial(self._runner_done, row.account))
+
+    async def _run_line(self, account: str) -> None:
+        """Run the rows of an account's line one after the other until it is empty."""
+        task = cast("asyncio.Task[None]", asyncio.current_task())
+        line = self._lines[account]
+        try:
+            while line:
+                flight = line.popleft()
+                self._running[task] = flight
+                try:
+                    await self._process(flight)
+                except Exception as exc:  # noqa: BLE001 - one row's crash is that row's
+                    # One line, as when each row had its task: the error is in it.
+                    log.error("invoice.attempt_crashed", outbox_id=flight.row.id, error=repr(exc))  # noqa: TRY400
+                finally:
+                    self._running[task] = None
+                    self._finished(flight)
+        finally:
+            # In the step that found the line empty: a row dispatched after it gets a runner.
+            self._runner_gone(account, task)
+
+    def _runner_done(self, account: str, task: asyncio.Task[None]) -> None:
+        self._running.pop(task, None)
+        # Again for a runner cancelled before it started (shutdown): its finally never ran.
+        self._runner_gone(account, task)
+
+    def _runner_gone(self, account: str, task: asyncio.Task[None]) -> None:
+        runners = self._runners.get(account)
+        if runners is None:
+            return
+        runners.discard(task)
+        if not runners and not self._lines.get(account):
+            # Nothing left for the account: no line or runner set kept for an idle one.
+            del self._runners[account]
+            self._lines.pop(account, None)
 
     def _unusable(self, row: Claimed, exc: ConfigError) -> None:
         """The account's runtime cannot be built (its token file is gone since start, say):
@@ -394,16 +448,14 @@ class Engine:
             )
         )
 
-    def _finished(self, task: asyncio.Task[None]) -> None:
-        flight = self._tasks.pop(task)
+    def _finished(self, flight: _InFlight) -> None:
+        self._held -= 1
         gate = flight.runtime.gate
         gate.give()
         self._fleet.touch(flight.row.account)
-        if not task.cancelled() and (exc := task.exception()) is not None:
-            log.error("invoice.attempt_crashed", outbox_id=flight.row.id, error=repr(exc))
         if not flight.recorded:
-            # Cancelled (shutdown) before the attempt decided, possibly before the task even
-            # started running: give the row back now rather than leave it to its lease.
+            # Cancelled (shutdown) or crashed before the attempt decided, possibly before it
+            # started: give the row back now rather than leave it to its lease.
             self._record(flight, self._cut_short(flight))
         if self._worth_a_turn(gate):
             self._wake.set()
@@ -414,11 +466,11 @@ class Engine:
         nothing is in flight any more (a drain may be over). Not for every row: until a
         quarter of the depth is free a claim takes nothing, and the loop going round for each
         row finished only cost it CPU."""
-        if not self._tasks:
+        if not self._held:
             return True
         if not self._room():
             return False
-        return bool(gate.free()) or not self._room(len(self._tasks) + 1)
+        return bool(gate.free()) or not self._room(self._held + 1)
 
     async def _process(self, flight: _InFlight) -> None:
         def mark_sent() -> None:
@@ -470,7 +522,7 @@ class Engine:
         self._holds.written(actions, resumed)
 
     async def _drained(self) -> bool:
-        if self._tasks or not self._flusher.idle:
+        if self._held or not self._flusher.idle:
             return False
         unfinished, held = await self._outbox.outbox_unfinished(self._fleet.worked())
         if unfinished:
@@ -500,14 +552,21 @@ class Engine:
         if total:
             log.info("attempts.pruned", rows=total)
 
-    async def _shutdown(self) -> None:
-        # Rows still waiting for a rate-limit permit have not been sent: give them back now.
-        for task, flight in list(self._tasks.items()):
-            if not flight.sent:
+    def _give_back_unsent(self) -> None:
+        """Rows not started, or still waiting for a call slot or a rate-limit permit, have not
+        been sent: give them back now."""
+        for line in self._lines.values():
+            while line:
+                self._finished(line.popleft())
+        for task, running in list(self._running.items()):
+            if running is None or not running.sent:
                 task.cancel()
-        if self._tasks:
+
+    async def _shutdown(self) -> None:
+        self._give_back_unsent()
+        if self._running:
             grace = 0.0 if self._forced else self._settings.shutdown_grace
-            _done, late = await asyncio.wait(list(self._tasks), timeout=grace)
+            _done, late = await asyncio.wait(list(self._running), timeout=grace)
             for task in late:
                 task.cancel()
             if late:

@@ -336,3 +336,57 @@ async def test_one_database_account_is_claimed_from_without_the_walk_once_it_is_
     await asyncio.wait_for(worker.run(drain=True), 20)
     assert await table_count(pool, "synced") == 12
     assert outbox.walks == 1
+
+
+async def test_an_account_never_has_more_calls_at_once_than_its_concurrency(
+    pool: asyncpg.Pool,
+) -> None:
+    for i in range(20):
+        await enqueue(pool, "shop", f"k{i}")
+    now = 0
+    most = 0
+
+    class Counting(ScriptedProvider):
+        async def create_invoice(self, attempt: Attempt) -> Outcome:
+            nonlocal now, most
+            now += 1
+            most = max(most, now)
+            try:
+                return await super().create_invoice(attempt)
+            finally:
+                now -= 1
+
+    provider = Counting(delay=0.02)
+    await asyncio.wait_for(engine(pool, None, provider, concurrency=3).run(drain=True), 20)
+    assert await table_count(pool, "synced") == 20
+    assert most == 3
+
+
+async def test_a_row_whose_attempt_crashes_is_given_back_and_the_others_still_run(
+    pool: asyncpg.Pool,
+) -> None:
+    crashing = await enqueue(pool, "shop", "k0")
+    await pool.execute(
+        "UPDATE invoice_sync.outbox SET outcome_unknown = true WHERE id = $1", crashing
+    )
+    for i in range(1, 6):
+        await enqueue(pool, "shop", f"k{i}")
+
+    class Broken(ScriptedProvider):
+        def retry_is_safe(self, invoice: object) -> bool:  # asked only of the row in doubt
+            raise RuntimeError("bug")
+
+    worker = engine(pool, None, Broken(), concurrency=1)
+    with capture_logs() as logs:
+        task = asyncio.create_task(worker.run())
+        while await table_count(pool, "synced") < 5:
+            await asyncio.sleep(0.02)
+        worker.stop()
+        await asyncio.wait_for(task, 10)
+    crashes = [e for e in logs if e["event"] == "invoice.attempt_crashed"]
+    assert crashes
+    assert {e["outbox_id"] for e in crashes} == {crashing}
+    row = await pool.fetchrow(
+        "SELECT state, lease_owner, attempts FROM invoice_sync.outbox WHERE id = $1", crashing
+    )
+    assert dict(row) == {"state": "pending", "lease_owner": None, "attempts": 0}
