@@ -53,6 +53,8 @@ READ_CHUNK = 64 * 1024
 # The characters RFC 9110 refuses in a header value: the controls but tab, and DEL.
 _CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f]")
 LOCATION_SHOWN = 100
+# ``json.dumps(body, separators=(",", ":"))``, built once: with an option, dumps builds one per call.
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
 
 # aiohttp's errors for a URL it will not request (raised before connecting, except for the
 # variants about a redirect's target).
@@ -162,7 +164,7 @@ async def _send(
 ) -> Reply:
     """``request`` without the history note: the body encoded, the answer read, in a span
     when tracing is on."""
-    data = None if json_body is None else json.dumps(json_body, separators=(",", ":"))
+    data = None if json_body is None else _COMPACT.encode(json_body)
     cut_out = secrets_to_cut(secrets)
     exchange = _exchange(
         session,
