@@ -110,6 +110,9 @@ def scrubbed(outcome: Outcome, secrets: str | Iterable[str]) -> Outcome:
 
 
 def _scrubbed(outcome: Outcome, secrets: list[str]) -> Outcome:
+    # Most outcomes hold nothing to scrub: one check of all their texts together says so.
+    if _holds_none(_texts_of(outcome), secrets):
+        return outcome
     changes: dict[str, Any] = {}
     for name in _field_names(type(outcome)):
         value = getattr(outcome, name)
@@ -122,6 +125,19 @@ def _scrubbed(outcome: Outcome, secrets: list[str]) -> Outcome:
         if cleaned != value:
             changes[name] = cleaned
     return dataclasses.replace(outcome, **changes) if changes else outcome
+
+
+def _texts_of(outcome: Outcome) -> list[Any]:
+    """What ``_scrubbed`` would scrub in ``outcome``: its texts and response, the nested
+    invoice's too."""
+    texts: list[Any] = []
+    for name in _field_names(type(outcome)):
+        value = getattr(outcome, name)
+        if name == "invoice":
+            texts += _texts_of(value)
+        elif isinstance(value, str) or name == "response":
+            texts.append(value)
+    return texts
 
 
 _FIELD_NAMES: dict[type, tuple[str, ...]] = {}
