@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 # What we keep of a provider's answer in synced.response / dead_letter.response: enough to
 # diagnose, never a multi-megabyte page.
 RESPONSE_LIMIT = 8 * 1024
+# ``json.dumps(body, default=str)``, built once: with an option, dumps builds one per call.
+_TEXT_OF_ANSWER = json.JSONEncoder(default=str)
 # What we quote of a provider's text answer in an error message.
 MESSAGE_LIMIT = 200
 # What we quote of a JSON error's message and field errors: errors go to the outbox, logs and
@@ -156,7 +158,7 @@ def json_number(value: Decimal) -> int | float:
 def bounded(body: Any, limit: int = RESPONSE_LIMIT) -> Any:
     """A provider's answer cut to a size the database should keep (``head`` ends in the cut
     mark, so the scrub that follows also removes a secret the cut fell inside)."""
-    text = body if isinstance(body, str) else json.dumps(body, default=str)
+    text = body if isinstance(body, str) else _TEXT_OF_ANSWER.encode(body)
     if len(text) <= limit:
         return body
     return {"truncated": True, "head": cut(text, limit)}

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from typing import Any
 
 # The kinds of request, as the history shows them.
@@ -29,16 +29,30 @@ _calls: ContextVar[list[dict[str, Any]] | None] = ContextVar("provider_calls", d
 _kind: ContextVar[str] = ContextVar("provider_call_kind", default=CREATE)
 
 
-@contextmanager
-def recording() -> Iterator[list[dict[str, Any]]]:
+def recording() -> _Recording:
     """Collect the requests made inside the block (``{"kind", "http_status", "duration_ms"}``
     each, in the order they were answered); outside any block nothing is collected."""
-    calls: list[dict[str, Any]] = []
-    token = _calls.set(calls)
-    try:
-        yield calls
-    finally:
-        _calls.reset(token)
+    return _Recording()
+
+
+class _Recording:
+    """``recording``'s block. A class rather than a ``contextmanager``: it wraps every
+    attempt, and the generator behind one cost a few microseconds each time."""
+
+    __slots__ = ("_calls", "_token")
+
+    def __init__(self) -> None:
+        self._calls: list[dict[str, Any]] = []
+        self._token: Token[list[dict[str, Any]] | None] | None = None
+
+    def __enter__(self) -> list[dict[str, Any]]:
+        self._token = _calls.set(self._calls)
+        return self._calls
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._token is not None:
+            _calls.reset(self._token)
+            self._token = None
 
 
 @contextmanager

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -40,10 +41,20 @@ from worker.errors import ProviderError, TransportError
 from worker.outcome import PauseAccount, PauseReason, Retry, Synced
 from worker.providers import calls
 from worker.providers.base import HttpTimeouts
-from worker.providers.redaction import cut, scrub_text, scrub_value, secrets_to_cut
+from worker.providers.redaction import (
+    cut,
+    holds_none,
+    scrub_text,
+    scrub_value,
+    secrets_to_cut,
+)
 
 READ_CHUNK = 64 * 1024
+# The characters RFC 9110 refuses in a header value: the controls but tab, and DEL.
+_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f]")
 LOCATION_SHOWN = 100
+# ``json.dumps(body, separators=(",", ":"))``, built once: with an option, dumps builds one per call.
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
 
 # aiohttp's errors for a URL it will not request (raised before connecting, except for the
 # variants about a redirect's target).
@@ -153,7 +164,7 @@ async def _send(
 ) -> Reply:
     """``request`` without the history note: the body encoded, the answer read, in a span
     when tracing is on."""
-    data = None if json_body is None else json.dumps(json_body, separators=(",", ":"))
+    data = None if json_body is None else _COMPACT.encode(json_body)
     cut_out = secrets_to_cut(secrets)
     exchange = _exchange(
         session,
@@ -231,7 +242,7 @@ def refuse_unsendable(headers: Mapping[str, str]) -> None:
     allows none but tab): aiohttp would refuse it only once connected, as a ``ValueError`` the
     callers would take for an unknown outcome. The value is never shown (it is a token)."""
     for name, value in headers.items():
-        if any(char != "\t" and (char < " " or char == "\x7f") for char in value):
+        if _CONTROL.search(value):
             raise TransportError(f"header {name} holds a control character", sent=False)
 
 
@@ -289,7 +300,11 @@ def _parse(text: str, secrets: Sequence[str]) -> Any:
         parsed = json.loads(text)
     except ValueError:
         return scrub_text(text, secrets)
-    return scrub_value(parsed, secrets) if secrets else parsed
+    if not secrets or ("\\" not in text and holds_none(text, secrets)):
+        # Without an escape, every string parsed is a piece of the text as it came: a text
+        # with nothing to scrub has nothing to scrub in them, and one search decides it.
+        return parsed
+    return scrub_value(parsed, secrets)
 
 
 def retry_after(value: str | None, now: datetime) -> float | None:
@@ -342,8 +357,11 @@ def quota_spent(headers: Mapping[str, str], now: datetime, *, window: float) -> 
     the account's configured ``rate_limit``, the longest a quota of that many requests per
     period can take to come back (a provider counting "10 a second" is never held a minute).
     """
+    spent = headers.get("X-RateLimit-Remaining")
+    if spent is None:  # the usual answer: no exception raised and caught for it
+        return None
     try:
-        remaining = float(headers.get("X-RateLimit-Remaining", "").strip())
+        remaining = float(spent.strip())
     except ValueError:
         return None
     if not math.isfinite(remaining) or remaining > 0:

@@ -10,6 +10,7 @@ fell inside) is removed too, whatever its length.
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
@@ -20,6 +21,10 @@ from worker.outcome import Outcome
 REDACTED = "[redacted]"
 CUT = "\u2026"
 """Ends every text cut short (``cut``), so a later scrub knows where a secret may be split."""
+# What ``json.dumps(..., ensure_ascii=False)`` writes otherwise than as itself.
+_JSON_ESCAPED = re.compile(r'["\\\x00-\x1f]')
+# One encoder for every check: ``json.dumps`` with any option builds a new one each call.
+_AS_WRITTEN = json.JSONEncoder(ensure_ascii=False)
 
 
 def secrets_to_cut(secrets: str | Iterable[str]) -> list[str]:
@@ -41,12 +46,50 @@ def scrub_text(text: str, secrets: Sequence[str]) -> str:
 
 def scrub_value(value: Any, secrets: Sequence[str]) -> Any:
     """A parsed JSON value with every string in it (keys too) scrubbed."""
+    if isinstance(value, dict | list) and secrets and _holds_none(value, secrets):
+        return value
+    return _scrub_each(value, secrets)
+
+
+def holds_none(text: str, secrets: Sequence[str]) -> bool:
+    """True when ``text`` holds none of ``secrets`` (in any case) and no ``CUT`` mark: neither
+    it nor any part of it has anything for ``scrub_text`` to change."""
+    if CUT in text:
+        return False
+    if text.isascii():
+        # ASCII text against an ASCII secret, ignoring case, is ``re.IGNORECASE``'s match
+        # (only non-ASCII letters fold onto ASCII ones: the Kelvin sign onto k), at a
+        # fraction of the cost: a pattern without case cannot use the literal fast search.
+        folded = text.lower()
+        return not any(
+            secret.lower() in folded if secret.isascii() else _whole(secret).search(text)
+            for secret in secrets
+        )
+    return not any(_whole(secret).search(text) for secret in secrets)
+
+
+def _holds_none(value: dict[Any, Any] | list[Any], secrets: Sequence[str]) -> bool:
+    """True when no string in ``value`` has anything to scrub, judged from its JSON text in
+    one search, not string by string (an answer's dozen strings cost more walked than
+    dumped). Sound because, written with ``ensure_ascii=False``, every string appears in the
+    text as itself except for the characters JSON escapes (quote, backslash, controls); a
+    secret holding one of those, or a value JSON cannot write, takes the walk."""
+    if any(_JSON_ESCAPED.search(secret) for secret in secrets):
+        return False
+    try:
+        text = _AS_WRITTEN.encode(value)
+    except (TypeError, ValueError, RecursionError):
+        return False
+    return holds_none(text, secrets)
+
+
+def _scrub_each(value: Any, secrets: Sequence[str]) -> Any:
     if isinstance(value, str):
         return scrub_text(value, secrets)
     if isinstance(value, dict):
-        return {scrub_value(k, secrets): scrub_value(v, secrets) for k, v in value.items()}
+        return {_scrub_each(k, secrets): _scrub_each(v, secrets) for k, v in value.items()}
     if isinstance(value, list):
-        return [scrub_value(item, secrets) for item in value]
+        return [_scrub_each(item, secrets) for item in value]
     return value
 
 
@@ -67,18 +110,45 @@ def scrubbed(outcome: Outcome, secrets: str | Iterable[str]) -> Outcome:
 
 
 def _scrubbed(outcome: Outcome, secrets: list[str]) -> Outcome:
+    # Most outcomes hold nothing to scrub: one check of all their texts together says so.
+    if _holds_none(_texts_of(outcome), secrets):
+        return outcome
     changes: dict[str, Any] = {}
-    for field in dataclasses.fields(outcome):
-        value = getattr(outcome, field.name)
-        if field.name == "invoice":
+    for name in _field_names(type(outcome)):
+        value = getattr(outcome, name)
+        if name == "invoice":
             cleaned = _scrubbed(value, secrets)
-        elif isinstance(value, str) or field.name == "response":
+        elif isinstance(value, str) or name == "response":
             cleaned = scrub_value(value, secrets)
         else:
             continue
         if cleaned != value:
-            changes[field.name] = cleaned
+            changes[name] = cleaned
     return dataclasses.replace(outcome, **changes) if changes else outcome
+
+
+def _texts_of(outcome: Outcome) -> list[Any]:
+    """What ``_scrubbed`` would scrub in ``outcome``: its texts and response, the nested
+    invoice's too."""
+    texts: list[Any] = []
+    for name in _field_names(type(outcome)):
+        value = getattr(outcome, name)
+        if name == "invoice":
+            texts += _texts_of(value)
+        elif isinstance(value, str) or name == "response":
+            texts.append(value)
+    return texts
+
+
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _field_names(kind: type) -> tuple[str, ...]:
+    # Once per outcome type, not per outcome: every attempt's outcome comes through here.
+    names = _FIELD_NAMES.get(kind)
+    if names is None:
+        names = _FIELD_NAMES[kind] = tuple(field.name for field in dataclasses.fields(kind))
+    return names
 
 
 # Secrets are matched without case: an echo may change it (a URL's host is lowercased, for

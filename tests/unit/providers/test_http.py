@@ -1,7 +1,12 @@
-"""Rate-limit headers that say the quota is spent hold the account before a 429."""
+"""The HTTP seam's pure parts: rate-limit headers that say the quota is spent hold the account
+before a 429; a header that cannot be sent is refused before anything is."""
 
 from datetime import UTC, datetime
 
+import pytest
+
+from worker.errors import TransportError
+from worker.providers import http
 from worker.providers.http import quota_spent, reset_after
 
 NOW = datetime(2026, 7, 1, 12, 0, tzinfo=UTC)
@@ -29,3 +34,12 @@ def test_reset_after_reads_retry_after_first_then_the_reset() -> None:
     assert reset_after({"X-RateLimit-Reset": str(int(NOW.timestamp()) - 5)}, NOW) == 0.0
     assert reset_after({"X-RateLimit-Reset": "nan"}, NOW) is None
     assert reset_after({"X-RateLimit-Reset": "-3"}, NOW) is None
+
+
+def test_a_header_with_a_control_character_is_refused_before_sending() -> None:
+    for bad in ("tok\n1", "tok\x001", "tok\x7f1", "tok\r"):
+        with pytest.raises(TransportError) as caught:
+            http.refuse_unsendable({"x-api-token": bad})
+        assert not caught.value.sent
+        assert bad not in str(caught.value)
+    http.refuse_unsendable({"x-api-token": "tok\t1 ok~"})

@@ -1,12 +1,16 @@
 """Secrets are cut out of every text an outcome carries, whoever echoed them."""
 
+import json
+
 from worker.outcome import DeadLetter, PauseAccount, PauseReason, Reason, Retry
+from worker.providers import http
 from worker.providers.base import RESPONSE_LIMIT, bounded
 from worker.providers.http import RedirectError
 from worker.providers.redaction import (
     CUT,
     REDACTED,
     cut,
+    holds_none,
     scrub_text,
     scrub_value,
     scrubbed,
@@ -88,3 +92,41 @@ def test_a_redirect_to_a_host_named_after_the_token_leaks_no_token() -> None:
     paused = RedirectError(302, f"https://{secret}.evil.example/x").paused("BillClap")
     shown = repr(scrubbed(paused, secret))
     assert secret.lower() not in shown.lower()
+
+
+def test_a_secret_json_would_escape_is_still_found_in_a_parsed_answer() -> None:
+    # Answers are checked for secrets through their JSON text first; a secret holding a
+    # character JSON writes escaped (quote, backslash, control) is not in that text as itself.
+    for secret in ('tok"1', "tok\\1", "tok\n1"):
+        value = {"echo": [f"a {secret} b"], secret: 1}
+        assert scrub_value(value, [secret]) == {"echo": [f"a {REDACTED} b"], REDACTED: 1}
+
+
+def test_a_secret_echoed_with_a_letter_that_folds_onto_ascii_is_scrubbed() -> None:
+    # The Kelvin sign folds onto "k" without case: not ASCII, so no ASCII shortcut applies.
+    value = {"echo": "a TO\u212a-1 b"}
+    assert scrub_value(value, ["tok-1"]) == {"echo": f"a {REDACTED} b"}
+    assert not holds_none("TO\u212a-1", ["tok-1"])
+
+
+def test_a_cut_anywhere_in_an_answer_leads_to_the_prefix_scrub() -> None:
+    value = {"head": "answer: tok_mi" + CUT, "n": [1.5, None, True]}
+    assert scrub_value(value, ["tok_mixed"]) == {
+        "head": f"answer: {REDACTED}{CUT}",
+        "n": [1.5, None, True],
+    }
+
+
+def test_holds_none_matches_the_scrub_without_case() -> None:
+    assert holds_none('{"a": "clean"}', ["tok-1"])
+    assert not holds_none('{"a": "TOK-1"}', ["tok-1"])
+    assert not holds_none("x" + CUT, ["tok-1"])
+    assert not holds_none("\u00e9 tok-1", ["TOK-1"])
+
+
+def test_an_answer_echoing_a_secret_through_a_json_escape_is_scrubbed() -> None:
+    # The raw text shows "\u0074ok-1", not the token: the parsed value must still lose it.
+    assert http._parse('{"echo": "\\u0074ok-1 here"}', ["tok-1"]) == {"echo": "[redacted] here"}
+    assert http._parse('{"echo": "tok-1"}', ["tok-1"]) == {"echo": "[redacted]"}
+    clean = {"result": {"invoice_id": 7, "link": "https://x.example/p/7"}}
+    assert http._parse(json.dumps(clean), ["tok-1"]) == clean

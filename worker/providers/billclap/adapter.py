@@ -16,7 +16,7 @@ share HTTP 500, and a plan without API access answers HTTP 200.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -26,11 +26,16 @@ from pydantic import BaseModel, ConfigDict
 
 from worker.errors import ProviderError, TransportError
 from worker.invoice import Invoice
-from worker.outcome import Outcome
+from worker.outcome import DeadLetter, Outcome
 from worker.providers import http
 from worker.providers.base import Attempt, Credentials, HttpTimeouts, ProviderSpec
 from worker.providers.billclap.answers import classify, classify_transport_error
-from worker.providers.billclap.mapping import build_request, refuse_unsupported, sent_number
+from worker.providers.billclap.mapping import (
+    build_request,
+    prepare,
+    refuse_unsupported,
+    sent_number,
+)
 from worker.providers.redaction import scrubbed
 
 log = structlog.get_logger(__name__)
@@ -77,6 +82,13 @@ class BillClap:
         self._timeouts = timeouts
         self._now = now or (lambda: datetime.now(UTC))
         self._session: aiohttp.ClientSession | None = None
+        # Built once: the same for every request (aiohttp copies them into each request).
+        self._secrets = (self._token,)
+        self._headers: Mapping[str, str] = {
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            "x-api-token": self._token,
+        }
 
     def __repr__(self) -> str:
         # The token stays out of reprs, which end up in tracebacks and debug logs.
@@ -90,9 +102,9 @@ class BillClap:
     async def create_invoice(self, attempt: Attempt) -> Outcome:
         """Send the invoice once and classify the answer; never raises for an answer or a
         transport failure (both become outcomes)."""
-        refusal = refuse_unsupported(attempt.invoice)
-        if refusal is not None:
-            return refusal
+        body = prepare(attempt.invoice)
+        if isinstance(body, DeadLetter):
+            return body
         started = time.monotonic()
         outcome: Outcome
         try:
@@ -100,10 +112,10 @@ class BillClap:
                 self._client(),
                 "POST",
                 self._url,
-                headers=self._headers(),
+                headers=self._headers,
                 bounds=self._timeouts,
-                secrets=[self._token],
-                json_body=build_request(attempt.invoice),
+                secrets=self._secrets,
+                json_body=body,
             )
         except TransportError as exc:
             outcome = classify_transport_error(exc)
@@ -134,13 +146,6 @@ class BillClap:
         if self._session is None or self._session.closed:
             self._session = http.new_session(self._timeouts)
         return self._session
-
-    def _headers(self) -> dict[str, str]:
-        return {
-            "Content-Type": "application/json",
-            "Accept": "application/json",
-            "x-api-token": self._token,
-        }
 
 
 def _create(credentials: Credentials, options: Any, timeouts: HttpTimeouts) -> BillClap:

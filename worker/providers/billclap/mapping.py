@@ -35,7 +35,6 @@ from worker.outcome import DeadLetter, Reason
 from worker.providers.base import (
     OptionConflict,
     OptionRules,
-    check_options,
     json_number,
     merge_options,
 )
@@ -81,6 +80,24 @@ def refuse_unsupported(invoice: Invoice) -> DeadLetter | None:
     Refusing here keeps the invoice from ever being sent: an invoice in euros silently issued as
     rupees, or with a country BillClap would store as a meaningless code, is worse than none.
     """
+    prepared = prepare(invoice)
+    return prepared if isinstance(prepared, DeadLetter) else None
+
+
+def prepare(invoice: Invoice) -> dict[str, Any] | DeadLetter:
+    """``build_request``'s body, or ``refuse_unsupported``'s dead letter: both from one
+    mapping of the invoice, which the adapter's per-attempt path would otherwise map twice."""
+    refusal = _refuse_before_mapping(invoice)
+    if refusal is not None:
+        return refusal
+    body = mapped_body(invoice)
+    try:
+        return merge_options(body, invoice.provider_options, OPTION_RULES)
+    except OptionConflict as exc:
+        return DeadLetter(reason=Reason.INVALID_PAYLOAD, error=str(exc))
+
+
+def _refuse_before_mapping(invoice: Invoice) -> DeadLetter | None:
     if invoice.currency is not None and invoice.currency != "INR":
         return DeadLetter(
             reason=Reason.INVALID_PAYLOAD,
@@ -93,10 +110,6 @@ def refuse_unsupported(invoice: Invoice) -> DeadLetter | None:
             reason=Reason.INVALID_PAYLOAD,
             error=f"customer.address.country: {country!r} is not an ISO 3166-1 alpha-2 code",
         )
-    try:
-        check_options(mapped_body(invoice), invoice.provider_options, OPTION_RULES)
-    except OptionConflict as exc:
-        return DeadLetter(reason=Reason.INVALID_PAYLOAD, error=str(exc))
     return None
 
 
