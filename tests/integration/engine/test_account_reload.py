@@ -66,6 +66,13 @@ class TokenOpener:
         return runtime(provider, name=name, concurrency=checked.settings.concurrency)
 
 
+def sealed_table(pool: asyncpg.Pool) -> tuple[str, Keyring, AccountWriter]:
+    """What each test here starts from: a fresh secret key, its keyring, and a writer for
+    ``invoice_sync.account``."""
+    key = new_key()
+    return key, Keyring(decode_key(key, "secret_key")), AccountWriter(pool, "ops@host")
+
+
 def account_row(name: str, ring: Keyring, token: str, *, enabled: bool = True) -> AccountRow:
     return AccountRow(
         name=name,
@@ -150,9 +157,7 @@ def reloads(events: Sequence[MutableMapping[str, Any]]) -> list[MutableMapping[s
 async def test_add_change_disable_remove_each_reach_a_running_engine_within_2s(
     pool: asyncpg.Pool, dsn: str
 ) -> None:
-    key = new_key()
-    ring = Keyring(decode_key(key, "secret_key"))
-    writer = AccountWriter(pool, "ops@host")
+    key, ring, writer = sealed_table(pool)
     opener = TokenOpener()
     taken: dict[str, float] = {}
     async with running(pool, dsn, key, opener, Metrics()) as fleet:
@@ -203,9 +208,7 @@ async def test_add_change_disable_remove_each_reach_a_running_engine_within_2s(
 async def test_rows_waiting_for_an_account_not_yet_in_the_table_go_once_it_is_added(
     pool: asyncpg.Pool, dsn: str
 ) -> None:
-    key = new_key()
-    ring = Keyring(decode_key(key, "secret_key"))
-    writer = AccountWriter(pool, "ops@host")
+    key, ring, writer = sealed_table(pool)
     await writer.account_insert(account_row("shop", ring, "shop_token_0123456"))
     opener = TokenOpener()
     async with running(pool, dsn, key, opener, Metrics()) as fleet:
@@ -222,9 +225,7 @@ async def test_rows_waiting_for_an_account_not_yet_in_the_table_go_once_it_is_ad
 async def test_idle_accounts_are_never_read_at_start_nor_at_a_reload(
     pool: asyncpg.Pool, dsn: str
 ) -> None:
-    key = new_key()
-    ring = Keyring(decode_key(key, "secret_key"))
-    writer = AccountWriter(pool, "ops@host")
+    key, ring, writer = sealed_table(pool)
     for n in range(30):
         await writer.account_insert(account_row(f"idle-{n:02d}", ring, "idle_token_0123456"))
     await writer.account_insert(account_row("busy", ring, "busy_token_0123456"))
@@ -247,9 +248,7 @@ async def test_idle_accounts_are_never_read_at_start_nor_at_a_reload(
 async def test_a_row_removed_by_hand_with_rows_pending_is_no_longer_claimed(
     pool: asyncpg.Pool, dsn: str
 ) -> None:
-    key = new_key()
-    ring = Keyring(decode_key(key, "secret_key"))
-    writer = AccountWriter(pool, "ops@host")
+    key, ring, writer = sealed_table(pool)
     opener = TokenOpener()
     async with running(pool, dsn, key, opener, Metrics()) as fleet:
         await writer.account_insert(account_row("shop", ring, "shop_token_0123456"))
@@ -268,9 +267,7 @@ async def test_a_row_removed_by_hand_with_rows_pending_is_no_longer_claimed(
 async def test_a_call_in_flight_finishes_on_the_runtime_it_started_with(
     pool: asyncpg.Pool, dsn: str
 ) -> None:
-    key = new_key()
-    ring = Keyring(decode_key(key, "secret_key"))
-    writer = AccountWriter(pool, "ops@host")
+    key, ring, writer = sealed_table(pool)
     opener = TokenOpener(delay=1.0)
     async with running(pool, dsn, key, opener, Metrics()) as fleet:
         await writer.account_insert(account_row("shop", ring, "shop_token_old_0123"))
@@ -304,10 +301,8 @@ class CountingLoader:
 async def test_a_row_no_key_opens_or_with_bad_options_is_skipped_and_the_daemon_runs_on(
     pool: asyncpg.Pool, dsn: str
 ) -> None:
-    key = new_key()
-    ring = Keyring(decode_key(key, "secret_key"))
+    key, ring, writer = sealed_table(pool)
     other = Keyring(decode_key(new_key(), "secret_key"))
-    writer = AccountWriter(pool, "ops@host")
     opener = TokenOpener()
     metrics = Metrics()
     loader = CountingLoader(pool, key)
@@ -359,10 +354,8 @@ async def test_a_row_no_key_opens_or_with_bad_options_is_skipped_and_the_daemon_
 async def test_a_change_whose_notification_is_lost_is_found_by_the_poll(
     pool: asyncpg.Pool, dsn: str
 ) -> None:
-    key = new_key()
-    ring = Keyring(decode_key(key, "secret_key"))
+    key, ring, writer = sealed_table(pool)
     opener = TokenOpener()
-    writer = AccountWriter(pool, "ops@host")
     async with running(pool, dsn, key, opener, Metrics(), poll=0.5) as fleet:
         await writer.account_insert(account_row("shop", ring, "shop_token_0123456"))
         await enqueue(pool, "shop", "k1")
