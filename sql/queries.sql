@@ -1093,12 +1093,16 @@ SELECT name, provider, options::text AS options, rate_limit, concurrency, enable
  ORDER BY name;
 
 -- name: account_fingerprint
--- Changes whenever any account row does (a reload compares it before rereading anything): the
--- count and an order-free sum of each whole row's hash, so a change by hand counts too; and
--- the enabled rows' count (a replica knows its database accounts only as they get work).
-SELECT count(*)::text || ':' || coalesce(sum(hashtextextended(a::text, 0)), 0)::text AS value,
-       count(*) FILTER (WHERE enabled) AS enabled
-  FROM invoice_sync.account a;
+-- The table's change counter (migration 016: every changing statement bumps it, in its own
+-- transaction) and the enabled rows' count (a replica knows its database accounts only as they
+-- get work), read together: a reload reads this only once account_generation has moved.
+SELECT g.generation::text AS value,
+       (SELECT count(*) FROM invoice_sync.account a WHERE a.enabled) AS enabled
+  FROM invoice_sync.account_generation g;
+
+-- name: account_generation
+-- The table's change counter alone: one row, whatever the accounts, for every poll.
+SELECT generation::text FROM invoice_sync.account_generation;
 
 -- name: account_versions
 -- The named accounts' ($1) row hashes (the fingerprint's terms) and whether each is enabled: a

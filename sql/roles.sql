@@ -92,6 +92,8 @@ GRANT EXECUTE ON FUNCTION invoice_sync.result(text, text), invoice_sync.cancel(t
 -- Accounts held in the database: replicas read them (secrets only as ciphertext), the CLI,
 -- which runs as the worker, writes them. The producer gets nothing: it cannot see the table.
 GRANT SELECT, INSERT, UPDATE, DELETE ON invoice_sync.account TO invoice_sync_worker;
+-- The table's change counter (016): a replica polls it; writing the table bumps it.
+GRANT SELECT, UPDATE ON invoice_sync.account_generation TO invoice_sync_worker;
 
 -- The producer. enqueue() and the outbox triggers run with the caller's rights, so the column
 -- grants below are what they need: INSERT of the producer's columns, SELECT of the columns the

@@ -1,5 +1,5 @@
 -- invoice-sync: the whole schema `invoice_sync` as the migrations in sql/migrations leave it
--- (001 to 014), in one place, to read: every table with its columns, constraints and
+-- (001 to 016), in one place, to read: every table with its columns, constraints and
 -- indexes, the functions and triggers, the row-level security policies and the privileges the
 -- migrations set. Comments say what each part is for; the migration that added a part says
 -- why in more depth.
@@ -666,8 +666,29 @@ BEGIN
     RETURN NULL;
 END $$;
 
-CREATE TRIGGER account_notify AFTER INSERT OR UPDATE OR DELETE ON invoice_sync.account
+CREATE TRIGGER account_notify
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON invoice_sync.account
     FOR EACH STATEMENT EXECUTE FUNCTION invoice_sync.account_notify();
+
+-- The table's change counter (016): every changing statement bumps it in its own transaction,
+-- even with triggers off for replication (ALWAYS), so a replica's poll reads one row, not the
+-- table, to learn whether anything changed.
+CREATE TABLE invoice_sync.account_generation (
+    only_row   boolean PRIMARY KEY DEFAULT true CHECK (only_row),
+    generation bigint NOT NULL
+);
+
+CREATE FUNCTION invoice_sync.account_generation_bump() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE invoice_sync.account_generation SET generation = generation + 1;
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER account_generation
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON invoice_sync.account
+    FOR EACH STATEMENT EXECUTE FUNCTION invoice_sync.account_generation_bump();
+ALTER TABLE invoice_sync.account ENABLE ALWAYS TRIGGER account_generation;
 
 
 -- ---------------------------------------------------------------------------------------------
@@ -737,5 +758,13 @@ DO $$
 BEGIN
     IF EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'invoice_sync_worker') THEN
         GRANT SELECT, INSERT, UPDATE, DELETE ON invoice_sync.account TO invoice_sync_worker;
+    END IF;
+END $$;
+
+-- The same for the account table's change counter of 016 (roles.sql grants the same).
+DO $$
+BEGIN
+    IF EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'invoice_sync_worker') THEN
+        GRANT SELECT, UPDATE ON invoice_sync.account_generation TO invoice_sync_worker;
     END IF;
 END $$;

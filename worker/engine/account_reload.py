@@ -4,7 +4,9 @@ table holds now, without a restart.
 The table's trigger NOTIFYs ``ACCOUNT_CHANNEL`` on every change; a LISTEN connection of its own
 (``worker.engine.listener.Listener``) wakes the reload, and a poll every ``ACCOUNT_POLL`` seconds
 covers for notifications lost while that connection was down. A reload first reads the table's
-fingerprint (``account_fingerprint``) and stops there when it is unchanged; else it rereads the
+change counter (``account_generation``, one row, bumped by every changing statement, migration
+016) and stops there when it is unchanged; else it counts the enabled rows
+(``account_fingerprint``) and rereads the
 versions of the rows this replica knows, and only those (``account_versions``: the database
 accounts it has open or left out, which are bounded, never the whole table), and hands them to
 the engine (``Engine.replace_accounts``), which takes them in before its next claim: an account
@@ -38,6 +40,7 @@ from worker.store.account_rows import (
     AccountVersion,
     Fingerprint,
     account_fingerprint,
+    account_generation,
     account_versions,
 )
 from worker.store.database import Pool
@@ -101,9 +104,13 @@ class AccountReloader:
     async def reload(self) -> None:
         """Read the table's fingerprint now and, if it changed, hand the engine the current
         versions of the accounts its fleet knows."""
+        # One row while nothing changed, however many accounts the table holds.
+        last = self._fingerprint
+        if last is not None and await account_generation(self._pool) == last.value:
+            return
         # Read before the rows: a change committed in between is read again next time.
         fingerprint = await account_fingerprint(self._pool)
-        if fingerprint == self._fingerprint:
+        if fingerprint == last:
             return
         known = dict(self._known())
         rows = await account_versions(self._pool, [*known, *self._file_accounts])

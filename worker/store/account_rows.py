@@ -8,8 +8,9 @@ The interface the engine loads accounts through:
 - ``account_rows_named(pool, names)``: the whole rows of the accounts a claim is about to lease
   rows of for the first time, each with its version; ``account_versions(pool, names)``: the
   versions of named rows (a reload rereads those of the accounts a replica knows, start-up
-  looks for the config file's names); ``account_fingerprint``: one value for the whole table
-  and its count of enabled rows; ``account_key_samples``: one secret per key id, which start-up
+  looks for the config file's names); ``account_generation``: the table's change counter
+  (migration 016), which a poll compares; ``account_fingerprint``: that counter and the count
+  of enabled rows; ``account_key_samples``: one secret per key id, which start-up
   opens to catch a missing or wrong key. Only ``account_rows`` (``check-config``'s) returns every
   row: the daemon's reads return the rows it names, or one row, so that its cost does not
   follow the accounts the table holds.
@@ -79,16 +80,23 @@ async def account_rows(pool: asyncpg.Pool | asyncpg.Connection) -> list[AccountR
 
 
 class Fingerprint(NamedTuple):
-    """The table as a whole: ``value`` changes whenever any row does (a count and an
-    order-free sum of each row's version), ``enabled`` counts the rows to run."""
+    """The table as a whole: ``value`` is its change counter (``account_generation``, which
+    every changing statement bumps), ``enabled`` counts the rows to run."""
 
     value: str
     enabled: int
 
 
+async def account_generation(pool: asyncpg.Pool | asyncpg.Connection) -> str:
+    """The table's change counter alone (one row read, whatever the accounts): a poll compares
+    it with its ``Fingerprint.value`` before reading anything else."""
+    value: str = await database.run(lambda: pool.fetchval(queries()["account_generation"]))
+    return value
+
+
 async def account_fingerprint(pool: asyncpg.Pool | asyncpg.Connection) -> Fingerprint:
-    """The table's ``Fingerprint``: one row read, so a replica polling the table rereads
-    anything only when something changed."""
+    """The table's ``Fingerprint``: its change counter and its enabled rows, counted (read
+    at start-up, and by a reload once ``account_generation`` has moved)."""
     row = await database.run(lambda: pool.fetchrow(queries()["account_fingerprint"]))
     return Fingerprint(value=row["value"], enabled=row["enabled"])
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import re
 import time
 from collections.abc import AsyncIterator, Callable, MutableMapping, Sequence
 from contextlib import asynccontextmanager
@@ -19,7 +20,7 @@ from tests.factories import enqueue
 from tests.fakes import ScriptedProvider, fast_settings, runtime
 from worker.engine.account_reload import AccountReloader
 from worker.engine.database_accounts import DatabaseLoader
-from worker.engine.fleet import Fleet, Loaded, Loader
+from worker.engine.fleet import Fleet, Loaded, Loader, TableChange
 from worker.engine.loop import Engine
 from worker.engine.metrics import Metrics
 from worker.engine.runtimes import AccountRuntime, CheckedAccount
@@ -31,6 +32,7 @@ from worker.store.account_rows import (
     AccountWriter,
     ReadAccounts,
     account_fingerprint,
+    account_generation,
 )
 from worker.store.outbox import Outbox
 
@@ -389,5 +391,56 @@ async def test_the_fingerprint_changes_with_any_row_even_one_changed_by_hand(
     await pool.execute("UPDATE invoice_sync.account SET concurrency = 7 WHERE name = 'a'")
     changed = await account_fingerprint(pool)
     await pool.execute("DELETE FROM invoice_sync.account")
-    assert len({empty, one, changed}) == 3
-    assert await account_fingerprint(pool) == empty
+    gone = await account_fingerprint(pool)
+    await pool.execute("TRUNCATE invoice_sync.account")
+    truncated = await account_fingerprint(pool)
+    assert len({empty.value, one.value, changed.value, gone.value, truncated.value}) == 5
+    assert (one.enabled, changed.enabled, gone.enabled) == (1, 1, 0)
+    # The poll's read is the fingerprint's value, alone.
+    assert await account_generation(pool) == truncated.value
+
+
+async def test_a_poll_while_nothing_changed_reads_one_row_not_the_table(
+    pool: asyncpg.Pool, dsn: str
+) -> None:
+    """The poll used to hash every row of the table to see whether any changed (0.4 s of the
+    server's CPU at 100,000 accounts, on every replica at every poll); now it reads the change
+    counter's row (migration 016). Every statement an unchanged reload runs is explained: none
+    may read the account table."""
+    ring = Keyring(decode_key(new_key(), "secret_key"))
+    writer = AccountWriter(pool, "ops@host")
+    for name in ("a", "b", "c"):
+        await writer.account_insert(account_row(name, ring, f"{name}_token_0123456789"))
+    statements: list[str] = []
+
+    class Recording:
+        """The pool, remembering each statement run through it."""
+
+        def __getattr__(self, method: str) -> Any:
+            run = getattr(pool, method)
+
+            async def call(query: str, *args: Any, **kwargs: Any) -> Any:
+                statements.append(query)
+                return await run(query, *args, **kwargs)
+
+            return call
+
+    applied: list[TableChange] = []
+    reloader = AccountReloader(
+        file_accounts=[],
+        pool=Recording(),
+        listen_dsn=dsn,
+        apply=applied.append,
+        known=dict,
+        fingerprint=await account_fingerprint(pool),
+    )
+    await reloader.reload()
+    assert statements
+    assert not applied
+    for query in statements:
+        plan = "\n".join(row[0] for row in await pool.fetch("EXPLAIN " + query))
+        assert not re.search(r" on account( |$)", plan, re.M), plan
+    # And a change is still seen: the counter moved, so the table is counted.
+    await pool.execute("UPDATE invoice_sync.account SET enabled = false WHERE name = 'c'")
+    await reloader.reload()
+    assert [change.enabled for change in applied] == [2]

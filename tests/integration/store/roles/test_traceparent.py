@@ -36,12 +36,17 @@ TRACEPARENT_MIGRATION = 11
 
 def roles_sql_before_011() -> str:
     """sql/roles.sql as the release before 011 shipped it: the four-parameter enqueue() and
-    no traceparent column (the only two changes 011 made to it), and without the grant on the
-    account table that a later migration (012) added."""
+    no traceparent column (the only two changes 011 made to it), and without the grants on the
+    account table and its change counter that later migrations (012, 016) added."""
     text = "".join(
         line
         for line in ROLES_SQL.read_text(encoding="utf-8").splitlines(keepends=True)
-        if not line.startswith("GRANT SELECT, INSERT, UPDATE, DELETE ON invoice_sync.account ")
+        if not line.startswith(
+            (
+                "GRANT SELECT, INSERT, UPDATE, DELETE ON invoice_sync.account ",
+                "GRANT SELECT, UPDATE ON invoice_sync.account_generation ",
+            )
+        )
     )
     before = text.replace("jsonb, timestamptz, text)", "jsonb, timestamptz)")
     before = before.replace("available_at, traceparent)", "available_at)")
