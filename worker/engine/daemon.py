@@ -41,6 +41,20 @@ def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
+async def worker_pool(dsn: str, concurrency: int) -> database.Pool:
+    """The engine's pool. Its queries leave no session state behind: no reset round trip per
+    statement. Their plans do not hang on their parameters' values (each account's rows are
+    read through the same indexes however many there are): each is planned once per
+    connection, not at every claim and flush."""
+    return await database.create_pool(
+        dsn,
+        min_size=2,
+        max_size=max(4, min(concurrency, 20)),
+        reset_sessions=False,
+        generic_plans=True,
+    )
+
+
 async def run_worker(settings: Settings, *, drain: bool) -> None:
     """The daemon, with its spans exported for the whole run when ``[observe] otlp_endpoint``
     is set."""
@@ -61,10 +75,7 @@ async def _run_engine(settings: Settings, *, drain: bool) -> None:
     concurrency = settings.worker.max_in_flight
     if not fingerprint.enabled:
         concurrency = min(total_concurrency(file_accounts.values()), concurrency)
-    # The worker's queries leave no session state behind: no reset round trip per statement.
-    pool = await database.create_pool(
-        dsn, min_size=2, max_size=max(4, min(concurrency, 20)), reset_sessions=False
-    )
+    pool = await worker_pool(dsn, concurrency)
     health: HealthServer | None = None
     try:
         await _check_schema(pool)

@@ -39,7 +39,12 @@ class StoreUnavailableError(StoreError):
 
 
 async def create_pool(
-    dsn: str, *, min_size: int = 1, max_size: int = 10, reset_sessions: bool = True
+    dsn: str,
+    *,
+    min_size: int = 1,
+    max_size: int = 10,
+    reset_sessions: bool = True,
+    generic_plans: bool = False,
 ) -> asyncpg.Pool:
     """A pool; ``StoreError`` with a readable reason when the database cannot be reached.
 
@@ -48,7 +53,17 @@ async def create_pool(
     HOLD``), as the worker's named queries do not: each connection handed back then skips
     asyncpg's reset statement (``pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL``),
     a round trip per statement run on the pool. A transaction left open is still rolled back.
+
+    ``generic_plans=True`` makes each connection plan a prepared statement once and reuse the
+    plan (``plan_cache_mode = force_generic_plan``), for a pool that runs the same few
+    statements at speed, whose plans do not depend on their parameters' values: PostgreSQL's
+    default plans the claim again at every run (its generic plan's estimate is the higher),
+    half a millisecond of the server's CPU per claim, a fifth of the whole claim's time.
+    A ``SET`` when each connection opens (not a startup parameter, which PgBouncer refuses),
+    so only for a pool that does not reset its sessions (``RESET ALL`` would undo it).
     """
+    if generic_plans and reset_sessions:
+        raise ValueError("generic_plans needs reset_sessions=False: RESET ALL would undo it")
     try:
         pool = await asyncpg.create_pool(
             dsn,
@@ -57,6 +72,7 @@ async def create_pool(
             command_timeout=60,
             timeout=10,
             reset=None if reset_sessions else _keep_session,
+            init=_plan_once if generic_plans else None,
         )
     except (asyncpg.InvalidCatalogNameError, asyncpg.InvalidAuthorizationSpecificationError) as exc:
         raise StoreError(f"cannot connect to the database: {exc}") from exc
@@ -66,6 +82,10 @@ async def create_pool(
         raise StoreError(f"database_url is not a valid PostgreSQL URL: {exc}") from exc
     assert pool is not None
     return pool
+
+
+async def _plan_once(conn: asyncpg.Connection) -> None:
+    await conn.execute("SET plan_cache_mode = force_generic_plan")
 
 
 async def _keep_session(conn: asyncpg.Connection) -> None:
