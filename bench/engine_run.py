@@ -26,7 +26,9 @@ def settings(
     dsn: str, *, provider: str, url: str, concurrency: int, rate: str = UNLIMITED
 ) -> Settings:
     """The product's defaults except a 1 s poll (the drain check; throughput is measured to the
-    last outcome written, so the poll does not count) and the account under test."""
+    last outcome written, so the poll does not count), the account under test, and port 0 for
+    /metrics and the probes: a free one, so a run beside another daemon or bench (which holds
+    the default 9464) does not fail to start."""
     account: dict[str, Any] = {
         "provider": provider,
         "base_url": url,
@@ -38,6 +40,7 @@ def settings(
     return Settings(
         database_url=dsn,
         worker={"poll_interval": 1.0},
+        observe={"listen": "127.0.0.1:0"},
         accounts={ACCOUNT: account},
     )
 
