@@ -8,12 +8,13 @@ Nothing here knows SQL or a provider.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
+from worker.values import immutable
 
-@dataclass(frozen=True, kw_only=True, slots=True)
+
+@immutable
 class Claimed:
     """A leased outbox row, as the claim returned it."""
 
@@ -32,7 +33,7 @@ class Claimed:
     """The producer's W3C trace context, when it gave one: the attempt's span continues it."""
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
+@immutable
 class Resolution:
     """What happens to one claimed row; ``outbox_record`` applies a batch of them at once.
 
@@ -84,7 +85,7 @@ class Resolution:
         }
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
+@immutable
 class AccountAction:
     """A pause (with the delay before the first probe) or a throttle for one account."""
 
@@ -95,7 +96,7 @@ class AccountAction:
     throttle: float | None = None
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
+@immutable
 class AttemptFacts:
     """How one attempt went, beside its ``Resolution``: what ``outbox_record`` writes to the
     attempt history in the same statement (one row per outcome it applies).

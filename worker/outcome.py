@@ -15,9 +15,10 @@ it (Oban's ``perform/1`` return values, River's ``JobCancel``/``JobSnooze``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import Enum, StrEnum
 from typing import Any, Literal
+
+from worker.values import immutable
 
 
 class Reason(StrEnum):
@@ -65,7 +66,7 @@ class Fate(Enum):
         """The ``outcome`` label of the ``invoice_sync_invoices`` counter."""
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
+@immutable
 class Synced:
     provider_invoice_id: str
     invoice_number: str | None = None
@@ -77,7 +78,7 @@ class Synced:
     """The answer said the account's request quota is spent: hold it this long (no 429 yet)."""
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
+@immutable
 class Retry:
     error: str
     after: float | None = None
@@ -86,7 +87,7 @@ class Retry:
     response: Any = None
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
+@immutable
 class RateLimited:
     error: str
     after: float | None = None
@@ -94,7 +95,7 @@ class RateLimited:
     response: Any = None
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
+@immutable
 class DeadLetter:
     reason: Reason
     error: str
@@ -102,7 +103,7 @@ class DeadLetter:
     response: Any = None
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
+@immutable
 class PauseAccount:
     reason: PauseReason
     invoice: Retry | DeadLetter

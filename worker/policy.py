@@ -8,7 +8,7 @@ Retry timing is a pure function of the attempt count and a random draw too (Rive
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime
 
 from worker.claims import AccountAction, Claimed, Resolution
@@ -25,6 +25,7 @@ from worker.outcome import (
     Synced,
     health_of,
 )
+from worker.values import immutable
 
 # A provider's Retry-After is honoured, but a broken header must not park a row for a year.
 MAX_RETRY_AFTER = 24 * 3600.0
@@ -51,7 +52,7 @@ def honour_retry_after(after: float | None, fallback: float) -> float:
 DEFAULT_RATE_LIMIT_WAIT = 60.0
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
+@immutable
 class Decision:
     resolution: Resolution
     account_action: AccountAction | None = None

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
@@ -21,6 +21,7 @@ from worker.durations import RateLimit
 from worker.invoice import Invoice
 from worker.outcome import Outcome
 from worker.providers.redaction import cut
+from worker.values import immutable
 
 if TYPE_CHECKING:
     from worker.providers.connections import ConnectionPool
@@ -44,7 +45,7 @@ MAX_RESPONSE_SIZE = 1024 * 1024
 UNKNOWN_RATE_WINDOW = 60.0
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
+@immutable
 class Attempt:
     """One try at creating one invoice."""
 
@@ -72,7 +73,7 @@ class Attempt:
         return default if self.rate is None else self.rate.period
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
+@immutable
 class Credentials:
     """What an adapter needs to authenticate; ``token`` is already resolved from env or file."""
 
@@ -80,7 +81,7 @@ class Credentials:
     token: str | None
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
+@immutable
 class HttpTimeouts:
     """The bounds of one HTTP exchange with a provider (``[http]``), and where its connections
     come from."""
@@ -124,7 +125,7 @@ CredentialCheck = Callable[[Any, bool], str | None]
 ``token_env`` or ``token_file``): what is wrong with its credentials, as one line, or None."""
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
+@immutable
 class ProviderSpec:
     """How the engine and config know a provider: its name, its account options, its factory.
 
@@ -164,7 +165,7 @@ def bounded(body: Any, limit: int = RESPONSE_LIMIT) -> Any:
     return {"truncated": True, "head": cut(text, limit)}
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
+@immutable
 class OptionRules:
     """Which fields of a provider's request body ``provider_options`` may not touch.
 
