@@ -1,5 +1,7 @@
-"""``immutable``: the decorator for the records the engine passes along, one or more per invoice (a
-claimed row, an outcome, a decision, a resolution, an attempt's facts).
+"""``immutable``: the decorator for the records the engine builds for each attempt (a claimed
+row, the attempt, its outcome, the decision, the resolution, the attempt's facts, an account
+action). Records made once per process (provider specs, credentials, timeouts) stay plain
+frozen dataclasses: they gain nothing from it.
 
 They are immutable to the type checker (mypy treats each field as read-only, as with
 ``@dataclass(frozen=True)``) but plain slotted dataclasses at run time: a frozen dataclass's

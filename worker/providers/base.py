@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import field
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
@@ -73,7 +73,7 @@ class Attempt:
         return default if self.rate is None else self.rate.period
 
 
-@immutable
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Credentials:
     """What an adapter needs to authenticate; ``token`` is already resolved from env or file."""
 
@@ -81,7 +81,7 @@ class Credentials:
     token: str | None
 
 
-@immutable
+@dataclass(frozen=True, kw_only=True, slots=True)
 class HttpTimeouts:
     """The bounds of one HTTP exchange with a provider (``[http]``), and where its connections
     come from."""
@@ -125,7 +125,7 @@ CredentialCheck = Callable[[Any, bool], str | None]
 ``token_env`` or ``token_file``): what is wrong with its credentials, as one line, or None."""
 
 
-@immutable
+@dataclass(frozen=True, kw_only=True, slots=True)
 class ProviderSpec:
     """How the engine and config know a provider: its name, its account options, its factory.
 
@@ -165,7 +165,7 @@ def bounded(body: Any, limit: int = RESPONSE_LIMIT) -> Any:
     return {"truncated": True, "head": cut(text, limit)}
 
 
-@immutable
+@dataclass(frozen=True, kw_only=True, slots=True)
 class OptionRules:
     """Which fields of a provider's request body ``provider_options`` may not touch.
 
