@@ -13,7 +13,7 @@ from typing import Any
 import asyncpg
 
 from bench import instant
-from bench.processes import TOKEN
+from bench.processes import FREE_PORT, TOKEN
 from bench.workload import ACCOUNT
 from worker.config import Settings
 from worker.engine.daemon import run_worker
@@ -26,9 +26,8 @@ def settings(
     dsn: str, *, provider: str, url: str, concurrency: int, rate: str = UNLIMITED
 ) -> Settings:
     """The product's defaults except a 1 s poll (the drain check; throughput is measured to the
-    last outcome written, so the poll does not count), the account under test, and port 0 for
-    /metrics and the probes: a free one, so a run beside another daemon or bench (which holds
-    the default 9464) does not fail to start."""
+    last outcome written, so the poll does not count), the account under test, and a free
+    port for /metrics and the probes (``FREE_PORT``)."""
     account: dict[str, Any] = {
         "provider": provider,
         "base_url": url,
@@ -40,7 +39,7 @@ def settings(
     return Settings(
         database_url=dsn,
         worker={"poll_interval": 1.0},
-        observe={"listen": "127.0.0.1:0"},
+        observe={"listen": FREE_PORT},
         accounts={ACCOUNT: account},
     )
 

@@ -10,6 +10,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 TOKEN = "bench-token-7c1e"
+# Every engine a bench runs (daemons, replicas, the in-process one) takes a free port for
+# /metrics and the probes: beside another daemon or bench, the default 9464 may be taken.
+FREE_PORT = "127.0.0.1:0"
 
 
 @contextlib.contextmanager
@@ -62,12 +65,11 @@ def write_config(
     """A daemon config: the product's defaults except what ``worker`` overrides."""
     lines = [f'database_url = "{dsn}"', "[worker]"]
     lines += [f"{k} = {v}" for k, v in worker.items()]
-    # Port 0: replicas on one machine each get a free port for /metrics and the probes.
     lines += [
         "[observe]",
         'log_format = "json"',
         f'log_level = "{log_level}"',
-        'listen = "127.0.0.1:0"',
+        f'listen = "{FREE_PORT}"',
         account,
     ]
     path.write_text("\n".join(lines) + "\n")

@@ -30,7 +30,7 @@ import asyncpg
 
 from bench.databases import scratch
 from bench.plan import Context
-from bench.processes import TOKEN, daemon, peak_rss_kb, sandbox
+from bench.processes import FREE_PORT, TOKEN, daemon, peak_rss_kb, sandbox
 from bench.report import Figure, ScenarioResult
 from bench.workload import bulk_load, invoice
 from worker.sealed import Keyring, decode_key, new_key
@@ -108,7 +108,7 @@ def daemon_config(path: Path, dsn: str, keys: Keys, *, max_in_flight: int) -> Pa
         "[observe]",
         'log_format = "json"',
         'log_level = "info"',
-        'listen = "127.0.0.1:0"',
+        f'listen = "{FREE_PORT}"',
     ]
     path.write_text("\n".join(lines) + "\n")
     return path
