@@ -32,10 +32,15 @@ UNAVAILABLE = (
     asyncpg.ConnectionDoesNotExistError,
     asyncpg.InterfaceError,
 )
+# Errors that roll back only this transaction, for a clash with a concurrent one (SQLSTATE class
+# 40: deadlock detected, serialization failure): nothing was written, and running it again is
+# the cure. Replicas claiming and flushing side by side can deadlock on account rows.
+CONFLICT = (asyncpg.TransactionRollbackError,)
 
 
 class StoreUnavailableError(StoreError):
-    """The database could not be reached; the operation may be retried."""
+    """The database could not be reached, or rolled the statement back for a conflict with
+    another transaction (a deadlock, a serialization failure); the operation may be retried."""
 
 
 async def create_pool(
@@ -109,6 +114,8 @@ async def run(action: Callable[[], Awaitable[T]]) -> T:
         return await action()
     except UNAVAILABLE as exc:
         raise StoreUnavailableError(f"database unavailable: {describe(exc)}") from exc
+    except CONFLICT as exc:
+        raise StoreUnavailableError(f"database conflict, rolled back: {exc}") from exc
     except asyncpg.UndefinedTableError as exc:
         raise StoreError(f"{exc} (has `invoice-sync migrate` been run?)") from exc
     except asyncpg.PostgresError as exc:
@@ -123,6 +130,8 @@ async def transaction(pool: asyncpg.Pool) -> AsyncIterator[Any]:
             yield conn
     except UNAVAILABLE as exc:
         raise StoreUnavailableError(f"database unavailable: {describe(exc)}") from exc
+    except CONFLICT as exc:
+        raise StoreUnavailableError(f"database conflict, rolled back: {exc}") from exc
     except asyncpg.PostgresError as exc:
         raise StoreError(f"database error: {exc}") from exc
 
