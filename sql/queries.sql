@@ -73,12 +73,14 @@ picked AS (
      GROUP BY c.account, r.rate, r.burst
 ),
 -- One token per row. The upsert's row lock serialises replicas claiming for the same account:
--- each sees the tokens the previous one left. A new bucket starts full.
+-- each sees the tokens the previous one left. A new bucket starts full. In account order, so
+-- two claims for the same accounts lock their buckets in the same order and cannot deadlock.
 spent AS (
     INSERT INTO invoice_sync.rate_bucket AS b (account, tokens, rate, burst, granted, refilled_at)
     SELECT account, burst - least(n, floor(burst)), rate, burst, least(n, floor(burst)),
            clock_timestamp()
       FROM picked
+     ORDER BY account
     ON CONFLICT (account) DO UPDATE SET
         granted = least(excluded.granted, floor(
             invoice_sync.rate_bucket_level(b.tokens, b.refilled_at, excluded.rate, excluded.burst))),
