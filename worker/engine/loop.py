@@ -132,6 +132,8 @@ class Engine:
         self._lines: dict[str, deque[_InFlight]] = {}
         self._runners: dict[str, set[asyncio.Task[None]]] = {}
         self._running: dict[asyncio.Task[None], _InFlight | None] = {}
+        # Accounts whose line is to be given more runners at the loop's next turn (``_staff``).
+        self._staffing: set[str] = set()
         self._holds = AccountHolds(clock)
         self._flusher = Flusher(
             outbox,
@@ -391,11 +393,32 @@ class Engine:
             line = self._lines[row.account] = deque()
         line.append(flight)
         runners = self._runners.setdefault(row.account, set())
-        if len(runners) < runtime.gate.concurrency:
-            task = asyncio.create_task(self._run_line(row.account), name=f"rows:{row.account}")
-            runners.add(task)
-            self._running[task] = None
-            task.add_done_callback(functools.partial(self._runner_done, row.account))
+        if not runners:
+            self._start_runner(row.account, runners)
+        concurrency = runtime.gate.concurrency
+        if len(runners) < concurrency and row.account not in self._staffing:
+            # The other runners once the first have had their turn, and only if rows are left
+            # then: when calls answer without waiting (a fast provider, a quick failure), one
+            # runner runs a whole claim's rows in one go, and the rest of a runner per call
+            # slot only found the line empty, a task each (15 of 16 per claim).
+            self._staffing.add(row.account)
+            asyncio.get_running_loop().call_soon(self._staff, row.account, concurrency)
+
+    def _staff(self, account: str, concurrency: int) -> None:
+        """Up to ``concurrency`` runners for the account's line, one per row still in it."""
+        self._staffing.discard(account)
+        line = self._lines.get(account)
+        if not line:
+            return
+        runners = self._runners.setdefault(account, set())
+        for _ in range(min(concurrency - len(runners), len(line))):
+            self._start_runner(account, runners)
+
+    def _start_runner(self, account: str, runners: set[asyncio.Task[None]]) -> None:
+        task = asyncio.create_task(self._run_line(account), name=f"rows:{account}")
+        runners.add(task)
+        self._running[task] = None
+        task.add_done_callback(functools.partial(self._runner_done, account))
 
     async def _run_line(self, account: str) -> None:
         """Run the rows of an account's line one after the other until it is empty."""

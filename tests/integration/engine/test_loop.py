@@ -1,8 +1,10 @@
 import asyncio
 import time
 from collections.abc import Mapping
+from typing import Any
 
 import asyncpg
+import pytest
 from structlog.testing import capture_logs
 
 from tests.factories import enqueue, invoice, table_count
@@ -360,6 +362,47 @@ async def test_an_account_never_has_more_calls_at_once_than_its_concurrency(
     await asyncio.wait_for(engine(pool, None, provider, concurrency=3).run(drain=True), 20)
     assert await table_count(pool, "synced") == 20
     assert most == 3
+
+
+async def test_rows_whose_calls_never_wait_are_run_by_one_runner_per_claim(
+    pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A provider that answers without waiting: the first runner runs the whole claim's rows
+    # before any other could start, so no more runners are made for them (they cost a task
+    # each and only found the line empty).
+    for i in range(40):
+        await enqueue(pool, "shop", f"k{i}")
+    claims_with_rows = 0
+
+    class Counted(Outbox):
+        async def outbox_claim(
+            self, wants: Mapping[str, ClaimRequest], *, lease: float, probe_cooldown: float
+        ) -> ClaimResult:
+            nonlocal claims_with_rows
+            result = await super().outbox_claim(wants, lease=lease, probe_cooldown=probe_cooldown)
+            claims_with_rows += bool(result.rows)
+            return result
+
+    runners = 0
+    create_task = asyncio.create_task
+
+    def counting(coro: Any, *, name: str | None = None, **kwargs: Any) -> asyncio.Task[Any]:
+        nonlocal runners
+        runners += bool(name and name.startswith("rows:"))
+        return create_task(coro, name=name, **kwargs)
+
+    monkeypatch.setattr(asyncio, "create_task", counting)
+    worker = Engine(
+        outbox=Counted(pool, worker_id="test"),
+        runtimes={"shop": runtime(ScriptedProvider(), concurrency=8)},
+        settings=fast_settings(),
+        listen_dsn=None,
+        rand=lambda: 1.0,
+    )
+    await asyncio.wait_for(worker.run(drain=True), 20)
+    assert await table_count(pool, "synced") == 40
+    assert claims_with_rows >= 2  # the depth (16 rows) makes several claims
+    assert runners == claims_with_rows
 
 
 async def test_a_row_whose_attempt_crashes_is_given_back_and_the_others_still_run(
