@@ -7,6 +7,7 @@ and never sees an invoice.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, NamedTuple
@@ -190,7 +191,7 @@ class Outbox:
             async with database.transaction(self._pool) as conn:
                 row = await conn.fetchrow(self._q["outbox_record"], self.worker_id, body)
                 if account_actions:
-                    actions = json.dumps([asdict(a) for a in account_actions])
+                    actions = records_json([asdict(a) for a in account_actions])
                     await conn.execute(self._q["account_apply"], actions)
                 for account in resume:
                     await conn.execute(self._q["account_resume"], account)
@@ -264,13 +265,41 @@ def records_json(records: Sequence[Mapping[str, Any]]) -> str:
     """A flush's records as the JSON text ``outbox_record`` reads: with orjson, in a tenth of
     the json module's time (it was the largest part of a flush's Python, a few microseconds
     an invoice), or with the json module for what orjson refuses (an integer past 64 bits, a
-    lone surrogate, a key that is not a string), so such a record passes or fails as it did.
-    A datetime comes out in ISO form either way (orjson's with a ``T``), which ``timestamptz``
-    reads alike; a NaN as null, where the json module's ``NaN`` is not JSON to PostgreSQL."""
+    key that is not a string). A datetime comes out in ISO form either way (orjson's with a
+    ``T``), which ``timestamptz`` reads alike; a NaN as null, where the json module's ``NaN``
+    is not JSON to PostgreSQL.
+
+    A string PostgreSQL cannot hold (a NUL, or a lone surrogate: what a provider's ``\\u0000``
+    or ``\\ud800`` decodes to) has each such character replaced by U+FFFD (``storable``).
+    Written as it came, it failed the whole statement, so one provider's answer would have
+    kept every account's outcomes in that flush, and in each flush after, from being written."""
     try:
-        return orjson.dumps(records, default=str).decode()
-    except TypeError:  # orjson.JSONEncodeError is one
-        return json.dumps(records, default=str)
+        text = orjson.dumps(records, default=str).decode()
+    except TypeError:  # orjson.JSONEncodeError is one: a lone surrogate, a huge integer
+        text = None
+    if text is not None and "\\u0000" not in text:
+        return text
+    cleaned = storable(records)
+    try:
+        return orjson.dumps(cleaned, default=str).decode()
+    except TypeError:
+        return json.dumps(cleaned, default=str)
+
+
+# What PostgreSQL's text and jsonb refuse: NUL, and surrogates (json.loads joins an escaped
+# pair into one character, so a surrogate left in a decoded answer is a lone one).
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def storable(value: Any) -> Any:
+    """``value`` with NUL and lone surrogates replaced by U+FFFD in every string, keys too."""
+    if isinstance(value, str):
+        return _UNSTORABLE.sub("\ufffd", value)
+    if isinstance(value, Mapping):
+        return {storable(key): storable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [storable(item) for item in value]
+    return value
 
 
 def _claimed(row: Mapping[str, Any]) -> Claimed:

@@ -373,3 +373,27 @@ def test_records_are_encoded_by_orjson_unless_it_refuses_them() -> None:
         '[{"started_at":"2026-12-05T08:45:00+00:00","n":1}]'
     )
     assert records_json([{"n": 2**70}]) == '[{"n": 1180591620717411303424}]'
+
+
+def test_characters_postgresql_cannot_store_are_replaced_in_records() -> None:
+    # NUL and a lone surrogate, in values and keys, at any depth; the text "\u0000" (a
+    # backslash and five characters) is kept as it is.
+    records = [{"a": "x\x00y", "k\x00": ["\ud800", {"b": "\udfff"}], "c": "\\u0000"}]
+    assert json.loads(records_json(records)) == [
+        {"a": "x\ufffdy", "k\ufffd": ["\ufffd", {"b": "\ufffd"}], "c": "\\u0000"}
+    ]
+
+
+async def test_a_pause_whose_message_holds_a_nul_is_written(pool: asyncpg.Pool) -> None:
+    # The pause's error is the provider's message: it goes through the same encoding.
+    await enqueue(pool, "shop", "k1")
+    outbox = store(pool)
+    [row] = await claim(outbox, {"shop": 1}, lease=60, probe_cooldown=60)
+    pause = AccountAction(
+        account="shop", pause_reason="auth_failed", pause_error="bad\x00 token", probe_in=60
+    )
+    await outbox.outbox_record([synced(row.id, row.claim)], account_actions=[pause])
+    error = await pool.fetchval(
+        "SELECT pause_error FROM invoice_sync.account_state WHERE account = 'shop'"
+    )
+    assert error == "bad\ufffd token"

@@ -1,0 +1,93 @@
+"""A provider's answer holding what PostgreSQL cannot store (``\\u0000``, a lone ``\\ud800``) is
+written with those characters replaced, and never keeps the other rows' outcomes out.
+
+The answers come from a real aiohttp app on loopback, read by the real BillClap adapter: the
+escapes are valid JSON, so the adapter decodes them into its outcome (the id, the message, the
+kept answer) as a provider's text; the store is what must not choke on them. Before the fix,
+every flush holding such a row failed (``unsupported Unicode escape sequence``) and was tried
+again for ever, and the engine's drain never ended.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+
+import asyncpg
+from aiohttp import web
+
+from tests.edges import adapter_for, serve
+from tests.factories import enqueue, invoice, table_count
+from tests.fakes import fast_settings
+from worker.config import HttpSettings
+from worker.durations import parse_rate
+from worker.engine.limits import AccountGate
+from worker.engine.loop import Engine
+from worker.engine.runtimes import AccountRuntime
+from worker.store.outbox import Outbox
+from worker.testing.sandbox import PROFILES
+
+PROFILE = PROFILES["billclap"]
+# Raw JSON text: a NUL in the id, a lone surrogate in a link, both in a kept field and a key.
+SYNCED = (
+    '{"status": true, "invoice_id": "inv-\\u0000-%d", "link": "https://x/\\ud800",'
+    ' "note": "a\\u0000b", "k\\u0000": 1}'
+)
+# BillClap's errors arrive in HTTP 500 bodies; the message is kept in the error texts.
+REJECTED = '{"status": false, "error": "Party\\u0000 detail \\udfff is required"}'
+
+
+async def test_unstorable_characters_are_replaced_and_every_outcome_is_written(
+    pool: asyncpg.Pool,
+) -> None:
+    numbers = itertools.count(1)
+
+    async def answer(request: web.Request) -> web.Response:
+        body = await request.json()
+        if "reject" in json.dumps(body):
+            return web.Response(status=500, text=REJECTED, content_type="application/json")
+        return web.Response(text=SYNCED % next(numbers), content_type="application/json")
+
+    for i in range(3):
+        await enqueue(pool, "shop", f"ok-{i}", invoice(number=f"ok-{i}"))
+    await enqueue(pool, "shop", "bad", invoice(number="reject-1"))
+    async with serve(answer) as url:
+        provider = adapter_for(PROFILE, url, token=PROFILE.token)
+        runtime = AccountRuntime(
+            name="shop",
+            provider_name="billclap",
+            provider=provider,
+            gate=AccountGate(rate=parse_rate("1000/second"), concurrency=2),
+            request_timeout=HttpSettings().request_timeout,
+        )
+        engine = Engine(
+            outbox=Outbox(pool, worker_id="test"),
+            runtimes={"shop": runtime},
+            settings=fast_settings(),
+            listen_dsn=None,
+            rand=lambda: 1.0,
+        )
+        await asyncio.wait_for(engine.run(drain=True), 20)
+
+    assert await table_count(pool, "outbox") == 0
+    synced = await pool.fetch(
+        "SELECT provider_invoice_id, link, response FROM invoice_sync.synced ORDER BY outbox_id"
+    )
+    assert len(synced) == 3
+    for row in synced:
+        assert row["provider_invoice_id"].startswith("inv-\ufffd-")
+        assert row["link"] == "https://x/\ufffd"
+        assert json.loads(row["response"])["note"] == "a\ufffdb"
+        assert "k\ufffd" in json.loads(row["response"])
+    dead = await pool.fetchrow("SELECT reason, error FROM invoice_sync.dead_letter")
+    assert "Party\ufffd detail \ufffd is required" in dead["error"]
+    # Each attempt has its row in the history too (the rejected one was retried first: an
+    # unknown message in a 500 is a server failure to BillClap's adapter).
+    history = await pool.fetch(
+        "SELECT idempotency_key, outcome, error FROM invoice_sync.attempt ORDER BY attempt"
+    )
+    assert sum(row["outcome"] == "synced" for row in history) == 3
+    bad = [row for row in history if row["idempotency_key"] == "bad"]
+    assert bad[-1]["outcome"] == "dead_letter"
+    assert all("\ufffd" in row["error"] for row in bad)
