@@ -233,9 +233,12 @@ SELECT w.account, w.ready,
 -- still takes its outcome: one kept through a database outage, say.
 -- Each applied outcome that carries an attempt `outcome` label also writes its row of the
 -- attempt history (`recorded`), in this statement: no round trip of its own.
+-- $2 as json, not jsonb: each record is read once, into its columns; as jsonb the whole batch
+-- was first built as one binary document (500 rows: 2.2 ms of binding, now 0.5, in a flush of
+-- some 13 ms on the server).
 WITH result AS (
     SELECT *
-      FROM jsonb_to_recordset($2::jsonb) AS r(
+      FROM json_to_recordset($2::json) AS r(
           id bigint, claim bigint, kind text, delay float8, spend boolean, unknown boolean,
           reason text, error text, http_status int, response jsonb, provider text,
           provider_invoice_id text, invoice_number text, link text, pdf_url text,

@@ -53,7 +53,7 @@ async def test_the_workers_pool_plans_its_claim_and_flush_once(dsn: str) -> None
         # PostgreSQL's default plans each of the first five runs for its parameters, then
         # keeps planning the claim every time (its generic plan's estimate is the higher).
         claim_generic, claim_custom = await plans(pool, "invoice_sync.rate_bucket_level")
-        record_generic, record_custom = await plans(pool, "jsonb_to_recordset")
+        record_generic, record_custom = await plans(pool, "json_to_recordset($2::json)")
     finally:
         await pool.close()
     assert claim_custom == 0
