@@ -7,6 +7,7 @@ and never sees an invoice.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -276,7 +277,7 @@ def records_json(records: Sequence[Mapping[str, Any]]) -> str:
     try:
         text = orjson.dumps(records, default=str).decode()
     except TypeError:  # orjson.JSONEncodeError is one: a lone surrogate, a huge integer
-        text = None
+        text = None  # (and, beside a huge integer, an infinity the json module would write)
     if text is not None and "\\u0000" not in text:
         return text
     cleaned = storable(records)
@@ -292,9 +293,13 @@ _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
 def storable(value: Any) -> Any:
-    """``value`` with NUL and lone surrogates replaced by U+FFFD in every string, keys too."""
+    """``value`` with NUL and lone surrogates replaced by U+FFFD in every string, keys too,
+    and a NaN or infinity (a provider's ``1e400``) as null, as orjson writes them: the json
+    module would write ``Infinity``, which is not JSON to PostgreSQL."""
     if isinstance(value, str):
         return _UNSTORABLE.sub("\ufffd", value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
     if isinstance(value, Mapping):
         return {storable(key): storable(item) for key, item in value.items()}
     if isinstance(value, list | tuple):

@@ -382,6 +382,11 @@ def test_characters_postgresql_cannot_store_are_replaced_in_records() -> None:
     assert json.loads(records_json(records)) == [
         {"a": "x\ufffdy", "k\ufffd": ["\ufffd", {"b": "\ufffd"}], "c": "\\u0000"}
     ]
+    # An infinity is null, as orjson writes it, also where a huge integer sends the records
+    # through the json module (whose "Infinity" PostgreSQL refuses).
+    assert records_json([{"n": 2**70, "f": float("inf"), "g": [float("nan")]}]) == (
+        '[{"n": 1180591620717411303424, "f": null, "g": [null]}]'
+    )
 
 
 async def test_a_pause_whose_message_holds_a_nul_is_written(pool: asyncpg.Pool) -> None:
