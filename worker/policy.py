@@ -111,16 +111,29 @@ def _decide(
     return _retry(outcome, row, settings, rand, now)
 
 
+# The longest provider id and invoice number, and the longest link, a synced row keeps; longer
+# ones are cut and end in CUT. No provider issues such; a hostile one can, and past some 2,700
+# bytes the synced table's indexes refuse the row, which failed its flush, and every other row
+# in it, at each try for ever.
+ID_LIMIT = 200
+LINK_LIMIT = 2048
+CUT = "\u2026"
+
+
+def _kept(text: str | None, limit: int) -> str | None:
+    return text if text is None or len(text) <= limit else text[:limit] + CUT
+
+
 def _synced(outcome: Synced, row: Claimed, provider: str) -> Decision:
     resolution = Resolution(
         id=row.id,
         claim=row.claim,
         kind="synced",
         provider=provider,
-        provider_invoice_id=outcome.provider_invoice_id,
-        invoice_number=outcome.invoice_number,
-        link=outcome.link,
-        pdf_url=outcome.pdf_url,
+        provider_invoice_id=_kept(outcome.provider_invoice_id, ID_LIMIT),
+        invoice_number=_kept(outcome.invoice_number, ID_LIMIT),
+        link=_kept(outcome.link, LINK_LIMIT),
+        pdf_url=_kept(outcome.pdf_url, LINK_LIMIT),
         response=outcome.response,
         recovered=outcome.recovered,
     )

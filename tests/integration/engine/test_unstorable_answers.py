@@ -1,11 +1,12 @@
-"""A provider's answer holding what PostgreSQL cannot store (``\\u0000``, a lone ``\\ud800``) is
-written with those characters replaced, and never keeps the other rows' outcomes out.
+"""A provider's answer holding what the tables cannot take is written changed, and never keeps
+the other rows' outcomes out: ``\\u0000`` or a lone ``\\ud800`` (PostgreSQL's text refuses
+them) as U+FFFD, and an id or link too long for the synced table's indexes cut, ending in "…".
 
 The answers come from a real aiohttp app on loopback, read by the real BillClap adapter: the
 escapes are valid JSON, so the adapter decodes them into its outcome (the id, the message, the
-kept answer) as a provider's text; the store is what must not choke on them. Before the fix,
-every flush holding such a row failed (``unsupported Unicode escape sequence``) and was tried
-again for ever, and the engine's drain never ended.
+kept answer) as a provider's text; what is stored is what must not choke on them. Before the
+fix, every flush holding such a row failed (``unsupported Unicode escape sequence``, ``index
+row requires 20016 bytes``) and was tried again for ever, and the engine's drain never ended.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import secrets
 
 import asyncpg
 from aiohttp import web
@@ -25,6 +27,7 @@ from worker.durations import parse_rate
 from worker.engine.limits import AccountGate
 from worker.engine.loop import Engine
 from worker.engine.runtimes import AccountRuntime
+from worker.policy import ID_LIMIT, LINK_LIMIT
 from worker.store.outbox import Outbox
 from worker.testing.sandbox import PROFILES
 
@@ -36,6 +39,17 @@ SYNCED = (
 )
 # BillClap's errors arrive in HTTP 500 bodies; the message is kept in the error texts.
 REJECTED = '{"status": false, "error": "Party\\u0000 detail \\udfff is required"}'
+
+
+def billclap(url: str) -> AccountRuntime:
+    """An account on the real BillClap adapter, sending to ``url``."""
+    return AccountRuntime(
+        name="shop",
+        provider_name="billclap",
+        provider=adapter_for(PROFILE, url, token=PROFILE.token),
+        gate=AccountGate(rate=parse_rate("1000/second"), concurrency=2),
+        request_timeout=HttpSettings().request_timeout,
+    )
 
 
 async def test_unstorable_characters_are_replaced_and_every_outcome_is_written(
@@ -53,17 +67,9 @@ async def test_unstorable_characters_are_replaced_and_every_outcome_is_written(
         await enqueue(pool, "shop", f"ok-{i}", invoice(number=f"ok-{i}"))
     await enqueue(pool, "shop", "bad", invoice(number="reject-1"))
     async with serve(answer) as url:
-        provider = adapter_for(PROFILE, url, token=PROFILE.token)
-        runtime = AccountRuntime(
-            name="shop",
-            provider_name="billclap",
-            provider=provider,
-            gate=AccountGate(rate=parse_rate("1000/second"), concurrency=2),
-            request_timeout=HttpSettings().request_timeout,
-        )
         engine = Engine(
             outbox=Outbox(pool, worker_id="test"),
-            runtimes={"shop": runtime},
+            runtimes={"shop": billclap(url)},
             settings=fast_settings(),
             listen_dsn=None,
             rand=lambda: 1.0,
@@ -91,3 +97,33 @@ async def test_unstorable_characters_are_replaced_and_every_outcome_is_written(
     bad = [row for row in history if row["idempotency_key"] == "bad"]
     assert bad[-1]["outcome"] == "dead_letter"
     assert all("\ufffd" in row["error"] for row in bad)
+
+
+async def test_an_id_too_long_to_index_is_cut_and_every_outcome_is_written(
+    pool: asyncpg.Pool,
+) -> None:
+    # 20,000 characters that do not compress: past what a btree index entry can hold.
+    huge_id = secrets.token_hex(10_000)
+
+    async def answer(request: web.Request) -> web.Response:
+        body = {"status": True, "invoice_id": huge_id, "link": "https://x/" + "l" * 100_000}
+        return web.json_response(body)
+
+    for i in range(3):
+        await enqueue(pool, "shop", f"ok-{i}", invoice(number=f"ok-{i}"))
+    async with serve(answer) as url:
+        engine = Engine(
+            outbox=Outbox(pool, worker_id="test"),
+            runtimes={"shop": billclap(url)},
+            settings=fast_settings(),
+            listen_dsn=None,
+            rand=lambda: 1.0,
+        )
+        await asyncio.wait_for(engine.run(drain=True), 20)
+
+    assert await table_count(pool, "outbox") == 0
+    rows = await pool.fetch("SELECT provider_invoice_id, link FROM invoice_sync.synced")
+    assert len(rows) == 3
+    for row in rows:
+        assert row["provider_invoice_id"] == huge_id[:ID_LIMIT] + "\u2026"
+        assert len(row["link"]) == LINK_LIMIT + 1
