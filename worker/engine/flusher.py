@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any
 
 import structlog
 
@@ -29,9 +28,8 @@ from worker.claims import AccountAction, AttemptFacts, Claimed
 from worker.engine.chores import Restarts, Supervised
 from worker.errors import BackgroundTaskError, StoreError
 from worker.outcome import Fate
-from worker.policy import Decision, release
+from worker.policy import Decision
 from worker.providers.calls import CREATE
-from worker.store.database import StoreUnavailableError
 from worker.store.outbox import Outbox, RecordSummary
 
 log = structlog.get_logger(__name__)
@@ -95,38 +93,6 @@ def attempt_outcome(decision: Decision) -> str:
 
 
 Report = Callable[[Sequence[Finished], RecordSummary, Sequence[AccountAction], Sequence[str]], None]
-
-
-class Written(NamedTuple):
-    """A part of a batch as written, with what its report needs."""
-
-    batch: Sequence[Finished]
-    summary: RecordSummary
-    actions: Sequence[AccountAction]
-    resume: Sequence[str]
-
-
-# Rows tried alone before a refused batch is taken for a fault of every row (none written).
-ISOLATE_TRIES = 8
-# A row whose outcome the database refused is tried again after this long (seconds).
-REFUSED_DELAY = 300.0
-# The database's error as kept in a row's history: one line, this long at most.
-REFUSED_ERROR_LIMIT = 300
-
-
-def one_line(text: str, limit: int = REFUSED_ERROR_LIMIT) -> str:
-    line = " ".join(text.split())
-    return line if len(line) <= limit else line[:limit] + "\u2026"
-
-
-def _accounts_in_turn(batch: Sequence[Finished]) -> list[Finished]:
-    """``batch`` reordered so the accounts take turns: one row of each, then the next."""
-    lines: dict[str, list[Finished]] = {}
-    for item in batch:
-        lines.setdefault(item.row.account, []).append(item)
-    return [
-        item for turn in itertools.zip_longest(*lines.values()) for item in turn if item is not None
-    ]
 
 
 OUTAGE_BACKOFF_CAP = 5.0
@@ -208,28 +174,31 @@ class Flusher:
         self._kick.set()
 
     async def flush(self) -> bool:
-        """Write everything pending; False if the database could not take it (kept for later).
-
-        A batch the database refuses (not a lost connection: an error of the statement) is
-        written again a row at a time, so that one row whose outcome it cannot take (a value
-        from a hostile provider past what a column or index holds) does not keep every other
-        row's out, at every try, for ever. Each row refused while others were written is given
-        back instead (``_give_back``). If no row can be written, the fault is the statement's,
-        not a row's: the batch is kept, as when the database is away."""
+        """Write everything pending; False if the database could not take it (kept for later)."""
         async with self._lock:
             batch, self._pending = self._pending, []
             if not batch:
                 return True
+            actions = merge_account_actions(f.decision.account_action for f in batch)
+            resume = sorted(
+                {
+                    f.row.account
+                    for f in batch
+                    if f.row.probe and f.decision.resolution.kind == "synced"
+                }
+            )
             started = time.monotonic()
             try:
-                written = [await self._write(batch)]
-            except StoreUnavailableError as exc:
-                return self._keep(batch, exc)
+                summary = await self._outbox.outbox_record(
+                    [f.decision.resolution for f in batch],
+                    attempts=[f.attempt_facts() for f in batch],
+                    account_actions=actions,
+                    resume=resume,
+                )
             except StoreError as exc:
-                isolated = await self._isolate(batch)
-                if isolated is None:
-                    return self._keep(batch, exc)
-                written = isolated
+                self._pending = batch + self._pending
+                log.warning("flusher.failed", error=str(exc), rows=len(batch))
+                return False
             except BaseException:
                 # Nothing is lost to a cancellation or a crash: the restarted loop (or close)
                 # writes the batch.
@@ -237,105 +206,8 @@ class Flusher:
                 raise
         if self._observe_flush is not None:
             self._observe_flush(time.monotonic() - started)
-        for part in written:
-            self._report(part.batch, part.summary, part.actions, part.resume)
+        self._report(batch, summary, actions, resume)
         return True
-
-    async def _isolate(self, batch: list[Finished]) -> list[Written] | None:
-        """A refused ``batch`` a row at a time: the parts written (the refused rows given
-        back among them), the rows not tried put back to pending; None if no row could be
-        written (then nothing was)."""
-        written: list[Written] = []
-        try:
-            refused, untried = await self._write_each(batch, written)
-            if not written:
-                return None
-            self._pending = untried + self._pending
-            for item, error in refused:
-                given_back = await self._give_back(item, error)
-                if given_back is not None:
-                    written.append(given_back)
-        except BaseException:
-            # As a whole batch's: what is not written yet is written by the next flush.
-            done = {id(f) for part in written for f in part.batch}
-            self._pending = [f for f in batch if id(f) not in done] + self._pending
-            raise
-        return written
-
-    def _keep(self, batch: list[Finished], exc: StoreError) -> bool:
-        self._pending = batch + self._pending
-        log.warning("flusher.failed", error=str(exc), rows=len(batch))
-        return False
-
-    async def _write(self, batch: Sequence[Finished]) -> Written:
-        """One ``outbox_record`` of ``batch``, with the account changes its outcomes make."""
-        actions = merge_account_actions(f.decision.account_action for f in batch)
-        resume = sorted(
-            {f.row.account for f in batch if f.row.probe and f.decision.resolution.kind == "synced"}
-        )
-        summary = await self._outbox.outbox_record(
-            [f.decision.resolution for f in batch],
-            attempts=[f.attempt_facts() for f in batch],
-            account_actions=actions,
-            resume=resume,
-        )
-        return Written(batch, summary, actions, resume)
-
-    async def _write_each(
-        self, batch: Sequence[Finished], written: list[Written]
-    ) -> tuple[list[tuple[Finished, StoreError]], list[Finished]]:
-        """``batch`` a row at a time, the accounts taking turns (a hostile provider's rows
-        come together), each row written added to ``written``: (the rows refused, with the
-        database's error; the rows not tried). Stops when the database is away (the rows
-        refused so far are then tried again later too), or when ``ISOLATE_TRIES`` rows were
-        refused before any was written (a fault of every row: trying 500 is no use)."""
-        order = _accounts_in_turn(batch)
-        refused: list[tuple[Finished, StoreError]] = []
-        for n, item in enumerate(order):
-            if not written and n >= ISOLATE_TRIES:
-                return refused, order[n:]
-            try:
-                written.append(await self._write([item]))
-            except StoreUnavailableError:
-                return [], [item for item, _exc in refused] + order[n:]
-            except StoreError as exc:
-                refused.append((item, exc))
-        return refused, []
-
-    async def _give_back(self, item: Finished, error: StoreError) -> Written | None:
-        """A row whose outcome the database refused: written as given back instead, its
-        attempt spent and its outcome unknown (the call went out, and what it did is not on
-        record), to be tried again after ``REFUSED_DELAY``, where the unknown-outcome rules
-        (lookup, a number the provider refuses twice, or the dead letters) keep it from being
-        created twice. None if that is refused too: the lease then runs out, and the rescue
-        gives it back the same way."""
-        reason = one_line(str(error))
-        log.error(
-            "flusher.outcome_refused",
-            account=item.row.account,
-            outbox_id=item.row.id,
-            outcome=item.decision.resolution.kind,
-            error=reason,
-        )
-        resolution = release(
-            item.row,
-            delay=REFUSED_DELAY,
-            sent=True,
-            error=f"the outcome could not be written ({reason}); the provider may have it",
-        )
-        given_back = replace(item, decision=Decision(resolution=resolution, fate=Fate.RELEASED))
-        try:
-            return await self._write([given_back])
-        except StoreError as exc:
-            # One line, as the first: the error is in it (no traceback to read).
-            log.error(  # noqa: TRY400
-                "flusher.outcome_refused",
-                account=item.row.account,
-                outbox_id=item.row.id,
-                outcome="retry",
-                error=one_line(str(exc)),
-            )
-            return None
 
     async def _flush_at_close(self) -> bool:
         """``flush()``, with a crash logged and counted as a failed try (the loop is over)."""
