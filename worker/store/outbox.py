@@ -276,8 +276,8 @@ def records_json(records: Sequence[Mapping[str, Any]]) -> str:
     kept every account's outcomes in that flush, and in each flush after, from being written."""
     try:
         text = orjson.dumps(records, default=str).decode()
-    except TypeError:  # orjson.JSONEncodeError is one: a lone surrogate, a huge integer
-        text = None  # (and, beside a huge integer, an infinity the json module would write)
+    except TypeError:  # orjson.JSONEncodeError is one: a huge integer, a lone surrogate
+        text = None
     if text is not None and "\\u0000" not in text:
         return text
     cleaned = storable(records)
