@@ -19,7 +19,7 @@ import secrets
 import asyncpg
 from aiohttp import web
 
-from tests.edges import adapter_for, serve
+from tests.edges import Handler, adapter_for, serve
 from tests.factories import enqueue, invoice, table_count
 from tests.fakes import fast_settings
 from worker.config import HttpSettings
@@ -52,6 +52,19 @@ def billclap(url: str) -> AccountRuntime:
     )
 
 
+async def drain_against(pool: asyncpg.Pool, answer: Handler) -> None:
+    """Run the engine to a drain, its one account on BillClap's adapter, ``answer`` answering."""
+    async with serve(answer) as url:
+        engine = Engine(
+            outbox=Outbox(pool, worker_id="test"),
+            runtimes={"shop": billclap(url)},
+            settings=fast_settings(),
+            listen_dsn=None,
+            rand=lambda: 1.0,
+        )
+        await asyncio.wait_for(engine.run(drain=True), 20)
+
+
 async def test_unstorable_characters_are_replaced_and_every_outcome_is_written(
     pool: asyncpg.Pool,
 ) -> None:
@@ -66,15 +79,7 @@ async def test_unstorable_characters_are_replaced_and_every_outcome_is_written(
     for i in range(3):
         await enqueue(pool, "shop", f"ok-{i}", invoice(number=f"ok-{i}"))
     await enqueue(pool, "shop", "bad", invoice(number="reject-1"))
-    async with serve(answer) as url:
-        engine = Engine(
-            outbox=Outbox(pool, worker_id="test"),
-            runtimes={"shop": billclap(url)},
-            settings=fast_settings(),
-            listen_dsn=None,
-            rand=lambda: 1.0,
-        )
-        await asyncio.wait_for(engine.run(drain=True), 20)
+    await drain_against(pool, answer)
 
     assert await table_count(pool, "outbox") == 0
     synced = await pool.fetch(
@@ -111,15 +116,7 @@ async def test_an_id_too_long_to_index_is_cut_and_every_outcome_is_written(
 
     for i in range(3):
         await enqueue(pool, "shop", f"ok-{i}", invoice(number=f"ok-{i}"))
-    async with serve(answer) as url:
-        engine = Engine(
-            outbox=Outbox(pool, worker_id="test"),
-            runtimes={"shop": billclap(url)},
-            settings=fast_settings(),
-            listen_dsn=None,
-            rand=lambda: 1.0,
-        )
-        await asyncio.wait_for(engine.run(drain=True), 20)
+    await drain_against(pool, answer)
 
     assert await table_count(pool, "outbox") == 0
     rows = await pool.fetch("SELECT provider_invoice_id, link FROM invoice_sync.synced")
