@@ -328,9 +328,12 @@ class Engine:
             # Counted from the answer, not the claim's start: a claim slower than the wait
             # would otherwise leave a hold already over, and the loop sleeping a whole poll.
             self._holds.hold(account, wait)
+        # The claim's rows are dispatched together: one reading of each clock serves them all.
+        lease_ends = now + self._settings.lease
+        dispatched, dispatched_at = self._clock(), self._now()
         for row in result.rows:
             self._holds.claimed(row, claim_started=now)
-            self._dispatch(row, lease_ends=now + self._settings.lease)
+            self._dispatch(row, lease_ends=lease_ends, at=dispatched, at_wall=dispatched_at)
         # After the dispatch, so an account this claim opened has its gate to tell.
         self._fleet.claimed(shares, seconds)
         return len(result.rows) + len(result.dead), wanted, cut_short
@@ -373,7 +376,9 @@ class Engine:
                     account, Fate.DEAD_LETTERED.label, Reason.INVALID_PAYLOAD.value
                 ).inc()
 
-    def _dispatch(self, row: Claimed, *, lease_ends: float) -> None:
+    def _dispatch(self, row: Claimed, *, lease_ends: float, at: float, at_wall: datetime) -> None:
+        """Put ``row`` in its account's line, dispatched ``at`` (by ``clock``; ``at_wall`` by
+        the wall clock, for the attempt history)."""
         try:
             runtime = self._fleet.runtime(row.account)
         except ConfigError as exc:
@@ -381,11 +386,7 @@ class Engine:
             return
         runtime.gate.take()
         flight = _InFlight(
-            row=row,
-            runtime=runtime,
-            started=self._clock(),
-            started_at=self._now(),
-            lease_ends=lease_ends,
+            row=row, runtime=runtime, started=at, started_at=at_wall, lease_ends=lease_ends
         )
         self._held += 1
         line = self._lines.get(row.account)
