@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import structlog
 
@@ -30,6 +31,7 @@ from worker.errors import BackgroundTaskError, StoreError
 from worker.outcome import Fate
 from worker.policy import Decision
 from worker.providers.calls import CREATE
+from worker.store.database import StoreRefusedError
 from worker.store.outbox import Outbox, RecordSummary
 
 log = structlog.get_logger(__name__)
@@ -93,6 +95,53 @@ def attempt_outcome(decision: Decision) -> str:
 
 
 Report = Callable[[Sequence[Finished], RecordSummary, Sequence[AccountAction], Sequence[str]], None]
+
+
+class Written(NamedTuple):
+    """A part of a batch as written, with what its report needs."""
+
+    batch: Sequence[Finished]
+    summary: RecordSummary
+    actions: Sequence[AccountAction]
+    resume: Sequence[str]
+
+
+# Rows tried alone before a batch refused for a value is taken for a fault of every row.
+ISOLATE_TRIES = 8
+
+
+def reduced(item: Finished, brief: str) -> Finished:
+    """``item`` without what came from the provider as text (its answer, links, error and
+    pause messages), keeping its outcome: the kind, the provider's ids, the status, the delay,
+    the account changes. What is written of an outcome the database refused as it came
+    (``brief`` says why, without quoting the refused value)."""
+    note = f"the provider's answer could not be stored as it came ({brief}); its texts are left out"
+    resolution = item.decision.resolution
+    action = item.decision.account_action
+    decision = replace(
+        item.decision,
+        resolution=replace(
+            resolution,
+            response=None,
+            link=None,
+            pdf_url=None,
+            error=None if resolution.error is None else note,
+        ),
+        account_action=(
+            None
+            if action is None
+            else replace(action, pause_error=None if action.pause_error is None else note)
+        ),
+    )
+    return replace(item, decision=decision)
+
+
+def _accounts_in_turn(batch: Sequence[Finished]) -> list[Finished]:
+    """``batch`` reordered so that the accounts take turns: one row of each, then the next."""
+    lines: dict[str, list[Finished]] = {}
+    for item in batch:
+        lines.setdefault(item.row.account, []).append(item)
+    return [item for turn in itertools.zip_longest(*lines.values()) for item in turn if item]
 
 
 OUTAGE_BACKOFF_CAP = 5.0
@@ -174,31 +223,26 @@ class Flusher:
         self._kick.set()
 
     async def flush(self) -> bool:
-        """Write everything pending; False if the database could not take it (kept for later)."""
+        """Write everything pending; False if the database could not take it (kept for later).
+
+        A batch the database refuses for one of its values (``StoreRefusedError``: a provider's
+        text past what a column or index holds, say) is written again a row at a time
+        (``_isolate``), so that one such outcome does not keep every other row's out, at every
+        try, for ever. Any other error keeps the batch, to be tried again whole."""
         async with self._lock:
             batch, self._pending = self._pending, []
             if not batch:
                 return True
-            actions = merge_account_actions(f.decision.account_action for f in batch)
-            resume = sorted(
-                {
-                    f.row.account
-                    for f in batch
-                    if f.row.probe and f.decision.resolution.kind == "synced"
-                }
-            )
             started = time.monotonic()
             try:
-                summary = await self._outbox.outbox_record(
-                    [f.decision.resolution for f in batch],
-                    attempts=[f.attempt_facts() for f in batch],
-                    account_actions=actions,
-                    resume=resume,
-                )
+                written = [await self._write(batch)]
+            except StoreRefusedError as exc:
+                isolated = await self._isolate(batch)
+                if isolated is None:
+                    return self._keep(batch, exc)
+                written = isolated
             except StoreError as exc:
-                self._pending = batch + self._pending
-                log.warning("flusher.failed", error=str(exc), rows=len(batch))
-                return False
+                return self._keep(batch, exc)
             except BaseException:
                 # Nothing is lost to a cancellation or a crash: the restarted loop (or close)
                 # writes the batch.
@@ -206,8 +250,78 @@ class Flusher:
                 raise
         if self._observe_flush is not None:
             self._observe_flush(time.monotonic() - started)
-        self._report(batch, summary, actions, resume)
+        for part in written:
+            self._report(part.batch, part.summary, part.actions, part.resume)
         return True
+
+    def _keep(self, batch: list[Finished], exc: StoreError) -> bool:
+        self._pending = batch + self._pending
+        log.warning("flusher.failed", error=str(exc), rows=len(batch))
+        return False
+
+    async def _write(self, batch: Sequence[Finished]) -> Written:
+        """One ``outbox_record`` of ``batch``, with the account changes its outcomes make."""
+        actions = merge_account_actions(f.decision.account_action for f in batch)
+        resume = sorted(
+            {f.row.account for f in batch if f.row.probe and f.decision.resolution.kind == "synced"}
+        )
+        summary = await self._outbox.outbox_record(
+            [f.decision.resolution for f in batch],
+            attempts=[f.attempt_facts() for f in batch],
+            account_actions=actions,
+            resume=resume,
+        )
+        return Written(batch, summary, actions, resume)
+
+    async def _isolate(self, batch: list[Finished]) -> list[Written] | None:
+        """A batch refused for a value, written a row at a time (the accounts taking turns: a
+        hostile provider's rows come together); a row refused alone is written ``reduced``
+        (its outcome, ids and account changes, without the provider's texts), and one refused
+        even so goes back to pending, as does everything if the database goes away midway.
+
+        None, with nothing written, when none of the first ``ISOLATE_TRIES`` rows could be
+        written even reduced: then the fault is every row's (the schema, not a value), and the
+        batch is kept whole. An outcome is never turned into another: a refused row is written
+        as what it was, reduced, or not yet."""
+        written: list[Written] = []
+        done: set[int] = set()  # the batch's rows written, as they came or reduced (by id)
+        try:
+            for n, item in enumerate(_accounts_in_turn(batch)):
+                if not written and n >= ISOLATE_TRIES:
+                    return None
+                try:
+                    written.append(await self._write([item]))
+                except StoreRefusedError as exc:
+                    part = await self._write_reduced(item, exc.brief)
+                    if part is None:
+                        continue
+                    written.append(part)
+                done.add(id(item))
+        except StoreError:
+            pass  # the database went away midway: what is not written waits for the next flush
+        except BaseException:
+            self._pending = [f for f in batch if id(f) not in done] + self._pending
+            raise
+        if not written:
+            return None
+        self._pending = [f for f in batch if id(f) not in done] + self._pending
+        return written
+
+    async def _write_reduced(self, item: Finished, brief: str) -> Written | None:
+        """``item`` written ``reduced``; None if that is refused too."""
+        fields = {
+            "account": item.row.account,
+            "outbox_id": item.row.id,
+            "outcome": item.decision.resolution.kind,
+        }
+        try:
+            part = await self._write([reduced(item, brief)])
+        except StoreRefusedError as exc:
+            # One line: what refused it is in it (a traceback would add nothing).
+            log.error("flusher.outcome_refused", **fields, error=exc.brief)  # noqa: TRY400
+            return None
+        log.warning("flusher.outcome_reduced", **fields, error=brief)
+        return part
 
     async def _flush_at_close(self) -> bool:
         """``flush()``, with a crash logged and counted as a failed try (the loop is over)."""

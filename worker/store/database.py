@@ -36,6 +36,38 @@ UNAVAILABLE = (
 # 40: deadlock detected, serialization failure): nothing was written, and running it again is
 # the cure. Replicas claiming and flushing side by side can deadlock on account rows.
 CONFLICT = (asyncpg.TransactionRollbackError,)
+# Errors that refuse a value of the statement (SQLSTATE class 22, data exception; 23, integrity
+# constraint violation; 54, program limit exceeded, such as an index entry too large): the same
+# statement with the same values is refused again, however often it is tried.
+REFUSED = (
+    asyncpg.DataError,
+    asyncpg.IntegrityConstraintViolationError,
+    asyncpg.ProgramLimitExceededError,
+)
+
+
+class StoreRefusedError(StoreError):
+    """The database refused a value of the statement (``REFUSED``). ``brief`` says what refused
+    it (the SQLSTATE, and the constraint, table and column it names) without the message's
+    text, which may quote the refused value."""
+
+    def __init__(self, message: str, *, brief: str) -> None:
+        super().__init__(message)
+        self.brief = brief
+
+
+def refused(exc: asyncpg.PostgresError) -> StoreRefusedError:
+    named = [
+        f"{what} {name}"
+        for what, name in (
+            ("constraint", exc.constraint_name),
+            ("table", exc.table_name),
+            ("column", exc.column_name),
+        )
+        if name
+    ]
+    brief = f"SQLSTATE {exc.sqlstate}" + (f", {', '.join(named)}" if named else "")
+    return StoreRefusedError(f"database error: {exc}", brief=brief)
 
 
 class StoreUnavailableError(StoreError):
@@ -118,6 +150,8 @@ async def run(action: Callable[[], Awaitable[T]]) -> T:
         raise StoreUnavailableError(f"database conflict, rolled back: {exc}") from exc
     except asyncpg.UndefinedTableError as exc:
         raise StoreError(f"{exc} (has `invoice-sync migrate` been run?)") from exc
+    except REFUSED as exc:
+        raise refused(exc) from exc
     except asyncpg.PostgresError as exc:
         raise StoreError(f"database error: {exc}") from exc
 
@@ -132,6 +166,8 @@ async def transaction(pool: asyncpg.Pool) -> AsyncIterator[Any]:
         raise StoreUnavailableError(f"database unavailable: {describe(exc)}") from exc
     except CONFLICT as exc:
         raise StoreUnavailableError(f"database conflict, rolled back: {exc}") from exc
+    except REFUSED as exc:
+        raise refused(exc) from exc
     except asyncpg.PostgresError as exc:
         raise StoreError(f"database error: {exc}") from exc
 

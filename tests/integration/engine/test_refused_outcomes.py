@@ -1,0 +1,178 @@
+"""An outcome the database refuses for one of its values does not keep the others out, and is
+never turned into another outcome.
+
+The refusals are real: a CHECK constraint (or a trigger) added to the test's synced table
+refuses a value, as an index refuses an entry too large for it. Only a refused value (SQLSTATE
+classes 22, 23, 54) sends a batch a row at a time; any other error keeps it whole, as through
+an outage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+
+import asyncpg
+from structlog.testing import capture_logs
+
+from tests.factories import enqueue, table_count
+from tests.fakes import ScriptedProvider, fast_settings, runtime
+from worker.engine.loop import Engine
+from worker.outcome import Synced
+from worker.providers.base import Attempt
+from worker.store.outbox import Outbox
+
+ROWS = 6
+
+
+def engine(pool: asyncpg.Pool, answer: Callable[[Attempt], Synced] | None = None) -> Engine:
+    return Engine(
+        outbox=Outbox(pool, worker_id="test"),
+        runtimes={"shop": runtime(ScriptedProvider(answer))},
+        settings=fast_settings(),
+        listen_dsn=None,
+        rand=lambda: 1.0,
+    )
+
+
+def answer(attempt: Attempt) -> Synced:
+    """A synced answer for every row, with a link and an answer kept; ``k3``'s link and id
+    are the values the tests' constraints refuse."""
+    odd = attempt.idempotency_key == "k3"
+    return Synced(
+        provider_invoice_id="refused-id" if odd else f"p-{attempt.outbox_id}",
+        link="refused-link" if odd else "https://x/ok",
+        response={"note": "kept"},
+    )
+
+
+async def enqueue_rows(pool: asyncpg.Pool) -> None:
+    for i in range(ROWS):
+        await enqueue(pool, "shop", f"k{i}")
+
+
+async def run_until(pool: asyncpg.Pool, worker: Engine, synced: int) -> None:
+    """Run ``worker`` until ``synced`` rows are in the synced table, then stop it at once."""
+    task = asyncio.create_task(worker.run())
+    deadline = time.monotonic() + 10
+    while await table_count(pool, "synced") < synced:
+        assert time.monotonic() < deadline, "the other outcomes were not written"
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.3)  # the flushes after it (nothing more is written)
+    worker.force()
+    await asyncio.wait_for(task, 15)
+
+
+async def test_an_outcome_refused_as_it_came_is_written_without_the_providers_texts(
+    pool: asyncpg.Pool,
+) -> None:
+    await pool.execute(
+        "ALTER TABLE invoice_sync.synced ADD CONSTRAINT no_refused_link"
+        " CHECK (link IS DISTINCT FROM 'refused-link')"
+    )
+    await enqueue_rows(pool)
+    with capture_logs() as logs:
+        await asyncio.wait_for(engine(pool, answer).run(drain=True), 20)
+
+    assert await table_count(pool, "outbox") == 0
+    rows = {
+        r["idempotency_key"]: r
+        for r in await pool.fetch(
+            "SELECT idempotency_key, provider_invoice_id, link, response FROM invoice_sync.synced"
+        )
+    }
+    assert len(rows) == ROWS
+    # Still synced, with the provider's id: only its texts (the link, the answer) left out.
+    odd = rows.pop("k3")
+    assert (odd["provider_invoice_id"], odd["link"], odd["response"]) == ("refused-id", None, None)
+    assert all(r["link"] == "https://x/ok" for r in rows.values())
+    assert all(json.loads(r["response"]) == {"note": "kept"} for r in rows.values())
+    (reduced,) = [e for e in logs if e["event"] == "flusher.outcome_reduced"]
+    assert reduced["outcome"] == "synced"
+    assert reduced["error"] == "SQLSTATE 23514, constraint no_refused_link, table synced"
+    assert sum(e["event"] == "invoice.synced" for e in logs) == ROWS
+
+
+async def test_an_outcome_refused_even_reduced_waits_and_the_others_are_written(
+    pool: asyncpg.Pool,
+) -> None:
+    # The refused value is the provider's id, which the reduced outcome keeps: the row waits
+    # in the worker, still leased to it, never given back as if its outcome were unknown.
+    await pool.execute(
+        "ALTER TABLE invoice_sync.synced ADD CONSTRAINT no_refused_id"
+        " CHECK (provider_invoice_id <> 'refused-id')"
+    )
+    await enqueue_rows(pool)
+    with capture_logs() as logs:
+        await run_until(pool, engine(pool, answer), ROWS - 1)
+
+    assert await table_count(pool, "synced") == ROWS - 1
+    odd = await pool.fetchrow(
+        "SELECT state, lease_owner, attempts FROM invoice_sync.outbox WHERE idempotency_key = 'k3'"
+    )
+    assert tuple(odd) == ("running", "test", 1)
+    refused = [e for e in logs if e["event"] == "flusher.outcome_refused"]
+    assert refused
+    assert {e["error"] for e in refused} == {
+        "SQLSTATE 23514, constraint no_refused_id, table synced"
+    }
+
+
+async def test_a_batch_every_row_of_which_is_refused_is_kept_whole(pool: asyncpg.Pool) -> None:
+    # A fault of every row (the schema, not a value): nothing is written, reduced or otherwise.
+    await pool.execute(
+        "ALTER TABLE invoice_sync.synced ADD CONSTRAINT refuses_all"
+        " CHECK (provider_invoice_id = 'never')"
+    )
+    await enqueue_rows(pool)
+    worker = engine(pool)
+    with capture_logs() as logs:
+        task = asyncio.create_task(worker.run())
+        deadline = time.monotonic() + 10
+        while not any(e["event"] == "flusher.failed" for e in logs):
+            assert time.monotonic() < deadline, "no flush was tried"
+            await asyncio.sleep(0.05)
+        worker.force()
+        await asyncio.wait_for(task, 15)
+
+    assert not [e for e in logs if e["event"] == "flusher.outcome_reduced"]
+    states = await pool.fetch("SELECT state, lease_owner FROM invoice_sync.outbox")
+    assert [tuple(r) for r in states] == [("running", "test")] * ROWS
+    assert await table_count(pool, "synced") == 0
+    assert await table_count(pool, "attempt") == 0
+
+
+async def test_an_error_that_is_not_a_refused_value_keeps_the_batch_whole(
+    pool: asyncpg.Pool,
+) -> None:
+    # A trigger's own error (SQLSTATE P0001) for one row: not a value the table cannot hold,
+    # so the batch is not taken apart: no other row is written without it.
+    await pool.execute(
+        """
+        CREATE FUNCTION invoice_sync.test_refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF NEW.provider_invoice_id = 'refused-id' THEN
+                RAISE EXCEPTION 'not this one';
+            END IF;
+            RETURN NEW;
+        END $$;
+        CREATE TRIGGER test_refuse BEFORE INSERT ON invoice_sync.synced
+            FOR EACH ROW EXECUTE FUNCTION invoice_sync.test_refuse();
+        """
+    )
+    await enqueue_rows(pool)
+    worker = engine(pool, answer)
+    with capture_logs() as logs:
+        task = asyncio.create_task(worker.run())
+        deadline = time.monotonic() + 10
+        while not any(e["event"] == "flusher.failed" for e in logs):
+            assert time.monotonic() < deadline, "no flush was tried"
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.3)
+        worker.force()
+        await asyncio.wait_for(task, 15)
+
+    assert await table_count(pool, "synced") == 0
+    assert not [e for e in logs if e["event"].startswith("flusher.outcome_")]
