@@ -108,40 +108,41 @@ class Written(NamedTuple):
 
 # Rows tried alone before a batch refused for a value is taken for a fault of every row.
 ISOLATE_TRIES = 8
+# Rows refused even reduced are tried again, alone, this often (seconds).
+HELD_BACK_RETRY = 5.0
 
 
-def reduced(item: Finished, brief: str) -> Finished:
-    """``item`` without what came from the provider as text (its answer, links, error and
-    pause messages), keeping its outcome: the kind, the provider's ids, the status, the delay,
-    the account changes. What is written of an outcome the database refused as it came
-    (``brief`` says why, without quoting the refused value)."""
+def reduced(item: Finished, brief: str, *, texts: bool) -> Finished:
+    """``item`` without the provider's answer, link and PDF address, and with ``texts`` its
+    error and pause messages replaced by a note too, keeping its outcome: the kind, the
+    provider's ids, the status, the delay, the account changes. What is written of an outcome
+    the database refused as it came (``brief`` says why, without quoting the refused value)."""
     note = f"the provider's answer could not be stored as it came ({brief}); its texts are left out"
     resolution = item.decision.resolution
     action = item.decision.account_action
+    error = resolution.error if resolution.error is None or not texts else note
+    if action is not None and texts and action.pause_error is not None:
+        action = replace(action, pause_error=note)
     decision = replace(
         item.decision,
-        resolution=replace(
-            resolution,
-            response=None,
-            link=None,
-            pdf_url=None,
-            error=None if resolution.error is None else note,
-        ),
-        account_action=(
-            None
-            if action is None
-            else replace(action, pause_error=None if action.pause_error is None else note)
-        ),
+        resolution=replace(resolution, response=None, link=None, pdf_url=None, error=error),
+        account_action=action,
     )
     return replace(item, decision=decision)
 
 
-def _accounts_in_turn(batch: Sequence[Finished]) -> list[Finished]:
-    """``batch`` reordered so that the accounts take turns: one row of each, then the next."""
+def _isolation_order(batch: Sequence[Finished]) -> list[Finished]:
+    """``batch`` in the order ``_isolate`` tries it: the accounts taking turns (one row of
+    each, then the next), and the first ``ISOLATE_TRIES`` rows taken evenly across that order,
+    so that refused rows that came together (a hostile provider's) do not fill them."""
     lines: dict[str, list[Finished]] = {}
     for item in batch:
         lines.setdefault(item.row.account, []).append(item)
-    return [item for turn in itertools.zip_longest(*lines.values()) for item in turn if item]
+    turns = [item for turn in itertools.zip_longest(*lines.values()) for item in turn if item]
+    step = max(len(turns) / ISOLATE_TRIES, 1.0)
+    first = sorted({int(k * step) for k in range(min(ISOLATE_TRIES, len(turns)))})
+    chosen = set(first)
+    return [turns[i] for i in first] + [f for i, f in enumerate(turns) if i not in chosen]
 
 
 OUTAGE_BACKOFF_CAP = 5.0
@@ -169,6 +170,10 @@ class Flusher:
         self._report = report
         self._max_batch = max_batch
         self._pending: list[Finished] = []
+        # Rows whose outcome the database refused even reduced: tried again alone, apart from
+        # the batches (``_retry_held_back``), so that they take no other row's turn.
+        self._held_back: list[Finished] = []
+        self._held_back_next = 0.0
         self._kick = asyncio.Event()
         self._lock = asyncio.Lock()
         self._supervised = Supervised("flusher", self._run, restarts, on_give_up=on_give_up)
@@ -176,7 +181,7 @@ class Flusher:
 
     @property
     def idle(self) -> bool:
-        return not self._pending and not self._lock.locked()
+        return not self._pending and not self._held_back and not self._lock.locked()
 
     def add(self, item: Finished) -> None:
         self._pending.append(item)
@@ -194,13 +199,14 @@ class Flusher:
         self._closing = True
         self._kick.set()
         await self._supervised.finish()
+        self._held_back_next = 0.0  # tried again now, whatever the backoff
         for _ in range(attempts):
-            if not self._pending:
+            if not self._pending and not self._held_back:
                 return
             if not await self._flush_at_close():
                 await asyncio.sleep(1.0)
-        if self._pending:
-            log.error("flusher.abandoned", rows=len(self._pending))
+        if self._pending or self._held_back:
+            log.error("flusher.abandoned", rows=len(self._pending) + len(self._held_back))
 
     async def _run(self) -> None:
         failures = 0
@@ -230,17 +236,18 @@ class Flusher:
         (``_isolate``), so that one such outcome does not keep every other row's out, at every
         try, for ever. Any other error keeps the batch, to be tried again whole."""
         async with self._lock:
+            started = time.monotonic()
+            ok = await self._retry_held_back(started)
             batch, self._pending = self._pending, []
             if not batch:
-                return True
-            started = time.monotonic()
+                return ok
             try:
-                written = [await self._write(batch)]
+                part = await self._write(batch)
             except StoreRefusedError as exc:
                 isolated = await self._isolate(batch)
                 if isolated is None:
                     return self._keep(batch, exc)
-                written = isolated
+                return isolated and ok
             except StoreError as exc:
                 return self._keep(batch, exc)
             except BaseException:
@@ -250,9 +257,8 @@ class Flusher:
                 raise
         if self._observe_flush is not None:
             self._observe_flush(time.monotonic() - started)
-        for part in written:
-            self._report(part.batch, part.summary, part.actions, part.resume)
-        return True
+        self._report(*part)
+        return ok
 
     def _keep(self, batch: list[Finished], exc: StoreError) -> bool:
         self._pending = batch + self._pending
@@ -273,55 +279,108 @@ class Flusher:
         )
         return Written(batch, summary, actions, resume)
 
-    async def _isolate(self, batch: list[Finished]) -> list[Written] | None:
-        """A batch refused for a value, written a row at a time (the accounts taking turns: a
-        hostile provider's rows come together); a row refused alone is written ``reduced``
-        (its outcome, ids and account changes, without the provider's texts), and one refused
-        even so goes back to pending, as does everything if the database goes away midway.
+    async def _isolate(self, batch: list[Finished]) -> bool | None:
+        """A batch refused for a value, written a row at a time (``_isolation_order``), each
+        row as it came or ``reduced``
+        (``_write_refusable``), each reported as soon as it is written. A row refused even
+        reduced is held back (``_retry_held_back``). False if the database went away midway
+        (what is not written waits in pending).
 
         None, with nothing written, when none of the first ``ISOLATE_TRIES`` rows could be
         written even reduced: then the fault is every row's (the schema, not a value), and the
         batch is kept whole. An outcome is never turned into another: a refused row is written
         as what it was, reduced, or not yet."""
-        written: list[Written] = []
-        done: set[int] = set()  # the batch's rows written, as they came or reduced (by id)
+        done: set[int] = set()  # the batch's rows written or held back (by id)
+        held: list[Finished] = []
+        written = False
         try:
-            for n, item in enumerate(_accounts_in_turn(batch)):
+            for n, item in enumerate(_isolation_order(batch)):
                 if not written and n >= ISOLATE_TRIES:
                     return None
-                try:
-                    written.append(await self._write([item]))
-                except StoreRefusedError as exc:
-                    part = await self._write_reduced(item, exc.brief)
-                    if part is None:
-                        continue
-                    written.append(part)
+                part = await self._write_refusable(item)
+                if part is None:
+                    held.append(item)
+                else:
+                    written = True
+                    self._report(*part)
                 done.add(id(item))
-        except StoreError:
-            pass  # the database went away midway: what is not written waits for the next flush
+        except StoreError as exc:
+            if not written:
+                return None
+            self._settle(batch, done, held)
+            log.warning("flusher.failed", error=str(exc), rows=len(batch) - len(done))
+            return False
         except BaseException:
-            self._pending = [f for f in batch if id(f) not in done] + self._pending
+            if written:
+                self._settle(batch, done, held)
+            else:
+                self._pending = batch + self._pending
             raise
         if not written:
             return None
-        self._pending = [f for f in batch if id(f) not in done] + self._pending
-        return written
+        self._settle(batch, done, held)
+        return True
 
-    async def _write_reduced(self, item: Finished, brief: str) -> Written | None:
-        """``item`` written ``reduced``; None if that is refused too."""
+    def _settle(self, batch: list[Finished], done: set[int], held: list[Finished]) -> None:
+        """After an isolation that wrote rows: the rows held back go apart, the rows not tried
+        back to pending."""
+        self._held_back += held
+        self._pending = [f for f in batch if id(f) not in done] + self._pending
+
+    async def _write_refusable(self, item: Finished) -> Written | None:
+        """``item`` written as it came; if refused, without the provider's answer and links;
+        if refused again, without its texts either. None if refused every time."""
         fields = {
             "account": item.row.account,
             "outbox_id": item.row.id,
             "outcome": item.decision.resolution.kind,
         }
         try:
-            part = await self._write([reduced(item, brief)])
+            return await self._write([item])
         except StoreRefusedError as exc:
-            # One line: what refused it is in it (a traceback would add nothing).
-            log.error("flusher.outcome_refused", **fields, error=exc.brief)  # noqa: TRY400
-            return None
-        log.warning("flusher.outcome_reduced", **fields, error=brief)
-        return part
+            brief = exc.brief
+        for texts in (False, True):
+            try:
+                part = await self._write([reduced(item, brief, texts=texts)])
+            except StoreRefusedError as exc:
+                brief = exc.brief
+                continue
+            log.warning("flusher.outcome_reduced", **fields, texts_left_out=texts, error=brief)
+            return part
+        # The provider's id, which the reduced outcome keeps, is what a human needs to find the
+        # invoice should the lease run out first (then the rescue gives the row back as unknown).
+        log.error(
+            "flusher.outcome_refused",
+            **fields,
+            provider_invoice_id=item.decision.resolution.provider_invoice_id,
+            error=brief,
+        )
+        return None
+
+    async def _retry_held_back(self, now: float) -> bool:
+        """The rows held back, tried again alone, at most every ``HELD_BACK_RETRY`` seconds;
+        False if the database went away meanwhile."""
+        if not self._held_back or now < self._held_back_next:
+            return True
+        self._held_back_next = now + HELD_BACK_RETRY
+        rows, self._held_back = self._held_back, []
+        still: list[Finished] = []
+        tried = 0  # rows of ``rows`` written or found still refused
+        try:
+            for item in rows:
+                part = await self._write_refusable(item)
+                tried += 1
+                if part is None:
+                    still.append(item)
+                else:
+                    self._report(*part)
+        except StoreError as exc:
+            log.warning("flusher.failed", error=str(exc), rows=len(rows) - tried)
+            return False
+        finally:
+            # Kept: those still refused, and those not tried (an outage, a cancellation).
+            self._held_back = still + rows[tried:] + self._held_back
+        return True
 
     async def _flush_at_close(self) -> bool:
         """``flush()``, with a crash logged and counted as a failed try (the loop is over)."""

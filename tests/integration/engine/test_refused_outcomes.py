@@ -20,14 +20,14 @@ from structlog.testing import capture_logs
 from tests.factories import enqueue, table_count
 from tests.fakes import ScriptedProvider, fast_settings, runtime
 from worker.engine.loop import Engine
-from worker.outcome import Synced
+from worker.outcome import DeadLetter, Outcome, Reason, Synced
 from worker.providers.base import Attempt
 from worker.store.outbox import Outbox
 
 ROWS = 6
 
 
-def engine(pool: asyncpg.Pool, answer: Callable[[Attempt], Synced] | None = None) -> Engine:
+def engine(pool: asyncpg.Pool, answer: Callable[[Attempt], Outcome] | None = None) -> Engine:
     return Engine(
         outbox=Outbox(pool, worker_id="test"),
         runtimes={"shop": runtime(ScriptedProvider(answer))},
@@ -115,8 +115,8 @@ async def test_an_outcome_refused_even_reduced_waits_and_the_others_are_written(
     assert tuple(odd) == ("running", "test", 1)
     refused = [e for e in logs if e["event"] == "flusher.outcome_refused"]
     assert refused
-    assert {e["error"] for e in refused} == {
-        "SQLSTATE 23514, constraint no_refused_id, table synced"
+    assert {(e["error"], e["provider_invoice_id"]) for e in refused} == {
+        ("SQLSTATE 23514, constraint no_refused_id, table synced", "refused-id")
     }
 
 
@@ -176,3 +176,54 @@ async def test_an_error_that_is_not_a_refused_value_keeps_the_batch_whole(
 
     assert await table_count(pool, "synced") == 0
     assert not [e for e in logs if e["event"].startswith("flusher.outcome_")]
+
+
+async def test_refused_rows_that_came_first_do_not_hold_up_the_rest(pool: asyncpg.Pool) -> None:
+    # More refused rows than the first tries of a batch, all ahead of the good ones: the rows
+    # tried first are taken across the batch, and rows held back stay apart from later batches.
+    await pool.execute(
+        "ALTER TABLE invoice_sync.synced ADD CONSTRAINT no_refused_id"
+        " CHECK (provider_invoice_id <> 'refused-id')"
+    )
+    for i in range(10):
+        await enqueue(pool, "shop", f"bad-{i}")
+    for i in range(10):
+        await enqueue(pool, "shop", f"good-{i}")
+
+    def answer(attempt: Attempt) -> Synced:
+        bad = attempt.idempotency_key.startswith("bad")
+        return Synced(provider_invoice_id="refused-id" if bad else f"p-{attempt.outbox_id}")
+
+    await run_until(pool, engine(pool, answer), 10)
+    synced = {r["idempotency_key"] for r in await pool.fetch("SELECT * FROM invoice_sync.synced")}
+    assert synced == {f"good-{i}" for i in range(10)}
+    held = await pool.fetch("SELECT state, lease_owner FROM invoice_sync.outbox")
+    assert [tuple(r) for r in held] == [("running", "test")] * 10
+
+
+async def test_a_dead_letter_refused_with_its_message_is_written_with_a_note_instead(
+    pool: asyncpg.Pool,
+) -> None:
+    await pool.execute(
+        "ALTER TABLE invoice_sync.dead_letter ADD CONSTRAINT no_refused_error"
+        " CHECK (error NOT LIKE '%refused-error%')"
+    )
+    await enqueue_rows(pool)
+
+    def answer(attempt: Attempt) -> Outcome:
+        if attempt.idempotency_key == "k3":
+            return DeadLetter(reason=Reason.REJECTED, error="refused-error", http_status=422)
+        return Synced(provider_invoice_id=f"p-{attempt.outbox_id}")
+
+    with capture_logs() as logs:
+        await asyncio.wait_for(engine(pool, answer).run(drain=True), 20)
+
+    assert await table_count(pool, "synced") == ROWS - 1
+    dead = await pool.fetchrow("SELECT reason, error, http_status FROM invoice_sync.dead_letter")
+    assert (dead["reason"], dead["http_status"]) == ("rejected", 422)
+    assert dead["error"] == (
+        "the provider's answer could not be stored as it came (SQLSTATE 23514, constraint"
+        " no_refused_error, table dead_letter); its texts are left out"
+    )
+    reduced = [e for e in logs if e["event"] == "flusher.outcome_reduced"]
+    assert [(e["outcome"], e["texts_left_out"]) for e in reduced] == [("dead", True)]
