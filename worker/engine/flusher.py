@@ -108,8 +108,9 @@ class Written(NamedTuple):
 
 # Rows tried alone before a batch refused for a value is taken for a fault of every row.
 ISOLATE_TRIES = 8
-# Rows refused even reduced are tried again, alone, this often (seconds).
+# Rows refused even reduced are tried again, alone, this often (seconds), so many at a time.
 HELD_BACK_RETRY = 5.0
+HELD_BACK_TRIES = 8
 
 
 def reduced(item: Finished, brief: str, *, texts: bool) -> Finished:
@@ -133,14 +134,19 @@ def reduced(item: Finished, brief: str, *, texts: bool) -> Finished:
 
 def _isolation_order(batch: Sequence[Finished]) -> list[Finished]:
     """``batch`` in the order ``_isolate`` tries it: the accounts taking turns (one row of
-    each, then the next), and the first ``ISOLATE_TRIES`` rows taken evenly across that order,
-    so that refused rows that came together (a hostile provider's) do not fill them."""
+    each, then the next), and the first ``ISOLATE_TRIES`` rows chosen so that refused rows
+    that came together (a hostile provider's) do not fill them: one row of each account
+    first, then rows taken evenly across the rest."""
     lines: dict[str, list[Finished]] = {}
     for item in batch:
         lines.setdefault(item.row.account, []).append(item)
     turns = [item for turn in itertools.zip_longest(*lines.values()) for item in turn if item]
-    step = max(len(turns) / ISOLATE_TRIES, 1.0)
-    first = sorted({int(k * step) for k in range(min(ISOLATE_TRIES, len(turns)))})
+    first = list(range(min(len(lines), ISOLATE_TRIES)))
+    rest = range(len(first), len(turns))
+    wanted = min(ISOLATE_TRIES - len(first), len(rest))
+    if wanted > 0:
+        step = len(rest) / wanted
+        first += [rest[int(k * step)] for k in range(wanted)]
     chosen = set(first)
     return [turns[i] for i in first] + [f for i, f in enumerate(turns) if i not in chosen]
 
@@ -237,28 +243,32 @@ class Flusher:
         try, for ever. Any other error keeps the batch, to be tried again whole."""
         async with self._lock:
             started = time.monotonic()
-            ok = await self._retry_held_back(started)
-            batch, self._pending = self._pending, []
-            if not batch:
-                return ok
-            try:
-                part = await self._write(batch)
-            except StoreRefusedError as exc:
-                isolated = await self._isolate(batch)
-                if isolated is None:
-                    return self._keep(batch, exc)
-                return isolated and ok
-            except StoreError as exc:
-                return self._keep(batch, exc)
-            except BaseException:
-                # Nothing is lost to a cancellation or a crash: the restarted loop (or close)
-                # writes the batch.
-                self._pending = batch + self._pending
-                raise
-        if self._observe_flush is not None:
-            self._observe_flush(time.monotonic() - started)
+            had = bool(self._pending)
+            if not await self._flush_batch():
+                return False
+            if had and self._observe_flush is not None:
+                self._observe_flush(time.monotonic() - started)
+            # After the batch, a few at a time: rows held back never hold up the others.
+            return await self._retry_held_back(time.monotonic())
+
+    async def _flush_batch(self) -> bool:
+        batch, self._pending = self._pending, []
+        if not batch:
+            return True
+        try:
+            part = await self._write(batch)
+        except StoreRefusedError as exc:
+            isolated = await self._isolate(batch)
+            return self._keep(batch, exc) if isolated is None else isolated
+        except StoreError as exc:
+            return self._keep(batch, exc)
+        except BaseException:
+            # Nothing is lost to a cancellation or a crash: the restarted loop (or close)
+            # writes the batch.
+            self._pending = batch + self._pending
+            raise
         self._report(*part)
-        return ok
+        return True
 
     def _keep(self, batch: list[Finished], exc: StoreError) -> bool:
         self._pending = batch + self._pending
@@ -298,16 +308,19 @@ class Flusher:
                 if not written and n >= ISOLATE_TRIES:
                     return None
                 part = await self._write_refusable(item)
+                done.add(id(item))
                 if part is None:
                     held.append(item)
                 else:
                     written = True
                     self._report(*part)
-                done.add(id(item))
         except StoreError as exc:
-            if not written:
-                return None
-            self._settle(batch, done, held)
+            # The database went away midway (or failed otherwise): what is written stays
+            # written, the rest waits.
+            if written:
+                self._settle(batch, done, held)
+            else:
+                self._pending = batch + self._pending
             log.warning("flusher.failed", error=str(exc), rows=len(batch) - len(done))
             return False
         except BaseException:
@@ -358,12 +371,13 @@ class Flusher:
         return None
 
     async def _retry_held_back(self, now: float) -> bool:
-        """The rows held back, tried again alone, at most every ``HELD_BACK_RETRY`` seconds;
-        False if the database went away meanwhile."""
+        """The first ``HELD_BACK_TRIES`` rows held back, tried again alone, at most every
+        ``HELD_BACK_RETRY`` seconds (those still refused go to the back); False if the
+        database went away meanwhile."""
         if not self._held_back or now < self._held_back_next:
             return True
         self._held_back_next = now + HELD_BACK_RETRY
-        rows, self._held_back = self._held_back, []
+        rows, self._held_back = self._held_back[:HELD_BACK_TRIES], self._held_back[HELD_BACK_TRIES:]
         still: list[Finished] = []
         tried = 0  # rows of ``rows`` written or found still refused
         try:
@@ -378,8 +392,9 @@ class Flusher:
             log.warning("flusher.failed", error=str(exc), rows=len(rows) - tried)
             return False
         finally:
-            # Kept: those still refused, and those not tried (an outage, a cancellation).
-            self._held_back = still + rows[tried:] + self._held_back
+            # Kept, behind the others: those still refused, and those not tried (an outage, a
+            # cancellation).
+            self._held_back += still + rows[tried:]
         return True
 
     async def _flush_at_close(self) -> bool:

@@ -227,3 +227,34 @@ async def test_a_dead_letter_refused_with_its_message_is_written_with_a_note_ins
     )
     reduced = [e for e in logs if e["event"] == "flusher.outcome_reduced"]
     assert [(e["outcome"], e["texts_left_out"]) for e in reduced] == [("dead", True)]
+
+
+async def test_an_account_whose_rows_are_all_refused_does_not_hold_up_another(
+    pool: asyncpg.Pool,
+) -> None:
+    # Two accounts, eight rows each: the first rows tried are one of each account, so the good
+    # account's rows are written and the refused ones held back (not taken for a schema fault).
+    await pool.execute(
+        "ALTER TABLE invoice_sync.synced ADD CONSTRAINT no_refused_id"
+        " CHECK (provider_invoice_id <> 'refused-id')"
+    )
+    for account in ("bad", "good"):
+        for i in range(8):
+            await enqueue(pool, account, f"{account}-{i}")
+
+    def answer(attempt: Attempt) -> Synced:
+        bad = attempt.account == "bad"
+        return Synced(provider_invoice_id="refused-id" if bad else f"p-{attempt.outbox_id}")
+
+    provider = ScriptedProvider(answer)
+    worker = Engine(
+        outbox=Outbox(pool, worker_id="test"),
+        runtimes={name: runtime(provider, name=name) for name in ("bad", "good")},
+        settings=fast_settings(),
+        listen_dsn=None,
+        rand=lambda: 1.0,
+    )
+    await run_until(pool, worker, 8)
+    synced = {r["account"] for r in await pool.fetch("SELECT account FROM invoice_sync.synced")}
+    assert synced == {"good"}
+    assert await table_count(pool, "synced") == 8
