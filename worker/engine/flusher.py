@@ -132,15 +132,20 @@ def reduced(item: Finished, brief: str, *, texts: bool) -> Finished:
     return replace(item, decision=decision)
 
 
-def _isolation_order(batch: Sequence[Finished]) -> list[Finished]:
+def isolation_order(batch: Sequence[Finished], turn: int = 0) -> list[Finished]:
     """``batch`` in the order ``_isolate`` tries it: the accounts taking turns (one row of
     each, then the next), and the first ``ISOLATE_TRIES`` rows chosen so that refused rows
     that came together (a hostile provider's) do not fill them: one row of each account
-    first, then rows taken evenly across the rest."""
+    first, then rows taken evenly across the rest. The accounts start at the ``turn``-th, so
+    that with more accounts than tries each one's first row is among them in its turn."""
     lines: dict[str, list[Finished]] = {}
     for item in batch:
         lines.setdefault(item.row.account, []).append(item)
-    turns = [item for turn in itertools.zip_longest(*lines.values()) for item in turn if item]
+    accounts = list(lines.values())
+    if accounts:
+        start = turn % len(accounts)
+        accounts = accounts[start:] + accounts[:start]
+    turns = [item for row in itertools.zip_longest(*accounts) for item in row if item]
     first = list(range(min(len(lines), ISOLATE_TRIES)))
     rest = range(len(first), len(turns))
     wanted = min(ISOLATE_TRIES - len(first), len(rest))
@@ -180,6 +185,7 @@ class Flusher:
         # the batches (``_retry_held_back``), so that they take no other row's turn.
         self._held_back: list[Finished] = []
         self._held_back_next = 0.0
+        self._isolations = 0  # batches taken apart so far: where the next starts its accounts
         self._kick = asyncio.Event()
         self._lock = asyncio.Lock()
         self._supervised = Supervised("flusher", self._run, restarts, on_give_up=on_give_up)
@@ -205,10 +211,10 @@ class Flusher:
         self._closing = True
         self._kick.set()
         await self._supervised.finish()
-        self._held_back_next = 0.0  # tried again now, whatever the backoff
         for _ in range(attempts):
             if not self._pending and not self._held_back:
                 return
+            self._held_back_next = 0.0  # the rows held back are tried again now, each time
             if not await self._flush_at_close():
                 await asyncio.sleep(1.0)
         if self._pending or self._held_back:
@@ -290,7 +296,7 @@ class Flusher:
         return Written(batch, summary, actions, resume)
 
     async def _isolate(self, batch: list[Finished]) -> bool | None:
-        """A batch refused for a value, written a row at a time (``_isolation_order``), each
+        """A batch refused for a value, written a row at a time (``isolation_order``), each
         row as it came or ``reduced``
         (``_write_refusable``), each reported as soon as it is written. A row refused even
         reduced is held back (``_retry_held_back``). False if the database went away midway
@@ -304,7 +310,9 @@ class Flusher:
         held: list[Finished] = []
         written = False
         try:
-            for n, item in enumerate(_isolation_order(batch)):
+            self._isolations += 1
+            turn = self._isolations * ISOLATE_TRIES  # the next accounts each time
+            for n, item in enumerate(isolation_order(batch, turn)):
                 if not written and n >= ISOLATE_TRIES:
                     return None
                 part = await self._write_refusable(item)
