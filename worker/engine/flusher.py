@@ -297,10 +297,9 @@ class Flusher:
 
     async def _isolate(self, batch: list[Finished]) -> bool | None:
         """A batch refused for a value, written a row at a time (``isolation_order``), each
-        row as it came or ``reduced``
-        (``_write_refusable``), each reported as soon as it is written. A row refused even
-        reduced is held back (``_retry_held_back``). False if the database went away midway
-        (what is not written waits in pending).
+        row as it came or reduced (``_write_refusable``) and reported as soon as it is
+        written. A row refused even reduced is held back (``_retry_held_back``). False if the
+        database went away midway (what is not written waits in pending).
 
         None, with nothing written, when none of the first ``ISOLATE_TRIES`` rows could be
         written even reduced: then the fault is every row's (the schema, not a value), and the
