@@ -25,6 +25,7 @@ from worker.outcome import (
     Synced,
     health_of,
 )
+from worker.texts import cut
 from worker.values import immutable
 
 # A provider's Retry-After is honoured, but a broken header must not park a row for a year.
@@ -112,16 +113,15 @@ def _decide(
 
 
 # The longest provider id and invoice number, and the longest link, a synced row keeps; longer
-# ones are cut and end in CUT. No provider issues such; a hostile one can, and past some 2,700
-# bytes the synced table's indexes refuse the row, which failed its flush, and every other row
-# in it, at each try for ever.
+# ones are ``cut``. No provider issues such; a hostile one can, and past some 2,700 bytes the
+# synced table's indexes refuse the row, which failed its flush, and every other row in it, at
+# each try for ever.
 ID_LIMIT = 200
 LINK_LIMIT = 2048
-CUT = "\u2026"
 
 
 def _kept(text: str | None, limit: int) -> str | None:
-    return text if text is None or len(text) <= limit else text[:limit] + CUT
+    return None if text is None else cut(text, limit)
 
 
 def _synced(outcome: Synced, row: Claimed, provider: str) -> Decision:

@@ -20,7 +20,7 @@ from pydantic import BaseModel
 from worker.durations import RateLimit
 from worker.invoice import Invoice
 from worker.outcome import Outcome
-from worker.providers.redaction import cut
+from worker.texts import cut
 from worker.values import immutable
 
 if TYPE_CHECKING:

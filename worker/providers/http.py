@@ -42,12 +42,12 @@ from worker.outcome import PauseAccount, PauseReason, Retry, Synced
 from worker.providers import calls
 from worker.providers.base import HttpTimeouts
 from worker.providers.redaction import (
-    cut,
     holds_none,
     scrub_text,
     scrub_value,
     secrets_to_cut,
 )
+from worker.texts import cut
 
 READ_CHUNK = 64 * 1024
 # The characters RFC 9110 refuses in a header value: the controls but tab, and DEL.

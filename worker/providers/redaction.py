@@ -2,7 +2,8 @@
 
 Two passes, both over every adapter: the HTTP seam scrubs each answer (its raw text and its
 parsed values) before anything reads or cuts it, and each adapter scrubs the outcome it returns
-(errors built from exception texts, a nested ``invoice``). Text is only ever cut by ``cut``,
+(errors built from exception texts, a nested ``invoice``). Text is only ever cut by ``cut``
+(``worker.texts``),
 which marks the cut with ``CUT``; a prefix of a secret just before that mark (a secret the cut
 fell inside) is removed too, whatever its length.
 """
@@ -17,10 +18,9 @@ from functools import lru_cache
 from typing import Any
 
 from worker.outcome import Outcome
+from worker.texts import CUT
 
 REDACTED = "[redacted]"
-CUT = "\u2026"
-"""Ends every text cut short (``cut``), so a later scrub knows where a secret may be split."""
 # What ``json.dumps(..., ensure_ascii=False)`` writes otherwise than as itself.
 _JSON_ESCAPED = re.compile(r'["\\\x00-\x1f]')
 # One encoder for every check: ``json.dumps`` with any option builds a new one each call.
@@ -91,11 +91,6 @@ def _scrub_each(value: Any, secrets: Sequence[str]) -> Any:
     if isinstance(value, list):
         return [_scrub_each(item, secrets) for item in value]
     return value
-
-
-def cut(text: str, limit: int) -> str:
-    """``text`` cut to ``limit`` characters, marked with ``CUT`` when anything was cut off."""
-    return text if len(text) <= limit else text[:limit] + CUT
 
 
 def scrubbed(outcome: Outcome, secrets: str | Iterable[str]) -> Outcome:

@@ -7,15 +7,14 @@ from worker.providers import http
 from worker.providers.base import RESPONSE_LIMIT, bounded
 from worker.providers.http import RedirectError
 from worker.providers.redaction import (
-    CUT,
     REDACTED,
-    cut,
     holds_none,
     scrub_text,
     scrub_value,
     scrubbed,
     secrets_to_cut,
 )
+from worker.texts import CUT, cut
 
 
 def test_every_secret_is_cut_from_errors_responses_and_the_nested_invoice() -> None:

@@ -42,7 +42,7 @@ from worker.outcome import (
 )
 from worker.providers.base import DETAIL_LIMIT, MESSAGE_LIMIT, Attempt, bounded
 from worker.providers.http import Reply, reset_after, with_quota_hold
-from worker.providers.redaction import cut
+from worker.texts import cut
 
 PERMISSION = "you don't have permission"
 CREDITS_EXPIRED = "credits expired"

@@ -49,7 +49,7 @@ from worker.outcome import (
 )
 from worker.providers.base import DETAIL_LIMIT, MESSAGE_LIMIT, bounded
 from worker.providers.http import Reply, reset_after, with_quota_hold
-from worker.providers.redaction import cut
+from worker.texts import cut
 
 DEFAULT_RATE_LIMIT_WAIT = 60.0
 MISCONFIGURED = {

@@ -37,7 +37,7 @@ from worker.outcome import (
 )
 from worker.providers.base import DETAIL_LIMIT, MESSAGE_LIMIT, Attempt, bounded
 from worker.providers.http import Reply, reset_after, with_quota_hold
-from worker.providers.redaction import cut
+from worker.texts import cut
 
 _NUMBER_WORDS = ("invoice number", "invoicenumber", "invoice no")
 _EXISTS_WORDS = ("exist", "already", "duplicate", "taken", "unique")
