@@ -56,20 +56,6 @@ class StoreRefusedError(StoreError):
         self.brief = brief
 
 
-def refused(exc: asyncpg.PostgresError) -> StoreRefusedError:
-    named = [
-        f"{what} {name}"
-        for what, name in (
-            ("constraint", exc.constraint_name),
-            ("table", exc.table_name),
-            ("column", exc.column_name),
-        )
-        if name
-    ]
-    brief = f"SQLSTATE {exc.sqlstate}" + (f", {', '.join(named)}" if named else "")
-    return StoreRefusedError(f"database error: {exc}", brief=brief)
-
-
 class StoreUnavailableError(StoreError):
     """The database could not be reached, or rolled the statement back for a conflict with
     another transaction (a deadlock, a serialization failure); the operation may be retried."""
@@ -144,16 +130,10 @@ async def run(action: Callable[[], Awaitable[T]]) -> T:
     """Run a database action, translating asyncpg's errors into ours."""
     try:
         return await action()
-    except UNAVAILABLE as exc:
-        raise StoreUnavailableError(f"database unavailable: {describe(exc)}") from exc
-    except CONFLICT as exc:
-        raise StoreUnavailableError(f"database conflict, rolled back: {exc}") from exc
     except asyncpg.UndefinedTableError as exc:
         raise StoreError(f"{exc} (has `invoice-sync migrate` been run?)") from exc
-    except REFUSED as exc:
-        raise refused(exc) from exc
-    except asyncpg.PostgresError as exc:
-        raise StoreError(f"database error: {exc}") from exc
+    except (*UNAVAILABLE, asyncpg.PostgresError) as exc:
+        raise translated(exc) from exc
 
 
 @asynccontextmanager
@@ -162,14 +142,32 @@ async def transaction(pool: asyncpg.Pool) -> AsyncIterator[Any]:
     try:
         async with pool.acquire() as conn, conn.transaction():
             yield conn
-    except UNAVAILABLE as exc:
-        raise StoreUnavailableError(f"database unavailable: {describe(exc)}") from exc
-    except CONFLICT as exc:
-        raise StoreUnavailableError(f"database conflict, rolled back: {exc}") from exc
-    except REFUSED as exc:
-        raise refused(exc) from exc
-    except asyncpg.PostgresError as exc:
-        raise StoreError(f"database error: {exc}") from exc
+    except (*UNAVAILABLE, asyncpg.PostgresError) as exc:
+        raise translated(exc) from exc
+
+
+def translated(exc: BaseException) -> StoreError:
+    """``exc`` (one of ``UNAVAILABLE``, or an error of PostgreSQL's) as ours: away or in
+    conflict (``StoreUnavailableError``: try again), a refused value (``StoreRefusedError``,
+    whose brief names the SQLSTATE, constraint, table and column, never the value), or any
+    other refusal of the statement."""
+    if isinstance(exc, UNAVAILABLE):
+        return StoreUnavailableError(f"database unavailable: {describe(exc)}")
+    if isinstance(exc, CONFLICT):
+        return StoreUnavailableError(f"database conflict, rolled back: {exc}")
+    if isinstance(exc, REFUSED):
+        named = [
+            f"{what} {name}"
+            for what, name in (
+                ("constraint", exc.constraint_name),
+                ("table", exc.table_name),
+                ("column", exc.column_name),
+            )
+            if name
+        ]
+        brief = f"SQLSTATE {exc.sqlstate}" + (f", {', '.join(named)}" if named else "")
+        return StoreRefusedError(f"database error: {exc}", brief=brief)
+    return StoreError(f"database error: {exc}")
 
 
 def describe(exc: BaseException) -> str:
