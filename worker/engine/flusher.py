@@ -264,8 +264,7 @@ class Flusher:
         try:
             part = await self._write(batch)
         except StoreRefusedError as exc:
-            isolated = await self._isolate(batch)
-            return self._keep(batch, exc) if isolated is None else isolated
+            return await self._isolate(batch, exc)
         except StoreError as exc:
             return self._keep(batch, exc)
         except BaseException:
@@ -295,25 +294,26 @@ class Flusher:
         )
         return Written(batch, summary, actions, resume)
 
-    async def _isolate(self, batch: list[Finished]) -> bool | None:
-        """A batch refused for a value, written a row at a time (``isolation_order``), each
-        row as it came or reduced (``_write_refusable``) and reported as soon as it is
-        written. A row refused even reduced is held back (``_retry_held_back``). False if the
-        database went away midway (what is not written waits in pending).
-
-        None, with nothing written, when none of the first ``ISOLATE_TRIES`` rows could be
-        written even reduced: then the fault is every row's (the schema, not a value), and the
-        batch is kept whole. An outcome is never turned into another: a refused row is written
-        as what it was, reduced, or not yet."""
+    async def _isolate(self, batch: list[Finished], refusal: StoreRefusedError) -> bool:
+        """A batch refused for a value (``refusal``), written a row at a time
+        (``isolation_order``), each row as it came or reduced (``_write_refusable``) and
+        reported as soon as it is written. A row refused even reduced is held back
+        (``_retry_held_back``); what is not tried, the database having gone away midway,
+        waits in pending. False, with ``flusher.failed``, when the database went away, or
+        when nothing could be written: none of the first ``ISOLATE_TRIES`` rows, even reduced,
+        which makes the fault every row's (the schema, not a value), and the batch is kept
+        whole. An outcome is never turned into another: a refused row is written as what it
+        was, reduced, or not yet."""
         done: set[int] = set()  # the batch's rows written or held back (by id)
         held: list[Finished] = []
         written = False
+        failure: StoreError = refusal
         try:
             self._isolations += 1
             turn = self._isolations * ISOLATE_TRIES  # the next accounts each time
             for n, item in enumerate(isolation_order(batch, turn)):
                 if not written and n >= ISOLATE_TRIES:
-                    return None
+                    break
                 part = await self._write_refusable(item)
                 done.add(id(item))
                 if part is None:
@@ -321,31 +321,19 @@ class Flusher:
                 else:
                     written = True
                     self._report(*part)
+            else:
+                if written:
+                    return True
         except StoreError as exc:
-            # The database went away midway (or failed otherwise): what is written stays
-            # written, the rest waits.
+            failure = exc  # the database went away midway: the rest waits
+        finally:
+            # Also on a cancellation: what is written stays written, the rest is kept.
+            kept = [f for f in batch if id(f) not in done] if written else batch
             if written:
-                self._settle(batch, done, held)
-            else:
-                self._pending = batch + self._pending
-            log.warning("flusher.failed", error=str(exc), rows=len(batch) - len(done))
-            return False
-        except BaseException:
-            if written:
-                self._settle(batch, done, held)
-            else:
-                self._pending = batch + self._pending
-            raise
-        if not written:
-            return None
-        self._settle(batch, done, held)
-        return True
-
-    def _settle(self, batch: list[Finished], done: set[int], held: list[Finished]) -> None:
-        """After an isolation that wrote rows: the rows held back go apart, the rows not tried
-        back to pending."""
-        self._held_back += held
-        self._pending = [f for f in batch if id(f) not in done] + self._pending
+                self._held_back += held
+            self._pending = kept + self._pending
+        log.warning("flusher.failed", error=str(failure), rows=len(kept))
+        return False
 
     async def _write_refusable(self, item: Finished) -> Written | None:
         """``item`` written as it came; if refused, without the provider's answer and links;
