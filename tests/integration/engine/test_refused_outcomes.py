@@ -12,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
 
 import asyncpg
 from structlog.testing import capture_logs
@@ -25,6 +26,7 @@ from worker.providers.base import Attempt
 from worker.store.outbox import Outbox
 
 ROWS = 6
+NOT_WRITTEN = "the other outcomes were not written"
 
 
 def engine(pool: asyncpg.Pool, answer: Callable[[Attempt], Outcome] | None = None) -> Engine:
@@ -53,25 +55,43 @@ async def enqueue_rows(pool: asyncpg.Pool) -> None:
         await enqueue(pool, "shop", f"k{i}")
 
 
-async def run_until(pool: asyncpg.Pool, worker: Engine, synced: int) -> None:
-    """Run ``worker`` until ``synced`` rows are in the synced table, then stop it at once."""
+async def check(pool: asyncpg.Pool, table: str, name: str, condition: str) -> None:
+    """A CHECK constraint on the test's ``table``: what refuses the tests' values."""
+    await pool.execute(
+        f"ALTER TABLE invoice_sync.{table} ADD CONSTRAINT {name} CHECK ({condition})"
+    )
+
+
+async def run_until(worker: Engine, reached: Callable[[], Awaitable[bool]], waited: str) -> None:
+    """Run ``worker`` until ``reached()``, then a few flushes more, then stop it at once."""
     task = asyncio.create_task(worker.run())
     deadline = time.monotonic() + 10
-    while await table_count(pool, "synced") < synced:
-        assert time.monotonic() < deadline, "the other outcomes were not written"
+    while not await reached():
+        assert time.monotonic() < deadline, waited
         await asyncio.sleep(0.05)
     await asyncio.sleep(0.3)  # the flushes after it (nothing more is written)
     worker.force()
     await asyncio.wait_for(task, 15)
 
 
+def synced_rows(pool: asyncpg.Pool, rows: int) -> Callable[[], Awaitable[bool]]:
+    async def reached() -> bool:
+        return await table_count(pool, "synced") >= rows
+
+    return reached
+
+
+def failed_flush(logs: Sequence[Mapping[str, Any]]) -> Callable[[], Awaitable[bool]]:
+    async def reached() -> bool:
+        return any(e["event"] == "flusher.failed" for e in logs)
+
+    return reached
+
+
 async def test_an_outcome_refused_as_it_came_is_written_without_the_providers_texts(
     pool: asyncpg.Pool,
 ) -> None:
-    await pool.execute(
-        "ALTER TABLE invoice_sync.synced ADD CONSTRAINT no_refused_link"
-        " CHECK (link IS DISTINCT FROM 'refused-link')"
-    )
+    await check(pool, "synced", "no_refused_link", "link IS DISTINCT FROM 'refused-link'")
     await enqueue_rows(pool)
     with capture_logs() as logs:
         await asyncio.wait_for(engine(pool, answer).run(drain=True), 20)
@@ -100,13 +120,10 @@ async def test_an_outcome_refused_even_reduced_waits_and_the_others_are_written(
 ) -> None:
     # The refused value is the provider's id, which the reduced outcome keeps: the row waits
     # in the worker, still leased to it, never given back as if its outcome were unknown.
-    await pool.execute(
-        "ALTER TABLE invoice_sync.synced ADD CONSTRAINT no_refused_id"
-        " CHECK (provider_invoice_id <> 'refused-id')"
-    )
+    await check(pool, "synced", "no_refused_id", "provider_invoice_id <> 'refused-id'")
     await enqueue_rows(pool)
     with capture_logs() as logs:
-        await run_until(pool, engine(pool, answer), ROWS - 1)
+        await run_until(engine(pool, answer), synced_rows(pool, ROWS - 1), NOT_WRITTEN)
 
     assert await table_count(pool, "synced") == ROWS - 1
     odd = await pool.fetchrow(
@@ -122,20 +139,10 @@ async def test_an_outcome_refused_even_reduced_waits_and_the_others_are_written(
 
 async def test_a_batch_every_row_of_which_is_refused_is_kept_whole(pool: asyncpg.Pool) -> None:
     # A fault of every row (the schema, not a value): nothing is written, reduced or otherwise.
-    await pool.execute(
-        "ALTER TABLE invoice_sync.synced ADD CONSTRAINT refuses_all"
-        " CHECK (provider_invoice_id = 'never')"
-    )
+    await check(pool, "synced", "refuses_all", "provider_invoice_id = 'never'")
     await enqueue_rows(pool)
-    worker = engine(pool)
     with capture_logs() as logs:
-        task = asyncio.create_task(worker.run())
-        deadline = time.monotonic() + 10
-        while not any(e["event"] == "flusher.failed" for e in logs):
-            assert time.monotonic() < deadline, "no flush was tried"
-            await asyncio.sleep(0.05)
-        worker.force()
-        await asyncio.wait_for(task, 15)
+        await run_until(engine(pool), failed_flush(logs), "no flush was tried")
 
     assert not [e for e in logs if e["event"] == "flusher.outcome_reduced"]
     states = await pool.fetch("SELECT state, lease_owner FROM invoice_sync.outbox")
@@ -163,16 +170,8 @@ async def test_an_error_that_is_not_a_refused_value_keeps_the_batch_whole(
         """
     )
     await enqueue_rows(pool)
-    worker = engine(pool, answer)
     with capture_logs() as logs:
-        task = asyncio.create_task(worker.run())
-        deadline = time.monotonic() + 10
-        while not any(e["event"] == "flusher.failed" for e in logs):
-            assert time.monotonic() < deadline, "no flush was tried"
-            await asyncio.sleep(0.05)
-        await asyncio.sleep(0.3)
-        worker.force()
-        await asyncio.wait_for(task, 15)
+        await run_until(engine(pool, answer), failed_flush(logs), "no flush was tried")
 
     assert await table_count(pool, "synced") == 0
     assert not [e for e in logs if e["event"].startswith("flusher.outcome_")]
@@ -181,10 +180,7 @@ async def test_an_error_that_is_not_a_refused_value_keeps_the_batch_whole(
 async def test_refused_rows_that_came_first_do_not_hold_up_the_rest(pool: asyncpg.Pool) -> None:
     # More refused rows than the first tries of a batch, all ahead of the good ones: the rows
     # tried first are taken across the batch, and rows held back stay apart from later batches.
-    await pool.execute(
-        "ALTER TABLE invoice_sync.synced ADD CONSTRAINT no_refused_id"
-        " CHECK (provider_invoice_id <> 'refused-id')"
-    )
+    await check(pool, "synced", "no_refused_id", "provider_invoice_id <> 'refused-id'")
     for i in range(10):
         await enqueue(pool, "shop", f"bad-{i}")
     for i in range(10):
@@ -194,7 +190,7 @@ async def test_refused_rows_that_came_first_do_not_hold_up_the_rest(pool: asyncp
         bad = attempt.idempotency_key.startswith("bad")
         return Synced(provider_invoice_id="refused-id" if bad else f"p-{attempt.outbox_id}")
 
-    await run_until(pool, engine(pool, answer), 10)
+    await run_until(engine(pool, answer), synced_rows(pool, 10), NOT_WRITTEN)
     synced = {r["idempotency_key"] for r in await pool.fetch("SELECT * FROM invoice_sync.synced")}
     assert synced == {f"good-{i}" for i in range(10)}
     held = await pool.fetch("SELECT state, lease_owner FROM invoice_sync.outbox")
@@ -204,10 +200,7 @@ async def test_refused_rows_that_came_first_do_not_hold_up_the_rest(pool: asyncp
 async def test_a_dead_letter_refused_with_its_message_is_written_with_a_note_instead(
     pool: asyncpg.Pool,
 ) -> None:
-    await pool.execute(
-        "ALTER TABLE invoice_sync.dead_letter ADD CONSTRAINT no_refused_error"
-        " CHECK (error NOT LIKE '%refused-error%')"
-    )
+    await check(pool, "dead_letter", "no_refused_error", "error NOT LIKE '%refused-error%'")
     await enqueue_rows(pool)
 
     def answer(attempt: Attempt) -> Outcome:
@@ -234,10 +227,7 @@ async def test_an_account_whose_rows_are_all_refused_does_not_hold_up_another(
 ) -> None:
     # Two accounts, eight rows each: the first rows tried are one of each account, so the good
     # account's rows are written and the refused ones held back (not taken for a schema fault).
-    await pool.execute(
-        "ALTER TABLE invoice_sync.synced ADD CONSTRAINT no_refused_id"
-        " CHECK (provider_invoice_id <> 'refused-id')"
-    )
+    await check(pool, "synced", "no_refused_id", "provider_invoice_id <> 'refused-id'")
     for account in ("bad", "good"):
         for i in range(8):
             await enqueue(pool, account, f"{account}-{i}")
@@ -254,7 +244,7 @@ async def test_an_account_whose_rows_are_all_refused_does_not_hold_up_another(
         listen_dsn=None,
         rand=lambda: 1.0,
     )
-    await run_until(pool, worker, 8)
+    await run_until(worker, synced_rows(pool, 8), NOT_WRITTEN)
     synced = {r["account"] for r in await pool.fetch("SELECT account FROM invoice_sync.synced")}
     assert synced == {"good"}
     assert await table_count(pool, "synced") == 8
