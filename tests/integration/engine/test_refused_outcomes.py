@@ -29,10 +29,15 @@ ROWS = 6
 NOT_WRITTEN = "the other outcomes were not written"
 
 
-def engine(pool: asyncpg.Pool, answer: Callable[[Attempt], Outcome] | None = None) -> Engine:
+def engine(
+    pool: asyncpg.Pool,
+    answer: Callable[[Attempt], Outcome] | None = None,
+    accounts: Sequence[str] = ("shop",),
+) -> Engine:
+    provider = ScriptedProvider(answer)
     return Engine(
         outbox=Outbox(pool, worker_id="test"),
-        runtimes={"shop": runtime(ScriptedProvider(answer))},
+        runtimes={name: runtime(provider, name=name) for name in accounts},
         settings=fast_settings(),
         listen_dsn=None,
         rand=lambda: 1.0,
@@ -236,14 +241,7 @@ async def test_an_account_whose_rows_are_all_refused_does_not_hold_up_another(
         bad = attempt.account == "bad"
         return Synced(provider_invoice_id="refused-id" if bad else f"p-{attempt.outbox_id}")
 
-    provider = ScriptedProvider(answer)
-    worker = Engine(
-        outbox=Outbox(pool, worker_id="test"),
-        runtimes={name: runtime(provider, name=name) for name in ("bad", "good")},
-        settings=fast_settings(),
-        listen_dsn=None,
-        rand=lambda: 1.0,
-    )
+    worker = engine(pool, answer, accounts=("bad", "good"))
     await run_until(worker, synced_rows(pool, 8), NOT_WRITTEN)
     synced = {r["account"] for r in await pool.fetch("SELECT account FROM invoice_sync.synced")}
     assert synced == {"good"}
