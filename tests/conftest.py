@@ -8,12 +8,15 @@ is migrated once per session; each test gets its own copy (``CREATE DATABASE ...
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import asyncpg
 import pytest
+import structlog
 
+from worker.logs import DEBUG, LIBRARY_BRIDGE
 from worker.store import migrate
 from worker.testing.postgres import admin, scratch_server, with_database
 
@@ -57,3 +60,13 @@ async def pool(dsn: str) -> AsyncIterator[asyncpg.Pool]:
     assert pool is not None
     yield pool
     await pool.close()
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """For a test that calls ``configure_logging``: the logging set-up as it was, after it."""
+    saved, debug = structlog.get_config(), DEBUG.wanted()
+    yield
+    logging.getLogger().removeHandler(LIBRARY_BRIDGE)
+    structlog.configure(**saved)
+    DEBUG.set(logging.DEBUG if debug else logging.INFO)

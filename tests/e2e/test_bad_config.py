@@ -3,18 +3,14 @@
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-import structlog
 
 from tests.e2e.processes import cli
 from worker.cli.main import main
-from worker.logs import LIBRARY_BRIDGE
 
 pytestmark = pytest.mark.e2e
 
@@ -171,14 +167,6 @@ def config_file(mistake: Mistake, directory: Path) -> Path:
     for name, content in mistake.files.items():
         (directory / name).write_bytes(content)
     return path
-
-
-@pytest.fixture
-def restore_logging() -> Iterator[None]:
-    saved = structlog.get_config()
-    yield
-    logging.getLogger().removeHandler(LIBRARY_BRIDGE)
-    structlog.configure(**saved)
 
 
 @pytest.mark.usefixtures("restore_logging")

@@ -4,22 +4,23 @@ event each (no raw traceback on stderr, secrets redacted); lines held and writte
 import io
 import json
 import logging
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
 import structlog
 
-from worker.logs import HELD_LINES, LIBRARY_BRIDGE, UtcStamp, configure_logging
+from worker.logs import DEBUG, HELD_LINES, UtcStamp, configure_logging
 
 
-@pytest.fixture
-def restore_logging() -> Iterator[None]:
-    saved = structlog.get_config()
-    yield
-    logging.getLogger().removeHandler(LIBRARY_BRIDGE)
-    structlog.configure(**saved)
+@pytest.mark.usefixtures("restore_logging")
+@pytest.mark.parametrize(("level", "wanted"), [("debug", True), ("info", False), ("error", False)])
+def test_the_debug_switch_follows_the_level(level: str, wanted: bool) -> None:
+    out = io.StringIO()
+    configure_logging(fmt="json", level=level, stream=out)
+    assert DEBUG.wanted() is wanted
+    structlog.get_logger("t").debug("probe")
+    assert ("probe" in out.getvalue()) is wanted
 
 
 @pytest.mark.usefixtures("restore_logging")

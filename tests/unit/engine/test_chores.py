@@ -4,16 +4,14 @@ that starts over after a success; its log line carries the error but never a sec
 import asyncio
 import io
 import json
-import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
-import structlog
 from structlog.testing import capture_logs
 
 from worker.engine.chores import PeriodicChore, Restarts
-from worker.logs import LIBRARY_BRIDGE, configure_logging
+from worker.logs import configure_logging
 
 
 async def wait_until(done: Callable[[], bool]) -> None:
@@ -73,14 +71,6 @@ def test_restart_delays_double_up_to_the_cap() -> None:
     assert not restarts.gives_up(1000)
     assert Restarts(first=1, cap=1, give_up_after=3).gives_up(3)
     assert not Restarts(first=1, cap=1, give_up_after=3).gives_up(2)
-
-
-@pytest.fixture
-def restore_logging() -> Iterator[None]:
-    saved = structlog.get_config()
-    yield
-    logging.getLogger().removeHandler(LIBRARY_BRIDGE)
-    structlog.configure(**saved)
 
 
 @pytest.mark.usefixtures("restore_logging")

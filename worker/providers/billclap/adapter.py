@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict
 
 from worker.errors import ProviderError, TransportError
 from worker.invoice import Invoice
+from worker.logs import DEBUG
 from worker.outcome import DeadLetter, Outcome
 from worker.providers import http
 from worker.providers.base import Attempt, Credentials, HttpTimeouts, ProviderSpec
@@ -126,14 +127,15 @@ class BillClap:
         else:
             outcome = classify(reply, attempt, now=self._now)
             status = reply.status
-        log.debug(
-            "provider.billclap.answered",
-            account=attempt.account,
-            outbox_id=attempt.outbox_id,
-            status=status,
-            outcome=type(outcome).__name__,
-            elapsed_ms=round((time.monotonic() - started) * 1000),
-        )
+        if DEBUG.wanted():
+            log.debug(
+                "provider.billclap.answered",
+                account=attempt.account,
+                outbox_id=attempt.outbox_id,
+                status=status,
+                outcome=type(outcome).__name__,
+                elapsed_ms=round((time.monotonic() - started) * 1000),
+            )
         return scrubbed(outcome, self._token)
 
     async def aclose(self) -> None:

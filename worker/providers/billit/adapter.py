@@ -32,6 +32,7 @@ import structlog
 
 from worker.errors import ProviderError, TransportError
 from worker.invoice import Invoice
+from worker.logs import DEBUG
 from worker.outcome import DeadLetter, Outcome, PauseAccount, PauseReason, Reason, Retry, Synced
 from worker.providers import calls, http
 from worker.providers.base import Attempt, Credentials, HttpTimeouts, ProviderSpec
@@ -112,13 +113,14 @@ class Billit:
             except http.RedirectError as exc:
                 outcome = exc.paused("Billit")
         self._note_incident(attempt.outbox_id, outcome)
-        log.debug(
-            "provider.billit.answered",
-            account=attempt.account,
-            outbox_id=attempt.outbox_id,
-            outcome=type(outcome).__name__,
-            elapsed_ms=round((time.monotonic() - started) * 1000),
-        )
+        if DEBUG.wanted():
+            log.debug(
+                "provider.billit.answered",
+                account=attempt.account,
+                outbox_id=attempt.outbox_id,
+                outcome=type(outcome).__name__,
+                elapsed_ms=round((time.monotonic() - started) * 1000),
+            )
         return scrubbed(outcome, self._token)
 
     async def aclose(self) -> None:

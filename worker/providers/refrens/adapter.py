@@ -25,6 +25,7 @@ import structlog
 
 from worker.errors import ProviderError, TransportError
 from worker.invoice import Invoice
+from worker.logs import DEBUG
 from worker.outcome import Outcome, PauseAccount, RateLimited, Retry
 from worker.providers import calls, http
 from worker.providers.base import Attempt, Credentials, HttpTimeouts, ProviderSpec, bounded
@@ -105,13 +106,14 @@ class Refrens:
             outcome = exc.outcome
         except http.RedirectError as exc:
             outcome = exc.paused("Refrens")
-        log.debug(
-            "provider.refrens.answered",
-            account=attempt.account,
-            outbox_id=attempt.outbox_id,
-            outcome=type(outcome).__name__,
-            elapsed_ms=round((time.monotonic() - started) * 1000),
-        )
+        if DEBUG.wanted():
+            log.debug(
+                "provider.refrens.answered",
+                account=attempt.account,
+                outbox_id=attempt.outbox_id,
+                outcome=type(outcome).__name__,
+                elapsed_ms=round((time.monotonic() - started) * 1000),
+            )
         return scrubbed(outcome, self.bearer.secrets())
 
     async def aclose(self) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import json
 from typing import Any
 
 import aiohttp
@@ -9,6 +11,7 @@ import pytest
 
 from tests.integration.testing.sandbox.billclap.calls import get, invoice, send
 from worker.invoice import parse_invoice
+from worker.logs import configure_logging
 from worker.outcome import DeadLetter, Reason, Synced
 from worker.providers.billclap.adapter import build_request
 from worker.testing.sandbox.billclap.app import CREATE_PATH, books_of
@@ -26,6 +29,23 @@ async def test_happy_path_creates_the_invoice_we_sent(sandbox: SandboxHandle, co
     assert outcome.link.startswith(f"https://app.billclap.com/preview/{record['invoice_id']}/")
     assert record["request"] == build_request(parse_invoice(invoice()))
     assert record["totals"]["total_amount"] == 1059.0
+
+
+@pytest.mark.usefixtures("restore_logging")
+@pytest.mark.parametrize(("level", "lines"), [("debug", 1), ("info", 0)])
+async def test_the_answer_line_is_written_at_debug_only(
+    sandbox: SandboxHandle, connect: Any, level: str, lines: int
+) -> None:
+    out = io.StringIO()
+    configure_logging(fmt="json", level=level, stream=out)
+    outcome = await send(connect(), invoice())
+    assert isinstance(outcome, Synced)
+    events = [json.loads(line) for line in out.getvalue().splitlines()]
+    answered = [e for e in events if e["event"] == "provider.billclap.answered"]
+    assert len(answered) == lines
+    if answered:
+        assert answered[0]["status"] == 200
+        assert answered[0]["outcome"] == "Synced"
 
 
 async def test_flat_success_option(sandbox: SandboxHandle, connect: Any) -> None:
