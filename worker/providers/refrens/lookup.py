@@ -4,8 +4,9 @@ Refrens documents a list endpoint with ``$limit``, ``$skip`` and ``$sort[...]``;
 service it very likely filters by field too (``?invoiceNumber=X``), but that is not documented.
 So the lookup asks with the filter first and checks every record it gets client-side (a server
 that ignores the filter returns other invoices, which must not count as a hit); when that finds
-nothing it walks the newest invoices page by page, newest first, for a bounded number of pages:
-an invoice we created after an unknown outcome is among the most recent ones.
+nothing, or the server refuses the filter (400 or 422: it takes only the documented
+parameters), it walks the newest invoices page by page, newest first, for a bounded number of
+pages: an invoice we created after an unknown outcome is among the most recent ones.
 """
 
 from __future__ import annotations
@@ -19,6 +20,10 @@ from worker.providers.http import Reply
 
 Fetch = Callable[[Mapping[str, str]], Awaitable[Reply]]
 """Sends ``GET .../invoices`` with these query parameters and returns the answer."""
+
+# How a server that does not take the ``invoiceNumber`` filter may refuse the query (Feathers'
+# BadRequest, or Unprocessable): the walk, with documented parameters only, follows.
+FILTER_REFUSED = frozenset({400, 422})
 
 
 class ListingError(ProviderError):
@@ -57,7 +62,10 @@ class Page:
 async def find_by_number(fetch: Fetch, number: str, *, page_size: int, pages: int) -> Lookup:
     """The invoice numbered ``number``, or ``Lookup(invoice=None)`` after the bounded search;
     ``ListingError`` when Refrens refuses a page (the caller retries later)."""
-    first = parse_page(await fetch({"invoiceNumber": number, "$limit": str(page_size)}))
+    reply = await fetch({"invoiceNumber": number, "$limit": str(page_size)})
+    # The filter is not documented: a server refusing it is asked only what the document lists.
+    refused = reply.status in FILTER_REFUSED
+    first = Page(data=[], total=None) if refused else parse_page(reply)
     hit = match(first.data, number)
     if hit is not None:
         return Lookup(invoice=hit, requests=1, scanned=len(first.data), via="filter")

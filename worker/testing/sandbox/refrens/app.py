@@ -126,6 +126,7 @@ async def find_invoices(request: web.Request) -> web.Response:
         default_limit=options.default_limit,
         max_limit=options.max_limit,
         ignore_filters=options.ignore_filters,
+        refuse_filters=options.refuse_filters,
     )
     return web.json_response(page)
 

@@ -54,6 +54,8 @@ class RefrensSandboxOptions(BaseModel):
     """How a repeated invoice number is refused (undocumented): 400 BadRequest or 409 Conflict."""
     ignore_filters: bool = False
     """Find ignores field filters such as ``invoiceNumber`` (only ``$`` parameters apply)."""
+    refuse_filters: bool = False
+    """Find answers a field filter 400 BadRequest: only the documented parameters are taken."""
     default_limit: int = Field(default=10, ge=1)
     max_limit: int = Field(default=50, ge=1)
     first_number: str = "INV-0001"

@@ -3,7 +3,8 @@
 Query parameters as the document lists them (``$limit``, ``$skip``, ``$sort[field]=1|-1``) plus
 Feathers' field filters (``?invoiceNumber=X``, equality on a top-level field), which Refrens
 does not document: the ``ignore_filters`` option makes them do nothing, as a server that does
-not support them would. ``$limit`` defaults to ``default_limit`` and is capped at ``max_limit``
+not support them may; ``refuse_filters`` answers them 400 BadRequest, as a server that accepts
+only the documented parameters would. ``$limit`` defaults to ``default_limit`` and is capped at ``max_limit``
 (Feathers' ``paginate`` settings); the answer is ``{total, limit, skip, data}``. Without
 ``$sort`` invoices come in creation order; ties (same ``createdAt``) keep creation order too.
 """
@@ -28,6 +29,7 @@ def find(
     default_limit: int,
     max_limit: int,
     ignore_filters: bool,
+    refuse_filters: bool = False,
 ) -> dict[str, Any]:
     """One page of ``records`` (oldest first) for ``query``; 400 BadRequest for a bad one."""
     limit = min(_count(query, "$limit", default_limit), max_limit)
@@ -41,6 +43,8 @@ def find(
         elif key.startswith("$") and key not in KNOWN_OPERATORS:
             raise FeathersError(400, f"Invalid query parameter {key}")
         elif not key.startswith("$"):
+            if refuse_filters:
+                raise FeathersError(400, f"Invalid query parameter {key}")
             filters[key] = value
     ordered = list(enumerate(records))
     if not ignore_filters:

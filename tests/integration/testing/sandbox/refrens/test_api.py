@@ -285,6 +285,15 @@ async def test_find_paginates_sorts_and_filters(
     sandbox.state.change({"ignore_filters": True, "max_limit": 3})
     _, page = await call(http, "GET", url, headers=AUTH, params={"invoiceNumber": "F-2"})
     assert (page["total"], page["limit"], len(page["data"])) == (4, 3, 3)
+    sandbox.state.change({"ignore_filters": False, "refuse_filters": True})
+    status, body = await call(http, "GET", url, headers=AUTH, params={"invoiceNumber": "F-2"})
+    assert (status, body["name"], body["message"]) == (
+        400,
+        "BadRequest",
+        "Invalid query parameter invoiceNumber",
+    )
+    _, page = await call(http, "GET", url, headers=AUTH, params=newest)
+    assert [r["invoiceNumber"] for r in page["data"]] == ["F-2", "F-1"]
     for bad in ({"$limit": "x"}, {"$where": "1"}, {"$sort[createdAt]": "up"}):
         status, body = await call(http, "GET", url, headers=AUTH, params=bad)
         assert (status, body["name"]) == (400, "BadRequest")

@@ -70,6 +70,26 @@ async def test_lookup_falls_back_to_newest_pages_when_filters_are_ignored(
     assert len(created(sandbox)) == 12
 
 
+async def test_lookup_walks_the_pages_when_the_server_refuses_the_filter(
+    sandbox: SandboxHandle, connect: Any
+) -> None:
+    # The filter is not in Refrens' document: a server taking only the documented parameters
+    # answers it 400. The lookup must still find the invoice, not retry until a dead letter.
+    sandbox.state.change({"refuse_filters": True, "max_limit": 4})
+    adapter = connect(lookup_page_size=4, lookup_pages=5)
+    for number in ["OLD-1", "MINE-3", "NEW-1", "NEW-2", "NEW-3", "NEW-4"]:
+        assert isinstance(await send(adapter, invoice(number)), Synced)
+
+    outcome = await send(adapter, invoice("MINE-3"), prior_unknown=True)
+
+    assert isinstance(outcome, Synced), outcome
+    assert outcome.recovered is True
+    assert outcome.provider_invoice_id == created(sandbox)[1]["_id"]
+    # The refused filter, then newest pages of 4: the 4 newest, then ours.
+    assert requests(sandbox)[f"GET {INVOICES}"] == {"400": 1, "200": 2}
+    assert len(created(sandbox)) == 6
+
+
 async def test_lookup_gives_up_after_its_pages(sandbox: SandboxHandle, connect: Any) -> None:
     sandbox.state.change({"ignore_filters": True, "max_limit": 3})
     adapter = connect(lookup_page_size=3, lookup_pages=2)
