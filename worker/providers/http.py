@@ -50,6 +50,11 @@ from worker.providers.redaction import (
 from worker.texts import cut
 
 READ_CHUNK = 64 * 1024
+# The deepest an answer may nest and still be read as JSON; a deeper one is kept as its text.
+# Providers answer a few levels deep. Thousands of levels (a hostile answer of a few KB) made
+# the walks that follow (the scrub, the outcome's encoding for the flush) overflow Python's
+# stack, and orjson refuses past 255.
+ANSWER_DEPTH = 64
 # The characters RFC 9110 refuses in a header value: the controls but tab, and DEL.
 _CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f]")
 LOCATION_SHOWN = 100
@@ -298,13 +303,36 @@ def _parse(text: str, secrets: Sequence[str]) -> Any:
         return ""
     try:
         parsed = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # the json module's own limit: about 1,000 deep
+        return scrub_text(text, secrets)
+    if not nested_within(text, parsed, ANSWER_DEPTH):
         return scrub_text(text, secrets)
     if not secrets or ("\\" not in text and holds_none(text, secrets)):
         # Without an escape, every string parsed is a piece of the text as it came: a text
         # with nothing to scrub has nothing to scrub in them, and one search decides it.
         return parsed
     return scrub_value(parsed, secrets)
+
+
+def nested_within(text: str, parsed: Any, limit: int) -> bool:
+    """Whether ``parsed`` (read from ``text``) nests at most ``limit`` arrays and objects deep:
+    at once when the text opens no more than that many in all (the usual answer), else by a
+    walk that needs no stack of its own."""
+    if text.count("[") + text.count("{") <= limit:
+        return True
+    stack: list[tuple[Any, int]] = [(parsed, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict):
+            inner: Any = value.values()
+        elif isinstance(value, list):
+            inner = value
+        else:
+            continue
+        if depth > limit:
+            return False
+        stack.extend((item, depth + 1) for item in inner)
+    return True
 
 
 def retry_after(value: str | None, now: datetime) -> float | None:

@@ -273,18 +273,28 @@ def records_json(records: Sequence[Mapping[str, Any]]) -> str:
     A string PostgreSQL cannot hold (a NUL, or a lone surrogate: what a provider's ``\\u0000``
     or ``\\ud800`` decodes to) has each such character replaced by U+FFFD (``storable``).
     Written as it came, it failed the whole statement, so one provider's answer would have
-    kept every account's outcomes in that flush, and in each flush after, from being written."""
+    kept every account's outcomes in that flush, and in each flush after, from being written.
+
+    A record nested too deep to be walked (``RecursionError``: the HTTP seam keeps answers
+    shallower, this is the second line) is a value the database cannot be given:
+    ``database.StoreRefusedError``, so that the flusher writes the batch row by row, that row without
+    the provider's answer, rather than fail every flush with it."""
     try:
         text = orjson.dumps(records, default=str).decode()
-    except TypeError:  # orjson.JSONEncodeError is one: a huge integer, a lone surrogate
+    except TypeError:  # orjson.JSONEncodeError is one: a huge integer, a lone surrogate, depth
         text = None
     if text is not None and "\\u0000" not in text:
         return text
-    cleaned = storable(records)
     try:
-        return orjson.dumps(cleaned, default=str).decode()
-    except TypeError:
-        return json.dumps(cleaned, default=str)
+        cleaned = storable(records)
+        try:
+            return orjson.dumps(cleaned, default=str).decode()
+        except TypeError:
+            return json.dumps(cleaned, default=str)
+    except RecursionError:
+        raise database.StoreRefusedError(
+            "an outcome nests too deep to be written", brief="an outcome nested too deep to write"
+        ) from None
 
 
 # What PostgreSQL's text and jsonb refuse: NUL, and surrogates (json.loads joins an escaped

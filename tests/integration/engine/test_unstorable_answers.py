@@ -124,3 +124,45 @@ async def test_an_id_too_long_to_index_is_cut_and_every_outcome_is_written(
     for row in rows:
         assert row["provider_invoice_id"] == huge_id[:ID_LIMIT] + "\u2026"
         assert len(row["link"]) == LINK_LIMIT + 1
+
+
+async def test_an_answer_nested_thousands_deep_is_read_as_text_and_stops_nothing(
+    pool: asyncpg.Pool,
+) -> None:
+    # 1.2 KB of valid JSON, 600 arrays deep, beside a success's id: the flush's encoding of the
+    # kept answer overflowed Python's stack, the flusher crashed six times and the worker
+    # stopped with none of the three outcomes written.
+    deep = "[" * 600 + "]" * 600
+    answered: set[str] = set()
+
+    async def answer(request: web.Request) -> web.Response:
+        number = (await request.json())["invoice_number"]
+        body = '{"status": true, "invoice_id": "inv-%s", "x": %s}'
+        if number == "deep-1" and number not in answered:
+            answered.add(number)
+            return web.Response(text=body % (number, deep), content_type="application/json")
+        return web.Response(text=body % (number, "[]"), content_type="application/json")
+
+    for number in ("ok-1", "deep-1", "ok-2"):
+        await enqueue(pool, "shop", number, invoice(number=number))
+    await drain_against(pool, answer)
+
+    assert await table_count(pool, "outbox") == 0
+    synced = await pool.fetch(
+        "SELECT idempotency_key, provider_invoice_id FROM invoice_sync.synced"
+    )
+    assert {row["idempotency_key"]: row["provider_invoice_id"] for row in synced} == {
+        "ok-1": "inv-ok-1",
+        "deep-1": "inv-deep-1",
+        "ok-2": "inv-ok-2",
+    }
+    # The deep answer could not be read: its outcome was unknown, and the second attempt (a
+    # numbered invoice: safe to send again) found a readable one.
+    history = await pool.fetch(
+        "SELECT outcome, outcome_unknown FROM invoice_sync.attempt"
+        " WHERE idempotency_key = 'deep-1' ORDER BY attempt"
+    )
+    assert [(row["outcome"], row["outcome_unknown"]) for row in history] == [
+        ("retry", True),
+        ("synced", False),
+    ]

@@ -1,6 +1,7 @@
 import asyncio
 import json
 from datetime import UTC, datetime
+from typing import Any
 
 import asyncpg
 import pytest
@@ -9,6 +10,7 @@ from tests.factories import enqueue, invoice, table_count
 from worker.claims import AccountAction, Claimed, Resolution
 from worker.errors import StoreError
 from worker.store import database
+from worker.store.database import StoreRefusedError
 from worker.store.outbox import ClaimRequest, Outbox, WorkedAccounts, records_json
 
 UNLIMITED = 1e9
@@ -387,6 +389,21 @@ def test_characters_postgresql_cannot_store_are_replaced_in_records() -> None:
     assert records_json([{"n": 2**70, "f": float("inf"), "g": [float("nan")]}]) == (
         '[{"n": 1180591620717411303424, "f": null, "g": [null]}]'
     )
+
+
+def test_a_record_nested_too_deep_to_walk_is_a_refused_value() -> None:
+    # orjson stops at 255 levels, the walk that replaces characters at about 500: refused as a
+    # value, the flusher writes that row without the provider's answer (test_refused_outcomes).
+    deep: list[Any] = []
+    for _ in range(3000):
+        deep = [deep]
+    with pytest.raises(StoreRefusedError) as refused:
+        records_json([{"n": 2**70, "response": deep}])
+    assert refused.value.brief == "an outcome nested too deep to write"
+    shallow: list[Any] = []
+    for _ in range(300):
+        shallow = [shallow]
+    assert json.loads(records_json([{"response": shallow}])) == [{"response": shallow}]
 
 
 async def test_a_pause_whose_message_holds_a_nul_is_written(pool: asyncpg.Pool) -> None:

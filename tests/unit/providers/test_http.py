@@ -12,6 +12,17 @@ from worker.providers.http import quota_spent, reset_after
 NOW = datetime(2026, 7, 1, 12, 0, tzinfo=UTC)
 
 
+@pytest.mark.parametrize(("depth", "as_json"), [(1, True), (64, True), (65, False), (5000, False)])
+def test_an_answer_nested_past_the_bound_is_kept_as_text(depth: int, as_json: bool) -> None:
+    text = '{"id": 1, "x": ' + "[" * (depth - 1) + "0" + "]" * (depth - 1) + "}"
+    parsed = http._parse(text, ["s3cret"])
+    assert isinstance(parsed, dict) is as_json
+    if not as_json:
+        assert parsed == text
+    wide = '{"lines": [' + ", ".join(['{"a": [1]}'] * 200) + "]}"
+    assert isinstance(http._parse(wide, []), dict)  # many containers, three deep
+
+
 def test_remaining_quota_needs_no_wait() -> None:
     assert quota_spent({}, NOW, window=60) is None
     assert quota_spent({"X-RateLimit-Remaining": "3"}, NOW, window=60) is None
