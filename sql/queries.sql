@@ -10,8 +10,13 @@
 -- one comes (`token_wait` seconds). $8 is the payload limit (bytes of JSON text): a due row
 -- above it (written before migration 006, or past a dropped or NOT VALID constraint) is moved
 -- to the dead letters here, without an UPDATE the constraint could refuse and without its
--- payload ever reaching a worker; it comes back with `dead_error` set and no payload. Each row
--- carries the producer's `traceparent` (migration 011) for the attempt's span.
+-- payload ever reaching a worker; it comes back with `dead_error` set and no payload. A due row
+-- whose key is already synced or cancelled is deleted, not leased: the BEFORE INSERT trigger
+-- keeps such keys out, but an insert racing the flush that moved the key (or the cancel) reads
+-- the synced table before that commits and then waits for the old row's unique-index entry;
+-- this claim, later than both commits, sees the key's synced or cancelled row. It comes back
+-- with `finished_as` ('synced' or 'cancelled') and no payload. Each row carries the producer's
+-- `traceparent` (migration 011) for the attempt's span.
 WITH requested AS (
     SELECT r.account, r.n, r.rate, r.burst, s.paused, s.throttled_until
       FROM unnest($2::text[], $3::int[], $6::float8[], $7::float8[]) AS r(account, n, rate, burst)
@@ -109,18 +114,37 @@ leased AS (
            first_attempt_at = coalesce(o.first_attempt_at, now()),
            updated_at = now()
      WHERE o.id = ANY (ARRAY(SELECT id FROM due)) AND octet_length(o.payload::text) <= $8
+       AND NOT EXISTS (SELECT FROM invoice_sync.synced s
+                        WHERE s.account = o.account AND s.idempotency_key = o.idempotency_key)
+       AND NOT EXISTS (SELECT FROM invoice_sync.cancelled c
+                        WHERE c.account = o.account AND c.idempotency_key = o.idempotency_key)
     RETURNING o.id, o.account, o.idempotency_key, o.payload::text AS payload, o.attempts,
               o.claims, o.first_attempt_at, o.created_at, o.traceparent
 ),
 -- Only the due rows `leased` left out: every due row is locked by this statement, so the size
--- is the one reason to leave a row out, and the common claim (none over the limit) reads no row
--- a second time (a second look-up and text conversion per row was a seventh of the claim).
+-- and a finished key are the reasons to leave a row out, and the common claim (neither) reads no
+-- row a second time (a second look-up and text conversion per row was a seventh of the claim).
+-- A row over the limit whose key is finished too is dead-lettered (one DELETE per row).
 oversize AS (
     DELETE FROM invoice_sync.outbox o
      WHERE o.id = ANY (ARRAY(SELECT id FROM due EXCEPT ALL SELECT id FROM leased))
        AND octet_length(o.payload::text) > $8
     RETURNING o.id, o.account, o.idempotency_key, o.payload, o.attempts, o.first_attempt_at,
               o.traceparent, octet_length(o.payload::text) AS bytes
+),
+finished AS (
+    DELETE FROM invoice_sync.outbox o
+     WHERE o.id = ANY (ARRAY(SELECT id FROM due EXCEPT ALL SELECT id FROM leased))
+       AND octet_length(o.payload::text) <= $8
+       AND (EXISTS (SELECT FROM invoice_sync.synced s
+                     WHERE s.account = o.account AND s.idempotency_key = o.idempotency_key)
+            OR EXISTS (SELECT FROM invoice_sync.cancelled c
+                        WHERE c.account = o.account AND c.idempotency_key = o.idempotency_key))
+    RETURNING o.id, o.account, o.idempotency_key,
+              CASE WHEN EXISTS (SELECT FROM invoice_sync.synced s
+                                 WHERE s.account = o.account
+                                   AND s.idempotency_key = o.idempotency_key)
+                   THEN 'synced' ELSE 'cancelled' END AS finished_as
 ),
 buried AS (
     INSERT INTO invoice_sync.dead_letter (outbox_id, account, idempotency_key, payload, reason,
@@ -137,17 +161,22 @@ buried AS (
 )
 SELECT l.id, l.account, l.idempotency_key, l.payload, l.attempts, l.claims, l.first_attempt_at,
        l.created_at, d.prior_unknown, l.account IN (SELECT account FROM probing) AS probe,
-       NULL::float8 AS token_wait, NULL::text AS dead_error, l.traceparent
+       NULL::float8 AS token_wait, NULL::text AS dead_error, l.traceparent,
+       NULL::text AS finished_as
   FROM leased l JOIN due d USING (id)
 UNION ALL
 SELECT NULL, s.account, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, (1 - s.tokens) / s.rate,
-       NULL, NULL
+       NULL, NULL, NULL
   FROM spent s JOIN picked p USING (account)
  WHERE s.granted < p.n
 UNION ALL
 SELECT b.outbox_id, b.account, b.idempotency_key, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-       b.error, NULL
-  FROM buried b;
+       b.error, NULL, NULL
+  FROM buried b
+UNION ALL
+SELECT f.id, f.account, f.idempotency_key, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+       NULL, NULL, f.finished_as
+  FROM finished f;
 
 -- name: outbox_ready
 -- Accounts with due work, for the claim to ask rows of (the claim's first step). Walks the

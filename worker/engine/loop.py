@@ -44,7 +44,7 @@ from worker.outcome import Fate, Reason
 from worker.policy import Decision, release
 from worker.providers import calls
 from worker.store.database import StoreUnavailableError
-from worker.store.outbox import DeadAtClaim, Outbox, RecordSummary
+from worker.store.outbox import DeadAtClaim, FinishedAtClaim, Outbox, RecordSummary
 
 log = structlog.get_logger(__name__)
 
@@ -323,6 +323,7 @@ class Engine:
             self._metrics.claim_seconds.observe(seconds)
             self._metrics.observe_token_waits(result.token_waits)
         self._report_dead_at_claim(result.dead)
+        self._report_finished_at_claim(result.finished)
         for account, wait in result.token_waits.items():
             # The shared bucket is empty: come back when its next token is due, not sooner.
             # Counted from the answer, not the claim's start: a claim slower than the wait
@@ -336,7 +337,8 @@ class Engine:
             self._dispatch(row, lease_ends=lease_ends, at=dispatched, at_wall=dispatched_at)
         # After the dispatch, so an account this claim opened has its gate to tell.
         self._fleet.claimed(shares, seconds)
-        return len(result.rows) + len(result.dead), wanted, cut_short
+        gone = len(result.dead) + len(result.finished)
+        return len(result.rows) + gone, wanted, cut_short
 
     def _room(self, held: int | None = None) -> int:
         """Rows this process may lease now (when it holds ``held``, by default its rows in
@@ -375,6 +377,17 @@ class Engine:
                 self._metrics.invoices.labels(
                     account, Fate.DEAD_LETTERED.label, Reason.INVALID_PAYLOAD.value
                 ).inc()
+
+    def _report_finished_at_claim(self, rows: Sequence[FinishedAtClaim]) -> None:
+        """Rows whose key was already synced or cancelled, which the claim deleted unsent."""
+        for row in rows:
+            log.warning(
+                "invoice.already_finished",
+                account=row.account,
+                outbox_id=row.id,
+                idempotency_key=row.idempotency_key,
+                state=row.state,
+            )
 
     def _dispatch(self, row: Claimed, *, lease_ends: float, at: float, at_wall: datetime) -> None:
         """Put ``row`` in its account's line, dispatched ``at`` (by ``clock``; ``at_wall`` by

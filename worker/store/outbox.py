@@ -47,11 +47,23 @@ class DeadAtClaim:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class FinishedAtClaim:
+    """A due row whose key was already ``state`` (synced or cancelled): inserted while the flush
+    or cancel that finished the key was being committed. The claim deleted it unsent."""
+
+    id: int
+    account: str
+    idempotency_key: str
+    state: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class ClaimResult:
     rows: list[Claimed]
     token_waits: dict[str, float]
     """Accounts whose bucket ran out before their rows did: seconds until the next token."""
     dead: list[DeadAtClaim] = field(default_factory=list)
+    finished: list[FinishedAtClaim] = field(default_factory=list)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -118,10 +130,19 @@ class Outbox:
                 MAX_PAYLOAD_BYTES,
             )
         )
-        claimed, dead, waits = [], [], {}
+        claimed, dead, finished, waits = [], [], [], {}
         for row in rows:
             if row["id"] is None:
                 waits[row["account"]] = row["token_wait"]
+            elif row["finished_as"] is not None:
+                finished.append(
+                    FinishedAtClaim(
+                        id=row["id"],
+                        account=row["account"],
+                        idempotency_key=row["idempotency_key"],
+                        state=row["finished_as"],
+                    )
+                )
             elif row["dead_error"] is not None:
                 dead.append(
                     DeadAtClaim(
@@ -133,7 +154,7 @@ class Outbox:
                 )
             else:
                 claimed.append(_claimed(row))
-        return ClaimResult(rows=claimed, token_waits=waits, dead=dead)
+        return ClaimResult(rows=claimed, token_waits=waits, dead=dead, finished=finished)
 
     async def outbox_ready(
         self, *, after: str, steps: int, wanted: int, with_accounts: bool = False
