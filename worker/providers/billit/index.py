@@ -9,13 +9,22 @@ invoice created after it.
 
 A scan asks for the invoices created since its row's first attempt, read by a refresh that
 began after the scan did, so nothing the earlier attempt created can be missing. A refresh reads
-from page 1 (newest first) and stops as soon as it can prove coverage:
+from page 1 and stops as soon as it can prove coverage:
 
 - the last page: every invoice is in the index;
 - a page shows an invoice the index already held, and the old floor reaches back far enough:
   the new pages and the old ones join (new invoices only push older ones to later pages, so a
   page read later can repeat an item but never skip one);
 - a page reaches invoices created before what the scan needs.
+
+Billit's documents give no order for the list. The pages are taken for newest first only once
+the ``createdAt`` of what they show has fallen along the reading and never risen; a list seen
+rising, or not yet seen falling (every time alike), proves nothing by time (only its last page
+would). A list whose page 1 shows its oldest invoices first
+(a paginator without an order) is read backwards from its last page instead, each page from its
+end, where the same rules hold; it never joins an older reading. Taking such a list for newest
+first would have answered "not found" from its oldest invoices, and the row would have been
+sent again: a second invoice.
 
 At most ``reconcile_pages`` pages a refresh; when that is not enough the scan is told so (its
 row becomes ``ambiguous``, never "not found"), and scans that need as far back or further are
@@ -91,10 +100,10 @@ class ListingIndex:
 
     async def listed_since(
         self, get: Get, since: datetime | None, options: BillitOptions
-    ) -> list[Listed] | None:
-        """Every invoice created since ``since`` (all of them when None), newest first, as read
-        by a refresh that began after this call; None when the pages allowed do not reach
-        back that far."""
+    ) -> tuple[list[Listed], bool]:
+        """The invoices created since ``since`` (all of them when None) that a refresh begun
+        after this call read, newest first, and whether they are every one of them (False: the
+        pages allowed do not reach back that far, or do not show how far they reach)."""
         asked = self._clock()
         target = BEGINNING if since is None else since - CLOCK_SKEW
         async with self._lock:
@@ -102,11 +111,10 @@ class ListingIndex:
             # A fresh refresh that aimed as far back and fell short would fall short again.
             if not fresh or not (self._covers(target) or self._aimed <= target):
                 await self._refresh(get, target, options)
-            if not self._covers(target):
-                return None
+            covered = self._covers(target)
             shown = [e for e in self._listed.values() if e.created is None or e.created >= target]
         shown.sort(key=lambda e: e.created or BEGINNING, reverse=True)
-        return shown
+        return shown, covered
 
     def forget(self, uuid: str) -> None:
         """An invoice deleted since it was listed."""
@@ -117,26 +125,13 @@ class ListingIndex:
 
     async def _refresh(self, get: Get, target: datetime, options: BillitOptions) -> None:
         began = self._clock()
-        per_page = options.reconcile_per_page
-        fresh: dict[str, Listed] = {}
-        joined = False  # a page showed an invoice already held: the old pages join the new
-        floor: datetime | None = None
-        for page in range(1, options.reconcile_pages + 1):
-            listing = await get(INVOICES, {"per_page": str(per_page), "page": str(page)})
-            items = list_items(listing)
-            for item in items:
-                entry = Listed.of(item)
-                if entry is not None:
-                    joined = joined or entry.uuid in self._listed
-                    fresh[entry.uuid] = entry
-            if last_page(listing, items, page, per_page):
-                floor = BEGINNING
-                break
-            floor = created_at(items[-1]) if items else None
-            if joined and self._covers(target):
-                break
-            if floor is not None and floor < target:
-                break
+        pages = _Pages(get, options.reconcile_per_page)
+        first = await pages.read(1)
+        if first.oldest_first and first.last is not None and first.last > 1:
+            fresh, floor = await self._read_backwards(pages, first, target, options)
+            joined = False
+        else:
+            fresh, floor, joined = await self._read_forwards(pages, first, target, options)
         if joined and self._floor is not None:
             floor = self._floor if floor is None else min(floor, self._floor)
             self._listed.update(fresh)
@@ -144,6 +139,63 @@ class ListingIndex:
             self._listed = fresh  # what the index held does not join: it proves nothing now
         self._floor, self._read_at, self._aimed = floor, began, target
         self._bound()
+
+    async def _read_forwards(
+        self, pages: _Pages, page: _Page, target: datetime, options: BillitOptions
+    ) -> tuple[dict[str, Listed], datetime | None, bool]:
+        """From page 1 on, newest first: (what was read, its floor, whether it joins what the
+        index held)."""
+        fresh: dict[str, Listed] = {}
+        order = _Order()
+        joined = False  # a page showed an invoice already held: the old pages join the new
+        floor: datetime | None = None
+        for number in range(1, options.reconcile_pages + 1):
+            if number > 1:
+                page = await pages.read(number)
+            for entry in page.entries:
+                order.see(entry, repeated=entry.uuid in fresh)
+                joined = joined or entry.uuid in self._listed
+                fresh[entry.uuid] = entry
+            if page.is_last:
+                return fresh, BEGINNING, joined
+            if not order.newest_first:
+                # Not shown newest first (yet): neither the times nor the join prove anything;
+                # a later page may show it, and the last page would in any case.
+                floor, joined = None, False
+                continue
+            floor = page.entries[-1].created if page.items_all_listed and page.entries else None
+            if joined and self._covers(target):
+                break
+            if floor is not None and floor < target:
+                break
+        return fresh, floor, joined
+
+    async def _read_backwards(
+        self, pages: _Pages, first: _Page, target: datetime, options: BillitOptions
+    ) -> tuple[dict[str, Listed], datetime | None]:
+        """An oldest-first list from its last page down, each page from its end: (what was
+        read, its floor). Page 1 (read already) counts once every later page is read."""
+        assert first.last is not None
+        fresh = {entry.uuid: entry for entry in first.entries}
+        order = _Order()
+        floor: datetime | None = None
+        number = first.last
+        for _ in range(options.reconcile_pages - 1):
+            page = await pages.read(number)
+            for entry in reversed(page.entries):
+                order.see(entry, repeated=entry.uuid in fresh)
+                fresh[entry.uuid] = entry
+            if number == 2:
+                return fresh, BEGINNING  # every page after the first, and the first
+            if not order.newest_first:
+                floor = None
+            else:
+                oldest = page.entries[0] if page.items_all_listed and page.entries else None
+                floor = oldest.created if oldest is not None else None
+            if floor is not None and floor < target:
+                break
+            number -= 1
+        return fresh, floor
 
     def _bound(self) -> None:
         """Keep the newest ``limit`` invoices; the floor rises to the newest one dropped."""
@@ -158,6 +210,67 @@ class ListingIndex:
             self._floor = None  # no time to say how far back the rest reaches
         else:
             self._floor = max(self._floor, newest_dropped)
+
+
+@dataclass(frozen=True, slots=True)
+class _Page:
+    """One list page as read."""
+
+    entries: list[Listed]
+    last: int | None
+    """``meta.last_page``, when the answer says."""
+    is_last: bool
+    items_all_listed: bool
+    """Every item showed a uuid (an item without one gives the page no floor)."""
+
+    @property
+    def oldest_first(self) -> bool:
+        """The page's ``createdAt`` rises from the first invoice shown to the last."""
+        dated = [e.created for e in self.entries if e.created is not None]
+        return len(dated) >= 2 and dated[0] < dated[-1]
+
+
+class _Pages:
+    def __init__(self, get: Get, per_page: int) -> None:
+        self._get = get
+        self._per_page = per_page
+
+    async def read(self, number: int) -> _Page:
+        params = {"per_page": str(self._per_page), "page": str(number)}
+        listing = await self._get(INVOICES, params)
+        items = list_items(listing)
+        entries = [e for e in map(Listed.of, items) if e is not None]
+        meta = listing.get("meta") if isinstance(listing, dict) else None
+        last = meta.get("last_page") if isinstance(meta, dict) else None
+        return _Page(
+            entries=entries,
+            last=last if isinstance(last, int) and not isinstance(last, bool) else None,
+            is_last=last_page(listing, items, number, self._per_page),
+            items_all_listed=len(entries) == len(items),
+        )
+
+
+class _Order:
+    """Whether the invoices read so far came newest first: ``createdAt`` fallen at least once
+    from one to the next, and never risen. An invoice read again (new ones pushed it to the
+    next page) is passed over."""
+
+    def __init__(self) -> None:
+        self._previous: datetime | None = None
+        self._fallen = False
+        self._risen = False
+
+    @property
+    def newest_first(self) -> bool:
+        return self._fallen and not self._risen
+
+    def see(self, entry: Listed, *, repeated: bool) -> None:
+        if repeated or entry.created is None:
+            return
+        if self._previous is not None:
+            self._fallen = self._fallen or entry.created < self._previous
+            self._risen = self._risen or entry.created > self._previous
+        self._previous = entry.created
 
 
 @dataclass(frozen=True, slots=True)

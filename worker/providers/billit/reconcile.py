@@ -76,10 +76,10 @@ async def find_tagged(
 ) -> Synced | None:
     """The invoice carrying ``expected.tag`` among those created since the first attempt, or
     None when it is not there. ``reads`` bounds the invoices this scan may read one by one
-    (``scan_reads``); those it finds remembered, or being read for another row, are free."""
-    listed = await index.listed_since(get, expected.since, options)
-    if listed is None:
-        raise Settled(_window_exceeded(expected, options))
+    (``scan_reads``); those it finds remembered, or being read for another row, are free.
+    Pages that do not prove they reach back far enough are still searched: the tag found is
+    proof; only "not there" needs them all (else ``ambiguous``)."""
+    listed, covered = await index.listed_since(get, expected.since, options)
     left = reads
     for entry in listed:
         if not could_be(entry, expected):
@@ -94,6 +94,8 @@ async def find_tagged(
         found = await _ours(get, index, entry.uuid, expected.tag)
         if found is not None:
             return found
+    if not covered:
+        raise Settled(_window_exceeded(expected, options))
     return None
 
 

@@ -198,3 +198,67 @@ async def test_the_index_is_bounded_and_its_floor_rises() -> None:
     with pytest.raises(Settled):  # the ten newest are kept: not enough to say "absent"
         await scan(shop(25), since, [], index=index, options=OPTIONS)
     assert await scan(shop(25), START + timedelta(minutes=10, seconds=55), [], index=index) is None
+
+
+# --- lists whose order the documents do not give ----------------------------------------------
+
+
+async def test_an_oldest_first_list_is_read_from_its_last_page() -> None:
+    # Ours is among the newest; the oldest invoices, on page 1, are older than the first
+    # attempt. Read as newest first, page 1 "reached back" and the scan answered not found:
+    # the row was sent again.
+    invoices = list(reversed(shop(100, ours_at=3)))
+    reads: list[str] = []
+    since = START + timedelta(minutes=9, seconds=50)
+    found = await scan(invoices, since, reads)
+    assert isinstance(found, Synced)
+    assert found.provider_invoice_id == "u3"
+    assert pages(reads) == 3  # page 1, then pages 10 and 9: the three pages allowed
+
+
+async def test_an_oldest_first_list_answers_not_found_only_once_read_back_far_enough() -> None:
+    invoices = list(reversed(shop(100)))
+    reads: list[str] = []
+    options = OPTIONS.model_copy(update={"reconcile_pages": 20})
+    since = START + timedelta(minutes=9, seconds=50)  # 10 s since, 60 s of slack: 70 invoices
+    assert await scan(invoices, since, reads, options=options) is None
+    assert pages(reads) == 1 + 8  # page 1, then pages 10 down to 3 (the 80 newest)
+    with pytest.raises(Settled):  # three pages do not reach back 70 invoices
+        await scan(invoices, since, [])
+
+
+async def test_pages_in_no_order_prove_nothing_but_their_end() -> None:
+    # Page 1 in no order, ending on an invoice older than the first attempt: read as newest
+    # first it "reached back", and ours, on page 2, was never looked at.
+    by_uuid = {i["uuid"]: i for i in shop(100, ours_at=2)}
+    first = [50, 10, 95, 20, 60, 30, 70, 40, 80, 99]
+    rest = [2, *(n for n in range(100) if n not in first and n != 2)]
+    invoices = [by_uuid[f"u{n}"] for n in first + rest]
+    since = START + timedelta(minutes=9, seconds=50)
+    found = await scan(invoices, since, [])
+    assert isinstance(found, Synced)
+    assert found.provider_invoice_id == "u2"
+    with pytest.raises(Settled):  # never "not found" before the last page
+        await scan([i for i in invoices if i["uuid"] != "u2"], since, [])
+
+
+async def test_the_tag_found_is_proof_even_when_the_pages_do_not_show_their_times() -> None:
+    # No createdAt on the list items: how far back the pages reach is unknown, so "not found"
+    # would be ambiguous; but ours, on page 1, is found.
+    invoices = [{k: v for k, v in i.items() if k != "createdAt"} for i in shop(100, ours_at=4)]
+    found = await scan(invoices, START, [])
+    assert isinstance(found, Synced)
+    assert found.provider_invoice_id == "u4"
+    with pytest.raises(Settled):
+        await scan([i for i in invoices if i["uuid"] != "u4"], START, [])
+
+
+async def test_pages_whose_times_are_all_alike_never_answer_not_found() -> None:
+    # A bulk import: page 1's invoices all made in the same second, an hour before the first
+    # attempt. Nothing shows the list newest first, so their age proves nothing.
+    invoices = shop(100)
+    for item in invoices[:60]:
+        item["createdAt"] = (START - timedelta(hours=1)).isoformat()
+    invoices = invoices[:60][::-1] + invoices[60:]
+    with pytest.raises(Settled):
+        await scan(invoices, START + timedelta(minutes=9, seconds=50), [])

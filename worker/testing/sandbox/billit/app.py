@@ -189,9 +189,12 @@ async def create_invoice(request: web.Request) -> web.Response:
 async def list_invoices(request: web.Request) -> web.Response:
     books = books_of(request.app)
     # Only the page's records are rendered: a list call must not cost the whole ledger.
-    newest = books.ledger.invoices[::-1]
-    page = _page(request, newest)
+    oldest = books.ledger.invoices
+    page = _page(request, oldest if books.options.list_order == "oldest" else oldest[::-1])
     page["data"] = [_invoice(books, r, detail=False) for r in page["data"]]
+    if not books.options.list_created_at:
+        for item in page["data"]:
+            del item["createdAt"]
     return web.json_response(page)
 
 

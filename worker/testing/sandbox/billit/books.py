@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -60,6 +60,11 @@ class BillitSandboxOptions(BaseModel):
     """False: the subscription ended yesterday; creates answer 403."""
     incidents: int = Field(default=0, ge=0)
     """The next N invoice creates answer 400 with ``data.insidentId`` (nothing created)."""
+    list_order: Literal["newest", "oldest"] = "newest"
+    """The order of ``GET /v1/invoices``, which the documents do not give: newest first, or
+    oldest first (a Laravel paginator without an order)."""
+    list_created_at: bool = True
+    """List items show ``createdAt`` (not in the documents); False leaves it out."""
     vats: list[dict[str, Any]] = Field(default_factory=_default_vats)
     invoice_types: list[dict[str, Any]] = Field(default_factory=_default_types)
     """``{"id", "series", "name", "retail"?}``; a retail type needs no customer."""

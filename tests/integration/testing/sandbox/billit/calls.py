@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from datetime import datetime
 from typing import Any
 
 from worker.invoice import parse_invoice
@@ -70,6 +71,7 @@ def attempt_for(
     outbox_id: int = 1,
     prior_unknown: bool = False,
     send_by: float | None = None,
+    since: datetime | None = None,
 ) -> Attempt:
     return Attempt(
         outbox_id=outbox_id,
@@ -79,6 +81,7 @@ def attempt_for(
         number=1,
         prior_unknown=prior_unknown,
         send_by=send_by,
+        since=since,
     )
 
 

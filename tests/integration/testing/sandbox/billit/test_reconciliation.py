@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from structlog.testing import capture_logs
 
 from tests.integration.testing.sandbox.billit.calls import created, invoice, requests, send, warm
 from worker.outcome import DeadLetter, Reason, Retry, Synced
 from worker.providers.billit.mapping import tag_for
+from worker.testing.sandbox.billit.app import books_of
 from worker.testing.sandbox.server import SandboxHandle
 
 
@@ -169,3 +172,54 @@ async def test_long_keys_are_tagged_by_hash_and_still_recovered(
     tag = created(sandbox)[-1]["tags"][0]
     assert tag == tag_for(key)
     assert len(tag) < 80
+
+
+@pytest.mark.parametrize("order", ["newest", "oldest"])
+async def test_the_lost_invoice_is_found_whichever_way_the_list_runs(
+    sandbox: SandboxHandle, connect: Any, order: str
+) -> None:
+    # Billit's documents give no order for the list. Read as newest first, an oldest-first
+    # list's page 1 showed invoices older than the first attempt, the scan answered "not
+    # found", and the invoice was sent again: two at Billit.
+    sandbox.state.change({"list_order": order})
+    adapter = connect(total=0.5, reconcile_per_page=2, reconcile_pages=3)
+    await warm(adapter)
+    for index in range(5):
+        older = await send(adapter, invoice(), key=f"old-{index}", outbox_id=10 + index)
+        assert isinstance(older, Synced)
+    an_hour_ago = datetime.now(UTC) - timedelta(hours=1)
+    for second, record in enumerate(books_of(sandbox.app).ledger.invoices):
+        record["created_at"] = (an_hour_ago + timedelta(seconds=second)).isoformat()
+    since = datetime.now(UTC)
+    sandbox.state.change({"faults": {"stall_rate": 1, "stall_seconds": 5}})
+    lost = await send(adapter, invoice(), key="lost", since=since)
+    assert isinstance(lost, Retry), lost
+    sandbox.state.change({"faults": {"stall_rate": 0}})
+
+    outcome = await send(adapter, invoice(), key="lost", prior_unknown=True, since=since)
+
+    assert isinstance(outcome, Synced), outcome
+    assert outcome.recovered is True
+    assert [r["tags"] for r in created(sandbox)].count(["invoice-sync:lost"]) == 1
+    assert len(created(sandbox)) == 7
+
+
+async def test_the_tag_is_found_on_a_list_that_does_not_show_when_invoices_were_made(
+    sandbox: SandboxHandle, connect: Any
+) -> None:
+    sandbox.state.change({"list_created_at": False})
+    adapter = connect(total=0.5, reconcile_per_page=2, reconcile_pages=2)
+    await warm(adapter)
+    for index in range(5):
+        assert isinstance(
+            await send(adapter, invoice(), key=f"old-{index}", outbox_id=10 + index), Synced
+        )
+    sandbox.state.change({"faults": {"stall_rate": 1, "stall_seconds": 5}})
+    assert isinstance(await send(adapter, invoice(), key="lost"), Retry)
+    sandbox.state.change({"faults": {"stall_rate": 0}})
+
+    outcome = await send(adapter, invoice(), key="lost", prior_unknown=True)
+
+    assert isinstance(outcome, Synced), outcome
+    assert outcome.recovered is True
+    assert len(created(sandbox)) == 7
