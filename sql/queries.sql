@@ -11,11 +11,12 @@
 -- above it (written before migration 006, or past a dropped or NOT VALID constraint) is moved
 -- to the dead letters here, without an UPDATE the constraint could refuse and without its
 -- payload ever reaching a worker; it comes back with `dead_error` set and no payload. A due row
--- whose key is already synced or cancelled is deleted, not leased: the BEFORE INSERT trigger
--- keeps such keys out, but an insert racing the flush that moved the key (or the cancel) reads
--- the synced table before that commits and then waits for the old row's unique-index entry;
--- this claim, later than both commits, sees the key's synced or cancelled row. It comes back
--- with `finished_as` ('synced' or 'cancelled') and no payload. Each row carries the producer's
+-- whose key is already synced or cancelled, or dead-lettered with an unknown outcome and not
+-- replayed (017), is deleted, not leased: the BEFORE INSERT trigger keeps such keys out, but an
+-- insert racing the flush that moved the key (or the cancel) reads those tables before that
+-- commits and then waits for the old row's unique-index entry; this claim, later than both
+-- commits, sees the key's row there. It comes back with `finished_as` ('synced', 'cancelled'
+-- or 'dead_letter') and no payload. Each row carries the producer's
 -- `traceparent` (migration 011) for the attempt's span.
 WITH requested AS (
     SELECT r.account, r.n, r.rate, r.burst, s.paused, s.throttled_until
@@ -118,6 +119,10 @@ leased AS (
                         WHERE s.account = o.account AND s.idempotency_key = o.idempotency_key)
        AND NOT EXISTS (SELECT FROM invoice_sync.cancelled c
                         WHERE c.account = o.account AND c.idempotency_key = o.idempotency_key)
+       AND (o.replayed_from IS NOT NULL
+            OR NOT EXISTS (SELECT FROM invoice_sync.dead_letter d
+                            WHERE d.account = o.account AND d.idempotency_key = o.idempotency_key
+                              AND d.replayed_at IS NULL AND d.outcome_unknown))
     RETURNING o.id, o.account, o.idempotency_key, o.payload::text AS payload, o.attempts,
               o.claims, o.first_attempt_at, o.created_at, o.traceparent
 ),
@@ -139,23 +144,32 @@ finished AS (
        AND (EXISTS (SELECT FROM invoice_sync.synced s
                      WHERE s.account = o.account AND s.idempotency_key = o.idempotency_key)
             OR EXISTS (SELECT FROM invoice_sync.cancelled c
-                        WHERE c.account = o.account AND c.idempotency_key = o.idempotency_key))
+                        WHERE c.account = o.account AND c.idempotency_key = o.idempotency_key)
+            OR (o.replayed_from IS NULL
+                AND EXISTS (SELECT FROM invoice_sync.dead_letter d
+                             WHERE d.account = o.account
+                               AND d.idempotency_key = o.idempotency_key
+                               AND d.replayed_at IS NULL AND d.outcome_unknown)))
     RETURNING o.id, o.account, o.idempotency_key,
               CASE WHEN EXISTS (SELECT FROM invoice_sync.synced s
                                  WHERE s.account = o.account
-                                   AND s.idempotency_key = o.idempotency_key)
-                   THEN 'synced' ELSE 'cancelled' END AS finished_as
+                                   AND s.idempotency_key = o.idempotency_key) THEN 'synced'
+                   WHEN EXISTS (SELECT FROM invoice_sync.cancelled c
+                                 WHERE c.account = o.account
+                                   AND c.idempotency_key = o.idempotency_key) THEN 'cancelled'
+                   ELSE 'dead_letter' END AS finished_as
 ),
 buried AS (
     INSERT INTO invoice_sync.dead_letter (outbox_id, account, idempotency_key, payload, reason,
-                                          error, attempts, first_attempt_at, traceparent)
+                                          error, attempts, first_attempt_at, traceparent,
+                                          outcome_unknown)
     SELECT x.id, x.account, x.idempotency_key, x.payload, 'invalid_payload',
            format('payload: %s bytes of JSON, over the limit of %s; not read by the worker%s',
                   x.bytes, $8,
                   CASE WHEN d.prior_unknown
                        THEN ', but an earlier attempt may have reached the provider: check it'
                        ELSE ', never sent' END),
-           x.attempts, x.first_attempt_at, x.traceparent
+           x.attempts, x.first_attempt_at, x.traceparent, d.prior_unknown
       FROM oversize x JOIN due d USING (id)
     RETURNING outbox_id, account, idempotency_key, error
 )
@@ -301,9 +315,9 @@ to_synced AS (
 to_dead AS (
     INSERT INTO invoice_sync.dead_letter (outbox_id, account, idempotency_key, payload, reason,
                                           error, http_status, response, attempts,
-                                          first_attempt_at, traceparent)
+                                          first_attempt_at, traceparent, outcome_unknown)
     SELECT id, account, idempotency_key, payload, reason, error, http_status, response,
-           attempts, first_attempt_at, traceparent
+           attempts, first_attempt_at, traceparent, coalesce(unknown, false)
       FROM owned WHERE kind = 'dead'
     RETURNING outbox_id
 ),
@@ -520,8 +534,9 @@ SET LOCAL jit = off;
 
 -- name: enqueue_from_staging
 -- Insert the staged chunk; repeated keys (in the chunk, the outbox or synced) are skipped.
--- Synced and cancelled keys are left out by one anti-join over the chunk, which the per-row
--- check of outbox_skip_synced would otherwise repeat row by row (enqueue_bulk_mode).
+-- Synced and cancelled keys, and keys of an open dead letter whose outcome is unknown (017),
+-- are left out by one anti-join over the chunk, which the per-row check of outbox_skip_synced
+-- would otherwise repeat row by row (enqueue_bulk_mode).
 WITH inserted AS (
     INSERT INTO invoice_sync.outbox (account, idempotency_key, payload, available_at,
                                      traceparent)
@@ -532,6 +547,9 @@ WITH inserted AS (
                         WHERE s.account = e.account AND s.idempotency_key = e.idempotency_key)
        AND NOT EXISTS (SELECT FROM invoice_sync.cancelled c
                         WHERE c.account = e.account AND c.idempotency_key = e.idempotency_key)
+       AND NOT EXISTS (SELECT FROM invoice_sync.dead_letter d
+                        WHERE d.account = e.account AND d.idempotency_key = e.idempotency_key
+                          AND d.replayed_at IS NULL AND d.outcome_unknown)
     ON CONFLICT (account, idempotency_key) DO NOTHING
     RETURNING 1
 )
@@ -550,7 +568,10 @@ SELECT e.account, e.idempotency_key, e.payload, coalesce(e.available_at, now()),
  WHERE NOT EXISTS (SELECT FROM invoice_sync.synced s
                     WHERE s.account = e.account AND s.idempotency_key = e.idempotency_key)
    AND NOT EXISTS (SELECT FROM invoice_sync.cancelled c
-                    WHERE c.account = e.account AND c.idempotency_key = e.idempotency_key);
+                    WHERE c.account = e.account AND c.idempotency_key = e.idempotency_key)
+   AND NOT EXISTS (SELECT FROM invoice_sync.dead_letter d
+                    WHERE d.account = e.account AND d.idempotency_key = e.idempotency_key
+                      AND d.replayed_at IS NULL AND d.outcome_unknown);
 
 -- name: enqueue_drop_finished
 -- Run after the chunk's INSERT (enqueue_fresh_from_staging or enqueue_from_staging), as a
@@ -567,7 +588,12 @@ WITH dropped AS (
        AND (EXISTS (SELECT FROM invoice_sync.synced s
                      WHERE s.account = e.account AND s.idempotency_key = e.idempotency_key)
             OR EXISTS (SELECT FROM invoice_sync.cancelled c
-                        WHERE c.account = e.account AND c.idempotency_key = e.idempotency_key))
+                        WHERE c.account = e.account AND c.idempotency_key = e.idempotency_key)
+            OR (o.replayed_from IS NULL
+                AND EXISTS (SELECT FROM invoice_sync.dead_letter d
+                             WHERE d.account = e.account
+                               AND d.idempotency_key = e.idempotency_key
+                               AND d.replayed_at IS NULL AND d.outcome_unknown)))
     RETURNING 1
 )
 SELECT count(*) FROM dropped;

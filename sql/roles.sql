@@ -108,7 +108,7 @@ GRANT SELECT (outbox_id, account, idempotency_key, provider, provider_invoice_id
               link, pdf_url, attempts, recovered, synced_at)
     ON invoice_sync.synced TO invoice_sync_producer;
 GRANT SELECT (outbox_id, account, idempotency_key, reason, error, http_status, attempts,
-              first_attempt_at, dead_at, replayed_at, replayed_to)
+              first_attempt_at, dead_at, replayed_at, replayed_to, outcome_unknown)
     ON invoice_sync.dead_letter TO invoice_sync_producer;
 -- A producer sees its own grants (a policy hides the other logins').
 GRANT SELECT (login, account) ON invoice_sync.producer_account TO invoice_sync_producer;

@@ -1,5 +1,5 @@
 -- invoice-sync: the whole schema `invoice_sync` as the migrations in sql/migrations leave it
--- (001 to 016), in one place, to read: every table with its columns, constraints and
+-- (001 to 017), in one place, to read: every table with its columns, constraints and
 -- indexes, the functions and triggers, the row-level security policies and the privileges the
 -- migrations set. Comments say what each part is for; the migration that added a part says
 -- why in more depth.
@@ -77,12 +77,14 @@ CREATE INDEX outbox_settle_idx ON invoice_sync.outbox (account, available_at, id
 -- The lease rescue looks only at running rows.
 CREATE INDEX outbox_lease_idx ON invoice_sync.outbox (lease_expires_at) WHERE state = 'running';
 
--- A key that is already synced or cancelled is never sent again, whoever inserts it and however.
+-- A key that is already synced or cancelled is never sent again, whoever inserts it and however;
+-- nor one whose open dead letter says an attempt may have reached the provider (017), but for
+-- a replay's row (replayed_from). The claim checks the same (an insert racing a flush).
 -- A bulk load that leaves such keys out itself (SET LOCAL invoice_sync.bulk = on) skips the
 -- per-row check, unless its login or role is a producer (014): neither BEFORE trigger below is
 -- then called for its rows (their WHEN condition, asked per row without a function call, 015).
 CREATE FUNCTION invoice_sync.outbox_skip_synced() RETURNS trigger
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     producers regrole;
 BEGIN
@@ -100,7 +102,12 @@ BEGIN
     IF EXISTS (SELECT 1 FROM invoice_sync.synced s
                WHERE s.account = NEW.account AND s.idempotency_key = NEW.idempotency_key)
        OR EXISTS (SELECT 1 FROM invoice_sync.cancelled c
-                  WHERE c.account = NEW.account AND c.idempotency_key = NEW.idempotency_key) THEN
+                  WHERE c.account = NEW.account AND c.idempotency_key = NEW.idempotency_key)
+       OR (NEW.replayed_from IS NULL
+           AND EXISTS (SELECT 1 FROM invoice_sync.dead_letter d
+                        WHERE d.account = NEW.account
+                          AND d.idempotency_key = NEW.idempotency_key
+                          AND d.replayed_at IS NULL AND d.outcome_unknown)) THEN
         RETURN NULL;
     END IF;
     RETURN NEW;
@@ -122,7 +129,7 @@ CREATE TRIGGER outbox_skip_synced BEFORE INSERT ON invoice_sync.outbox
 -- transaction's start. The worker and the owner keep the past (replays, backfills). 007;
 -- the membership asked of the role cache first, pg_roles only for members, 013.
 CREATE FUNCTION invoice_sync.outbox_clamp_available_at() RETURNS trigger
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     producers constant regrole := pg_catalog.to_regrole('invoice_sync_producer');
 BEGIN
@@ -148,7 +155,7 @@ CREATE TRIGGER outbox_clamp_available_at BEFORE INSERT ON invoice_sync.outbox
 
 -- One NOTIFY per inserting statement (not per row) wakes idle workers.
 CREATE FUNCTION invoice_sync.outbox_notify() RETURNS trigger
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     PERFORM pg_notify('invoice_sync_outbox', '');
     RETURN NULL;
@@ -158,7 +165,8 @@ CREATE TRIGGER outbox_notify AFTER INSERT ON invoice_sync.outbox
     FOR EACH STATEMENT EXECUTE FUNCTION invoice_sync.outbox_notify();
 
 -- Producers' entry point: idempotent, returns the row id (the existing one for a repeated key,
--- including a key that has already been synced or cancelled). A malformed p_traceparent is
+-- including a key that has already been synced or cancelled, or whose open dead letter's
+-- outcome is unknown: 017). A malformed p_traceparent is
 -- refused with an error naming it, before anything is written.
 CREATE FUNCTION invoice_sync.enqueue(
     p_account text,
@@ -167,7 +175,7 @@ CREATE FUNCTION invoice_sync.enqueue(
     p_available_at timestamptz DEFAULT NULL,
     p_traceparent text DEFAULT NULL
 ) RETURNS bigint
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_id bigint;
 BEGIN
@@ -199,6 +207,11 @@ BEGIN
     IF v_id IS NULL THEN
         SELECT outbox_id INTO v_id FROM invoice_sync.cancelled
          WHERE account = p_account AND idempotency_key = p_idempotency_key;
+    END IF;
+    IF v_id IS NULL THEN
+        SELECT max(outbox_id) INTO v_id FROM invoice_sync.dead_letter
+         WHERE account = p_account AND idempotency_key = p_idempotency_key
+           AND replayed_at IS NULL AND outcome_unknown;
     END IF;
     RETURN v_id;
 END $$;
@@ -250,7 +263,10 @@ CREATE TABLE invoice_sync.dead_letter (
     replayed_at      timestamptz,
     replayed_to      bigint,
     -- The outbox row's traceparent, which a replay carries back. 011.
-    traceparent      text
+    traceparent      text,
+    -- An attempt may have reached the provider (the worker did not know its outcome): while
+    -- the dead letter is open, its key is not enqueued again (outbox_skip_synced). 017.
+    outcome_unknown  boolean     NOT NULL DEFAULT false
 );
 
 CREATE INDEX dead_letter_reason_idx ON invoice_sync.dead_letter (reason, dead_at);
@@ -597,7 +613,7 @@ CREATE SEQUENCE invoice_sync.result_notify_skipped;
 -- table; TG_ARGV[0] is the state the rows reached. The payload is small and holds no invoice
 -- data: a listener calls result() for the details.
 CREATE FUNCTION invoice_sync.result_notify() RETURNS trigger
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     -- The setting lets an operator move the threshold (ALTER DATABASE ... SET), and tests
     -- reach the skipping path without filling gigabytes of queue.
@@ -660,7 +676,7 @@ CREATE INDEX account_secret_key_idx ON invoice_sync.account (secret_key_id);
 
 -- One NOTIFY per changing statement: replicas reload their accounts (empty payload).
 CREATE FUNCTION invoice_sync.account_notify() RETURNS trigger
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     PERFORM pg_notify('invoice_sync_account', '');
     RETURN NULL;
@@ -679,7 +695,7 @@ CREATE TABLE invoice_sync.account_generation (
 );
 
 CREATE FUNCTION invoice_sync.account_generation_bump() RETURNS trigger
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     UPDATE invoice_sync.account_generation SET generation = generation + 1;
     RETURN NULL;
@@ -766,5 +782,13 @@ DO $$
 BEGIN
     IF EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'invoice_sync_worker') THEN
         GRANT SELECT, UPDATE ON invoice_sync.account_generation TO invoice_sync_worker;
+    END IF;
+END $$;
+
+-- 017: the outbox trigger reads dead_letter.outcome_unknown with the producer's rights.
+DO $$
+BEGIN
+    IF EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'invoice_sync_producer') THEN
+        GRANT SELECT (outcome_unknown) ON invoice_sync.dead_letter TO invoice_sync_producer;
     END IF;
 END $$;

@@ -39,7 +39,8 @@ class Resolution:
 
     ``kind``: ``synced`` and ``dead`` move the row out of the outbox; ``retry`` puts it back to
     pending after ``delay`` seconds. ``spend`` False gives the attempt back (rate limited, or
-    released before the call). ``unknown`` is the row's new ``outcome_unknown``.
+    released before the call). ``unknown`` is the row's new ``outcome_unknown`` (a retry), or
+    the dead letter's (an attempt may have reached the provider).
     """
 
     id: int

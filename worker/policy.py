@@ -156,7 +156,14 @@ def _retry(
     spent = _budget_spent(row, settings, now)
     if spent is not None:
         error = f"{spent}; last error: {outcome.error}"
-        return dead_letter(row, Reason.EXHAUSTED, error, outcome.http_status, outcome.response)
+        return dead_letter(
+            row,
+            Reason.EXHAUSTED,
+            error,
+            outcome.http_status,
+            outcome.response,
+            unknown=outcome.outcome_unknown,
+        )
     backoff = retry_delay(
         row.attempt, base=settings.base_retry_delay, cap=settings.max_retry_delay, rand=rand
     )
@@ -203,11 +210,17 @@ def dead_letter(
     error: str,
     http_status: int | None = None,
     response: object = None,
+    *,
+    unknown: bool = False,
 ) -> Decision:
+    """The row to the dead letters. ``unknown``: this attempt may have reached the provider;
+    an earlier one may have (``row.prior_unknown``) in any case. Either way the dead letter says
+    so, and its key is not enqueued again until an operator replays or purges it."""
     resolution = Resolution(
         id=row.id,
         claim=row.claim,
         kind="dead",
+        unknown=row.prior_unknown or unknown,
         reason=reason.value,
         error=error,
         http_status=http_status,

@@ -48,8 +48,9 @@ class DeadAtClaim:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class FinishedAtClaim:
-    """A due row whose key was already ``state`` (synced or cancelled): inserted while the flush
-    or cancel that finished the key was being committed. The claim deleted it unsent."""
+    """A due row whose key was already ``state``: synced, cancelled, or dead_letter (an open
+    dead letter whose outcome is unknown). Inserted while the flush or cancel that finished the
+    key was being committed, or past the insert trigger (a bulk load). Deleted unsent."""
 
     id: int
     account: str

@@ -37,7 +37,8 @@ TRACEPARENT_MIGRATION = 11
 def roles_sql_before_011() -> str:
     """sql/roles.sql as the release before 011 shipped it: the four-parameter enqueue() and
     no traceparent column (the only two changes 011 made to it), and without the grants on the
-    account table and its change counter that later migrations (012, 016) added."""
+    account table and its change counter that later migrations (012, 016) added, nor the dead
+    letters' outcome_unknown column (017)."""
     text = "".join(
         line
         for line in ROLES_SQL.read_text(encoding="utf-8").splitlines(keepends=True)
@@ -50,6 +51,7 @@ def roles_sql_before_011() -> str:
     )
     before = text.replace("jsonb, timestamptz, text)", "jsonb, timestamptz)")
     before = before.replace("available_at, traceparent)", "available_at)")
+    before = before.replace("replayed_to, outcome_unknown)", "replayed_to)")
     assert before.count("jsonb, timestamptz)") == 2
     assert "traceparent" not in before
     return before
