@@ -37,7 +37,7 @@ def scrub_text(text: str, secrets: Sequence[str]) -> str:
     """``text`` without any of ``secrets`` (longest first), nor a prefix of one ending at a
     ``CUT`` mark."""
     for secret in secrets:
-        text = _whole(secret).sub(REDACTED, text)
+        text = _without_whole(text, secret)
     if CUT in text:
         for secret in secrets:
             text = _without_prefix_at_cuts(text, secret)
@@ -154,6 +154,27 @@ def _whole(secret: str) -> re.Pattern[str]:
     return re.compile(re.escape(secret), re.IGNORECASE)
 
 
+def _without_whole(text: str, secret: str) -> str:
+    """``text`` with every ``secret``, in any case, replaced by ``REDACTED``. ASCII against
+    ASCII (``CUT`` marks aside, which have no case), by a search of the lowered text: the
+    pattern's case-blind search compares at every position, and a near miss on every one (a
+    long token against an answer that repeats most of it) made it quadratic. Other text keeps
+    the pattern, which also folds the few non-ASCII letters that match ASCII ones."""
+    if not (secret.isascii() and (text.isascii() or text.replace(CUT, "").isascii())):
+        return _whole(secret).sub(REDACTED, text)
+    folded, wanted = text.lower(), secret.lower()
+    at = folded.find(wanted)
+    if at == -1:
+        return text
+    parts, done = [], 0
+    while at != -1:
+        parts += [text[done:at], REDACTED]
+        done = at + len(wanted)
+        at = folded.find(wanted, done)
+    parts.append(text[done:])
+    return "".join(parts)
+
+
 def _without_prefix_at_cuts(text: str, secret: str) -> str:
     """Each ``CUT`` mark with the longest start of ``secret`` just before it removed."""
     pieces = text.split(CUT)
@@ -164,7 +185,22 @@ def _without_prefix_at_cuts(text: str, secret: str) -> str:
 
 def _without_trailing_prefix(piece: str, secret: str) -> str:
     # Longest first: "abc…" must not become "ab[redacted]…" by way of "c…".
-    for length in range(min(len(piece), len(secret) - 1), 0, -1):
+    longest = min(len(piece), len(secret) - 1)
+    if longest <= 0:
+        return piece
+    tail, start = piece[len(piece) - longest :], secret[:longest]
+    if tail.isascii() and start.isascii():
+        # Lowered once, and only where the secret's first character is: a comparison per
+        # length, each lowering its slices, was quadratic in the piece (a 150 KB answer cut
+        # beside a 150 KB secret held the event loop for half a minute).
+        tail, start = tail.lower(), start.lower()
+        at = tail.find(start[:1])
+        while at != -1:
+            if start.startswith(tail[at:]):
+                return piece[: len(piece) - (longest - at)] + REDACTED
+            at = tail.find(start[:1], at + 1)
+        return piece
+    for length in range(longest, 0, -1):
         if piece[-length:].lower() == secret[:length].lower():
             return piece[:-length] + REDACTED
     return piece

@@ -1,6 +1,8 @@
 """Secrets are cut out of every text an outcome carries, whoever echoed them."""
 
 import json
+import random
+import time
 
 from worker.outcome import DeadLetter, PauseAccount, PauseReason, Reason, Retry
 from worker.providers import http
@@ -8,6 +10,7 @@ from worker.providers.base import RESPONSE_LIMIT, bounded
 from worker.providers.http import RedirectError
 from worker.providers.redaction import (
     REDACTED,
+    _without_trailing_prefix,
     holds_none,
     scrub_text,
     scrub_value,
@@ -129,3 +132,27 @@ def test_an_answer_echoing_a_secret_through_a_json_escape_is_scrubbed() -> None:
     assert http._parse('{"echo": "tok-1"}', ["tok-1"]) == {"echo": "[redacted]"}
     clean = {"result": {"invoice_id": 7, "link": "https://x.example/p/7"}}
     assert http._parse(json.dumps(clean), ["tok-1"]) == clean
+
+
+def _slow_prefix_cut(piece: str, secret: str) -> str:
+    """The prefix removal as first written: a comparison per length, longest first."""
+    for length in range(min(len(piece), len(secret) - 1), 0, -1):
+        if piece[-length:].lower() == secret[:length].lower():
+            return piece[:-length] + REDACTED
+    return piece
+
+
+def test_the_prefix_at_a_cut_is_found_as_before_in_linear_time() -> None:
+    chooser = random.Random(17)
+    for _ in range(3000):
+        secret = "".join(chooser.choice("aAbB") for _ in range(chooser.randint(1, 8)))
+        piece = "".join(chooser.choice("aAbBx") for _ in range(chooser.randint(0, 12)))
+        assert _without_trailing_prefix(piece, secret) == _slow_prefix_cut(piece, secret)
+    # An 8,192-character token (the longest a Refrens login may issue) and a 1 MB answer
+    # (max_response_size) that nearly repeats it all along, cut: minutes of the event loop
+    # before (a near miss at every position, and a comparison per length at the cut).
+    secret = "x" * 8192
+    answer = ("x" * 8191 + "y") * 120 + "x" * 5000 + CUT
+    started = time.monotonic()
+    assert scrub_text(answer, [secret]) == ("x" * 8191 + "y") * 120 + REDACTED + CUT
+    assert time.monotonic() - started < 1.0

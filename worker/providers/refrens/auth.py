@@ -17,13 +17,17 @@ from typing import Protocol
 import aiohttp
 
 from worker.errors import ProviderError, TransportError
-from worker.outcome import Outcome
+from worker.outcome import Outcome, Retry
 from worker.providers import calls, http
 from worker.providers.base import HttpTimeouts
 from worker.providers.refrens.answers import classify_login, classify_transport_error
 
 LOGIN_PATH = "/authentication"
 REMEMBERED_TOKENS = 4
+# The longest issued token taken (a Refrens JWT is about a kilobyte). Each token is a secret
+# every later answer is searched for, and a hostile server issuing megabyte tokens made each
+# search, and each compiled pattern (11 MB apiece), cost seconds and memory without end.
+ISSUED_TOKEN_LIMIT = 8192
 
 
 class LoginError(ProviderError):
@@ -142,8 +146,26 @@ class AppSecretLogin:
             raise LoginError(classify_transport_error(exc, sending="login")) from exc
         token = reply.body.get("accessToken") if isinstance(reply.body, dict) else None
         if 200 <= reply.status < 300 and isinstance(token, str) and token:
-            return token
+            if usable_token(token):
+                return token
+            # Neither kept nor shown: it is a secret, if an unusable one.
+            raise LoginError(
+                Retry(
+                    error=(
+                        f"Refrens login answered HTTP {reply.status} with a token that cannot be "
+                        f"used ({len(token)} characters; at most {ISSUED_TOKEN_LIMIT} printable "
+                        "ASCII ones are taken); the invoice was not sent"
+                    ),
+                    http_status=reply.status,
+                )
+            )
         if 200 <= reply.status < 300:
             # A 2xx without a token is not a refusal of our credentials: try again later.
             reply = http.Reply(status=502, headers=reply.headers, body=reply.body)
         raise LoginError(classify_login(reply))
+
+
+def usable_token(token: str) -> bool:
+    """Whether an issued token can be sent as a bearer token and searched for in answers:
+    printable ASCII (a header value takes nothing else safely), ``ISSUED_TOKEN_LIMIT`` at most."""
+    return len(token) <= ISSUED_TOKEN_LIMIT and token.isascii() and token.isprintable()

@@ -14,7 +14,7 @@ from tests.integration.testing.sandbox.refrens.calls import (
     invoice,
     send,
 )
-from worker.outcome import DeadLetter
+from worker.outcome import DeadLetter, Retry
 from worker.providers.base import Credentials, HttpTimeouts
 from worker.providers.refrens.adapter import Refrens, RefrensOptions
 
@@ -61,3 +61,46 @@ async def test_secrets_never_reach_outcomes_or_logs(adapters: list[Refrens], mod
         assert secret not in repr(outcome)
         assert secret not in repr(logs)
         assert secret not in repr(adapter)
+
+
+@pytest.mark.parametrize(
+    "issued", ["t" * 150_000, "eyJhbGciOi.line\nbreak.sig", "eyJhbGciOi.caf\u00e9.sig"]
+)
+async def test_a_token_that_cannot_be_used_is_refused_at_login(
+    adapters: list[Refrens], issued: str
+) -> None:
+    # A hostile server issuing 150 KB tokens made every later scrub of its answers (searched for
+    # each token) take seconds to minutes of the event loop, and each token's compiled pattern
+    # 11 MB; a token with a line break could never be sent.
+    creates: list[str] = []
+
+    async def authentication(request: web.Request) -> web.Response:
+        return web.json_response({"accessToken": issued}, status=201)
+
+    async def create(request: web.Request) -> web.Response:
+        creates.append(request.headers.get("Authorization", ""))
+        return web.json_response({"_id": "x"}, status=201)
+
+    app = web.Application()
+    app.router.add_post("/authentication", authentication)
+    app.router.add_post(INVOICES, create)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+        adapter = Refrens(
+            Credentials(base_url=url, token=None),
+            RefrensOptions.model_validate(
+                {"url_key": URL_KEY, "app_id": APP_ID, "app_secret": APP_SECRET}
+            ),
+            HttpTimeouts(connect=1, total=5),
+        )
+        adapters.append(adapter)
+        outcome = await send(adapter, invoice())
+    finally:
+        await runner.cleanup()
+    assert isinstance(outcome, Retry), outcome
+    assert "a token that cannot be used" in outcome.error
+    assert issued not in repr(outcome)
+    assert creates == []
