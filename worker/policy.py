@@ -25,7 +25,7 @@ from worker.outcome import (
     Synced,
     health_of,
 )
-from worker.texts import cut
+from worker.texts import cut, web_address
 from worker.values import immutable
 
 # A provider's Retry-After is honoured, but a broken header must not park a row for a year.
@@ -124,6 +124,12 @@ def _kept(text: str | None, limit: int) -> str | None:
     return None if text is None else cut(text, limit)
 
 
+def _kept_link(text: str | None) -> str | None:
+    """A provider's link or PDF address, if it is a web address (else dropped: the answer the
+    synced row keeps still holds it)."""
+    return _kept(text, LINK_LIMIT) if text is not None and web_address(text) else None
+
+
 def _synced(outcome: Synced, row: Claimed, provider: str) -> Decision:
     resolution = Resolution(
         id=row.id,
@@ -132,8 +138,8 @@ def _synced(outcome: Synced, row: Claimed, provider: str) -> Decision:
         provider=provider,
         provider_invoice_id=_kept(outcome.provider_invoice_id, ID_LIMIT),
         invoice_number=_kept(outcome.invoice_number, ID_LIMIT),
-        link=_kept(outcome.link, LINK_LIMIT),
-        pdf_url=_kept(outcome.pdf_url, LINK_LIMIT),
+        link=_kept_link(outcome.link),
+        pdf_url=_kept_link(outcome.pdf_url),
         response=outcome.response,
         recovered=outcome.recovered,
     )

@@ -169,3 +169,58 @@ def test_a_spent_quota_on_success_throttles_the_account() -> None:
     assert d.resolution.kind == "synced"
     assert d.account_action is not None
     assert d.account_action.throttle == 42
+
+
+@pytest.mark.parametrize(
+    ("link", "kept"),
+    [
+        ("https://app.billclap.com/preview/1/", True),
+        ("HTTP://provider.example/invoice/1", True),
+        ("javascript:alert(document.cookie)", False),
+        (" https://x/1", False),
+        ("java\tscript:alert(1)", False),
+        ("data:text/html,<script>alert(1)</script>", False),
+    ],
+)
+def test_only_web_addresses_are_kept_as_links(link: str, kept: bool) -> None:
+    # A hostile provider's javascript: link was stored and became a link on the console's
+    # invoice page (and a line of `invoice-sync show`).
+    d = decide(
+        Synced(provider_invoice_id="1", link=link, pdf_url=link),
+        row(),
+        provider="p",
+        settings=SETTINGS,
+        rand=lambda: 0.5,
+        now=NOW,
+    )
+    assert (d.resolution.link, d.resolution.pdf_url) == ((link, link) if kept else (None, None))
+
+
+@pytest.mark.parametrize(("prior_unknown", "unknown"), [(False, False), (True, True)])
+def test_a_dead_letter_says_whether_an_attempt_may_have_reached_the_provider(
+    prior_unknown: bool, unknown: bool
+) -> None:
+    refused = DeadLetter(reason=Reason.REJECTED, error="no")
+    d = decide(
+        refused,
+        row(prior_unknown=prior_unknown),
+        provider="p",
+        settings=SETTINGS,
+        rand=lambda: 0.5,
+        now=NOW,
+    )
+    assert (d.resolution.kind, d.resolution.unknown) == ("dead", unknown)
+    # Retries run out after a timeout: the last attempt's outcome is unknown.
+    spent = decide(
+        Retry(error="timed out", outcome_unknown=True),
+        row(attempt=5),
+        provider="p",
+        settings=SETTINGS,
+        rand=lambda: 0.5,
+        now=NOW,
+    )
+    assert (spent.resolution.kind, spent.resolution.reason, spent.resolution.unknown) == (
+        "dead",
+        "exhausted",
+        True,
+    )
