@@ -16,11 +16,15 @@ import re
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from typing import Any
+from urllib.parse import quote
 
 from worker.outcome import Outcome
 from worker.texts import CUT
 
 REDACTED = "[redacted]"
+# A run of this many characters of a secret's start, or more, is cut wherever it appears (ASCII
+# text): a server or proxy that shortens what it echoes ("Sk+Live/9f8e7d6c...") leaks no prefix.
+HEAD = 8
 # What ``json.dumps(..., ensure_ascii=False)`` writes otherwise than as itself.
 _JSON_ESCAPED = re.compile(r'["\\\x00-\x1f]')
 # One encoder for every check: ``json.dumps`` with any option builds a new one each call.
@@ -28,9 +32,12 @@ _AS_WRITTEN = json.JSONEncoder(ensure_ascii=False)
 
 
 def secrets_to_cut(secrets: str | Iterable[str]) -> list[str]:
-    """The non-empty secrets, longest first, so a secret that contains another is cut whole."""
+    """The non-empty secrets, and each as a URL's query would carry it (percent-encoded: a
+    server echoing the request it refused), longest first, so a secret that contains another
+    is cut whole."""
     wanted = [secrets] if isinstance(secrets, str) else list(secrets)
-    return sorted({s for s in wanted if s}, key=len, reverse=True)
+    present = {s for s in wanted if s}
+    return sorted(present | {quote(s, safe="") for s in present}, key=len, reverse=True)
 
 
 def scrub_text(text: str, secrets: Sequence[str]) -> str:
@@ -60,9 +67,10 @@ def holds_none(text: str, secrets: Sequence[str]) -> bool:
         # ASCII text against an ASCII secret, ignoring case, is ``re.IGNORECASE``'s match
         # (only non-ASCII letters fold onto ASCII ones: the Kelvin sign onto k), at a
         # fraction of the cost: a pattern without case cannot use the literal fast search.
+        # The secret's start stands for it: a run of it is cut too (``HEAD``).
         folded = text.lower()
         return not any(
-            secret.lower() in folded if secret.isascii() else _whole(secret).search(text)
+            secret[:HEAD].lower() in folded if secret.isascii() else _whole(secret).search(text)
             for secret in secrets
         )
     return not any(_whole(secret).search(text) for secret in secrets)
@@ -155,22 +163,33 @@ def _whole(secret: str) -> re.Pattern[str]:
 
 
 def _without_whole(text: str, secret: str) -> str:
-    """``text`` with every ``secret``, in any case, replaced by ``REDACTED``. ASCII against
-    ASCII (``CUT`` marks aside, which have no case), by a search of the lowered text: the
-    pattern's case-blind search compares at every position, and a near miss on every one (a
-    long token against an answer that repeats most of it) made it quadratic. Other text keeps
-    the pattern, which also folds the few non-ASCII letters that match ASCII ones."""
+    """``text`` with every ``secret``, in any case, replaced by ``REDACTED``, and in ASCII text
+    every run of the secret's first ``HEAD`` characters or more (an echo cut short). ASCII
+    against ASCII (``CUT`` marks aside, which have no case) by a search of the lowered text:
+    the pattern's case-blind search compares at every position, and a near miss on every one
+    (a long token against an answer that repeats most of it) made it quadratic. Other text
+    keeps the pattern, which also folds the few non-ASCII letters that match ASCII ones."""
     if not (secret.isascii() and (text.isascii() or text.replace(CUT, "").isascii())):
         return _whole(secret).sub(REDACTED, text)
     folded, wanted = text.lower(), secret.lower()
-    at = folded.find(wanted)
+    head = wanted[:HEAD]
+    at = folded.find(head)
     if at == -1:
         return text
     parts, done = [], 0
     while at != -1:
+        # As far as the text goes on as the secret does (the whole of it at most), found by
+        # halving: a comparison per character would be a Python loop over the answer.
+        low, high = len(head), min(len(wanted), len(folded) - at)
+        while low < high:
+            middle = (low + high + 1) // 2
+            if folded.startswith(wanted[:middle], at):
+                low = middle
+            else:
+                high = middle - 1
         parts += [text[done:at], REDACTED]
-        done = at + len(wanted)
-        at = folded.find(wanted, done)
+        done = at + low
+        at = folded.find(head, done)
     parts.append(text[done:])
     return "".join(parts)
 

@@ -4,11 +4,14 @@ import json
 import random
 import time
 
+import pytest
+
 from worker.outcome import DeadLetter, PauseAccount, PauseReason, Reason, Retry
 from worker.providers import http
 from worker.providers.base import RESPONSE_LIMIT, bounded
 from worker.providers.http import RedirectError
 from worker.providers.redaction import (
+    HEAD,
     REDACTED,
     _without_trailing_prefix,
     holds_none,
@@ -154,5 +157,27 @@ def test_the_prefix_at_a_cut_is_found_as_before_in_linear_time() -> None:
     secret = "x" * 8192
     answer = ("x" * 8191 + "y") * 120 + "x" * 5000 + CUT
     started = time.monotonic()
-    assert scrub_text(answer, [secret]) == ("x" * 8191 + "y") * 120 + REDACTED + CUT
+    # Each near miss is a run of the secret's start: cut too.
+    assert scrub_text(answer, [secret]) == (REDACTED + "y") * 120 + REDACTED + CUT
     assert time.monotonic() - started < 1.0
+
+
+@pytest.mark.parametrize(
+    "echo",
+    [
+        "token Sk%2BLive%2F9f8e7d6c5b4a3210zzQ%3D is not valid",  # as a query carries it
+        "token Sk+Live/9f8e7d6c5b... is not valid",  # shortened by the server
+        "token SK+LIVE/9F8E7D6C5B4A3210ZZQ= is not valid",
+        "token sk+live/9f8e7d6c is not valid",
+    ],
+)
+def test_echoes_of_a_secret_shortened_or_encoded_by_the_server_are_cut(echo: str) -> None:
+    secret = "Sk+Live/9f8e7d6c5b4a3210zzQ="
+    secrets = secrets_to_cut(secret)
+    assert not holds_none(echo, secrets)
+    cleaned = scrub_text(echo, secrets)
+    assert cleaned.startswith("token [redacted]")
+    for length in range(HEAD, len(secret) + 1):
+        assert secret[:length].lower() not in cleaned.lower()
+    # A run shorter than HEAD is not taken for the secret.
+    assert scrub_text("Sk+Live is a plan", secrets) == "Sk+Live is a plan"
