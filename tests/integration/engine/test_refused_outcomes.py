@@ -50,7 +50,7 @@ def answer(attempt: Attempt) -> Synced:
     odd = attempt.idempotency_key == "k3"
     return Synced(
         provider_invoice_id="refused-id" if odd else f"p-{attempt.outbox_id}",
-        link="refused-link" if odd else "https://x/ok",
+        link="https://x/refused" if odd else "https://x/ok",
         response={"note": "kept"},
     )
 
@@ -96,7 +96,7 @@ def failed_flush(logs: Sequence[Mapping[str, Any]]) -> Callable[[], Awaitable[bo
 async def test_an_outcome_refused_as_it_came_is_written_without_the_providers_texts(
     pool: asyncpg.Pool,
 ) -> None:
-    await check(pool, "synced", "no_refused_link", "link IS DISTINCT FROM 'refused-link'")
+    await check(pool, "synced", "no_refused_link", "link IS DISTINCT FROM 'https://x/refused'")
     await enqueue_rows(pool)
     with capture_logs() as logs:
         await asyncio.wait_for(engine(pool, answer).run(drain=True), 20)
