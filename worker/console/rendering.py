@@ -13,6 +13,7 @@ from aiohttp import web
 from worker.console.auth import AdminAuth, Session
 from worker.console.overview import ConfiguredAccount
 from worker.store.database import Pool
+from worker.texts import web_address
 
 HERE = Path(__file__).resolve().parent
 
@@ -49,6 +50,9 @@ def templates() -> jinja2.Environment:
         "" if value is None else f"{value:%Y-%m-%d %H:%M:%S}"
     )
     environment.filters["age"] = format_age
+    # A provider's link is a link only if it is a web address (``{% if x is web_address %}``):
+    # rows stored before the policy dropped others may hold a javascript: one.
+    environment.tests["web_address"] = web_address
     return environment
 
 

@@ -137,3 +137,24 @@ async def test_a_rebound_host_name_reads_nothing(pool: asyncpg.Pool, tmp_path: P
         for host in [f"127.0.0.1:{client.port}", "localhost", "LOCALHOST.", "[::1]:9465"]:
             shown = await client.get("/invoices?account=shop", headers={"Host": host})
             assert shown.status == 200, host
+
+
+async def test_a_stored_link_that_is_not_a_web_address_is_shown_as_text(
+    pool: asyncpg.Pool, make_client: ClientFactory
+) -> None:
+    # Stored before the policy dropped such links (or by hand): never an href.
+    for n, link in enumerate(["javascript:alert(document.cookie)", "https://app.example/i/1"]):
+        await pool.execute(
+            "INSERT INTO invoice_sync.synced (outbox_id, account, idempotency_key, provider,"
+            " provider_invoice_id, link, attempts) VALUES ($1, 'shop', $2, 'billclap', '1', $3, 1)",
+            n + 1,
+            f"k{n}",
+            link,
+        )
+    client = await make_client(admin=True)
+    await log_in(client)
+    evil = await (await client.get("/invoice?account=shop&key=k0")).text()
+    assert "javascript:alert(document.cookie)" in evil
+    assert 'href="javascript:' not in evil
+    good = await (await client.get("/invoice?account=shop&key=k1")).text()
+    assert 'href="https://app.example/i/1"' in good
