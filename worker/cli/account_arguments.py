@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
+from worker.cli.argument_values import path_argument
+
 EXAMPLES = {
     "list": "invoice-sync accounts list",
     "pause": "invoice-sync accounts pause shop-billclap",
@@ -130,7 +132,9 @@ def _settings_flags(parser: argparse.ArgumentParser) -> None:
 
 def _secret_flags(parser: argparse.ArgumentParser, *, required: bool) -> None:
     source = parser.add_mutually_exclusive_group(required=required)
-    source.add_argument("--secret-file", metavar="FILE", help="a file holding the secret")
+    source.add_argument(
+        "--secret-file", type=path_argument, metavar="FILE", help="a file holding the secret"
+    )
     source.add_argument("--secret-stdin", action="store_true", help="read the secret from stdin")
     parser.add_argument(
         "--secret-field",

@@ -14,10 +14,12 @@ import argparse
 from typing import TypeAlias
 
 from worker.cli.account_arguments import configure_accounts
+from worker.cli.argument_values import filter_argument, path_argument
 from worker.cli.tool_arguments import configure_demo, configure_sandbox
 from worker.outcome import Reason
 
 Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+
 
 DLQ_EXAMPLES = {
     "dlq": "invoice-sync dlq list --reason rejected --since 2h",
@@ -125,7 +127,9 @@ def _enqueue(commands: Subparsers) -> None:
         "invoice-sync --config invoice-sync.toml enqueue invoices.jsonl",
         "enqueue:cmd_enqueue",
     )
-    enqueue.add_argument("file", help="a JSON Lines file, or - for standard input")
+    enqueue.add_argument(
+        "file", type=path_argument, help="a JSON Lines file, or - for standard input"
+    )
 
 
 def _status(commands: Subparsers) -> None:
@@ -190,6 +194,7 @@ def _dlq(commands: Subparsers) -> None:
     )
     replay.add_argument(
         "--payload",
+        type=path_argument,
         metavar="FILE",
         help="a corrected payload (canonical invoice JSON) for exactly one id",
     )
@@ -204,8 +209,8 @@ def _dlq(commands: Subparsers) -> None:
         metavar="DURATION",
         help="delete those that died longer ago than this, e.g. 30d",
     )
-    purge.add_argument("--reason", help="only this reason code")
-    purge.add_argument("--account", help="only this account")
+    purge.add_argument("--reason", type=filter_argument, help="only this reason code")
+    purge.add_argument("--account", type=filter_argument, help="only this account")
     purge.add_argument("--dry-run", action="store_true", help="count, delete nothing")
     purge.add_argument("--note", help="why, recorded in the audit log (--reason is the filter)")
 
@@ -237,10 +242,13 @@ def _cancel(commands: Subparsers) -> None:
 
 
 def _add_filters(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--reason", help=f"only this reason code ({', '.join(Reason)})")
-    parser.add_argument("--account", help="only this account")
+    parser.add_argument(
+        "--reason", type=filter_argument, help=f"only this reason code ({', '.join(Reason)})"
+    )
+    parser.add_argument("--account", type=filter_argument, help="only this account")
     parser.add_argument(
         "--since",
+        type=filter_argument,
         metavar="WHEN",
         help="dead since: a duration ago (2h, 3d) or an ISO timestamp (UTC if no offset)",
     )

@@ -15,9 +15,10 @@ import importlib
 import os
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from worker import __version__
+from worker.cli.argument_values import path_argument, text_argument
 from worker.cli.arguments import register
 from worker.errors import ConfigError, InputError, InvoiceSyncError
 
@@ -42,11 +43,33 @@ EPILOG = """examples:
 class Parser(argparse.ArgumentParser):
     """argparse with a usage mistake as one line (exit 2) rather than the usage block.
 
-    Subcommands' parsers are made with the parent's class, so this reaches every level.
+    Subcommands' parsers are made with the parent's class, so this reaches every level, and
+    so does ``text_argument``, registered as the type of every argument that names none: a
+    command line's bytes that are not UTF-8 stop here, not in the database.
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.register("type", None, text_argument)
+        self.register("action", "parsers", _Commands)
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+if TYPE_CHECKING:
+    _SubParsers = argparse._SubParsersAction[argparse.ArgumentParser]
+else:  # not subscriptable at run time
+    _SubParsers = argparse._SubParsersAction
+
+
+class _Commands(_SubParsers):
+    """Subcommands whose words reach the chosen command's parser untyped: that parser types
+    each one as its own argument (and names it in an error), not all as ``COMMAND``."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.type = path_argument
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,7 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--config", metavar="PATH", help="TOML config (env INVOICE_SYNC_CONFIG)")
+    parser.add_argument(
+        "--config", type=path_argument, metavar="PATH", help="TOML config (env INVOICE_SYNC_CONFIG)"
+    )
     parser.add_argument("--version", action="version", version=f"invoice-sync {__version__}")
     register(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
     return parser
