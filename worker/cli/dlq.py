@@ -201,23 +201,40 @@ def _reason(value: str | None) -> str | None:
 
 def _since(value: str) -> datetime:
     try:
-        return datetime.now(UTC) - timedelta(seconds=parse_duration(value))
+        seconds = parse_duration(value)
     except ValueError:
         pass
+    else:
+        return _ago("--since", value, seconds)
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
         raise InputError(
             f"--since {value!r} is neither a duration such as '2h' nor an ISO timestamp"
         ) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    try:  # in UTC, as the database holds it: 9999-12-31T23:00-01:00 is past the year 9999
+        return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+    except OverflowError:
+        raise InputError(f"--since {value!r} is out of the range of timestamps") from None
 
 
 def _duration(flag: str, value: str) -> float:
+    """A duration ago, in seconds, no further back than a timestamp can go."""
     try:
-        return parse_duration(value)
+        seconds = parse_duration(value)
     except ValueError as exc:
         raise InputError(f"{flag}: {exc}") from exc
+    _ago(flag, value, seconds)
+    return seconds
+
+
+def _ago(flag: str, value: str, seconds: float) -> datetime:
+    """The moment ``seconds`` before now; ``InputError`` when it is before the year 1, which
+    neither Python nor the database's timestamps can hold."""
+    try:
+        return datetime.now(UTC) - timedelta(seconds=seconds)
+    except OverflowError:
+        raise InputError(f"{flag} {value!r} reaches back before the year 1") from None
 
 
 def _positive_int(name: str, value: str) -> int:

@@ -51,7 +51,12 @@ def run(argv: list[str]) -> int:
         (["dlq", "purge", "--older-than", "1d", "--account", ""], "argument --account: empty"),
         (
             ["dlq", "list", "--since", "99999999999d"],
+            "'99999999999d' reaches back before the year 1",
         ),
+        (["dlq", "list", "--since", "9999999d"], "'9999999d' reaches back before the year 1"),
+        (["dlq", "replay", "--since", "9999999d"], "'9999999d' reaches back before the year 1"),
+        (["dlq", "list", "--since", "9999-12-31T23:59-01:00"], "out of the range of timestamps"),
+        (["dlq", "purge", "--older-than", "9999999d"], "'9999999d' reaches back before the year 1"),
         (["status", "--watch", "--interval", "soon"], "--interval: 'soon' is not a duration"),
         (["status", "--watch", "--interval", "0"], "--interval must be more than zero"),
         (["status", "--until-drained"], "--until-drained only goes with --watch"),
