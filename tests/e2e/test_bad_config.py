@@ -128,6 +128,17 @@ MISTAKES = [
         "malformed JSON in env", "INVOICE_SYNC_ACCOUNTS", env={"INVOICE_SYNC_ACCOUNTS": "{bad"}
     ),
     Mistake("sslmode bogus", "sslmode", ("/nowhere", "/nowhere?sslmode=bogus")),
+    Mistake("percent-encoded NUL in database_url", "database_url", ("/nowhere", "/nowhere%00")),
+    Mistake(
+        "percent-encoded line break in database_url password",
+        "database_url",
+        (f":{SECRET}@", f":{SECRET}%0A@"),
+    ),
+    Mistake(
+        "percent-encoded NUL in database_url in env",
+        "database_url",
+        env={"INVOICE_SYNC_DATABASE_URL": f"postgresql://u:{SECRET}@127.0.0.1:5432/db%00"},
+    ),
     Mistake(
         "database_url_file missing",
         "database_url_file",

@@ -7,7 +7,7 @@ Messages never repeat the URL: it may hold a password.
 from __future__ import annotations
 
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from pydantic import SecretStr
 
@@ -24,9 +24,11 @@ SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 
 def dsn_problem(dsn: str) -> str | None:
     """What makes ``dsn`` unusable, as one line; None when it is fine."""
-    # urlsplit drops tabs and line breaks silently; the driver would not.
-    if control_character_problem(dsn) is not None:
-        return f"holds a control character ({EXPECTED})"
+    # urlsplit drops tabs and line breaks silently; the driver would not. Nor may one hide
+    # percent-encoded (db%00): the driver decodes it into its start-up packet, which the server
+    # then refuses as malformed.
+    if control_character_problem(dsn) is not None or control_character_problem(unquote(dsn)):
+        return f"holds a control character, plain or percent-encoded ({EXPECTED})"
     try:
         parts = urlsplit(dsn.strip())
         _ = parts.port  # raises for a port that is not a number

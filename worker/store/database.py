@@ -97,10 +97,12 @@ async def create_pool(
             reset=None if reset_sessions else _keep_session,
             init=_plan_once if generic_plans else None,
         )
-    except (asyncpg.InvalidCatalogNameError, asyncpg.InvalidAuthorizationSpecificationError) as exc:
-        raise StoreError(f"cannot connect to the database: {exc}") from exc
     except UNAVAILABLE as exc:
         raise StoreUnavailableError(f"cannot connect to the database: {describe(exc)}") from exc
+    except asyncpg.PostgresError as exc:
+        # The server's refusal of the start-up (an unknown database, a login refused, a packet
+        # it cannot read): its words, which never hold the URL's password.
+        raise StoreError(f"cannot connect to the database: {exc}") from exc
     except ValueError as exc:
         raise StoreError(f"database_url is not a valid PostgreSQL URL: {exc}") from exc
     assert pool is not None
