@@ -129,3 +129,20 @@ async def test_bytes_that_are_not_utf8_and_times_out_of_range_are_bad_lines(
     assert "available_at" in reported[3]
     assert "loaded 3" in result.stdout
     assert await keys_in(dsn) == ["m1", "m3", "m8"]
+
+
+async def test_a_file_that_opens_but_cannot_be_read_is_one_line_exit_2(
+    dsn: str, tmp_path: Path
+) -> None:
+    """``/proc/self/mem`` opens, and its first read fails (EIO): one line, no traceback."""
+    config = write_config(
+        tmp_path / "c.toml",
+        dsn,
+        '[accounts.shop]\nprovider = "billclap"\nbase_url = "http://127.0.0.1:9"\ntoken = "t"',
+    )
+    result = cli("enqueue", "/proc/self/mem", config=config)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert result.stderr.splitlines() == [
+        "invoice-sync: cannot read the input: Input/output error; lines before it may have "
+        "loaded (enqueue again once it reads: lines already queued are skipped)"
+    ]

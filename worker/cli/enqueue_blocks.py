@@ -19,7 +19,8 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
-from worker.cli.enqueue_line import BadLine, Row, parse_line
+from worker.cli.enqueue_line import MAX_LINE_CHARS, BadLine, Row, long_line, parse_line
+from worker.errors import InputError
 from worker.store.outbox import Outbox
 from worker.store.staging import Staged, staged
 
@@ -27,6 +28,9 @@ from worker.store.staging import Staged, staged
 # round trips and a commit (10,000 lines took 0.9 µs a row less of PostgreSQL's CPU than 5,000
 # over 1M lines; this is about 14,000 of the bench's lines). Bounded in bytes, so is memory.
 CHUNK_BYTES = 4 * 1024 * 1024
+# A line longer than this is over MAX_LINE_CHARS however it is written (UTF-8 takes at most four
+# bytes a character, surrogateescape one a bad byte), so it is refused without being held.
+MAX_LINE_BYTES = 4 * MAX_LINE_CHARS
 
 
 @dataclass(kw_only=True)
@@ -40,9 +44,16 @@ class EnqueueReport:
     bad: list[tuple[int, str]] = field(default_factory=list)
 
 
-Block = bytes | list[str]
-"""Lines of the input: bytes as read (the parser splits them as a text file would), or lines
-given one by one (``enqueue_lines``)."""
+@dataclass(frozen=True, slots=True)
+class LongLine:
+    """A line of ``size`` bytes, more than ``MAX_LINE_BYTES``: read past, never held."""
+
+    size: int
+
+
+Block = bytes | list[str] | LongLine
+"""Lines of the input: bytes as read (the parser splits them as a text file would), lines
+given one by one (``enqueue_lines``), or one line too long to hold."""
 
 
 async def enqueue_stream(
@@ -117,6 +128,8 @@ def parse_block(block: Block, accounts: frozenset[str] | None, newline: str | No
     """Validate one block of whole lines and write its good rows as the chunk's COPY; runs in
     a parser process or in this one. Bytes are read as a text file reads them (UTF-8 with
     ``surrogateescape``, the same line ends), so each line is the text it was before."""
+    if isinstance(block, LongLine):
+        return Parsed(chunk=staged([]), read=1, lines=1, bad=[(1, long_line(block.size, "bytes"))])
     if isinstance(block, bytes):
         texts: Iterable[str] = io.StringIO(
             block.decode("utf-8", "surrogateescape"), newline=newline
@@ -151,20 +164,77 @@ def _line_blocks(lines: Iterable[str]) -> Iterator[list[str]]:
         yield block
 
 
-def _blocks(stream: BinaryIO, newline: str | None) -> Iterator[bytes]:
+def _blocks(stream: BinaryIO, newline: str | None) -> Iterator[bytes | LongLine]:
     """The input in blocks of whole lines, about ``CHUNK_BYTES`` each (a line longer than
     that makes its block longer), read as bytes: the loader does no per-line work, and a
-    parser process gets a block as one cheap pickle."""
-    pending: list[bytes] = []
-    while data := stream.read(CHUNK_BYTES):
+    parser process gets a block as one cheap pickle. A line longer than ``MAX_LINE_BYTES`` is
+    not kept: it is read past and given as a ``LongLine``, so memory stays bounded whatever
+    the input, and the lines after it keep their numbers."""
+    pending: list[bytes] = []  # the start of one line: no line end but perhaps a last \r
+    size = 0
+    carry = b""  # read past a long line's end: the next lines' start
+    while data := carry or _read(stream):
+        carry = b""
+        if _ended_by_cr(pending, data, newline):
+            yield b"".join(pending)
+            pending, size = [], 0
         end = _after_last_line_end(data, newline)
-        if end == 0:  # inside a long line
-            pending.append(data)
+        if end:
+            yield b"".join([*pending, data[:end]])
+            pending, size = [data[end:]], len(data) - end
             continue
-        yield b"".join([*pending, data[:end]])
-        pending = [data[end:]]
+        pending.append(data)
+        size += len(data)
+        cr = newline is None and data.endswith(b"\r")  # perhaps the line's end, not in it
+        if size - cr > MAX_LINE_BYTES:
+            skipped, carry = _rest_of_line(stream, newline, cr=cr)
+            yield LongLine(size=size + skipped)
+            pending, size = [], 0
     if rest := b"".join(pending):
         yield rest
+
+
+def _ended_by_cr(pending: list[bytes], data: bytes, newline: str | None) -> bool:
+    """Whether the ``\r`` that ``pending`` ends in ended its line (``data`` follows it)."""
+    return (
+        newline is None and bool(pending) and pending[-1].endswith(b"\r")
+    ) and not data.startswith(b"\n")
+
+
+def _rest_of_line(stream: BinaryIO, newline: str | None, *, cr: bool) -> tuple[int, bytes]:
+    """Read on past the end of the line being read: how many more bytes it holds (its end not
+    counted: less one for a ``\r`` read before, ``cr``), and the bytes read after its end."""
+    skipped = 0
+    while data := _read(stream):
+        if cr:  # that \r ended the line, with the \n of a \r\n if one comes now
+            return skipped - 1, data[1:] if data.startswith(b"\n") else data
+        start, end = _first_line_end(data, newline)
+        if end:
+            return skipped + start, data[end:]
+        skipped += len(data)
+        cr = newline is None and data.endswith(b"\r")
+    return skipped - cr, b""
+
+
+def _first_line_end(data: bytes, newline: str | None) -> tuple[int, int]:
+    """Where the first line end in ``data`` starts and ends ((0, 0): none does); a ``\r`` as
+    the last byte does not count, as for ``_after_last_line_end``."""
+    at = data.find(b"\n")
+    if newline is None:
+        cr = data.find(b"\r", 0, len(data) - 1)
+        if cr != -1 and (at == -1 or cr < at):
+            return cr, cr + (2 if data[cr + 1 : cr + 2] == b"\n" else 1)
+    return (at, at + 1) if at != -1 else (0, 0)
+
+
+def _read(stream: BinaryIO) -> bytes:
+    try:
+        return stream.read(CHUNK_BYTES)
+    except OSError as exc:
+        raise InputError(
+            f"cannot read the input: {exc.strerror or exc}; lines before it may have "
+            "loaded (enqueue again once it reads: lines already queued are skipped)"
+        ) from exc
 
 
 def _after_last_line_end(data: bytes, newline: str | None) -> int:

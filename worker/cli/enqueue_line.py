@@ -169,12 +169,17 @@ def storable_payload(text: str) -> str:
     return _payload_text(_loads(text))
 
 
+def long_line(length: int, unit: str) -> str:
+    """What is wrong with a line of ``length`` characters or bytes, over ``MAX_LINE_CHARS``."""
+    return (
+        f"{length} {unit}: far over the payload limit of {MAX_PAYLOAD_BYTES} bytes (256 KiB); "
+        "not read"
+    )
+
+
 def _record(text: str) -> dict[str, object]:
     if len(text) > MAX_LINE_CHARS:
-        raise BadLine(
-            f"{len(text)} characters: far over the payload limit of {MAX_PAYLOAD_BYTES} bytes "
-            "(256 KiB); not read"
-        )
+        raise BadLine(long_line(len(text), "characters"))
     record = _loads(text)
     if not isinstance(record, dict):
         raise BadLine("expected a JSON object")

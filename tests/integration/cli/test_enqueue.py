@@ -3,14 +3,17 @@ in file order, as validating in-process."""
 
 from __future__ import annotations
 
+import io
 import json
+import tracemalloc
+from typing import Any
 
 import asyncpg
 import pytest
 
 from tests.factories import invoice
 from worker.cli import enqueue_blocks
-from worker.cli.enqueue_blocks import enqueue_lines
+from worker.cli.enqueue_blocks import enqueue_lines, enqueue_stream
 from worker.store.outbox import Outbox
 from worker.store.staging import Staged
 
@@ -132,3 +135,57 @@ async def test_a_given_line_is_one_line_whatever_line_ends_it_holds(pool: asyncp
     report = await enqueue_lines(text, Outbox(pool, worker_id="test"), accounts=None)
     assert [number for number, _message in report.bad] == [1, 2]
     assert (report.lines, report.loaded) == (3, 1)
+
+
+class EndlessLine(io.RawIOBase):
+    """A good line, then ``size`` bytes without a line end (generated as read, never held
+    here), then ``after``: what ``invoice-sync enqueue -`` reads from a runaway producer."""
+
+    def __init__(self, first: bytes, size: int, after: bytes) -> None:
+        self.first, self.left, self.after = first, size, after
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        if self.first:
+            piece, self.first = self.first[: len(view)], self.first[len(view) :]
+        elif self.left:
+            piece = b"x" * min(len(view), self.left)
+            self.left -= len(piece)
+        else:
+            piece, self.after = self.after[: len(view)], self.after[len(view) :]
+        view[: len(piece)] = piece
+        return len(piece)
+
+
+async def test_a_line_far_over_the_limit_is_read_past_not_held(pool: asyncpg.Pool) -> None:
+    """64 MiB without a line end: memory stays a fraction of it, the line is one bad line by
+    number, and the lines after it load under their own numbers."""
+
+    def line(n: int) -> str:
+        return json.dumps({"account": "shop", "idempotency_key": f"k-{n}", "payload": invoice()})
+
+    after = f"\n{line(3)}\n{line(4)}\n"
+    size = 64 * 1024 * 1024
+    stream = EndlessLine(f"{line(1)}\n".encode(), size, after.encode())
+    tracemalloc.start()
+    try:
+        report = await enqueue_stream(
+            io.BufferedReader(stream),
+            Outbox(pool, worker_id="test"),
+            accounts=None,
+            parsers=0,
+            newline="\n",
+        )
+        _current, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 40 * 1024 * 1024, f"peak {peak / 2**20:.0f} MiB"
+    assert report.bad == [
+        (2, f"{size} bytes: far over the payload limit of 262144 bytes (256 KiB); not read")
+    ]
+    assert (report.lines, report.loaded) == (4, 3)
+    keys = await pool.fetch("SELECT idempotency_key FROM invoice_sync.outbox ORDER BY id")
+    assert [r["idempotency_key"] for r in keys] == ["k-1", "k-3", "k-4"]
