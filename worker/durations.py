@@ -39,6 +39,26 @@ def parse_duration(value: object) -> float:
     return seconds
 
 
+def spoken_duration(seconds: float) -> str:
+    """``seconds`` in the largest unit that holds it whole: ``"7d"``, ``"1s"``, ``"10ms"``."""
+    for unit in ("d", "h", "m", "s", "ms"):
+        count = seconds / _UNIT_SECONDS[unit]
+        if count >= 1 and count == round(count):
+            return f"{round(count)}{unit}"
+    return f"{seconds:g}s"
+
+
+def duration_within(seconds: float, low: float, high: float) -> float:
+    """``seconds`` when it is from ``low`` to ``high``; ``ValueError`` saying the range
+    otherwise (a lease of 0 expires at once; one of 10^20 days is past any timestamp)."""
+    if not low <= seconds <= high:
+        raise ValueError(
+            f"must be from {spoken_duration(low)} to {spoken_duration(high)}, "
+            f"not {spoken_duration(seconds)}"
+        )
+    return seconds
+
+
 @dataclass(frozen=True, slots=True)
 class RateLimit:
     """``count`` requests per ``period`` seconds."""

@@ -55,6 +55,29 @@ MISTAKES = [
     Mistake("boolean duration", "worker.lease", ('lease = "30s"', "lease = true")),
     Mistake("infinite duration", "worker.lease", ('lease = "30s"', "lease = inf")),
     Mistake("NaN duration", "worker.lease", ('lease = "30s"', "lease = nan")),
+    *(
+        Mistake(f"lease {value}", "worker.lease", ('lease = "30s"', f"lease = {value}"))
+        for value in ('"99999999999999999999d"', "0", '"500ms"', '"8d"')
+    ),
+    Mistake("zero poll_interval", "worker.poll_interval", ('lease = "30s"', "poll_interval = 0")),
+    Mistake(
+        "zero flush_interval", "worker.flush_interval", ('lease = "30s"', "flush_interval = 0")
+    ),
+    Mistake(
+        "huge attempt_retention",
+        "worker.attempt_retention",
+        ('lease = "30s"', 'attempt_retention = "99999999d"'),
+    ),
+    Mistake("huge max_age", "worker.max_age", ('lease = "30s"', 'max_age = "99999999d"')),
+    Mistake(
+        "huge max_retry_delay",
+        "worker.max_retry_delay",
+        env={"INVOICE_SYNC_WORKER__MAX_RETRY_DELAY": "99999999999d"},
+    ),
+    Mistake(
+        "huge request_timeout", "http.request_timeout", ("", '[http]\nrequest_timeout = "9999d"\n')
+    ),
+    Mistake("tiny session_ttl", "console.session_ttl", ("", '[console]\nsession_ttl = "1s"\n')),
     Mistake(
         "number as rate limit",
         "accounts.shop.rate_limit",

@@ -18,11 +18,13 @@ import json
 import os
 import re
 import tomllib
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ByteSize,
@@ -45,11 +47,25 @@ from worker.config.console import ConsoleSettings
 from worker.config.credentials import UnusableSecretError, secret_from_file
 from worker.config.database_url import dsn_passwords, dsn_problem, read_dsn_file
 from worker.config.listen import listen_address
-from worker.durations import parse_duration
+from worker.durations import duration_within, parse_duration
 from worker.errors import ConfigError
 from worker.sealed import Keyring, decode_key
 
 Duration = Annotated[float, BeforeValidator(parse_duration), Field(ge=0)]
+MS, SECOND, MINUTE, HOUR, DAY = 0.001, 1.0, 60.0, 3600.0, 86400.0
+YEARS = 3650 * DAY  # ten: the most any history or retry budget is kept
+
+
+def within(low: float, high: float) -> AfterValidator:
+    """A duration key's range: beyond it a value breaks the worker (a lease of 0 expires at
+    once, so ``run --drain`` never ends) or the database's timestamps (``now() + 10^20 d``)."""
+    return AfterValidator(partial(_within, low=low, high=high))
+
+
+def _within(seconds: float, *, low: float, high: float) -> float:
+    return duration_within(seconds, low, high)
+
+
 DEFAULT_TEST_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 # Shorter secrets are not redacted: they would blank out ordinary words in the log.
 MIN_SECRET_LENGTH = 4
@@ -62,31 +78,31 @@ class _Section(BaseModel):
 class WorkerSettings(_Section):
     batch_size: int = Field(default=100, ge=1, le=10_000)
     """The most rows one claim leases, all accounts together (``engine.limits.share_claim``)."""
-    poll_interval: Duration = 5.0
-    lease: Duration = 300.0
-    shutdown_grace: Duration = 30.0
+    poll_interval: Annotated[Duration, within(10 * MS, HOUR)] = 5.0
+    lease: Annotated[Duration, within(SECOND, 7 * DAY)] = 300.0
+    shutdown_grace: Annotated[Duration, within(0, HOUR)] = 30.0
     max_attempts: int = Field(default=10, ge=1)
-    base_retry_delay: Duration = 2.0
-    max_retry_delay: Duration = 3600.0
+    base_retry_delay: Annotated[Duration, within(0, 30 * DAY)] = 2.0
+    max_retry_delay: Annotated[Duration, within(0, 30 * DAY)] = 3600.0
     unknown_outcome: Literal["park", "retry"] = "park"
-    flush_interval: Duration = 0.05
-    pause_cooldown: Duration = 300.0
-    max_age: Duration = 86400.0
+    flush_interval: Annotated[Duration, within(MS, MINUTE)] = 0.05
+    pause_cooldown: Annotated[Duration, within(100 * MS, 7 * DAY)] = 300.0
+    max_age: Annotated[Duration, within(SECOND, YEARS)] = 86400.0
     """Give up on an invoice (``exhausted``) once its first attempt is this old."""
     breaker_failures: int = Field(default=10, ge=1)
     """Consecutive failed calls (5xx, timeouts, resets) that open an account's breaker."""
-    breaker_cooldown: Duration = 10.0
+    breaker_cooldown: Annotated[Duration, within(100 * MS, HOUR)] = 10.0
     """How long an opened breaker waits before one probing call; doubled after each failed
     probe, up to ``breaker_max_cooldown``. Short, so a flaky (not dead) provider costs little."""
-    breaker_max_cooldown: Duration = 60.0
-    attempt_retention: Duration = 90 * 86400.0
+    breaker_max_cooldown: Annotated[Duration, within(100 * MS, DAY)] = 60.0
+    attempt_retention: Annotated[Duration, within(HOUR, YEARS)] = 90 * 86400.0
     """How long attempt history rows are kept (pruned hourly in bounded batches); the attempts
     of outcomes that finished a row (synced, dead_letter) are never pruned by it."""
     max_in_flight: int = Field(default=100, ge=1, le=10_000)
     """Provider calls this process makes at once, all accounts together (each account's
     ``concurrency`` still caps its own); twice as many rows may be leased ahead. It bounds the
     work in memory however many accounts have rows."""
-    account_idle_timeout: Duration = 300.0
+    account_idle_timeout: Annotated[Duration, within(SECOND, 7 * DAY)] = 300.0
     """An account's runtime (adapter, HTTP session, caches) is closed once it has had nothing
     in flight this long; its next claimed row opens a new one."""
     max_open_accounts: int = Field(default=500, ge=1, le=100_000)
@@ -96,8 +112,8 @@ class WorkerSettings(_Section):
 
 
 class HttpSettings(_Section):
-    connect_timeout: Duration = 5.0
-    request_timeout: Duration = 30.0
+    connect_timeout: Annotated[Duration, within(100 * MS, 10 * MINUTE)] = 5.0
+    request_timeout: Annotated[Duration, within(100 * MS, HOUR)] = 30.0
     """Seconds for a whole provider call, its answer's body included (a dripping body too)."""
     max_response_size: ByteSize = Field(default=ByteSize(1024 * 1024), ge=1024)
     """The most of one answer read (bytes after decompression, or "1MiB"); a larger answer

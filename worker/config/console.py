@@ -10,10 +10,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+)
 
 from worker.config.listen import listen_address
-from worker.durations import parse_duration
+from worker.durations import duration_within, parse_duration
 from worker.errors import ConfigError
 
 # A token an attacker could guess by trying is no credential: 16 characters at least
@@ -36,6 +44,11 @@ def host_name(host: str) -> str:
     return value.rstrip(".")
 
 
+def _session_ttl_within(seconds: float) -> float:
+    """A login lasts a minute at least (less cannot be used) and 30 days at most."""
+    return duration_within(seconds, 60.0, 30 * 86400.0)
+
+
 class ConsoleSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -45,7 +58,9 @@ class ConsoleSettings(BaseModel):
     """A file holding the admin token; without it the console is read-only."""
     admin_user: str = Field(default="admin", min_length=1, max_length=64, pattern=r"^[\w.@-]+$")
     """The login name the form asks for, recorded as the actor of every console action."""
-    session_ttl: Annotated[float, BeforeValidator(parse_duration), Field(gt=0)] = 8 * 3600.0
+    session_ttl: Annotated[
+        float, BeforeValidator(parse_duration), AfterValidator(_session_ttl_within)
+    ] = 8 * 3600.0
     """How long a login lasts."""
     allowed_hosts: list[Annotated[str, Field(min_length=1, max_length=253)]] | None = None
     """Host names the console answers to (the ``Host`` header, port aside); others get 421.

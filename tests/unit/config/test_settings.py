@@ -4,8 +4,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
-from worker.config import load_settings
+from worker.config import HttpSettings, WorkerSettings, load_settings
 from worker.config.console import ConsoleSettings
 from worker.durations import parse_duration, parse_rate
 from worker.engine.runtimes import check_accounts
@@ -443,3 +444,24 @@ def test_console_hosts_default_to_the_listen_address(
 ) -> None:
     console = ConsoleSettings(listen=listen, allowed_hosts=allowed)
     assert console.hosts() == (None if expected is None else frozenset(expected))
+
+
+def test_every_default_duration_is_within_its_own_range() -> None:
+    """Defaults are not validated when a key is left out: a range that excluded its default
+    would go unnoticed until someone wrote the default down."""
+    for section in (WorkerSettings, HttpSettings, ConsoleSettings):
+        section.model_validate(section().model_dump())
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "said"),
+    [
+        ("lease", "0", "must be from 1s to 7d, not 0s"),
+        ("lease", "99999999999999999999d", "must be from 1s to 7d, not 100000000000000000000d"),
+        ("attempt_retention", "99999d", "must be from 1h to 3650d, not 99999d"),
+        ("poll_interval", "1ms", "must be from 10ms to 1h, not 1ms"),
+    ],
+)
+def test_a_duration_out_of_its_range_says_the_range(key: str, value: str, said: str) -> None:
+    with pytest.raises(ValidationError, match=said):
+        WorkerSettings.model_validate({key: value})
