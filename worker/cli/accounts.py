@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from worker.cli.pool import with_pool
+from worker.cli.tables import printable
 from worker.config import Settings
 from worker.config.accounts import account_name_problem
 from worker.config.credentials import UnusableSecretError, checked_secret, secret_from_file
@@ -59,9 +60,10 @@ async def _list(pool: Pool, settings: Settings) -> int:
             where = "(not configured)"
         state = states.get(name)
         if state is not None and state.paused:
-            print(f"{name}  {where}  paused: {state.pause_reason} ({state.pause_error})")
+            paused = f"paused: {state.pause_reason} ({state.pause_error})"
+            print(printable(f"{name}  {where}  {paused}"))
         else:
-            print(f"{name}  {where}  active")
+            print(printable(f"{name}  {where}  active"))
     return 0
 
 
@@ -196,7 +198,7 @@ def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
         ("secret", secret), ("created_at", row.created_at), ("updated_at", row.updated_at),
         ("updated_by", row.updated_by),
     ):  # fmt: skip
-        print(f"{label + ':':<13}{value}")
+        print(f"{label + ':':<13}{printable(value)}")
     return 0
 
 

@@ -13,6 +13,7 @@ import asyncio
 import sys
 
 from worker.cli.pool import with_pool
+from worker.cli.tables import printable
 from worker.config import Settings
 from worker.errors import InputError
 from worker.store.audit import cli_actor
@@ -39,7 +40,7 @@ def cmd_cancel(args: argparse.Namespace, settings: Settings) -> int:
             ),
         )
     )
-    shown = f"{args.account} {args.key}"
+    shown = printable(f"{args.account} {args.key}")
     if outcome.state == "unknown":
         print(f"invoice-sync: cancel: no invoice {shown}", file=sys.stderr)
         return 1

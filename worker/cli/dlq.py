@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from worker.cli.enqueue_line import BadLine, storable_payload
 from worker.cli.pool import with_pool
-from worker.cli.tables import format_table, format_time
+from worker.cli.tables import format_table, format_time, printable
 from worker.config import Settings
 from worker.durations import parse_duration
 from worker.errors import InputError
@@ -84,8 +84,9 @@ def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
         ),
     ]
     for name, value in fields:
-        print(f"{name + ':':<15}{value}")
-    print(f"error:\n  {row.error}")
+        print(f"{name + ':':<15}{printable(value)}")
+    error = printable(row.error, lines=True).replace("\n", "\n  ")
+    print(f"error:\n  {error}")
     print(f"provider response:\n{_indented_json(row.response)}")
     print(f"payload:\n{_indented_json(row.payload)}")
     return 0
@@ -142,7 +143,7 @@ def cmd_purge(args: argparse.Namespace, settings: Settings) -> int:
     verb = "would delete" if args.dry_run else "deleted"
     print(f"{verb} {total} dead letter{'s' * (total != 1)} older than {args.older_than}")
     for count in counts:
-        print(f"  {count.account}  {count.reason}  {count.count}")
+        print(f"  {printable(count.account)}  {count.reason}  {count.count}")
     return 0
 
 
@@ -151,15 +152,19 @@ def _print_replay(results: list[ReplayResult], *, dry_run: bool) -> None:
     refused = [r for r in results if r.refused is not None]
     for r in done:
         verb = "would replay" if dry_run else "replayed"
-        print(f"{verb} {r.id} ({r.account}/{r.idempotency_key}) as outbox row {r.replayed_to}")
+        print(f"{verb} {r.id} ({_where(r)}) as outbox row {r.replayed_to}")
     for r in refused:
-        where = f" ({r.account}/{r.idempotency_key})" if r.account else ""
+        where = f" ({_where(r)})" if r.account else ""
         print(f"refused {r.id}{where}: {REFUSALS[r.refused or '']}")
     why: dict[str, int] = {}
     for r in refused:
         why[REFUSALS[r.refused or ""]] = why.get(REFUSALS[r.refused or ""], 0) + 1
     reasons = "".join(f"; {count} {text}" for text, count in why.items())
     print(f"{'dry run: ' if dry_run else ''}replayed {len(done)}, refused {len(refused)}{reasons}")
+
+
+def _where(result: ReplayResult) -> str:
+    return printable(f"{result.account}/{result.idempotency_key}")
 
 
 def _corrected_payload(path: str, ids: list[int]) -> str:
@@ -255,7 +260,8 @@ def _text(value: object) -> str:
 def _indented_json(value: Any) -> str:
     if value is None:
         return "  (none)"
-    text = json.dumps(value, indent=2, ensure_ascii=False)
+    # JSON escapes C0 in strings, not C1 (ensure_ascii=False keeps them): printable does.
+    text = printable(json.dumps(value, indent=2, ensure_ascii=False), lines=True)
     return "\n".join("  " + line for line in text.splitlines())
 
 

@@ -17,6 +17,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from worker.cli.tables import printable
 from worker.store.stats import Readout
 
 if TYPE_CHECKING:
@@ -153,18 +154,18 @@ def render_snapshot(snapshot: WatchSnapshot) -> RenderableType:
         table.add_column(column, justify="left" if column in {"account", "state"} else "right")
     for a in snapshot.accounts:
         table.add_row(
-            a.account,
+            Text(printable(a.account)),
             ProgressBar(total=max(a.total, 1), completed=a.finished, width=30),
             f"{a.finished}/{a.total}",
             percent(a.finished, a.total),
             str(a.pending),
             str(a.running),
             str(a.dead),
-            f"paused: {a.paused}" if a.paused else "active",
+            Text(printable(f"paused: {a.paused}")) if a.paused else "active",
         )
     parts: list[RenderableType] = [table, Text(summary(snapshot))]
     if snapshot.paused:
-        parts.append(Text(f"paused: {paused(snapshot)}", style="yellow"))
+        parts.append(Text(printable(f"paused: {paused(snapshot)}"), style="yellow"))
     if snapshot.reasons:
         parts.append(Text(f"dead letters since the watch began: {reasons(snapshot)}"))
     if not snapshot.accounts:
@@ -176,15 +177,15 @@ def render_line(snapshot: WatchSnapshot) -> str:
     """One plain line: the totals, then each account (the first ``LINE_ACCOUNTS``)."""
     fields = [summary(snapshot)]
     for a in snapshot.accounts[:LINE_ACCOUNTS]:
-        state = f" paused: {a.paused}" if a.paused else ""
+        state = f" paused: {printable(a.paused)}" if a.paused else ""
         fields.append(
-            f"{a.account} {a.finished}/{a.total} {percent(a.finished, a.total)} "
+            f"{printable(a.account)} {a.finished}/{a.total} {percent(a.finished, a.total)} "
             f"pending {a.pending} in flight {a.running} dead {a.dead}{state}"
         )
     if len(snapshot.accounts) > LINE_ACCOUNTS:
         fields.append(f"and {len(snapshot.accounts) - LINE_ACCOUNTS} more accounts")
     if snapshot.paused:
-        fields.append(f"paused: {paused(snapshot)}")
+        fields.append(f"paused: {printable(paused(snapshot))}")
     if snapshot.reasons:
         fields.append(f"dead: {reasons(snapshot)}")
     return " | ".join(fields)

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from worker.cli.pool import with_pool
-from worker.cli.tables import format_table, format_time
+from worker.cli.tables import format_table, format_time, printable
 from worker.config import Settings
 from worker.errors import InputError
 from worker.store.story import AttemptRecord, InvoiceStory, invoice_story
@@ -39,7 +39,9 @@ def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
 
 def describe(story: InvoiceStory) -> str:
     """The story as a terminal shows it: a few lines about now, then a table of attempts."""
-    lines = [f"{name + ':':<16}{value}" for name, value in _facts(story) if value is not None]
+    lines = [
+        f"{name + ':':<16}{printable(value)}" for name, value in _facts(story) if value is not None
+    ]
     if story.attempts:
         header = ["#", "outbox", "started", "ms", "outcome", "http", "reason", "error", "calls"]
         rows = [_attempt_row(n, a) for n, a in enumerate(story.attempts, 1)]

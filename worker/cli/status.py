@@ -10,6 +10,7 @@ import sys
 from typing import Any
 
 from worker.cli.pool import with_pool
+from worker.cli.tables import printable
 from worker.cli.watch import watch
 from worker.config import Settings
 from worker.durations import parse_duration
@@ -68,14 +69,14 @@ def render_status(status: dict[str, Any]) -> str:
         dead = sum(item["dead_letter"].values())
         age = item["oldest_pending_age_s"]
         paused = item["paused"]
-        state = f"paused: {paused['reason']}" if paused else "active"
+        state = printable(f"paused: {paused['reason']}") if paused else "active"
         # Replicas announce only their accounts with rows: an account with none is idle, not
         # orphaned.
         if not paused and not item["configured"] and item["pending"] + item["running"]:
             state = "no replica"
         rows.append(
             (
-                name,
+                printable(name),
                 str(item["pending"]),
                 str(item["running"]),
                 str(item["synced"]),
@@ -103,7 +104,7 @@ def render_status(status: dict[str, Any]) -> str:
         lines.append("")
         lines.append(
             f"{sum(unworked.values())} invoices wait for accounts no running replica is "
-            "configured for: " + ", ".join(f"{a} ({n})" for a, n in unworked.items())
+            "configured for: " + ", ".join(f"{printable(a)} ({n})" for a, n in unworked.items())
         )
     skipped = status["result_notifications_skipped"]
     if skipped:
