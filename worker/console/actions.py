@@ -17,7 +17,13 @@ from pydantic import ValidationError
 
 from worker.console.auth import LOGIN_COOKIE, SESSION_COOKIE
 from worker.console.rendering import CONSOLE, SESSION, refused, render
-from worker.console.selection import BULK_CAP, bounded, dead_letter_selection
+from worker.console.selection import (
+    BULK_CAP,
+    bounded,
+    dead_letter_selection,
+    refuse_control_characters,
+    row_id,
+)
 from worker.invoice import UNSTORABLE, describe_validation_error, parse_invoice, storable_json
 from worker.store.accounts import AccountStore
 from worker.store.audit import REASON_LIMIT, AuditEntry
@@ -71,6 +77,7 @@ async def _reason(request: web.Request) -> str:
     reason = form.get("reason")
     if not isinstance(reason, str) or not reason.strip():
         raise web.HTTPBadRequest(text="give a reason: it goes into the audit log")
+    refuse_control_characters(reason)
     return reason.strip()[:REASON_LIMIT]
 
 
@@ -93,8 +100,8 @@ def _done(request: web.Request, title: str, message: str, **values: Any) -> web.
 async def _account(request: web.Request) -> str:
     """The form's ``account``: a field, not a path segment, since a name may hold ``/`` or be
     ``..``, which no URL path carries intact."""
-    account = (await request.post()).get("account")
-    if not isinstance(account, str) or not account:
+    account = bounded((await request.post()).get("account"))
+    if account is None:
         raise web.HTTPBadRequest(text="name the account")
     return account
 
@@ -118,10 +125,7 @@ async def resume(request: web.Request) -> web.Response:
 
 
 def _dead_letter_id(request: web.Request) -> int:
-    try:
-        return int(request.match_info["id"])
-    except ValueError as exc:
-        raise web.HTTPNotFound(text="no such dead letter") from exc
+    return row_id(request.match_info["id"], "a dead letter's id")
 
 
 async def replay(request: web.Request) -> web.Response:

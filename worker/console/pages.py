@@ -5,14 +5,18 @@ Lists are keyset-paginated: the "next" link carries the last row's sort key, nev
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from aiohttp import web
 
 from worker.console.auth import LOGIN_COOKIE, new_login_cookie
 from worker.console.overview import read_overview
 from worker.console.rendering import CONSOLE, render
-from worker.console.selection import BULK_CAP, dead_letter_selection, query_text
+from worker.console.selection import (
+    BULK_CAP,
+    dead_letter_cursor,
+    dead_letter_selection,
+    query_text,
+    row_id,
+)
 from worker.outcome import Reason
 from worker.store.accounts import AccountStore
 from worker.store.audit import AuditLog
@@ -68,7 +72,7 @@ async def invoice(request: web.Request) -> web.Response:
 async def dead_letters(request: web.Request) -> web.Response:
     store = ConsoleStore(request.app[CONSOLE].pool)
     selection = dead_letter_selection(request.query)
-    cursor = _dead_letter_cursor(query_text(request, "after"))
+    cursor = dead_letter_cursor(query_text(request, "after"))
     rows = await store.console_dead_letter_page(selection, after=cursor, limit=PAGE + 1)
     return render(
         request,
@@ -82,21 +86,8 @@ async def dead_letters(request: web.Request) -> web.Response:
     )
 
 
-def _dead_letter_cursor(text: str | None) -> tuple[datetime, int] | None:
-    if not text:
-        return None
-    when, _, dead_id = text.rpartition("~")
-    try:
-        return datetime.fromisoformat(when), int(dead_id)
-    except ValueError as exc:
-        raise web.HTTPBadRequest(text="a page cursor the console did not write") from exc
-
-
 async def dead_letter(request: web.Request) -> web.Response:
-    try:
-        dead_id = int(request.match_info["id"])
-    except ValueError as exc:
-        raise web.HTTPNotFound(text="no such dead letter") from exc
+    dead_id = row_id(request.match_info["id"], "a dead letter's id")
     row = await DeadLetterStore(request.app[CONSOLE].pool).dead_letter_show(dead_id)
     if row is None:
         raise web.HTTPNotFound(text="no such dead letter")
@@ -142,7 +133,7 @@ async def accounts(request: web.Request) -> web.Response:
 
 async def audit(request: web.Request) -> web.Response:
     before_text = query_text(request, "before")
-    before = int(before_text) if before_text and before_text.isdigit() else None
+    before = row_id(before_text, "before") if before_text else None
     entries = await AuditLog(request.app[CONSOLE].pool).audit_list(before=before, limit=PAGE + 1)
     return render(
         request,

@@ -8,6 +8,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from structlog.testing import capture_logs
 from yarl import URL
 
 from tests.factories import enqueue, invoice
@@ -158,3 +159,62 @@ async def test_a_stored_link_that_is_not_a_web_address_is_shown_as_text(
     assert 'href="javascript:' not in evil
     good = await (await client.get("/invoice?account=shop&key=k1")).text()
     assert 'href="https://app.example/i/1"' in good
+
+
+BAD_READS = [
+    "/audit?before=%C2%B2",
+    "/audit?before=99999999999999999999999",
+    "/audit?before=0",
+    "/dead-letters/99999999999999999999999",
+    "/dead-letters/%D9%A3",
+    "/dead-letters?after=2026-01-01T00:00:00%2B00:00~99999999999999999999",
+    "/dead-letters?after=0001-01-01T00:00:00%2B14:00~1",
+    "/dead-letters?after=2026-01-01T00:00:00~1",
+    "/dead-letters?older_than=99999999999d",
+    "/dead-letters?account=shop%00",
+    "/invoices?q=a%00b",
+    "/invoices?account=shop%00",
+    "/invoices?after_account=shop%00&after_key=k",
+    "/invoice?account=shop&key=k%00",
+]
+
+
+@pytest.mark.parametrize("path", BAD_READS)
+async def test_bad_input_is_a_400_not_a_database_error(
+    pool: asyncpg.Pool, make_client: ClientFactory, path: str
+) -> None:
+    # Input PostgreSQL cannot take (an id past bigint, a NUL, a date before year 1) is the
+    # operator's mistake: a 400 saying so, never a 500 or a 503 "database unavailable".
+    client = await make_client(admin=False)
+    with capture_logs() as logs:
+        answer = await client.get(path)
+    assert answer.status == 400, (path, await answer.text())
+    assert [e for e in logs if e["event"] == "console.store_error"] == []
+
+
+@pytest.mark.parametrize(
+    ("path", "form"),
+    [
+        ("/dead-letters/99999999999999999999999/purge", {"reason": "r"}),
+        ("/dead-letters/7/purge", {"reason": "r\x00"}),
+        ("/accounts/pause", {"account": "shop\x00", "reason": "r"}),
+        ("/accounts/pause", {"account": "shop", "reason": "r\x00"}),
+        ("/accounts/pause", {"account": "x" * 201, "reason": "r"}),
+        ("/accounts/resume", {"account": "x" * 201, "reason": "r"}),
+        ("/invoice/cancel", {"account": "shop", "key": "k\x00", "reason": "r"}),
+        ("/invoice/cancel", {"account": "shop", "key": "k", "reason": "r\x00"}),
+    ],
+)
+async def test_a_bad_action_form_is_a_400_and_changes_nothing(
+    pool: asyncpg.Pool, make_client: ClientFactory, path: str, form: dict[str, str]
+) -> None:
+    await add_dead(pool, 7, "shop", "k7")
+    client = await make_client(admin=True)
+    csrf = await log_in(client)
+    with capture_logs() as logs:
+        answer = await client.post(path, data={**form, "csrf": csrf})
+    assert answer.status == 400, (path, form, await answer.text())
+    assert [e for e in logs if e["event"] == "console.store_error"] == []
+    assert await pool.fetchval("SELECT count(*) FROM invoice_sync.dead_letter") == 1
+    assert await pool.fetchval("SELECT count(*) FROM invoice_sync.account_state") == 0
+    assert await pool.fetchval("SELECT count(*) FROM invoice_sync.audit") == 0
