@@ -1053,10 +1053,10 @@ SELECT outbox_id AS id, account, idempotency_key, reason, error, http_status, at
  ORDER BY dead_at DESC, outbox_id DESC
  LIMIT $6;
 
--- name: console_dead_letter_select
+-- name: console_dead_letter_preview
 -- The ids a bulk action on the filter ($1 reason, $2 account, $3 older than seconds) would
--- touch, oldest first, at most $4; locked, so the count the operator confirmed is the count
--- acted on in this transaction.
+-- touch, oldest first, at most $4. The preview shows how many and its form carries them: the
+-- action then touches these rows and no other (console_dead_letter_select).
 SELECT outbox_id AS id
   FROM invoice_sync.dead_letter
  WHERE replayed_at IS NULL
@@ -1064,20 +1064,23 @@ SELECT outbox_id AS id
    AND ($2::text IS NULL OR account = $2)
    AND ($3::float8 IS NULL OR dead_at < now() - make_interval(secs => $3))
  ORDER BY dead_at, outbox_id
- LIMIT $4
-   FOR UPDATE;
+ LIMIT $4;
 
--- name: console_dead_letter_count
--- How many dead letters a bulk action on the filter ($1 reason, $2 account, $3 older than
--- seconds) would touch, counted up to $4.
-SELECT count(*) FROM (
-    SELECT FROM invoice_sync.dead_letter
-     WHERE replayed_at IS NULL
-       AND ($1::text IS NULL OR reason = $1)
-       AND ($2::text IS NULL OR account = $2)
-       AND ($3::float8 IS NULL OR dead_at < now() - make_interval(secs => $3))
-     LIMIT $4
-) AS chosen;
+-- name: console_dead_letter_select
+-- Of the ids $4 the operator confirmed, those the filter ($1 reason, $2 account, $3 older than
+-- seconds) still selects, locked for the action's transaction. Rows that joined the filter
+-- since the preview (a worker dead-lettered them, or they aged past older_than) are not among
+-- $4, so they are never touched; fewer rows than $4 means some were replayed or purged
+-- meanwhile, and the action is refused rather than done on a set nobody confirmed.
+SELECT outbox_id AS id
+  FROM invoice_sync.dead_letter
+ WHERE outbox_id = ANY($4::bigint[])
+   AND replayed_at IS NULL
+   AND ($1::text IS NULL OR reason = $1)
+   AND ($2::text IS NULL OR account = $2)
+   AND ($3::float8 IS NULL OR dead_at < now() - make_interval(secs => $3))
+ ORDER BY outbox_id
+   FOR UPDATE;
 
 -- name: console_dead_letter_delete
 -- Delete the dead letters $1 (ids); how many went.

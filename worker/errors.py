@@ -10,6 +10,7 @@ occur, with ``raise ... from exc``, so callers catch our types and never a libra
     ├── ProviderError      a provider adapter cannot work (misconfigured, not an invoice's fault)
     │   └── TransportError the HTTP exchange failed; ``sent`` says whether it may have arrived
     ├── InputError         an operator's input (a file, an argument) is unusable
+    │   └── StaleSelectionError the rows a bulk action was confirmed for changed since
     └── BackgroundTaskError a background task the worker needs keeps crashing: exit 1
 """
 
@@ -51,6 +52,18 @@ class TransportError(ProviderError):
 
 class InputError(InvoiceSyncError):
     """An operator's input is unusable; the message says where and why."""
+
+
+class StaleSelectionError(InputError):
+    """Some of the rows an operator confirmed a bulk action for were replayed or purged since
+    the preview; nothing was done. ``confirmed`` and ``remaining`` are the two counts."""
+
+    def __init__(self, *, confirmed: int, remaining: int) -> None:
+        super().__init__(
+            f"{confirmed} rows were confirmed and only {remaining} of them are still there"
+        )
+        self.confirmed = confirmed
+        self.remaining = remaining
 
 
 class BackgroundTaskError(InvoiceSyncError):

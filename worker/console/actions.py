@@ -24,6 +24,7 @@ from worker.console.selection import (
     refuse_control_characters,
     row_id,
 )
+from worker.errors import StaleSelectionError
 from worker.invoice import UNSTORABLE, describe_validation_error, parse_invoice, storable_json
 from worker.store.accounts import AccountStore
 from worker.store.audit import REASON_LIMIT, AuditEntry
@@ -186,8 +187,9 @@ async def purge(request: web.Request) -> web.Response:
 
 
 async def bulk(request: web.Request) -> web.Response:
-    """A bulk replay or purge of the filter's dead letters, once the operator confirmed the
-    count the preview showed."""
+    """A bulk replay or purge of the dead letters the preview showed, once the operator
+    confirmed their count: the form carries their ids, so rows that joined the filter since
+    are left alone, and if some of them went meanwhile nothing is done (a 400)."""
     form = await request.post()
     reason = await _reason(request)
     action = bounded(form.get("action"))
@@ -203,14 +205,29 @@ async def bulk(request: web.Request) -> web.Response:
             "older_than": form.get("older_than"),
         }
     )
+    ids = _confirmed_ids(form.get("ids"))
     operator = _operator(request)
-    if action == "replay":
-        results = await operator.dead_letter_replay_selection(
-            selection, reason=reason, cap=BULK_CAP
-        )
-        return _replayed(request, results)
-    deleted = await operator.dead_letter_purge_selection(selection, reason=reason, cap=BULK_CAP)
+    try:
+        if action == "replay":
+            results = await operator.dead_letter_replay_selection(selection, ids, reason=reason)
+            return _replayed(request, results)
+        deleted = await operator.dead_letter_purge_selection(selection, ids, reason=reason)
+    except StaleSelectionError as exc:
+        raise web.HTTPBadRequest(
+            text=f"The dead letters changed since the preview ({exc}): nothing was done. "
+            "Open the preview again to see what the filter selects now."
+        ) from exc
     return _done(request, "Purged", f"Purged {deleted} dead letter{'s' * (deleted != 1)}.")
+
+
+def _confirmed_ids(value: object) -> list[int]:
+    """The preview's ids (comma-separated, at most ``BULK_CAP``)."""
+    if not isinstance(value, str) or not value:
+        raise web.HTTPBadRequest(text="ids: the form carries the previewed rows; open it again")
+    texts = value.split(",")
+    if len(texts) > BULK_CAP:
+        raise web.HTTPBadRequest(text=f"ids: at most {BULK_CAP}")
+    return [row_id(text, "ids") for text in texts]
 
 
 # What the operator reads when a cancel changed nothing; the states are cancel()'s answers.

@@ -95,12 +95,13 @@ async def dead_letter(request: web.Request) -> web.Response:
 
 
 async def bulk_preview(request: web.Request) -> web.Response:
-    """How many rows a bulk replay or purge would touch; the form to confirm it."""
+    """How many rows a bulk replay or purge would touch; the form to confirm it, which carries
+    their ids (the action touches these and no other)."""
     action = query_text(request, "action")
     if action not in {"replay", "purge"}:
         raise web.HTTPBadRequest(text="action: replay or purge")
     selection = dead_letter_selection(request.query)
-    count = await ConsoleStore(request.app[CONSOLE].pool).console_dead_letter_count(
+    ids = await ConsoleStore(request.app[CONSOLE].pool).console_dead_letter_preview(
         selection, BULK_CAP + 1
     )
     return render(
@@ -109,8 +110,9 @@ async def bulk_preview(request: web.Request) -> web.Response:
         title=f"Bulk {action}",
         action=action,
         selection=selection,
-        count=min(count, BULK_CAP),
-        over_cap=count > BULK_CAP,
+        ids=ids[:BULK_CAP],
+        count=min(len(ids), BULK_CAP),
+        over_cap=len(ids) > BULK_CAP,
         cap=BULK_CAP,
         query=request.query,
     )

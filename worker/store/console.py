@@ -158,7 +158,9 @@ class ConsoleStore:
         )
         return [_from_row(DeadLetterRow, row) for row in rows]
 
-    async def console_dead_letter_count(self, selection: DeadLetterSelection, cap: int) -> int:
-        [row] = await self._fetch("console_dead_letter_count", *selection.arguments(), cap)
-        count: int = row["count"]
-        return count
+    async def console_dead_letter_preview(
+        self, selection: DeadLetterSelection, cap: int
+    ) -> list[int]:
+        """The ids a bulk action on ``selection`` would touch, oldest first, at most ``cap``."""
+        rows = await self._fetch("console_dead_letter_preview", *selection.arguments(), cap)
+        return [row["id"] for row in rows]

@@ -2,9 +2,12 @@
 
 Pause, resume, a replay by id and cancel go through the same store methods as the CLI
 (``AccountStore``, ``DeadLetterStore``, ``Results``, with the console login as ``actor``).
-What is left here has no CLI twin: a purge by id, and the bulk actions, which select their rows
-with ``FOR UPDATE`` in the action's transaction so they act on the rows the operator counted,
-up to a cap (the CLI's replay of a filter batches by 500 and its purge goes by age).
+What is left here has no CLI twin: a purge by id, and the bulk actions. A bulk action is given
+the ids its preview showed (at most the console's cap; the CLI's replay of a filter batches by
+500 and its purge goes by age) and locks them with ``FOR UPDATE`` in its own transaction: rows
+that joined the filter since are left alone, and if some of the confirmed ones went meanwhile
+it does nothing (``StaleSelectionError``), so the count the operator confirmed is the count
+acted on.
 The entry and the action commit together or not at all (``audit_append``).
 """
 
@@ -14,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
+from worker.errors import StaleSelectionError
 from worker.store import database
 from worker.store.audit import AuditEntry, audit_append
 from worker.store.console import DeadLetterSelection
@@ -34,13 +38,13 @@ class OperatorActions:
         return AuditEntry(actor=self._actor, action=action, target=target, rows=rows, reason=reason)
 
     async def dead_letter_replay_selection(
-        self, selection: DeadLetterSelection, *, reason: str, cap: int
+        self, selection: DeadLetterSelection, ids: Sequence[int], *, reason: str
     ) -> list[ReplayResult]:
-        """Replay the dead letters the filter selects, oldest first, at most ``cap``."""
+        """Replay the dead letters ``ids`` the operator confirmed for ``selection``."""
         async with database.transaction(self._pool) as conn:
-            ids = await self._select(conn, selection, cap)
-            target = {"filter": asdict(selection), "ids": ids}
-            return await self._replay(conn, ids, target, reason)
+            locked = await self._select(conn, selection, ids)
+            target = {"filter": asdict(selection), "ids": locked}
+            return await self._replay(conn, locked, target, reason)
 
     async def dead_letter_purge(self, ids: Sequence[int], *, reason: str) -> int:
         """Delete the dead letters ``ids``; how many were deleted."""
@@ -50,18 +54,26 @@ class OperatorActions:
         return deleted
 
     async def dead_letter_purge_selection(
-        self, selection: DeadLetterSelection, *, reason: str, cap: int
+        self, selection: DeadLetterSelection, ids: Sequence[int], *, reason: str
     ) -> int:
-        """Delete the dead letters the filter selects, oldest first, at most ``cap``."""
+        """Delete the dead letters ``ids`` the operator confirmed for ``selection``."""
         async with database.transaction(self._pool) as conn:
-            ids = await self._select(conn, selection, cap)
-            deleted: int = await conn.fetchval(self._q["console_dead_letter_delete"], ids)
-            target = {"filter": asdict(selection), "ids": ids}
+            locked = await self._select(conn, selection, ids)
+            deleted: int = await conn.fetchval(self._q["console_dead_letter_delete"], locked)
+            target = {"filter": asdict(selection), "ids": locked}
             await audit_append(conn, self._entry("purge", target, deleted, reason))
         return deleted
 
-    async def _select(self, conn: Any, selection: DeadLetterSelection, cap: int) -> list[int]:
-        rows = await conn.fetch(self._q["console_dead_letter_select"], *selection.arguments(), cap)
+    async def _select(
+        self, conn: Any, selection: DeadLetterSelection, ids: Sequence[int]
+    ) -> list[int]:
+        """``ids``, locked, if the filter still selects every one; ``StaleSelectionError`` (the
+        transaction rolls back, nothing done) if some went since the preview."""
+        confirmed = sorted(set(ids))
+        query = self._q["console_dead_letter_select"]
+        rows = await conn.fetch(query, *selection.arguments(), confirmed)
+        if len(rows) != len(confirmed):
+            raise StaleSelectionError(confirmed=len(confirmed), remaining=len(rows))
         return [row["id"] for row in rows]
 
     async def _replay(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from datetime import timedelta
 
 import asyncpg
@@ -235,6 +236,7 @@ async def test_a_bulk_replay_shows_its_count_and_needs_confirmation(
         "filter_reason": "credits_expired",
         "account": "",
         "older_than": "1h",
+        "ids": confirm_form(preview)["ids"],
         "reason": "topped up",
         "csrf": csrf,
     }
@@ -305,3 +307,52 @@ async def test_cancel_withdraws_a_pending_invoice_audited_as_the_login(
     assert "cancelled since" in shown
     assert "customer withdrew" in shown
     assert 'id="cancel-form"' not in shown
+
+
+def confirm_form(page: str) -> dict[str, str]:
+    """The bulk preview's form as a browser would post it (its hidden fields and the box)."""
+    form = page.split('id="bulk-form"')[1].split("</form>", maxsplit=1)[0]
+    hidden = re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', form)
+    return {name: html.unescape(value) for name, value in hidden} | {"confirm": "yes"}
+
+
+async def test_a_bulk_action_touches_only_the_rows_the_operator_confirmed(
+    pool: asyncpg.Pool, make_client: ClientFactory
+) -> None:
+    for n in range(3):
+        await add_dead(pool, 100 + n, "shop", f"b{n}", age=timedelta(hours=2))
+    client = await make_client(admin=True)
+    await log_in(client)
+    preview = await client.get("/dead-letters/bulk", params={"action": "purge", "older_than": "1h"})
+    page = await preview.text()
+    assert "This would purge <strong>3</strong> dead letters" in page
+    # Between the preview and the confirmation a worker dead-letters a row that the filter
+    # selects (or an older_than lets one age into it): it is not among the three confirmed.
+    await add_dead(pool, 50, "shop", "late", age=timedelta(hours=3))
+    done = await client.post("/dead-letters/bulk", data=confirm_form(page) | {"reason": "stale"})
+    assert "Purged 3 dead letters" in await done.text()
+    assert await pool.fetchval("SELECT array_agg(outbox_id) FROM invoice_sync.dead_letter") == [50]
+    [entry] = await audit_rows(pool)
+    assert sorted(json.loads(entry["target"])["ids"]) == [100, 101, 102]
+
+
+async def test_a_bulk_action_on_rows_that_changed_since_the_preview_does_nothing(
+    pool: asyncpg.Pool, make_client: ClientFactory
+) -> None:
+    for n in range(3):
+        await add_dead(pool, 100 + n, "shop", f"b{n}", reason="credits_expired")
+    client = await make_client(admin=True)
+    await log_in(client)
+    page = await (
+        await client.get(
+            "/dead-letters/bulk", params={"action": "replay", "reason": "credits_expired"}
+        )
+    ).text()
+    # Another operator purges one of the three before this one confirms.
+    await pool.execute("DELETE FROM invoice_sync.dead_letter WHERE outbox_id = 101")
+    answer = await client.post("/dead-letters/bulk", data=confirm_form(page) | {"reason": "r"})
+    assert answer.status == 400
+    assert "changed since the preview" in await answer.text()
+    assert await pool.fetchval("SELECT count(*) FROM invoice_sync.outbox") == 0
+    assert await pool.fetchval("SELECT count(*) FROM invoice_sync.dead_letter") == 2
+    assert await audit_rows(pool) == []
