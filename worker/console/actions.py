@@ -10,8 +10,10 @@ it did.
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
+import structlog
 from aiohttp import web
 from pydantic import ValidationError
 
@@ -32,12 +34,17 @@ from worker.store.dead_letters import REFUSALS, DeadLetterStore, ReplayResult
 from worker.store.operator import OperatorActions
 from worker.store.results import Results
 
+log = structlog.get_logger("worker.console")
+
 # A corrected payload larger than this is refused here; the outbox's own bound is 256 KiB.
 MAX_PAYLOAD_CHARS = 262_144
 
 
 async def login(request: web.Request) -> web.Response:
-    auth = request.app[CONSOLE].auth
+    """Log in, unless this address (or everyone) failed too often lately: then a 429 with
+    Retry-After, and the token is not even compared (``throttle``)."""
+    console = request.app[CONSOLE]
+    auth = console.auth
     assert auth is not None  # the gate refuses a POST to a read-only console
     form = await request.post()
     token, user, check = form.get("token"), form.get("user"), form.get("login_csrf")
@@ -45,7 +52,15 @@ async def login(request: web.Request) -> web.Response:
         request.cookies.get(LOGIN_COOKIE), check
     ):
         return refused(request, "The login form expired; open it again.")
+    client = request.remote or "unknown"
+    wait = console.login_throttle.wait(client)
+    if wait > 0:
+        return _too_many_logins(request, wait)
     if not isinstance(user, str) or not isinstance(token, str) or not auth.check_login(user, token):
+        failures = console.login_throttle.failed(client)
+        # Neither the token nor the user typed is logged: a token pasted into the wrong field
+        # would be a secret in the log.
+        log.warning("console.login_failed", client=client, failures=failures)
         return render(
             request,
             "login.html",
@@ -54,6 +69,7 @@ async def login(request: web.Request) -> web.Response:
             failed=True,
             login_csrf=auth.login_csrf_token(request.cookies.get(LOGIN_COOKIE, "")),
         )
+    console.login_throttle.succeeded(client)
     response = web.HTTPSeeOther("/")
     response.set_cookie(
         SESSION_COOKIE,
@@ -65,6 +81,19 @@ async def login(request: web.Request) -> web.Response:
     )
     response.del_cookie(LOGIN_COOKIE, path="/login")
     raise response
+
+
+def _too_many_logins(request: web.Request, wait: float) -> web.Response:
+    seconds = math.ceil(wait)
+    response = render(
+        request,
+        "message.html",
+        status=429,
+        title="Too many failed logins",
+        message=f"Too many failed logins lately; try again in {seconds} s.",
+    )
+    response.headers["Retry-After"] = str(seconds)
+    return response
 
 
 async def logout(request: web.Request) -> web.Response:

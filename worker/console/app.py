@@ -17,6 +17,7 @@ from worker.console import actions, pages
 from worker.console.auth import SESSION_COOKIE, AdminAuth
 from worker.console.overview import ConfiguredAccount
 from worker.console.rendering import CONSOLE, HERE, SESSION, Console, refused, render, templates
+from worker.console.throttle import LoginThrottle
 from worker.errors import StoreError
 from worker.store.database import Pool
 
@@ -107,9 +108,11 @@ def build_app(
     accounts: Mapping[str, ConfiguredAccount],
     database: str,
     hosts: frozenset[str] | None = None,
+    login_throttle: LoginThrottle | None = None,
 ) -> web.Application:
     """The console for ``pool``; ``auth`` None makes it read-only; ``hosts`` the ``Host``
-    names it answers to (None: any)."""
+    names it answers to (None: any); ``login_throttle`` a new one unless given (tests give
+    one on their own clock)."""
     app = web.Application(middlewares=[security_headers, known_host, store_errors, gate])
     app[CONSOLE] = Console(
         pool=pool,
@@ -118,6 +121,7 @@ def build_app(
         database=database,
         templates=templates(),
         hosts=hosts,
+        login_throttle=login_throttle or LoginThrottle(),
     )
     pages.add_routes(app)
     actions.add_routes(app)

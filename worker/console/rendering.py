@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +12,7 @@ from aiohttp import web
 
 from worker.console.auth import AdminAuth, Session
 from worker.console.overview import ConfiguredAccount
+from worker.console.throttle import LoginThrottle
 from worker.store.database import Pool
 from worker.texts import web_address
 
@@ -30,6 +31,8 @@ class Console:
     templates: jinja2.Environment
     hosts: frozenset[str] | None = None
     """The ``Host`` names answered (``[console] allowed_hosts``); None: any."""
+    login_throttle: LoginThrottle = field(default_factory=LoginThrottle)
+    """Failed logins so far, per client address and in all."""
 
 
 CONSOLE = web.AppKey("console", Console)

@@ -18,6 +18,7 @@ from pydantic import SecretStr
 from worker.console.app import build_app
 from worker.console.auth import AdminAuth
 from worker.console.overview import ConfiguredAccount
+from worker.console.throttle import LoginThrottle
 
 ADMIN_TOKEN = "console-admin-token-0123456789abcdef"
 ACCOUNTS = {"shop": ConfiguredAccount(provider="billclap", rate_limit="60/60s", concurrency=4)}
@@ -30,9 +31,15 @@ ClientFactory: TypeAlias = Callable[..., Awaitable[Client]]
 async def make_client(pool: asyncpg.Pool) -> AsyncIterator[ClientFactory]:
     clients: list[Client] = []
 
-    async def make(*, admin: bool) -> Client:
+    async def make(*, admin: bool, login_throttle: LoginThrottle | None = None) -> Client:
         auth = AdminAuth(user="admin", token=SecretStr(ADMIN_TOKEN), ttl=3600) if admin else None
-        app = build_app(pool, auth=auth, accounts=ACCOUNTS, database="127.0.0.1:5432/test")
+        app = build_app(
+            pool,
+            auth=auth,
+            accounts=ACCOUNTS,
+            database="127.0.0.1:5432/test",
+            login_throttle=login_throttle,
+        )
         client = TestClient(TestServer(app))
         await client.start_server()
         clients.append(client)

@@ -8,6 +8,8 @@ import re
 from datetime import timedelta
 
 import asyncpg
+from aiohttp import ClientResponse
+from structlog.testing import capture_logs
 
 from tests.factories import enqueue, invoice
 from tests.integration.console.conftest import (
@@ -18,6 +20,7 @@ from tests.integration.console.conftest import (
     log_in,
 )
 from worker.console.auth import SESSION_COOKIE
+from worker.console.throttle import LoginThrottle
 
 
 async def audit_rows(pool: asyncpg.Pool) -> list[asyncpg.Record]:
@@ -356,3 +359,29 @@ async def test_a_bulk_action_on_rows_that_changed_since_the_preview_does_nothing
     assert await pool.fetchval("SELECT count(*) FROM invoice_sync.outbox") == 0
     assert await pool.fetchval("SELECT count(*) FROM invoice_sync.dead_letter") == 2
     assert await audit_rows(pool) == []
+
+
+async def test_guessing_the_login_is_slowed_down_and_logged(make_client: ClientFactory) -> None:
+    # The throttle's clock stands still: the test cannot outlast a lockout on a slow machine.
+    client = await make_client(admin=True, login_throttle=LoginThrottle(now=lambda: 1000.0))
+    page = await (await client.get("/login")).text()
+    login_csrf = page.split('name="login_csrf" value="')[1].split('"')[0]
+
+    async def attempt(token: str) -> ClientResponse:
+        form = {"user": "admin", "token": token, "login_csrf": login_csrf}
+        return await client.post("/login", data=form, allow_redirects=False)
+
+    with capture_logs() as logs:
+        answers = [(await attempt(f"guess-{n}-0123456789abcdef")).status for n in range(8)]
+        # Locked out now: even the right token is not compared.
+        right = await attempt(ADMIN_TOKEN)
+    assert answers == [403] * 6 + [429] * 2
+    assert right.status == 429
+    assert right.headers["Retry-After"] == "1"
+    assert SESSION_COOKIE not in {c.key for c in client.session.cookie_jar}
+    failed = [e for e in logs if e["event"] == "console.login_failed"]
+    assert [(e["log_level"], e["failures"]) for e in failed] == [
+        ("warning", n) for n in range(1, 7)
+    ]
+    assert "guess-" not in repr(logs)
+    assert ADMIN_TOKEN not in repr(logs)
