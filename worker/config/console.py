@@ -31,6 +31,8 @@ MIN_TOKEN_LENGTH = 16
 # re-points at 127.0.0.1 (DNS rebinding) sends its name as the Host, and is refused.
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", ""})  # noqa: S104 (recognised, not bound)
+# A stolen session cookie works until it expires (or its login logs out): a week at most.
+MAX_SESSION_TTL = 7 * 86400.0
 
 
 def host_name(host: str) -> str:
@@ -45,8 +47,8 @@ def host_name(host: str) -> str:
 
 
 def _session_ttl_within(seconds: float) -> float:
-    """A login lasts a minute at least (less cannot be used) and 30 days at most."""
-    return duration_within(seconds, 60.0, 30 * 86400.0)
+    """A login lasts a minute at least (less cannot be used) and ``MAX_SESSION_TTL`` at most."""
+    return duration_within(seconds, 60.0, MAX_SESSION_TTL)
 
 
 class ConsoleSettings(BaseModel):
@@ -61,7 +63,7 @@ class ConsoleSettings(BaseModel):
     session_ttl: Annotated[
         float, BeforeValidator(parse_duration), AfterValidator(_session_ttl_within)
     ] = 8 * 3600.0
-    """How long a login lasts."""
+    """How long a login lasts (at most ``MAX_SESSION_TTL``, a week)."""
     allowed_hosts: list[Annotated[str, Field(min_length=1, max_length=253)]] | None = None
     """Host names the console answers to (the ``Host`` header, port aside); others get 421.
     Unset: the loopback names when it listens on a loopback address, that address and the

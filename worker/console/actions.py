@@ -97,6 +97,12 @@ def _too_many_logins(request: web.Request, wait: float) -> web.Response:
 
 
 async def logout(request: web.Request) -> web.Response:
+    """End the session: its cookie is refused from now on, even if a copy of it was kept."""
+    auth, session = request.app[CONSOLE].auth, request[SESSION]
+    # The gate refuses a POST without an admin credential and a session.
+    assert auth is not None
+    assert session is not None
+    auth.revoke(session)
     response = web.HTTPSeeOther("/")
     response.del_cookie(SESSION_COOKIE, path="/")
     raise response

@@ -385,3 +385,23 @@ async def test_guessing_the_login_is_slowed_down_and_logged(make_client: ClientF
     ]
     assert "guess-" not in repr(logs)
     assert ADMIN_TOKEN not in repr(logs)
+
+
+async def test_a_logged_out_session_cookie_is_refused(
+    pool: asyncpg.Pool, make_client: ClientFactory
+) -> None:
+    client = await make_client(admin=True)
+    csrf = await log_in(client)
+    saved = {c.key: c.value for c in client.session.cookie_jar}[SESSION_COOKIE]
+    out = await client.post("/logout", data={"csrf": csrf}, allow_redirects=False)
+    assert out.status == 303
+    # Someone kept a copy of the cookie (a shared machine, a proxy log): it no longer works.
+    client.session.cookie_jar.update_cookies(
+        {SESSION_COOKIE: saved}, response_url=client.make_url("/")
+    )
+    replayed = await client.post(
+        "/accounts/pause", data={"account": "shop", "reason": "why", "csrf": csrf}
+    )
+    assert replayed.status == 403
+    assert 'action="/logout"' not in await (await client.get("/accounts")).text()
+    assert await audit_rows(pool) == []

@@ -465,3 +465,16 @@ def test_every_default_duration_is_within_its_own_range() -> None:
 def test_a_duration_out_of_its_range_says_the_range(key: str, value: str, said: str) -> None:
     with pytest.raises(ValidationError, match=said):
         WorkerSettings.model_validate({key: value})
+
+
+@pytest.mark.parametrize("ttl", ["999999999999999d", "8d", "604801"])
+def test_a_console_session_lasts_at_most_a_week(tmp_path: Path, ttl: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(
+            write(tmp_path, GOOD + f'[console]\nsession_ttl = "{ttl}"\n'), environment=False
+        )
+    assert str(caught.value).startswith("console.session_ttl: must be from 1m to 7d, not ")
+    week = load_settings(
+        write(tmp_path, GOOD + '[console]\nsession_ttl = "7d"\n'), environment=False
+    )
+    assert week.console.session_ttl == 7 * 86400

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import SecretStr
 
-from worker.console.auth import AdminAuth
+from worker.console.auth import MAX_REVOKED, AdminAuth
 
 TOKEN = SecretStr("an-admin-token-of-32-characters!")
 
@@ -53,3 +53,41 @@ def test_the_login_needs_both_user_and_token() -> None:
     assert admin.check_login("ops", TOKEN.get_secret_value())
     assert not admin.check_login("root", TOKEN.get_secret_value())
     assert not admin.check_login("ops", TOKEN.get_secret_value()[:-1])
+
+
+def test_a_logged_out_session_stays_out_and_others_stay_in() -> None:
+    clock = [1000.0]
+    admin = auth(clock)
+    kept, other = admin.issue(), admin.issue()
+    session = admin.read(kept)
+    assert session is not None
+    admin.revoke(session)
+    assert admin.read(kept) is None
+    assert admin.read(other) is not None
+
+
+def test_a_revocation_is_remembered_until_the_session_expires() -> None:
+    clock = [1000.0]
+    admin = auth(clock)
+    first = admin.read(admin.issue())
+    assert first is not None
+    admin.revoke(first)
+    clock[0] += 61
+    second = admin.read(admin.issue())
+    assert second is not None
+    admin.revoke(second)
+    assert admin._revoked.keys() == {second.nonce}
+
+
+def test_revocations_are_bounded_by_ending_every_older_session() -> None:
+    clock = [1000.0]
+    admin = auth(clock)
+    older = admin.issue()
+    for _ in range(MAX_REVOKED + 1):
+        session = admin.read(admin.issue())
+        assert session is not None
+        admin.revoke(session)
+    assert len(admin._revoked) <= MAX_REVOKED
+    assert admin.read(older) is None
+    clock[0] += 1
+    assert admin.read(admin.issue()) is not None
