@@ -7,6 +7,7 @@ written to a page, a log line or an error message.
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Annotated
 
@@ -51,6 +52,17 @@ def _session_ttl_within(seconds: float) -> float:
     return duration_within(seconds, 60.0, MAX_SESSION_TTL)
 
 
+def is_loopback(host: str) -> bool:
+    """Whether a listen address is on loopback only (``localhost``, 127.0.0.0/8, ``::1``)."""
+    name = host_name(host)
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
 class ConsoleSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -64,6 +76,11 @@ class ConsoleSettings(BaseModel):
         float, BeforeValidator(parse_duration), AfterValidator(_session_ttl_within)
     ] = 8 * 3600.0
     """How long a login lasts (at most ``MAX_SESSION_TTL``, a week)."""
+    secure_cookies: bool | None = None
+    """Mark the session and login cookies ``Secure`` (sent over https only). Unset: on when
+    ``listen`` is not a loopback address (a network reaches it, through a TLS proxy), and on a
+    loopback address for each request that came over https (a local TLS proxy saying
+    ``X-Forwarded-Proto: https``), so plain ``http://127.0.0.1`` still logs in."""
     allowed_hosts: list[Annotated[str, Field(min_length=1, max_length=253)]] | None = None
     """Host names the console answers to (the ``Host`` header, port aside); others get 421.
     Unset: the loopback names when it listens on a loopback address, that address and the
@@ -99,6 +116,14 @@ class ConsoleSettings(BaseModel):
         if name in WILDCARD_HOSTS:
             return None
         return LOOPBACK_NAMES | {name}
+
+    def cookies_secure(self) -> bool | None:
+        """``secure_cookies`` as set; unset, True off loopback and None (by each request's
+        scheme, ``console.cookies``) on it."""
+        if self.secure_cookies is not None:
+            return self.secure_cookies
+        host, _port = self.listen_on()
+        return None if is_loopback(host) else True
 
     def admin_token(self) -> SecretStr | None:
         """The admin token, read now; None when the console is read-only."""

@@ -18,6 +18,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from worker.console.auth import LOGIN_COOKIE, SESSION_COOKIE
+from worker.console.cookies import del_cookie, set_cookie
 from worker.console.rendering import CONSOLE, SESSION, refused, render
 from worker.console.selection import (
     BULK_CAP,
@@ -71,15 +72,8 @@ async def login(request: web.Request) -> web.Response:
         )
     console.login_throttle.succeeded(client)
     response = web.HTTPSeeOther("/")
-    response.set_cookie(
-        SESSION_COOKIE,
-        auth.issue(),
-        httponly=True,
-        samesite="Strict",
-        path="/",
-        max_age=int(auth.ttl),
-    )
-    response.del_cookie(LOGIN_COOKIE, path="/login")
+    set_cookie(request, response, SESSION_COOKIE, auth.issue(), path="/", max_age=int(auth.ttl))
+    del_cookie(request, response, LOGIN_COOKIE, path="/login")
     raise response
 
 
@@ -104,7 +98,7 @@ async def logout(request: web.Request) -> web.Response:
     assert session is not None
     auth.revoke(session)
     response = web.HTTPSeeOther("/")
-    response.del_cookie(SESSION_COOKIE, path="/")
+    del_cookie(request, response, SESSION_COOKIE, path="/")
     raise response
 
 

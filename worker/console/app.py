@@ -108,11 +108,13 @@ def build_app(
     accounts: Mapping[str, ConfiguredAccount],
     database: str,
     hosts: frozenset[str] | None = None,
+    secure_cookies: bool | None = None,
     login_throttle: LoginThrottle | None = None,
 ) -> web.Application:
     """The console for ``pool``; ``auth`` None makes it read-only; ``hosts`` the ``Host``
-    names it answers to (None: any); ``login_throttle`` a new one unless given (tests give
-    one on their own clock)."""
+    names it answers to (None: any); ``secure_cookies`` whether cookies carry ``Secure``
+    (None: when the request came over https); ``login_throttle`` a new one unless given
+    (tests give one on their own clock)."""
     app = web.Application(middlewares=[security_headers, known_host, store_errors, gate])
     app[CONSOLE] = Console(
         pool=pool,
@@ -121,6 +123,7 @@ def build_app(
         database=database,
         templates=templates(),
         hosts=hosts,
+        secure_cookies=secure_cookies,
         login_throttle=login_throttle or LoginThrottle(),
     )
     pages.add_routes(app)

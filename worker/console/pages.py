@@ -8,6 +8,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from worker.console.auth import LOGIN_COOKIE, new_login_cookie
+from worker.console.cookies import set_cookie
 from worker.console.overview import read_overview
 from worker.console.rendering import CONSOLE, render
 from worker.console.selection import (
@@ -158,7 +159,7 @@ async def login(request: web.Request) -> web.Response:
         login_csrf=auth.login_csrf_token(cookie),
         failed=False,
     )
-    response.set_cookie(LOGIN_COOKIE, cookie, httponly=True, samesite="Strict", path="/login")
+    set_cookie(request, response, LOGIN_COOKIE, cookie, path="/login")
     return response
 
 

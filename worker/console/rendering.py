@@ -31,6 +31,8 @@ class Console:
     templates: jinja2.Environment
     hosts: frozenset[str] | None = None
     """The ``Host`` names answered (``[console] allowed_hosts``); None: any."""
+    secure_cookies: bool | None = None
+    """Cookies carry ``Secure``: always, never, or None by each request's scheme (``cookies``)."""
     login_throttle: LoginThrottle = field(default_factory=LoginThrottle)
     """Failed logins so far, per client address and in all."""
 

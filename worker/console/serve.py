@@ -59,6 +59,7 @@ async def serve_console(
         accounts=configured_accounts(settings),
         database=dsn_location(dsn),
         hosts=settings.console.hosts(),
+        secure_cookies=settings.console.cookies_secure(),
     )
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()

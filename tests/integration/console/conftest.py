@@ -31,7 +31,12 @@ ClientFactory: TypeAlias = Callable[..., Awaitable[Client]]
 async def make_client(pool: asyncpg.Pool) -> AsyncIterator[ClientFactory]:
     clients: list[Client] = []
 
-    async def make(*, admin: bool, login_throttle: LoginThrottle | None = None) -> Client:
+    async def make(
+        *,
+        admin: bool,
+        login_throttle: LoginThrottle | None = None,
+        secure_cookies: bool | None = None,
+    ) -> Client:
         auth = AdminAuth(user="admin", token=SecretStr(ADMIN_TOKEN), ttl=3600) if admin else None
         app = build_app(
             pool,
@@ -39,6 +44,7 @@ async def make_client(pool: asyncpg.Pool) -> AsyncIterator[ClientFactory]:
             accounts=ACCOUNTS,
             database="127.0.0.1:5432/test",
             login_throttle=login_throttle,
+            secure_cookies=secure_cookies,
         )
         client = TestClient(TestServer(app))
         await client.start_server()

@@ -6,20 +6,23 @@ import html
 import json
 import re
 from datetime import timedelta
+from http.cookies import Morsel
 
 import asyncpg
+import pytest
 from aiohttp import ClientResponse
 from structlog.testing import capture_logs
 
 from tests.factories import enqueue, invoice
 from tests.integration.console.conftest import (
     ADMIN_TOKEN,
+    Client,
     ClientFactory,
     add_dead,
     csrf_of,
     log_in,
 )
-from worker.console.auth import SESSION_COOKIE
+from worker.console.auth import LOGIN_COOKIE, SESSION_COOKIE
 from worker.console.throttle import LoginThrottle
 
 
@@ -94,18 +97,53 @@ async def test_a_wrong_token_does_not_log_in(make_client: ClientFactory) -> None
     assert no_csrf.status == 403
 
 
-async def test_the_session_cookie_is_http_only_and_strict(make_client: ClientFactory) -> None:
-    client = await make_client(admin=True)
-    page = await (await client.get("/login")).text()
+async def log_in_cookies(
+    client: Client, headers: dict[str, str] | None = None
+) -> tuple[Morsel[str], Morsel[str]]:
+    """The pre-login cookie the form sets and the session cookie the login sets."""
+    form = await client.get("/login", headers=headers)
+    page = await form.text()
     login_csrf = page.split('name="login_csrf" value="')[1].split('"')[0]
+    login_cookie = form.cookies[LOGIN_COOKIE]
+    # Sent by hand: the client's jar keeps a Secure cookie from an http:// test server.
     done = await client.post(
         "/login",
         data={"user": "admin", "token": ADMIN_TOKEN, "login_csrf": login_csrf},
+        headers={**(headers or {}), "Cookie": f"{LOGIN_COOKIE}={login_cookie.value}"},
         allow_redirects=False,
     )
-    cookie = done.cookies[SESSION_COOKIE]
-    assert cookie["httponly"] is True
-    assert cookie["samesite"] == "Strict"
+    assert done.status == 303
+    return login_cookie, done.cookies[SESSION_COOKIE]
+
+
+async def test_the_session_cookie_is_http_only_and_strict(make_client: ClientFactory) -> None:
+    client = await make_client(admin=True)
+    for cookie in await log_in_cookies(client):
+        assert cookie["httponly"] is True
+        assert cookie["samesite"] == "Strict"
+        # Plain http on loopback (the demo): a Secure cookie would never come back.
+        assert not cookie["secure"]
+
+
+@pytest.mark.parametrize(
+    ("secure_cookies", "headers", "secure"),
+    [
+        (True, None, True),
+        (False, {"X-Forwarded-Proto": "https"}, False),
+        (None, {"X-Forwarded-Proto": "https"}, True),
+        (None, {"X-Forwarded-Proto": "http"}, False),
+    ],
+)
+async def test_cookies_are_secure_as_configured_or_over_https(
+    make_client: ClientFactory,
+    secure_cookies: bool | None,
+    headers: dict[str, str] | None,
+    secure: bool,
+) -> None:
+    client = await make_client(admin=True, secure_cookies=secure_cookies)
+    for cookie in await log_in_cookies(client, headers):
+        assert bool(cookie["secure"]) is secure, cookie.OutputString()
+        assert cookie["httponly"] is True
 
 
 async def test_pause_and_resume_are_audited_as_the_login(

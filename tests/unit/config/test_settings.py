@@ -478,3 +478,23 @@ def test_a_console_session_lasts_at_most_a_week(tmp_path: Path, ttl: str) -> Non
         write(tmp_path, GOOD + '[console]\nsession_ttl = "7d"\n'), environment=False
     )
     assert week.console.session_ttl == 7 * 86400
+
+
+@pytest.mark.parametrize(
+    ("listen", "configured", "secure"),
+    [
+        ("127.0.0.1:9465", None, None),
+        ("[::1]:9465", None, None),
+        ("localhost:9465", None, None),
+        ("0.0.0.0:9465", None, True),
+        ("10.0.0.5:9465", None, True),
+        ("0.0.0.0:9465", False, False),
+        ("127.0.0.1:9465", True, True),
+    ],
+)
+def test_console_cookies_are_secure_off_loopback_unless_set(
+    listen: str, configured: bool | None, secure: bool | None
+) -> None:
+    # None: by each request's scheme (https, or a proxy's X-Forwarded-Proto: https).
+    console = ConsoleSettings(listen=listen, secure_cookies=configured)
+    assert console.cookies_secure() is secure
