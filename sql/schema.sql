@@ -281,6 +281,10 @@ CREATE INDEX dead_letter_number_idx ON invoice_sync.dead_letter ((payload->>'num
     WHERE replayed_at IS NULL;
 CREATE INDEX dead_letter_open_reason_idx ON invoice_sync.dead_letter (account, reason)
     WHERE replayed_at IS NULL;
+-- A key's open dead letter whose outcome is unknown holds the key (the insert trigger, the bulk
+-- load and each claimed row look it up). 017.
+CREATE INDEX dead_letter_open_unknown_idx ON invoice_sync.dead_letter (account, idempotency_key)
+    WHERE replayed_at IS NULL AND outcome_unknown;
 
 -- Rows withdrawn by cancel() before they were sent, with their payload and reason; the key
 -- cannot be enqueued again (outbox_skip_synced). 010.

@@ -18,6 +18,9 @@
 ALTER TABLE invoice_sync.dead_letter ADD COLUMN outcome_unknown boolean NOT NULL DEFAULT false;
 UPDATE invoice_sync.dead_letter SET outcome_unknown = true
  WHERE reason IN ('ambiguous', 'exhausted');
+-- What the insert trigger, the bulk load and every claimed row look up: small (open, unknown).
+CREATE INDEX dead_letter_open_unknown_idx ON invoice_sync.dead_letter (account, idempotency_key)
+    WHERE replayed_at IS NULL AND outcome_unknown;
 
 CREATE OR REPLACE FUNCTION invoice_sync.outbox_skip_synced() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
