@@ -14,6 +14,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 import asyncpg
+import pytest
 from aiohttp import web
 from structlog.testing import capture_logs
 
@@ -71,39 +72,22 @@ async def insert_again_while_finishing(pool: asyncpg.Pool, finish: Finish) -> in
     return new_id
 
 
-async def test_a_key_inserted_while_its_sync_commits_is_deleted_unsent(
-    pool: asyncpg.Pool,
+@pytest.mark.parametrize(("finish", "state"), [(flush_synced, "synced"), (cancel, "cancelled")])
+async def test_a_key_inserted_while_it_is_finished_is_deleted_unsent(
+    pool: asyncpg.Pool, finish: Finish, state: str
 ) -> None:
-    new_id = await insert_again_while_finishing(pool, flush_synced)
+    new_id = await insert_again_while_finishing(pool, finish)
     assert await table_count(pool, "outbox") == 1  # the race the trigger cannot see
 
-    outbox = store(pool)
     wants = {"shop": ClaimRequest(rows=5, rate=1e9, burst=1e9)}
-    result = await outbox.outbox_claim(wants, lease=60, probe_cooldown=60)
+    result = await store(pool).outbox_claim(wants, lease=60, probe_cooldown=60)
 
     assert result.rows == []
     assert result.finished == [
-        FinishedAtClaim(id=new_id, account="shop", idempotency_key="k1", state="synced")
+        FinishedAtClaim(id=new_id, account="shop", idempotency_key="k1", state=state)
     ]
     assert await table_count(pool, "outbox") == 0
-    assert await table_count(pool, "synced") == 1
-    assert await pool.fetchval("SELECT state FROM invoice_sync.result('shop', 'k1')") == "synced"
-
-
-async def test_a_key_inserted_while_its_cancel_commits_is_deleted_unsent(
-    pool: asyncpg.Pool,
-) -> None:
-    new_id = await insert_again_while_finishing(pool, cancel)
-
-    outbox = store(pool)
-    wants = {"shop": ClaimRequest(rows=5, rate=1e9, burst=1e9)}
-    result = await outbox.outbox_claim(wants, lease=60, probe_cooldown=60)
-
-    assert result.rows == []
-    assert result.finished == [
-        FinishedAtClaim(id=new_id, account="shop", idempotency_key="k1", state="cancelled")
-    ]
-    assert await table_count(pool, "outbox") == 0
+    assert await pool.fetchval("SELECT state FROM invoice_sync.result('shop', 'k1')") == state
 
 
 async def test_other_rows_of_the_claim_are_leased_beside_a_finished_one(

@@ -15,13 +15,13 @@ from tests.factories import enqueue, invoice, table_count
 from tests.fakes import ScriptedProvider, fast_settings, runtime
 from tests.integration.store.test_outbox import claim, store
 from tests.integration.store.test_staged_load import rows
+from tests.migrations import migrate_before
 from worker.engine.loop import Engine
 from worker.outcome import DeadLetter, Outcome, Reason, Retry
 from worker.providers.base import Attempt
 from worker.store import migrate
 from worker.store.dead_letters import DeadLetterStore
 from worker.store.outbox import ClaimRequest, FinishedAtClaim, Outbox
-from worker.store.queries import migrations
 
 
 def timeout_then_rejected(attempt: Attempt) -> Outcome:
@@ -112,18 +112,7 @@ async def test_dead_letters_from_before_017_count_as_unknown_by_their_reason(
 ) -> None:
     conn = await asyncpg.connect(empty_dsn)
     try:
-        await conn.execute(
-            "CREATE SCHEMA invoice_sync; CREATE TABLE invoice_sync.schema_migrations"
-            " (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz)"
-        )
-        for step in migrations():
-            if step.version < 17:
-                await conn.execute(step.sql)
-                await conn.execute(
-                    "INSERT INTO invoice_sync.schema_migrations VALUES ($1, $2, now())",
-                    step.version,
-                    step.name,
-                )
+        await migrate_before(conn, 17)
         for outbox_id, reason in enumerate(("ambiguous", "exhausted", "rejected", "duplicate")):
             await conn.execute(
                 "INSERT INTO invoice_sync.dead_letter (outbox_id, account, idempotency_key,"

@@ -6,9 +6,9 @@ import asyncpg
 
 from tests.integration.store.roles.access import INSERT_OUTBOX, Logins, assert_denied, connected
 from tests.logins import ROLES_SQL, apply_roles, login
+from tests.migrations import migrate_before
 from worker.store import migrate
 from worker.store.migrate import latest_version
-from worker.store.queries import migrations
 
 PUBLIC_EXECUTABLE = """
 SELECT p.oid::regprocedure::text AS function,
@@ -40,18 +40,7 @@ async def migrate_before_grants(dsn: str) -> None:
     """The schema as it was before producer grants, applied as `migrate` would have."""
     conn = await asyncpg.connect(dsn)
     try:
-        await conn.execute(
-            "CREATE SCHEMA invoice_sync; CREATE TABLE invoice_sync.schema_migrations"
-            " (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz)"
-        )
-        for step in migrations():
-            if step.version < GRANTS_MIGRATION:
-                await conn.execute(step.sql)
-                await conn.execute(
-                    "INSERT INTO invoice_sync.schema_migrations VALUES ($1, $2, now())",
-                    step.version,
-                    step.name,
-                )
+        await migrate_before(conn, GRANTS_MIGRATION)
         await conn.execute(ROLES_SQL.read_text().split("-- Start from nothing")[0])
     finally:
         await conn.close()

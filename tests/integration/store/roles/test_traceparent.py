@@ -9,8 +9,8 @@ import pytest
 from tests.integration.store.roles.access import Logins, connected
 from tests.integration.store.test_traceparent import BAD, ENQUEUE, GOOD, INSERT, PAYLOAD
 from tests.logins import ROLES_SQL, login
+from tests.migrations import migrate_before
 from worker.store import migrate
-from worker.store.queries import migrations
 
 
 async def test_a_producer_login_writes_it_by_insert_and_by_enqueue(logins: Logins) -> None:
@@ -64,18 +64,7 @@ async def test_upgrading_keeps_producers_calling_enqueue_before_roles_sql_is_rer
     with a traceparent) without waiting for sql/roles.sql."""
     conn = await asyncpg.connect(empty_dsn)
     try:
-        await conn.execute(
-            "CREATE SCHEMA invoice_sync; CREATE TABLE invoice_sync.schema_migrations"
-            " (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz)"
-        )
-        for step in migrations():
-            if step.version < TRACEPARENT_MIGRATION:
-                await conn.execute(step.sql)
-                await conn.execute(
-                    "INSERT INTO invoice_sync.schema_migrations VALUES ($1, $2, now())",
-                    step.version,
-                    step.name,
-                )
+        await migrate_before(conn, TRACEPARENT_MIGRATION)
         await conn.execute(roles_sql_before_011())
     finally:
         await conn.close()
