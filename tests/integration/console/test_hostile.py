@@ -218,3 +218,20 @@ async def test_a_bad_action_form_is_a_400_and_changes_nothing(
     assert await pool.fetchval("SELECT count(*) FROM invoice_sync.dead_letter") == 1
     assert await pool.fetchval("SELECT count(*) FROM invoice_sync.account_state") == 0
     assert await pool.fetchval("SELECT count(*) FROM invoice_sync.audit") == 0
+
+
+async def test_a_key_holding_a_tab_is_listed_paged_past_and_opened(
+    pool: asyncpg.Pool, make_client: ClientFactory
+) -> None:
+    # The outbox does not forbid control characters in keys: such a row must not stop the list.
+    await enqueue(pool, "shop", "k1\tz", invoice(number="T-1"))
+    client = await make_client(admin=True)
+    await log_in(client)
+    page = await client.get(str(URL("/invoice").with_query(account="shop", key="k1\tz")))
+    assert page.status == 200
+    listed = await client.get(
+        str(URL("/invoices").with_query(after_account="shop", after_key="k0"))
+    )
+    assert listed.status == 200
+    refused = await client.get(str(URL("/invoice").with_query(account="shop", key="k1\x00")))
+    assert refused.status == 400
