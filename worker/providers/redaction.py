@@ -24,7 +24,7 @@ from worker.texts import CUT
 REDACTED = "[redacted]"
 # A run of this many characters of a secret's start, or more, is cut wherever it appears (ASCII
 # text): a server or proxy that shortens what it echoes ("Sk+Live/9f8e7d6c...") leaks no prefix.
-HEAD = 8
+HEAD = 8  # and half the secret (``shortest_run``)
 # What ``json.dumps(..., ensure_ascii=False)`` writes otherwise than as itself.
 _JSON_ESCAPED = re.compile(r'["\\\x00-\x1f]')
 # One encoder for every check: ``json.dumps`` with any option builds a new one each call.
@@ -37,7 +37,8 @@ def secrets_to_cut(secrets: str | Iterable[str]) -> list[str]:
     is cut whole."""
     wanted = [secrets] if isinstance(secrets, str) else list(secrets)
     present = {s for s in wanted if s}
-    return sorted(present | {quote(s, safe="") for s in present}, key=len, reverse=True)
+    encoded = {quote(s, safe="") for s in present} | {quote(s) for s in present}
+    return sorted(present | encoded, key=len, reverse=True)
 
 
 def scrub_text(text: str, secrets: Sequence[str]) -> str:
@@ -164,14 +165,40 @@ def _whole(secret: str) -> re.Pattern[str]:
 
 def _without_whole(text: str, secret: str) -> str:
     """``text`` with every ``secret``, in any case, replaced by ``REDACTED``, and in ASCII text
-    every run of the secret's first ``HEAD`` characters or more (an echo cut short). ASCII
+    every run of the secret's start at least ``shortest_run`` long (an echo cut short). ASCII
     against ASCII (``CUT`` marks aside, which have no case) by a search of the lowered text:
     the pattern's case-blind search compares at every position, and a near miss on every one
     (a long token against an answer that repeats most of it) made it quadratic. Other text
     keeps the pattern, which also folds the few non-ASCII letters that match ASCII ones."""
     if not (secret.isascii() and (text.isascii() or text.replace(CUT, "").isascii())):
         return _whole(secret).sub(REDACTED, text)
-    folded, wanted = text.lower(), secret.lower()
+    # Whole occurrences first: a run of the start found first could swallow the beginning of
+    # a whole one (a secret whose start repeats) and leave its tail.
+    wanted = secret.lower()
+    folded = text.lower()
+    at = folded.find(wanted)
+    if at != -1:
+        parts, done = [], 0
+        while at != -1:
+            parts += [text[done:at], REDACTED]
+            done = at + len(wanted)
+            at = folded.find(wanted, done)
+        parts.append(text[done:])
+        text = "".join(parts)
+    return _replace_runs(text, wanted, shortest_run(secret))
+
+
+def shortest_run(secret: str) -> int:
+    """The shortest run of a secret's start cut as the secret: half of it, from ``HEAD`` up to
+    64 characters. Shorter would cut what other values share with it (every JWT begins with the
+    same 36-character header, and a signed link may hold another one)."""
+    return min(len(secret), max(HEAD, min(len(secret) // 2, 64)))
+
+
+def _replace_runs(text: str, wanted: str, shortest: int) -> str:
+    """``text`` with each run of ``wanted``'s start (lowered) at least ``shortest`` long
+    replaced by ``REDACTED``, each as long as the text goes on as ``wanted`` does."""
+    folded = text.lower()
     head = wanted[:HEAD]
     at = folded.find(head)
     if at == -1:
@@ -187,9 +214,11 @@ def _without_whole(text: str, secret: str) -> str:
                 low = middle
             else:
                 high = middle - 1
-        parts += [text[done:at], REDACTED]
-        done = at + low
-        at = folded.find(head, done)
+        if low >= shortest:
+            parts += [text[done:at], REDACTED]
+            done = at + low
+        # On past the run, cut or not: a text repeating most of the secret stays linear.
+        at = folded.find(head, at + low)
     parts.append(text[done:])
     return "".join(parts)
 

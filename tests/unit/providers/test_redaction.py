@@ -181,3 +181,18 @@ def test_echoes_of_a_secret_shortened_or_encoded_by_the_server_are_cut(echo: str
         assert secret[:length].lower() not in cleaned.lower()
     # A run shorter than HEAD is not taken for the secret.
     assert scrub_text("Sk+Live is a plan", secrets) == "Sk+Live is a plan"
+
+
+def test_a_secret_whose_start_repeats_is_cut_whole_not_from_an_earlier_run() -> None:
+    secret = "abcdefghabcdefghTAILSECRETVALUE123"
+    assert scrub_text("abcdefgh" + secret, secrets_to_cut(secret)) == "abcdefgh" + REDACTED
+
+
+def test_what_another_jwt_shares_with_the_secret_is_left_alone() -> None:
+    # Every JWT starts with the same header: a signed link holding another must stay intact.
+    token = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJtZSIsImlhdCI6MX0.c2lnbmF0dXJlLXRlc3Q"
+    link = "https://x/pdf?t=eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJvdGhlciI6MX0.zzz"
+    assert scrub_text(link, secrets_to_cut(token)) == link
+    assert scrub_text(link + " " + token[:60] + "...", secrets_to_cut(token)) == (
+        link + " " + REDACTED + "..."
+    )
