@@ -6,9 +6,12 @@
 -- attempt may have created got a twin. A dead letter now records `outcome_unknown` (the flush
 -- writes what the worker knew), and while such a dead letter is open (not replayed) its key is
 -- skipped like a synced or cancelled one: an operator decides, with `dlq replay` (which is not
--- skipped: its rows carry replayed_from) or `dlq purge`. The dead letters already there cannot
--- say: those whose reason implies it (`ambiguous`) or usually means it (`exhausted`, most often
--- timeouts) are taken as unknown.
+-- skipped: its rows carry replayed_from) or `dlq purge`. The dead letters already there are
+-- unknown when their reason says so (`ambiguous`), when an attempt in the history left the
+-- outcome unknown, or when they ran out of retries (`exhausted`) and the history of those
+-- retries has been pruned. A row a producer queued again before this migration, beside such a
+-- dead letter, is taken for that dead letter's replay, on the safe path (outcome unknown):
+-- otherwise its claim would delete it, its payload with it.
 --
 -- 2. The outbox's BEFORE INSERT triggers and enqueue() ran with the caller's search_path: a
 -- producer owning a schema could put an operator `=` or a clock_timestamp() of its own ahead of
@@ -16,8 +19,29 @@
 -- with search_path = pg_catalog, pg_temp (as result() and cancel() did), as do the other
 -- trigger functions a producer's or an operator's statement fires.
 ALTER TABLE invoice_sync.dead_letter ADD COLUMN outcome_unknown boolean NOT NULL DEFAULT false;
-UPDATE invoice_sync.dead_letter SET outcome_unknown = true
- WHERE reason IN ('ambiguous', 'exhausted');
+UPDATE invoice_sync.dead_letter d SET outcome_unknown = true
+ WHERE d.reason = 'ambiguous'
+    OR EXISTS (SELECT FROM invoice_sync.attempt a
+                WHERE a.outbox_id = d.outbox_id AND a.outcome_unknown)
+    OR (d.reason = 'exhausted'
+        AND NOT EXISTS (SELECT FROM invoice_sync.attempt a
+                         WHERE a.outbox_id = d.outbox_id AND a.outcome <> 'dead_letter'));
+WITH held AS (
+    SELECT DISTINCT ON (account, idempotency_key) outbox_id, account, idempotency_key
+      FROM invoice_sync.dead_letter
+     WHERE replayed_at IS NULL AND outcome_unknown
+     ORDER BY account, idempotency_key, dead_at DESC
+),
+adopted AS (
+    UPDATE invoice_sync.outbox o SET replayed_from = h.outbox_id, outcome_unknown = true
+      FROM held h
+     WHERE o.account = h.account AND o.idempotency_key = h.idempotency_key
+       AND o.replayed_from IS NULL
+    RETURNING o.id, o.replayed_from
+)
+UPDATE invoice_sync.dead_letter d SET replayed_at = now(), replayed_to = a.id
+  FROM adopted a
+ WHERE d.outbox_id = a.replayed_from;
 -- What the insert trigger, the bulk load and every claimed row look up: small (open, unknown).
 CREATE INDEX dead_letter_open_unknown_idx ON invoice_sync.dead_letter (account, idempotency_key)
     WHERE replayed_at IS NULL AND outcome_unknown;

@@ -379,7 +379,8 @@ class Engine:
                 ).inc()
 
     def _report_finished_at_claim(self, rows: Sequence[FinishedAtClaim]) -> None:
-        """Rows whose key was already synced or cancelled, which the claim deleted unsent."""
+        """Rows whose key was already synced, cancelled or held by an open dead letter whose
+        outcome is unknown, which the claim deleted unsent."""
         for row in rows:
             log.warning(
                 "invoice.already_finished",

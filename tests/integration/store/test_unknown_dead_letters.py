@@ -107,30 +107,57 @@ async def test_a_row_that_got_past_the_trigger_is_deleted_at_its_claim(pool: asy
     assert await table_count(pool, "outbox") == 0
 
 
-async def test_dead_letters_from_before_017_count_as_unknown_by_their_reason(
+async def test_dead_letters_from_before_017_say_unknown_from_their_history_or_reason(
     empty_dsn: str,
 ) -> None:
     conn = await asyncpg.connect(empty_dsn)
     try:
         await migrate_before(conn, 17)
-        for outbox_id, reason in enumerate(("ambiguous", "exhausted", "rejected", "duplicate")):
+        cases = [
+            ("ambiguous", []),
+            ("exhausted", [False]),  # its retries failed cleanly (5xx): known
+            ("exhausted", []),  # its retries' history pruned: taken as unknown
+            ("rejected", [True]),  # refused after a timeout: unknown
+            ("rejected", []),
+        ]
+        for outbox_id, (reason, retries) in enumerate(cases):
             await conn.execute(
                 "INSERT INTO invoice_sync.dead_letter (outbox_id, account, idempotency_key,"
-                " payload, reason, error, attempts) VALUES ($1, 'shop', $2, '{}', $2, 'x', 1)",
+                " payload, reason, error, attempts) VALUES ($1, 'shop', $2, '{}', $3, 'x', 1)",
                 outbox_id,
+                f"k{outbox_id}",
                 reason,
             )
+            for claim, unknown in enumerate(retries, start=1):
+                await conn.execute(
+                    "INSERT INTO invoice_sync.attempt (outbox_id, claim, account, idempotency_key,"
+                    " attempt, worker, started_at, duration_ms, outcome, outcome_unknown)"
+                    " VALUES ($1, $2::bigint, 'shop', $3, $2::int, 'w', now(), 1, 'retry', $4)",
+                    outbox_id,
+                    claim,
+                    f"k{outbox_id}",
+                    unknown,
+                )
+        # Queued again by a producer before the upgrade, beside a dead letter taken as unknown.
+        queued = await conn.fetchval(
+            "INSERT INTO invoice_sync.outbox (account, idempotency_key, payload)"
+            " VALUES ('shop', 'k2', '{\"corrected\": true}') RETURNING id"
+        )
     finally:
         await conn.close()
     await migrate.migrate(empty_dsn)
     conn = await asyncpg.connect(empty_dsn)
     try:
-        rows = await conn.fetch("SELECT reason, outcome_unknown FROM invoice_sync.dead_letter")
+        dead = await conn.fetch(
+            "SELECT outbox_id, outcome_unknown, replayed_to FROM invoice_sync.dead_letter"
+            " ORDER BY outbox_id"
+        )
+        row = await conn.fetchrow(
+            "SELECT replayed_from, outcome_unknown FROM invoice_sync.outbox WHERE id = $1", queued
+        )
     finally:
         await conn.close()
-    assert {r["reason"]: r["outcome_unknown"] for r in rows} == {
-        "ambiguous": True,
-        "exhausted": True,
-        "rejected": False,
-        "duplicate": False,
-    }
+    assert [r["outcome_unknown"] for r in dead] == [True, False, True, True, False]
+    # The queued row is that dead letter's replay, on the safe path, not deleted at its claim.
+    assert [r["replayed_to"] for r in dead] == [None, None, queued, None, None]
+    assert (row["replayed_from"], row["outcome_unknown"]) == (2, True)

@@ -89,7 +89,12 @@ async def find_tagged(
             continue
         if index.tags.must_read(entry.uuid):
             if left == 0:
-                raise Settled(_ambiguous(expected, reads))
+                # Pages short of the first attempt are the cause to name, not the reads.
+                raise Settled(
+                    _window_exceeded(expected, options)
+                    if not covered
+                    else _ambiguous(expected, reads)
+                )
             left -= 1
         found = await _ours(get, index, entry.uuid, expected.tag)
         if found is not None:
